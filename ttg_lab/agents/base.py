@@ -1,0 +1,100 @@
+"""The agent interface the run engine drives, and the registry of agents by AI model id.
+
+An agent acts on a step only through the tool functions over the run context; it leaves
+its reasoning and messages in the step's record. Offline baselines are registered as
+``baseline/<name>``; LLM agents join the registry in Step 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from ttg_lab.agents.baselines import POLICIES, Decision, Policy
+from ttg_lab.agents.params import ParamSpec, validate_parameters
+from ttg_lab.errors import NotFoundError
+from ttg_lab.tools import trade
+from ttg_lab.tools.context import RunContext
+
+BASELINE_PREFIX = "baseline/"
+
+
+class Agent(Protocol):
+    """Anything that can take one decision step on a run context."""
+
+    def run_step(self, ctx: RunContext) -> None: ...
+
+
+class DirectAgent:
+    """Runs a baseline policy by calling the trade tools directly (the fast path)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def run_step(self, ctx: RunContext) -> None:
+        decision = self.policy.decide(ctx)
+        answers = [
+            trade.place_order(ctx, order.action, order.symbol, order.quantity)
+            for order in decision.orders
+        ]
+        record_decision(ctx, self.policy, decision, answers)
+
+
+def record_decision(
+    ctx: RunContext, policy: Policy, decision: Decision, answers: list[dict[str, Any]]
+) -> None:
+    """Reasoning entries and a message log for a baseline decision."""
+    order_ids = [a["order_id"] for a in answers]
+    seen = {"clock": ctx.clock.isoformat(sep=" "), "cash": ctx.portfolio.cash, **decision.seen}
+    if ctx.step_index == 0:
+        ctx.record.reasoning.append({"type": "plan", "content": policy.plan(), "context": {}})
+    if decision.analysis:
+        ctx.record.reasoning.append(
+            {"type": "analysis", "content": decision.analysis, "context": seen}
+        )
+    if decision.orders:
+        outcome = "; ".join(
+            f"{a['action']} {a['symbol']}: {a['status']}"
+            + (f" ({a['reason']})" if a.get("reason") else "")
+            for a in answers
+        )
+        ctx.record.reasoning.append(
+            {
+                "type": "decision",
+                "content": f"{decision.rationale} Outcome: {outcome}",
+                "context": seen,
+                "order_ids": order_ids,
+            }
+        )
+    ctx.record.messages.extend(
+        [
+            {"role": "assistant", "content": decision.analysis,
+             "tool_calls": [asdict(o) for o in decision.orders]},
+            *({"role": "tool", "content": a} for a in answers),
+        ]
+    )
+
+
+def baseline_ids() -> list[str]:
+    """AI model ids of the offline baselines."""
+    return [BASELINE_PREFIX + name for name in POLICIES]
+
+
+def parameter_spec(ai_model_id: str) -> ParamSpec:
+    """The parameters an agent accepts."""
+    return _policy_class(ai_model_id).params
+
+
+def _policy_class(ai_model_id: str) -> type[Policy]:
+    name = ai_model_id.removeprefix(BASELINE_PREFIX)
+    if ai_model_id.startswith(BASELINE_PREFIX) and name in POLICIES:
+        return POLICIES[name]
+    known = ", ".join(baseline_ids())
+    raise NotFoundError(f"unknown AI model {ai_model_id!r}; available offline agents: {known}")
+
+
+def make_agent(ai_model_id: str, parameters: dict[str, Any] | None = None) -> Agent:
+    """The agent for a model's AI model id with validated parameters."""
+    cls = _policy_class(ai_model_id)
+    params = validate_parameters(cls.params, parameters, ai_model_id)
+    return DirectAgent(cls(**params))

@@ -1,0 +1,115 @@
+"""Fills and trading costs: what an order really costs at the simulated price.
+
+A market order fills at the decision bar's open by default (``fill="open"``) or at its
+close (``fill="close"``, a market-on-close order the agent placed before seeing the
+close). Slippage moves the price against the trader; fees are charged per order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ttg_lab.errors import ValidationError
+
+FILL_POLICIES: tuple[str, ...] = ("open", "close")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Per-order costs.
+
+    fees = max(min_per_order, notional * commission_bps / 1e4 + quantity * per_share)
+    fill price = reference * (1 + slippage_bps / 1e4) when buying or covering,
+                 reference * (1 - slippage_bps / 1e4) when selling or shorting.
+    """
+
+    commission_bps: float = 0.0
+    per_share: float = 0.0
+    min_per_order: float = 0.0
+    slippage_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not math.isfinite(value) or value < 0:
+                raise ValidationError(f"cost model {name} must be a finite number >= 0, got {value}")
+        if self.slippage_bps >= 10_000:
+            raise ValidationError("cost model slippage_bps must be below 10000 (100%)")
+
+    def fees(self, quantity: float, price: float) -> float:
+        if quantity <= 0:
+            return 0.0
+        variable = quantity * price * self.commission_bps / 1e4 + quantity * self.per_share
+        return max(self.min_per_order, variable)
+
+    def fill_price(self, action: str, reference: float) -> float:
+        sign = 1.0 if action in ("buy", "cover") else -1.0
+        return reference * (1.0 + sign * self.slippage_bps / 1e4)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+COST_PRESETS: dict[str, CostModel] = {
+    "zero": CostModel(),
+    "default": CostModel(commission_bps=1.0, slippage_bps=2.0),
+    "ibkr-fixed": CostModel(per_share=0.005, min_per_order=1.0, slippage_bps=2.0),
+}
+"""Named cost models. ``default`` (1 bp commission + 2 bp slippage) is what runs use
+unless told otherwise; ``zero`` turns costs off."""
+
+
+def resolve_cost_model(costs: str | CostModel | dict[str, Any] | None) -> CostModel:
+    """A cost model from a preset name, a dict of fields, or a CostModel."""
+    if costs is None:
+        return COST_PRESETS["default"]
+    if isinstance(costs, CostModel):
+        return costs
+    if isinstance(costs, str):
+        try:
+            return COST_PRESETS[costs]
+        except KeyError:
+            known = ", ".join(COST_PRESETS)
+            raise ValidationError(f"unknown cost preset {costs!r}; known: {known}") from None
+    unknown = set(costs) - set(CostModel.__dataclass_fields__)
+    if unknown:
+        raise ValidationError(f"unknown cost model field(s): {', '.join(sorted(unknown))}")
+    return CostModel(**{k: float(v) for k, v in costs.items()})
+
+
+def check_fill_policy(fill: str) -> str:
+    if fill not in FILL_POLICIES:
+        raise ValidationError(f"unknown fill policy {fill!r}; known: {', '.join(FILL_POLICIES)}")
+    return fill
+
+
+@dataclass(frozen=True)
+class Fill:
+    """The broker's answer to an accepted order."""
+
+    action: str
+    symbol: str
+    quantity: float
+    price: float
+    fees: float
+
+    @property
+    def cash_delta(self) -> float:
+        sign = 1.0 if self.action in ("buy", "cover") else -1.0
+        return -sign * self.quantity * self.price - self.fees
+
+
+def max_affordable(cash: float, reference: float, costs: CostModel, fractional: bool) -> float:
+    """Largest quantity whose cost plus fees fits in ``cash`` when buying at ``reference``."""
+    price = costs.fill_price("buy", reference)
+    if cash <= 0 or price <= 0:
+        return 0.0
+    per_unit = price * (1 + costs.commission_bps / 1e4) + costs.per_share
+    qty = cash / per_unit
+    if costs.fees(qty, price) > qty * (per_unit - price) + 1e-12:  # the minimum fee binds
+        qty = max(0.0, (cash - costs.min_per_order) / price)
+    qty = math.floor(qty) if not fractional else math.floor(qty * 1e8) / 1e8
+    while qty > 0 and qty * price + costs.fees(qty, price) > cash:
+        qty = qty - 1 if not fractional else math.floor(qty * (1 - 1e-9) * 1e8) / 1e8
+    return max(qty, 0.0)

@@ -1,0 +1,312 @@
+"""The ``ttg-lab`` command line: every command is a call into the lab."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ttg_lab.engine.events import RunEvent
+from ttg_lab.errors import TTGLabError
+from ttg_lab.lab import Lab, open_lab
+from ttg_lab.models import ModelInfo
+from ttg_lab.runs import RunHandle
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+DEMO_PERIOD = ("2025-06-10", "2025-10-30")
+DEMO_CASH = 100_000.0
+"""Enough for whole shares of every NASDAQ-100 name at equal weight (some trade above $1,000)."""
+DEMO_MODELS: list[dict[str, Any]] = [
+    {"name": "demo buy and hold QQQ", "ai_model_id": "baseline/buy_and_hold", "tickers": ["QQQ"]},
+    {"name": "demo buy and hold", "ai_model_id": "baseline/buy_and_hold"},
+    {"name": "demo momentum", "ai_model_id": "baseline/momentum"},
+    {"name": "demo mean reversion", "ai_model_id": "baseline/mean_reversion"},
+    {"name": "demo random", "ai_model_id": "baseline/random"},
+    {"name": "demo cash", "ai_model_id": "baseline/cash"},
+]
+
+
+def print_frame(frame: pd.DataFrame, title: str = "", formats: dict[str, Callable[[Any], str]] | None = None) -> None:
+    """A DataFrame as a rich table."""
+    formats = formats or {}
+    table = Table(title=title or None)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            fmt = formats.get(str(column))
+            if value is None or (isinstance(value, float) and pd.isna(value)):
+                cells.append("")
+            else:
+                cells.append(fmt(value) if fmt else str(value))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def money(value: Any) -> str:
+    return f"{value:,.2f}"
+
+
+def percent(value: Any) -> str:
+    return f"{value:+.2%}"
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Show deliberate errors as one line and exit 1, never as a traceback."""
+    try:
+        yield
+    except TTGLabError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+
+
+class LabContext:
+    """Opens the lab lazily so ``--help`` needs no database."""
+
+    def __init__(self, db_url: str | None) -> None:
+        self.db_url = db_url
+        self._lab: Lab | None = None
+
+    def lab(self, init: bool = True) -> Lab:
+        if self._lab is None:
+            self._lab = open_lab(self.db_url, init=init)
+        return self._lab
+
+
+pass_ctx = click.make_pass_decorator(LabContext)
+
+
+@click.group()
+@click.option("--db", "db_url", envvar="TTG_LAB_DB_URL", help="SQLAlchemy URL of the store.")
+@click.version_option(package_name="ttg-lab")
+@click.pass_context
+def main(ctx: click.Context, db_url: str | None) -> None:
+    """TTG Lab: research workbench for LLM trading agents."""
+    ctx.obj = LabContext(db_url)
+
+
+@main.command()
+@pass_ctx
+def init(obj: LabContext) -> None:
+    """Create the store and load the shipped market data."""
+    with clear_errors():
+        lab = obj.lab(init=False)
+        loaded = lab.init()
+        for name, rows in loaded.items():
+            console.print(f"loaded {name}: {rows:,} bars" if rows else f"{name}: up to date")
+        console.print(f"store ready at {lab.settings.db_url}")
+
+
+@main.group()
+def data() -> None:
+    """Market data."""
+
+
+@data.command("list")
+@pass_ctx
+def data_list(obj: LabContext) -> None:
+    """List loaded datasets."""
+    with clear_errors():
+        frame = obj.lab().data.list()
+        print_frame(frame.drop(columns=["symbols", "fingerprint"], errors="ignore"), "datasets")
+
+
+@data.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--market", required=True, help="us, cn or crypto")
+@click.option("--format", "fmt", default="auto", help="alphavantage, aitrader-jsonl, csv or auto")
+@click.option("--name", default=None, help="dataset name (default: file name)")
+@pass_ctx
+def data_load(obj: LabContext, path: str, market: str, fmt: str, name: str | None) -> None:
+    """Import a price file into the store."""
+    with clear_errors():
+        rows = obj.lab().data.load(path, market, format=fmt, name=name)
+        console.print(f"loaded {rows:,} bars from {path}")
+
+
+@main.group()
+def models() -> None:
+    """AI trading models."""
+
+
+@models.command("list")
+@pass_ctx
+def models_list(obj: LabContext) -> None:
+    """List models."""
+    with clear_errors():
+        print_frame(obj.lab().models.frame(), "models", {"cash": money})
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """key=value pairs; values read as int, then float, else text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--param")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        params[key] = value
+    return params
+
+
+@models.command("create")
+@click.argument("name")
+@click.option("--ai-model", default="baseline/momentum", show_default=True)
+@click.option("--market", default="us", show_default=True)
+@click.option("--cash", type=float, default=10_000.0, show_default=True)
+@click.option("--tickers", default="", help="comma-separated; empty = the whole market")
+@click.option("--param", "params", multiple=True, help="agent parameter key=value (repeat)")
+@click.option("--description", default="")
+@click.option("--instructions", default="", help="custom instructions for the agent")
+@click.option("--rules", default="", help="custom rules text for the agent's prompt")
+@pass_ctx
+def models_create(
+    obj: LabContext, name: str, ai_model: str, market: str, cash: float, tickers: str,
+    params: tuple[str, ...], description: str, instructions: str, rules: str,
+) -> None:
+    """Create a model."""
+    with clear_errors():
+        model = obj.lab().models.create(
+            name, ai_model_id=ai_model, market=market, initial_cash=cash, tickers=tickers,
+            parameters=parse_params(params), description=description,
+            custom_instructions=instructions, custom_rules=rules,
+        )
+        console.print(f"created model {model.signature} (id {model.id})")
+
+
+def follow(handle: RunHandle, label: str) -> str:
+    """Show a progress bar for a running run until it ends; returns its status."""
+    info = handle.info()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[equity]}"), TimeElapsedColumn(), console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=info["steps_total"], completed=info["steps_done"], equity="")
+
+        def on_event(event: RunEvent) -> None:
+            if event.kind == "step":
+                progress.update(task, completed=event.data["done"], equity=f"equity {event.data['equity']:,.2f}")
+            elif event.kind == "error":
+                progress.console.print(f"[red]{event.message}[/red]")
+
+        unsubscribe = handle.subscribe(on_event)
+        try:
+            status = handle.wait()
+        except KeyboardInterrupt:
+            handle.stop()
+            status = handle.wait()
+        unsubscribe()
+    return status
+
+
+def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
+    rows = []
+    for handle in handles:
+        info = handle.info()
+        ledger = handle.ledger()
+        rows.append(
+            {
+                "model": info["model"], "run": info["run_number"], "status": info["status"],
+                "final_value": info["final_value"], "return": info["final_return"],
+                "max_drawdown": info["max_drawdown"], "trades": info["total_trades"],
+                "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+SUMMARY_FORMATS = {"final_value": money, "return": percent, "max_drawdown": percent, "fees": money}
+
+
+@main.command()
+@click.argument("model")
+@click.option("--mode", type=click.Choice(["daily", "intraday"]), default="daily", show_default=True)
+@click.option("--start", default=None, help="first day (default: start of the data)")
+@click.option("--end", default=None, help="last day (default: end of the data)")
+@click.option("--costs", default="default", show_default=True, help="zero, default or ibkr-fixed")
+@click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@pass_ctx
+def run(obj: LabContext, model: str, mode: str, start: str | None, end: str | None,
+        costs: str, fill: str, seed: int) -> None:
+    """Run MODEL over a period, with a progress bar and a summary."""
+    with clear_errors():
+        lab = obj.lab()
+        handle = lab.start_run(model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed)
+        info = handle.info()
+        console.print(f"run {handle.id}: {info['model']} #{info['run_number']} ({mode}, "
+                      f"{info['start']:%Y-%m-%d} .. {info['end']:%Y-%m-%d})")
+        status = follow(handle, info["model"])
+        print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+        if status == "failed":
+            sys.exit(1)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@pass_ctx
+def resume(obj: LabContext, run_id: int) -> None:
+    """Continue RUN_ID from its last committed step."""
+    with clear_errors():
+        handle = obj.lab().resume_run(run_id)
+        follow(handle, f"run {run_id}")
+        print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+
+
+@main.command()
+@click.argument("model", required=False)
+@pass_ctx
+def runs(obj: LabContext, model: str | None) -> None:
+    """List runs (of MODEL, or all)."""
+    with clear_errors():
+        frame = obj.lab().runs(model)
+        print_frame(frame, "runs", {"final_value": money, "final_return": percent, "max_drawdown": percent})
+
+
+def ensure_model(lab: Lab, spec: dict[str, Any]) -> ModelInfo:
+    """The demo model of ``spec``, created on first use."""
+    try:
+        return lab.models.get(spec["name"])
+    except TTGLabError:
+        return lab.models.create(**spec, initial_cash=DEMO_CASH)
+
+
+@main.command()
+@pass_ctx
+def demo(obj: LabContext) -> None:
+    """Run every baseline over the shipped NASDAQ-100 period and compare them."""
+    with clear_errors():
+        lab = obj.lab()
+        handles = []
+        for spec in DEMO_MODELS:
+            model = ensure_model(lab, spec)
+            handle = lab.start_run(model, mode="daily", start=DEMO_PERIOD[0], end=DEMO_PERIOD[1])
+            follow(handle, model.signature)
+            handles.append(handle)
+        print_frame(
+            run_summary(handles),
+            f"Baselines on NASDAQ-100, {DEMO_PERIOD[0]} .. {DEMO_PERIOD[1]}, "
+            f"${DEMO_CASH:,.0f} each, default costs (1 bp commission + 2 bp slippage)",
+            SUMMARY_FORMATS,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The run loop: step through the calendar, let the agent act, commit each step.
+
+Each step is one transaction (ledger rows, reasoning, messages, the marked-to-market
+portfolio and the run's progress). A crash loses at most the step in flight; resuming
+restores the portfolio from the last committed step and continues with the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from ttg_lab.agents.base import Agent
+from ttg_lab.engine.events import EventBus, RunEvent
+from ttg_lab.portfolio import Portfolio
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import (
+    AgentLog,
+    LedgerEntry,
+    ReasoningEntry,
+    RunStep,
+    TradingRun,
+    utcnow,
+)
+from ttg_lab.tools.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """host:pid of this process, stored on the runs it executes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class RunPlan:
+    """Everything the loop needs, prepared before the first step."""
+
+    run_id: int
+    initial_cash: float
+    calendar: list[datetime]
+    start_step: int
+    agent: Agent
+    ctx: RunContext
+
+
+def max_drawdown(equity: list[float]) -> float:
+    """Largest peak-to-trough fall of an equity series, as a negative fraction (0 if none)."""
+    peak = float("-inf")
+    worst = 0.0
+    for value in equity:
+        peak = max(peak, value)
+        if peak > 0:
+            worst = min(worst, value / peak - 1.0)
+    return worst
+
+
+class RunExecutor:
+    """Executes one prepared run; ``stop_event`` ends it cleanly between steps."""
+
+    def __init__(self, store: Store, plan: RunPlan, bus: EventBus, stop_event: threading.Event) -> None:
+        self.store = store
+        self.plan = plan
+        self.bus = bus
+        self.stop_event = stop_event
+
+    def execute(self) -> str:
+        """Run to the end (or stop/failure); returns the final status."""
+        plan = self.plan
+        self._emit("started", f"run {plan.run_id} from step {plan.start_step} of {len(plan.calendar)}")
+        step = plan.start_step
+        try:
+            for step in range(plan.start_step, len(plan.calendar)):
+                if self.stop_event.is_set():
+                    return self._finish("stopped", None)
+                self._step(step, plan.calendar[step])
+        except Exception as exc:  # any failure ends the run with its reason stored
+            reason = f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}"
+            log.debug("run %s failed\n%s", plan.run_id, traceback.format_exc())
+            self._emit("error", reason)
+            return self._finish("failed", reason)
+        return self._finish("completed", None)
+
+    def _step(self, step: int, clock: datetime) -> None:
+        ctx = self.plan.ctx
+        ctx.advance(step, clock)
+        self.plan.agent.run_step(ctx)
+        record = ctx.record
+        if not record.ledger:
+            record.ledger.append(
+                {
+                    "step_index": step, "ts": clock, "action": "no_trade", "symbol": None,
+                    "quantity": 0.0, "fill_price": None, "fees": 0.0,
+                    "cash_after": ctx.portfolio.cash, "holdings": ctx.portfolio.snapshot(),
+                    "order_id": f"s{step}-none", "status": "none", "reason": "",
+                }
+            )
+        equity = self._mark_to_market(ctx, clock)
+        filled = len(record.filled)
+        run_id = self.plan.run_id
+        with self.store.session() as session:
+            session.execute(insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger])
+            if record.reasoning:
+                session.execute(
+                    insert(ReasoningEntry),
+                    [
+                        {"run_id": run_id, "step_index": step, "ts": clock, "order_ids": [], **entry}
+                        for entry in record.reasoning
+                    ],
+                )
+            if record.messages:
+                session.add(AgentLog(run_id=run_id, step_index=step, ts=clock, messages=record.messages))
+            session.add(
+                RunStep(
+                    run_id=run_id, step_index=step, ts=clock, cash=ctx.portfolio.cash,
+                    equity=equity, holdings=ctx.portfolio.snapshot(),
+                )
+            )
+            session.execute(
+                update(TradingRun)
+                .where(TradingRun.id == run_id)
+                .values(
+                    steps_done=step + 1,
+                    total_trades=TradingRun.total_trades + filled,
+                    heartbeat_at=utcnow(),
+                )
+            )
+        self._emit_step(step, clock, equity, record.ledger)
+
+    def _mark_to_market(self, ctx: RunContext, clock: datetime) -> float:
+        prices: dict[str, float] = {}
+        for symbol in ctx.portfolio.positions:
+            price = ctx.index.close_at_or_before(symbol, clock)
+            if price is None:
+                raise RuntimeError(f"cannot value {symbol}: no close at or before {clock}")
+            prices[symbol] = price
+        return ctx.portfolio.equity(prices)
+
+    def _emit_step(self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]) -> None:
+        for row in ledger:
+            if row["status"] == "filled":
+                self._emit(
+                    "fill",
+                    f"{row['action']} {row['quantity']:g} {row['symbol']} @ {row['fill_price']:.4f}"
+                    f" (fees {row['fees']:.2f})",
+                    step, clock, row,
+                )
+            elif row["status"] == "rejected":
+                self._emit("refusal", f"{row['action']} {row['symbol']} refused: {row['reason']}", step, clock, row)
+        self._emit(
+            "step",
+            f"{clock:%Y-%m-%d %H:%M} equity {equity:,.2f} cash {self.plan.ctx.portfolio.cash:,.2f}",
+            step, clock,
+            {"equity": equity, "cash": self.plan.ctx.portfolio.cash, "done": step + 1,
+             "total": len(self.plan.calendar), "positions": self.plan.ctx.portfolio.snapshot()},
+        )
+
+    def _finish(self, status: str, error: str | None) -> str:
+        run_id = self.plan.run_id
+        with self.store.session() as session:
+            equity = list(
+                session.scalars(
+                    select(RunStep.equity).where(RunStep.run_id == run_id).order_by(RunStep.step_index)
+                )
+            )
+            trades = session.scalar(
+                select(func.count()).select_from(LedgerEntry).where(
+                    LedgerEntry.run_id == run_id, LedgerEntry.status == "filled"
+                )
+            )
+            final_value = equity[-1] if equity else self.plan.initial_cash
+            session.execute(
+                update(TradingRun)
+                .where(TradingRun.id == run_id)
+                .values(
+                    status=status,
+                    error=error,
+                    ended_at=utcnow(),
+                    total_trades=trades or 0,
+                    final_value=final_value,
+                    final_return=final_value / self.plan.initial_cash - 1.0,
+                    max_drawdown=max_drawdown(equity),
+                    worker=None,
+                )
+            )
+        self._emit("ended", f"run {run_id} {status}" + (f": {error}" if error else ""),
+                   data={"status": status, "final_value": final_value})
+        return status
+
+    def _emit(
+        self, kind: str, message: str, step: int | None = None, clock: datetime | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.bus.emit(RunEvent(self.plan.run_id, kind, message, step, clock, data or {}))
+
+
+def restore_portfolio(store: Store, run_id: int, initial_cash: float) -> tuple[Portfolio, int]:
+    """The portfolio after the last committed step, and the next step to run."""
+    with store.session() as session:
+        last = session.scalars(
+            select(RunStep).where(RunStep.run_id == run_id).order_by(RunStep.step_index.desc()).limit(1)
+        ).first()
+    if last is None:
+        return Portfolio(initial_cash), 0
+    return Portfolio(last.cash, {k: float(v) for k, v in last.holdings.items()}), last.step_index + 1
+

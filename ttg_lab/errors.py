@@ -1,0 +1,55 @@
+"""Structured exceptions: each says what went wrong and where.
+
+Every error the workbench raises on purpose derives from :class:`TTGLabError`, so
+callers (CLI, widgets, agents' tool answers) can show its message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+
+class TTGLabError(Exception):
+    """Base class of all deliberate TTG Lab errors."""
+
+
+class ConfigError(TTGLabError):
+    """A setting (environment variable, option, config value) is invalid."""
+
+
+class ValidationError(TTGLabError):
+    """User or agent input is invalid; nothing was changed."""
+
+
+class NotFoundError(TTGLabError):
+    """A named object (model, run, symbol, dataset) does not exist."""
+
+
+class DataFileError(TTGLabError):
+    """A market-data or run file is malformed. Names the file and, where known, the line."""
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class LookAheadError(TTGLabError):
+    """A read asked for data that is not yet known at the run's simulated clock."""
+
+    def __init__(self, symbol: str, asked: datetime | str, clock: datetime, what: str = "") -> None:
+        self.symbol = symbol
+        self.asked = asked
+        self.clock = clock
+        detail = f" {what}" if what else ""
+        super().__init__(
+            f"look-ahead refused: {symbol}{detail} at {asked} is not known yet "
+            f"(simulated clock is {clock:%Y-%m-%d %H:%M})"
+        )
+
+
+class RunStateError(TTGLabError):
+    """An operation does not fit the run's current state (e.g. resuming a completed run)."""

@@ -1,0 +1,113 @@
+"""The lab: one object that notebooks, widgets, the CLI and batches all talk to.
+
+    lab = ttg_lab.open()
+    model = lab.models.create("my momentum", ai_model_id="baseline/momentum")
+    run = lab.start_run(model, mode="daily", start="2025-06-10", end="2025-10-30")
+    run.wait(); run.ledger()
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ttg_lab.broker import CostModel
+from ttg_lab.config import Settings, resolve_settings
+from ttg_lab.engine.events import Subscriber
+from ttg_lab.market import loader
+from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.runs import RunHandle, RunService
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import User
+from ttg_lab.users import ensure_local_user
+
+
+class DataAPI:
+    """Market data in the store: list datasets, load files."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def list(self) -> pd.DataFrame:
+        return loader.list_datasets(self.store)
+
+    def load(self, path: str, market: str, format: str = "auto", name: str | None = None) -> int:
+        """Import a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store."""
+        return loader.load_file(self.store, path, market, format=format, name=name)
+
+    def load_shipped(self, names: list[str] | None = None) -> dict[str, int]:
+        return loader.load_shipped(self.store, self.settings.data_dir, names)
+
+
+class Lab:
+    """A store plus the services over it, acting as one user."""
+
+    def __init__(self, settings: Settings, store: Store, user: User) -> None:
+        self.settings = settings
+        self.store = store
+        self.user = user
+        self.models = ModelService(store, user)
+        self.data = DataAPI(store, settings)
+        self._runs = RunService(store, self.models)
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.store.engine.url.render_as_string(hide_password=True)} as {self.user.email}>"
+
+    def init(self, load_data: bool = True) -> dict[str, int]:
+        """Create the schema, the local admin and load the shipped market data (idempotent)."""
+        self.store.migrate()
+        self.user = ensure_local_user(self.store)
+        return self.data.load_shipped() if load_data else {}
+
+    def start_run(
+        self,
+        model: int | str | ModelInfo,
+        mode: str = "daily",
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        costs: str | CostModel | dict[str, Any] | None = None,
+        fill: str = "open",
+        seed: int = 0,
+        background: bool = True,
+        on_event: Subscriber | None = None,
+    ) -> RunHandle:
+        """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
+
+        ``costs`` is a preset name (``default``, ``zero``, ``ibkr-fixed``), a dict of
+        :class:`~ttg_lab.broker.CostModel` fields or a CostModel; ``fill`` is ``open``
+        (the decision bar's open) or ``close``.
+        """
+        return self._runs.start(model, mode, start, end, costs, fill, seed, background, on_event)
+
+    def resume_run(self, run_id: int, background: bool = True, on_event: Subscriber | None = None) -> RunHandle:
+        """Continue a crashed, stopped or failed run from its last committed step."""
+        return self._runs.resume(run_id, background, on_event)
+
+    def run(self, run_id: int) -> RunHandle:
+        """A handle on an existing run."""
+        return self._runs.get(run_id)
+
+    def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
+        """Runs of one model (or all), newest first."""
+        return self._runs.frame(model)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+def open_lab(db_url: str | None = None, init: bool = True) -> Lab:
+    """Open the lab on ``db_url`` (default: ``TTG_LAB_DB_URL`` or ``data/ttg_lab.db``).
+
+    The schema is always brought up to date; with ``init`` the shipped market data is
+    loaded when the store has none yet.
+    """
+    settings = resolve_settings(db_url)
+    store = Store(settings.db_url)
+    store.migrate()
+    if init and not loader.list_datasets(store).shape[0]:
+        loader.load_shipped(store, settings.data_dir)
+    user = ensure_local_user(store)
+    return Lab(settings, store, user)

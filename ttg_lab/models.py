@@ -1,0 +1,209 @@
+"""AI trading model configurations: create, list, read, update, delete.
+
+Every write validates first and changes nothing on a bad value, with a message that
+names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ttg_lab.agents.base import baseline_ids, parameter_spec
+from ttg_lab.agents.params import validate_parameters
+from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.market.markets import get_market
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User
+
+DEFAULT_AI_MODEL = "baseline/momentum"
+MAX_CASH = 1e12
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "name", "description", "active", "initial_cash", "tickers", "ai_model_id",
+    "parameters", "custom_rules", "custom_instructions",
+)
+
+
+def slugify(name: str) -> str:
+    """A signature from a name: lower case, words joined by dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A read-only copy of a model row, safe to hand around threads."""
+
+    id: int
+    owner_id: int
+    name: str
+    signature: str
+    description: str
+    active: bool
+    market: str
+    initial_cash: float
+    tickers: list[str]
+    ai_model_id: str
+    parameters: dict[str, Any]
+    custom_rules: str
+    custom_instructions: str
+
+    @classmethod
+    def of(cls, row: TradingModel) -> ModelInfo:
+        return cls(
+            row.id, row.owner_id, row.name, row.signature, row.description, row.active,
+            row.market, row.initial_cash, list(row.tickers), row.ai_model_id,
+            dict(row.parameters), row.custom_rules, row.custom_instructions,
+        )
+
+
+class ModelService:
+    """CRUD over the ``models`` table for one lab user."""
+
+    def __init__(self, store: Store, user: User) -> None:
+        self.store = store
+        self.user = user
+
+    def known_symbols(self, market: str) -> set[str]:
+        with self.store.session() as session:
+            return set(
+                session.scalars(select(StockPrice.symbol).where(StockPrice.market == market).distinct())
+            )
+
+    def _validate(self, values: dict[str, Any]) -> dict[str, Any]:
+        name = values.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("name must not be empty")
+        if len(name) > 200:
+            raise ValidationError("name must be at most 200 characters")
+        values["name"] = name.strip()
+        market = get_market(values["market"])
+        cash = values.get("initial_cash")
+        if isinstance(cash, bool) or not isinstance(cash, int | float) or not math.isfinite(cash):
+            raise ValidationError(f"initial cash must be a number, got {cash!r}")
+        if cash <= 0 or cash > MAX_CASH:
+            raise ValidationError(f"initial cash must be above 0 and at most {MAX_CASH:g}, got {cash:g}")
+        values["initial_cash"] = float(cash)
+        tickers = values.get("tickers") or []
+        if isinstance(tickers, str):
+            tickers = [t for t in re.split(r"[,\s]+", tickers) if t]
+        tickers = sorted({str(t).strip().upper() for t in tickers})
+        unknown = sorted(set(tickers) - self.known_symbols(market.code))
+        if unknown:
+            raise ValidationError(
+                f"unknown ticker(s) in the {market.code} market: {', '.join(unknown)}"
+            )
+        values["tickers"] = tickers
+        ai_model_id = values.get("ai_model_id") or DEFAULT_AI_MODEL
+        spec = parameter_spec(ai_model_id)  # NotFoundError names the available agents
+        values["ai_model_id"] = ai_model_id
+        values["parameters"] = validate_parameters(spec, values.get("parameters"), ai_model_id)
+        for text in ("description", "custom_rules", "custom_instructions"):
+            if not isinstance(values.get(text) or "", str):
+                raise ValidationError(f"{text} must be text")
+            values[text] = values.get(text) or ""
+        return values
+
+    def create(
+        self,
+        name: str,
+        ai_model_id: str = DEFAULT_AI_MODEL,
+        market: str = "us",
+        initial_cash: float = 10_000.0,
+        tickers: list[str] | str | None = None,
+        parameters: dict[str, Any] | None = None,
+        description: str = "",
+        custom_rules: str = "",
+        custom_instructions: str = "",
+        signature: str | None = None,
+    ) -> ModelInfo:
+        """A new model; ``signature`` (unique) defaults to the slug of ``name``."""
+        values = self._validate(
+            {
+                "name": name, "ai_model_id": ai_model_id, "market": market,
+                "initial_cash": initial_cash, "tickers": tickers, "parameters": parameters,
+                "description": description, "custom_rules": custom_rules,
+                "custom_instructions": custom_instructions,
+            }
+        )
+        signature = slugify(signature or values["name"])
+        if not signature:
+            raise ValidationError(f"cannot make a signature from name {name!r}; give one")
+        try:
+            with self.store.session() as session:
+                row = TradingModel(owner_id=self.user.id, signature=signature, **values)
+                session.add(row)
+                session.flush()
+                return ModelInfo.of(row)
+        except IntegrityError:
+            raise ValidationError(f"a model with signature {signature!r} exists already") from None
+
+    def get(self, ref: int | str | ModelInfo) -> ModelInfo:
+        """A model by id, signature or name."""
+        if isinstance(ref, ModelInfo):
+            ref = ref.id
+        with self.store.session() as session:
+            if isinstance(ref, int):
+                row = session.get(TradingModel, ref)
+            else:
+                row = session.scalars(
+                    select(TradingModel).where(
+                        (TradingModel.signature == ref) | (TradingModel.name == ref)
+                    )
+                ).first()
+            if row is None:
+                raise NotFoundError(f"no model {ref!r}")
+            return ModelInfo.of(row)
+
+    def list(self) -> list[ModelInfo]:
+        with self.store.session() as session:
+            rows = session.scalars(select(TradingModel).order_by(TradingModel.id))
+            return [ModelInfo.of(r) for r in rows]
+
+    def frame(self) -> pd.DataFrame:
+        """The models as a table."""
+        rows = [
+            {"id": m.id, "name": m.name, "signature": m.signature, "market": m.market,
+             "ai_model": m.ai_model_id, "cash": m.initial_cash, "tickers": len(m.tickers) or "all",
+             "active": m.active}
+            for m in self.list()
+        ]
+        return pd.DataFrame(rows)
+
+    def update(self, ref: int | str | ModelInfo, **changes: Any) -> ModelInfo:
+        """Change fields of a model; everything is validated before anything is saved."""
+        unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+        if unknown:
+            raise ValidationError(f"cannot edit field(s): {', '.join(unknown)}")
+        current = self.get(ref)
+        merged = {f: getattr(current, f) for f in (*EDITABLE_FIELDS, "market")}
+        merged.update(changes)
+        if "ai_model_id" in changes and "parameters" not in changes:
+            merged["parameters"] = {}
+        active = bool(merged.pop("active"))
+        values = self._validate(merged)
+        values.pop("market")
+        with self.store.session() as session:
+            row = session.get(TradingModel, current.id)
+            assert row is not None
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.active = active
+            session.flush()
+            return ModelInfo.of(row)
+
+    def delete(self, ref: int | str | ModelInfo) -> None:
+        """Delete a model with its runs and rules."""
+        model = self.get(ref)
+        with self.store.session() as session:
+            session.execute(delete(TradingRun).where(TradingRun.model_id == model.id))
+            session.execute(delete(TradingModel).where(TradingModel.id == model.id))
+
+    @staticmethod
+    def available_ai_models() -> list[str]:
+        return baseline_ids()

@@ -1,0 +1,1 @@
+"""Rules and risk gates: every order passes :func:`ttg_lab.rules.gate.check_order`."""

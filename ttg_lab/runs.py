@@ -1,0 +1,360 @@
+"""Starting, stopping, resuming and reading runs.
+
+``RunService.start`` records the run (its number per model and a snapshot of everything
+that defines it), then executes it in a background thread so notebooks stay responsive.
+A :class:`RunHandle` stops it, waits for it, and reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+import ttg_lab
+from ttg_lab.agents.base import make_agent
+from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
+from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
+from ttg_lab.engine.runner import RunExecutor, RunPlan, restore_portfolio, worker_id
+from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
+from ttg_lab.market.asof import PriceIndex
+from ttg_lab.market.loader import read_price_frame
+from ttg_lab.market.markets import get_market
+from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import (
+    Dataset,
+    LedgerEntry,
+    ReasoningEntry,
+    RunStep,
+    TradingModel,
+    TradingRun,
+)
+from ttg_lab.tools.context import RunContext
+
+MODES: dict[str, str] = {"daily": "1d", "intraday": "60min"}
+"""Run modes and the bar interval each one steps through."""
+
+PROMPT_VERSION = "baseline-1"
+"""Version of the agent instructions; recorded in every run's snapshot."""
+
+_LIVE: dict[tuple[str, int], RunHandle] = {}
+"""Runs executing in this process, by (store URL, run id)."""
+
+_index_cache: dict[tuple[str, str, str, str], PriceIndex] = {}
+_index_lock = threading.Lock()
+
+
+def parse_time(value: datetime | str | None, what: str) -> datetime | None:
+    """A datetime from text like '2025-06-10' or '2025-10-01 10:00'; None stays None."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return pd.Timestamp(value).to_pydatetime()
+    except (ValueError, TypeError):
+        raise ValidationError(f"{what} {value!r} is not a date") from None
+
+
+def data_fingerprint(store: Store, market: str, interval: str) -> str:
+    """One hash over the fingerprints of the datasets a run reads."""
+    with store.session() as session:
+        prints = sorted(
+            session.scalars(
+                select(Dataset.fingerprint).where(Dataset.market == market, Dataset.interval == interval)
+            )
+        )
+    if not prints:
+        raise NotFoundError(f"no {interval} price data loaded for the {market} market; run `ttg-lab init`")
+    return hashlib.sha256("|".join(prints).encode()).hexdigest()
+
+
+def price_index(store: Store, market: str, interval: str, fingerprint: str) -> PriceIndex:
+    """The in-memory price index, built once per process and data version."""
+    key = (store.url, market, interval, fingerprint)
+    with _index_lock:
+        index = _index_cache.get(key)
+        if index is None:
+            index = PriceIndex(read_price_frame(store, market, interval), market, interval)
+            _index_cache[key] = index
+        return index
+
+
+class RunHandle:
+    """A run of a model: control it while it runs, read it at any time."""
+
+    def __init__(self, store: Store, run_id: int, bus: EventBus | None = None) -> None:
+        self.store = store
+        self.id = run_id
+        self.bus = bus or EventBus()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        row = self.info()
+        return f"<Run {self.id}: {row['model']} #{row['run_number']} {row['status']}>"
+
+    def info(self) -> dict[str, Any]:
+        """The run's row (with its model's name) as a dict."""
+        with self.store.session() as session:
+            run = session.get(TradingRun, self.id)
+            if run is None:
+                raise NotFoundError(f"no run {self.id}")
+            model = session.get(TradingModel, run.model_id)
+            assert model is not None
+            return {
+                "id": run.id, "model": model.signature, "run_number": run.run_number,
+                "status": run.status, "error": run.error, "mode": run.mode,
+                "start": run.period_start, "end": run.period_end,
+                "steps_done": run.steps_done, "steps_total": run.steps_total,
+                "total_trades": run.total_trades, "final_value": run.final_value,
+                "final_return": run.final_return, "max_drawdown": run.max_drawdown,
+                "snapshot": run.strategy_snapshot,
+            }
+
+    @property
+    def status(self) -> str:
+        return str(self.info()["status"])
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def subscribe(self, callback: Subscriber, replay: bool = True) -> Any:
+        """Receive this run's events; returns an unsubscribe function."""
+        return self.bus.subscribe(callback, replay=replay)
+
+    def stop(self) -> None:
+        """Ask the run to stop; it ends ``stopped`` before its next step."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run's thread ends (or ``timeout``); returns the status."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status
+
+    def start_thread(self, executor: RunExecutor) -> None:
+        self._thread = threading.Thread(target=executor.execute, name=f"ttg-run-{self.id}", daemon=True)
+        self._thread.start()
+
+    def ledger(self) -> pd.DataFrame:
+        """Every action of the run in order."""
+        return self._frame(
+            select(LedgerEntry).where(LedgerEntry.run_id == self.id).order_by(LedgerEntry.id),
+            ["step_index", "ts", "action", "symbol", "quantity", "fill_price", "fees",
+             "cash_after", "holdings", "order_id", "status", "reason"],
+        )
+
+    def equity(self) -> pd.DataFrame:
+        """The portfolio marked to market at each step's close."""
+        return self._frame(
+            select(RunStep).where(RunStep.run_id == self.id).order_by(RunStep.step_index),
+            ["step_index", "ts", "cash", "equity", "holdings"],
+        )
+
+    def reasoning(self) -> pd.DataFrame:
+        """The agent's reasoning entries in order."""
+        return self._frame(
+            select(ReasoningEntry).where(ReasoningEntry.run_id == self.id).order_by(ReasoningEntry.id),
+            ["id", "step_index", "ts", "type", "content", "context", "order_ids"],
+        )
+
+    def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
+        with self.store.session() as session:
+            rows = session.scalars(query).all()
+            return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in rows], columns=columns)
+
+
+class RunService:
+    """Starts and resumes runs for a lab; remembers the ones this process executes."""
+
+    def __init__(self, store: Store, models: ModelService) -> None:
+        self.store = store
+        self.models = models
+
+    def start(
+        self,
+        model: int | str | ModelInfo,
+        mode: str = "daily",
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        costs: str | CostModel | dict[str, Any] | None = None,
+        fill: str = "open",
+        seed: int = 0,
+        background: bool = True,
+        on_event: Subscriber | None = None,
+    ) -> RunHandle:
+        """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
+        info = self.models.get(model)
+        if mode not in MODES:
+            raise ValidationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        interval = MODES[mode]
+        market = get_market(info.market)
+        cost_model = resolve_cost_model(costs)
+        check_fill_policy(fill)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValidationError(f"seed must be a whole number, got {seed!r}")
+        make_agent(info.ai_model_id, info.parameters)  # validate before recording anything
+        fingerprint = data_fingerprint(self.store, market.code, interval)
+        index = price_index(self.store, market.code, interval, fingerprint)
+        begin = parse_time(start, "start") or index.calendar[0]
+        finish = parse_time(end, "end") or index.calendar[-1]
+        if finish.hour == finish.minute == 0 and interval != "1d":
+            finish = finish.replace(hour=23, minute=59)
+        if finish < begin:
+            raise ValidationError(f"end {finish:%Y-%m-%d} is before start {begin:%Y-%m-%d}")
+        calendar = index.calendar_between(begin, finish)
+        if not calendar:
+            raise ValidationError(
+                f"no {interval} bars for the {market.code} market between {begin:%Y-%m-%d} and "
+                f"{finish:%Y-%m-%d}; data covers {index.calendar[0]:%Y-%m-%d}..{index.calendar[-1]:%Y-%m-%d}"
+            )
+        tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
+        snapshot = {
+            "model": {
+                "name": info.name, "signature": info.signature, "market": info.market,
+                "ai_model_id": info.ai_model_id, "parameters": info.parameters,
+                "initial_cash": info.initial_cash, "tickers": info.tickers,
+                "custom_rules": info.custom_rules, "custom_instructions": info.custom_instructions,
+            },
+            "tickers": sorted(tickers),
+            "rules": [],
+            "costs": cost_model.to_dict(),
+            "fill": fill,
+            "seed": seed,
+            "interval": interval,
+            "prompt_version": PROMPT_VERSION,
+            "data_fingerprint": fingerprint,
+            "package_version": ttg_lab.__version__,
+        }
+        run_id = self._insert_run(info, mode, calendar, snapshot)
+        return self._launch(run_id, background, on_event)
+
+    def _insert_run(
+        self, info: ModelInfo, mode: str, calendar: list[datetime], snapshot: dict[str, Any]
+    ) -> int:
+        for _attempt in range(5):  # two processes may race for the same run number
+            try:
+                with self.store.session() as session:
+                    last = session.scalar(
+                        select(func.max(TradingRun.run_number)).where(TradingRun.model_id == info.id)
+                    )
+                    run = TradingRun(
+                        model_id=info.id, run_number=(last or 0) + 1, status="running", mode=mode,
+                        period_start=calendar[0], period_end=calendar[-1],
+                        strategy_snapshot=snapshot, steps_total=len(calendar), worker=worker_id(),
+                    )
+                    session.add(run)
+                    session.flush()
+                    return run.id
+            except IntegrityError:
+                continue
+        raise RunStateError(f"could not allocate a run number for model {info.signature}")
+
+    def _plan(self, run_id: int) -> RunPlan:
+        with self.store.session() as session:
+            run = session.get(TradingRun, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}")
+            snap = dict(run.strategy_snapshot)
+            mode = run.mode
+            period = (run.period_start, run.period_end)
+        model = snap["model"]
+        market = get_market(model["market"])
+        interval = MODES[mode]
+        fingerprint = data_fingerprint(self.store, market.code, interval)
+        if fingerprint != snap["data_fingerprint"]:
+            raise RunStateError(
+                f"run {run_id}: the {market.code} {interval} data changed since the run started "
+                "(fingerprint differs); start a new run instead"
+            )
+        index = price_index(self.store, market.code, interval, fingerprint)
+        calendar = index.calendar_between(*period)
+        portfolio, next_step = restore_portfolio(self.store, run_id, model["initial_cash"])
+        ctx = RunContext(
+            run_id=run_id, market=market, index=index, tickers=frozenset(snap["tickers"]),
+            portfolio=portfolio, costs=resolve_cost_model(snap["costs"]), fill=snap["fill"],
+            seed=snap["seed"],
+        )
+        agent = make_agent(model["ai_model_id"], model["parameters"])
+        return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx)
+
+    def _launch(self, run_id: int, background: bool, on_event: Subscriber | None) -> RunHandle:
+        plan = self._plan(run_id)
+        handle = RunHandle(self.store, run_id)
+        if on_event is not None:
+            handle.subscribe(on_event)
+        executor = RunExecutor(self.store, plan, handle.bus, handle._stop)
+        _LIVE[(self.store.url, run_id)] = handle
+        if background:
+            handle.start_thread(executor)
+        else:
+            executor.execute()
+        return handle
+
+    def resume(self, run_id: int, background: bool = True, on_event: Subscriber | None = None) -> RunHandle:
+        """Continue a run from its last committed step (after a crash, stop or failure)."""
+        live = _LIVE.get((self.store.url, run_id))
+        if live is not None and live.running:
+            raise RunStateError(f"run {run_id} is running in this process")
+        with self.store.session() as session:
+            run = session.get(TradingRun, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}")
+            if run.status == "completed":
+                raise RunStateError(f"run {run_id} is completed; nothing to resume")
+            if run.status == "running" and run.worker and _worker_alive(run.worker):
+                raise RunStateError(f"run {run_id} is still running in process {run.worker}")
+            run.status, run.error, run.ended_at, run.worker = "running", None, None, worker_id()
+        return self._launch(run_id, background, on_event)
+
+    def get(self, run_id: int) -> RunHandle:
+        """A handle on an existing run (the live one if this process runs it)."""
+        live = _LIVE.get((self.store.url, run_id))
+        if live is not None:
+            return live
+        handle = RunHandle(self.store, run_id)
+        handle.info()  # raises NotFoundError for unknown ids
+        return handle
+
+    def frame(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
+        """Runs (of one model, or all) as a table, newest first."""
+        query = select(TradingRun, TradingModel.signature).join(TradingModel)
+        if model is not None:
+            query = query.where(TradingRun.model_id == self.models.get(model).id)
+        columns = ["id", "model", "run_number", "status", "mode", "start", "end", "steps",
+                   "trades", "final_value", "final_return", "max_drawdown", "error"]
+        with self.store.session() as session:
+            rows = [
+                [r.id, sig, r.run_number, r.status, r.mode, r.period_start, r.period_end,
+                 f"{r.steps_done}/{r.steps_total}", r.total_trades, r.final_value,
+                 r.final_return, r.max_drawdown, r.error]
+                for r, sig in session.execute(query.order_by(TradingRun.id.desc()))
+            ]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def _worker_alive(worker: str) -> bool:
+    """Whether the process that owns a run is alive (only checkable on this host)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False  # a live run of this process is in _LIVE; this row is stale
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["MODES", "RunEvent", "RunHandle", "RunService"]

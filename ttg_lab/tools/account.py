@@ -1,0 +1,28 @@
+"""Portfolio tool: cash, positions and equity as known at the clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ttg_lab.tools.context import RunContext
+
+
+def get_portfolio(ctx: RunContext) -> dict[str, Any]:
+    """Cash, positions with their last known prices, and equity at the clock.
+
+    Positions are valued at the current bar's open when the symbol has one, else at the
+    last close before the clock: both are known to the agent.
+    """
+    view = ctx.view
+    positions = []
+    prices: dict[str, float] = {}
+    for symbol, qty in sorted(ctx.portfolio.positions.items()):
+        price = view.open(symbol) or view.last_close(symbol) or 0.0
+        prices[symbol] = price
+        positions.append({"symbol": symbol, "quantity": qty, "price": price, "value": qty * price})
+    return {
+        "time": ctx.clock.isoformat(sep=" "),
+        "cash": ctx.portfolio.cash,
+        "positions": positions,
+        "equity": ctx.portfolio.equity(prices),
+    }

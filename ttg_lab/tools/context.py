@@ -1,0 +1,70 @@
+"""The run context every tool function works on: one run's clock, cash and record.
+
+Each run owns its context; nothing here is global, so two runs in one process never see
+each other's clock, cash or positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ttg_lab.broker import CostModel
+from ttg_lab.market.asof import AsOfView, PriceIndex
+from ttg_lab.market.markets import Market
+from ttg_lab.portfolio import Portfolio
+
+
+@dataclass
+class StepRecord:
+    """What happened during one step, written to the store in one transaction."""
+
+    step_index: int
+    clock: datetime
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _order_seq: int = 0
+
+    def next_order_id(self) -> str:
+        """A deterministic id: the same step replayed gives the same ids."""
+        self._order_seq += 1
+        return f"s{self.step_index}-o{self._order_seq}"
+
+    @property
+    def filled(self) -> list[dict[str, Any]]:
+        return [row for row in self.ledger if row["status"] == "filled"]
+
+
+@dataclass
+class RunContext:
+    """A run's state as the tools see it at the current step."""
+
+    run_id: int
+    market: Market
+    index: PriceIndex
+    tickers: frozenset[str]
+    portfolio: Portfolio
+    costs: CostModel
+    fill: str = "open"
+    seed: int = 0
+    step_index: int = 0
+    clock: datetime = datetime.min
+    record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))
+    view: AsOfView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view = AsOfView(self.index, self.clock)
+
+    def advance(self, step_index: int, clock: datetime) -> None:
+        """Move the clock to a new step with an empty record."""
+        self.step_index = step_index
+        self.clock = clock
+        self.record = StepRecord(step_index, clock)
+        self.view = AsOfView(self.index, clock)
+
+    def reference_price(self, symbol: str) -> float | None:
+        """The price an order placed now fills at, before slippage (None: no bar now)."""
+        return self.index.bar_value(symbol, self.clock, self.fill)

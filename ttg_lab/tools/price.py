@@ -1,0 +1,67 @@
+"""Price tools: what an agent may know about prices at the simulated clock.
+
+Answers are JSON-ready dicts. A request for a time after the clock, or for the current
+bar's high/low/close, raises :class:`~ttg_lab.errors.LookAheadError`; the tool layer
+turns that into an error answer for the agent, never into data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.rules.gate import normalise_symbol
+from ttg_lab.tools.context import RunContext
+
+
+def parse_when(value: Any, clock: datetime) -> datetime:
+    """A datetime from a date/datetime or an ISO text ('2025-06-12', '2025-10-01 10:00')."""
+    if isinstance(value, datetime):
+        return value
+    if value is None or value == "":
+        return clock
+    try:
+        return pd.Timestamp(str(value)).to_pydatetime()
+    except (ValueError, TypeError):
+        raise ValidationError(f"cannot read {value!r} as a date or time") from None
+
+
+def get_price_local(ctx: RunContext, symbol: Any, date: Any = None) -> dict[str, Any]:
+    """The bar of ``symbol`` at ``date`` as far as it is known at the clock.
+
+    For the current bar only the open is given; earlier bars are complete.
+    """
+    sym = normalise_symbol(symbol)
+    when = parse_when(date, ctx.clock)
+    view = ctx.view
+    if when == ctx.clock:
+        return {"symbol": sym, "time": _fmt(when), "open": view.open(sym)}
+    bar = {field: view.value(sym, when, field) for field in ("open", "high", "low", "close", "volume")}
+    if bar["open"] is None:
+        return {"symbol": sym, "time": _fmt(when), "error": f"no bar for {sym} at {_fmt(when)}"}
+    return {"symbol": sym, "time": _fmt(when), **bar}
+
+
+def get_price_history(ctx: RunContext, symbol: Any, bars: int = 20) -> dict[str, Any]:
+    """The last ``bars`` complete bars of ``symbol`` before the clock, oldest first."""
+    sym = normalise_symbol(symbol)
+    if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= 1000:
+        raise ValidationError(f"bars must be a whole number from 1 to 1000, got {bars!r}")
+    frame = ctx.view.history(sym, bars)
+    return {
+        "symbol": sym,
+        "bars": [
+            {"time": _fmt(row.ts), "open": row.open, "high": row.high, "low": row.low,
+             "close": row.close, "volume": row.volume}
+            for row in frame.itertuples(index=False)
+        ],
+    }
+
+
+def _fmt(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d") if when.hour == when.minute == 0 else when.strftime(
+        "%Y-%m-%d %H:%M"
+    )

@@ -1,0 +1,106 @@
+"""Trade tools: buy, sell, short, cover. Every order goes through the gate, then the broker.
+
+Each call returns a JSON-ready answer for the agent: the fill, or the refusal with its
+reason. Order ids make calls idempotent: the same id within a step returns the first
+answer again instead of trading twice.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ttg_lab.broker import Fill
+from ttg_lab.rules.gate import check_order, parse_quantity
+from ttg_lab.tools.context import RunContext
+
+
+def place_order(
+    ctx: RunContext, action: str, symbol: Any, quantity: Any, order_id: str | None = None
+) -> dict[str, Any]:
+    """Gate, fill and book one order; the answer the agent sees."""
+    order_id = order_id or ctx.record.next_order_id()
+    previous = ctx.record.results.get(order_id)
+    if previous is not None:
+        return {**previous, "duplicate": True}
+
+    decision = check_order(ctx, action, symbol, quantity)
+    portfolio = ctx.portfolio
+    if not decision.allowed:
+        asked = parse_quantity(quantity)
+        asked = asked if asked is not None and math.isfinite(asked) else 0.0
+        row = _ledger_row(ctx, order_id, action, (decision.symbol or str(symbol))[:32], asked)
+        row.update(status="rejected", reason=decision.reason)
+        answer = {
+            "status": "rejected",
+            "order_id": order_id,
+            "action": action,
+            "symbol": decision.symbol or str(symbol),
+            "requested_quantity": decision.requested,
+            "reason": decision.reason,
+            "rules": [f.rule for f in decision.firings],
+        }
+    else:
+        reference = ctx.reference_price(decision.symbol)
+        assert reference is not None  # the gate refused orders without a price
+        price = ctx.costs.fill_price(action, reference)
+        fees = ctx.costs.fees(decision.quantity, price)
+        fill = Fill(action, decision.symbol, decision.quantity, price, fees)
+        portfolio.apply_fill(fill.action, fill.symbol, fill.quantity, fill.price, fill.fees)
+        row = _ledger_row(ctx, order_id, action, fill.symbol, fill.quantity)
+        row.update(fill_price=fill.price, fees=fill.fees, status="filled", reason=decision.reason)
+        answer = {
+            "status": "filled" if decision.verdict == "allow" else "resized",
+            "order_id": order_id,
+            "action": action,
+            "symbol": fill.symbol,
+            "quantity": fill.quantity,
+            "price": round(fill.price, 6),
+            "fees": round(fill.fees, 6),
+            "cash": round(portfolio.cash, 2),
+            "position": portfolio.quantity(fill.symbol),
+        }
+        if decision.firings:
+            answer["notes"] = decision.reason
+    ctx.record.ledger.append(row)
+    ctx.record.results[order_id] = answer
+    return answer
+
+
+def _ledger_row(
+    ctx: RunContext, order_id: str, action: str, symbol: str, quantity: float
+) -> dict[str, Any]:
+    return {
+        "step_index": ctx.step_index,
+        "ts": ctx.clock,
+        "action": action,
+        "symbol": symbol,
+        "quantity": quantity,
+        "fill_price": None,
+        "fees": 0.0,
+        "cash_after": ctx.portfolio.cash,
+        "holdings": ctx.portfolio.snapshot(),
+        "order_id": order_id,
+        "status": "",
+        "reason": "",
+    }
+
+
+def buy(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+    """Buy ``quantity`` of ``symbol`` at the current fill price."""
+    return place_order(ctx, "buy", symbol, quantity, order_id)
+
+
+def sell(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+    """Sell ``quantity`` of a long position in ``symbol``."""
+    return place_order(ctx, "sell", symbol, quantity, order_id)
+
+
+def short(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+    """Sell ``quantity`` of ``symbol`` short."""
+    return place_order(ctx, "short", symbol, quantity, order_id)
+
+
+def cover(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+    """Buy back ``quantity`` of a short position in ``symbol``."""
+    return place_order(ctx, "cover", symbol, quantity, order_id)
