@@ -31,8 +31,12 @@ def hourly(lab: Lab) -> PriceIndex:
 
 def make_ctx(index: PriceIndex, clock: datetime) -> RunContext:
     ctx = RunContext(
-        run_id=0, market=get_market("us"), index=index, tickers=frozenset(index.symbols),
-        portfolio=Portfolio(10_000.0, {"AAPL": 3.0}), costs=COST_PRESETS["zero"],
+        run_id=0,
+        market=get_market("us"),
+        index=index,
+        tickers=frozenset(index.symbols),
+        portfolio=Portfolio(10_000.0, {"AAPL": 3.0}),
+        costs=COST_PRESETS["zero"],
     )
     ctx.advance(0, clock)
     return ctx

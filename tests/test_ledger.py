@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ttg_lab.broker import COST_PRESETS, CostModel, max_affordable, resolve_cost_model
+from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
-from ttg_lab.config import resolve_settings
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.tools import trade
 from ttg_lab.tools.context import RunContext
@@ -28,11 +28,16 @@ def index() -> PriceIndex:
     return PriceIndex(frame[frame["symbol"].isin([*SYMBOLS, "AMD"])], "us", "1d")
 
 
-def context(index: PriceIndex, cash: float = 10_000.0, costs: CostModel | None = None,
-            market: str = "us") -> RunContext:
+def context(
+    index: PriceIndex, cash: float = 10_000.0, costs: CostModel | None = None, market: str = "us"
+) -> RunContext:
     ctx = RunContext(
-        run_id=1, market=get_market(market), index=index, tickers=frozenset(SYMBOLS),
-        portfolio=Portfolio(cash), costs=costs or COST_PRESETS["default"],
+        run_id=1,
+        market=get_market(market),
+        index=index,
+        tickers=frozenset(SYMBOLS),
+        portfolio=Portfolio(cash),
+        costs=costs or COST_PRESETS["default"],
     )
     ctx.advance(0, index.calendar[10])
     return ctx
@@ -99,8 +104,9 @@ def test_fill_books_cash_fees_and_holdings(index: PriceIndex) -> None:
         ("hodl", "AAPL", 1, "unknown action"),
     ],
 )
-def test_hard_gates_refuse_with_reason(index: PriceIndex, action: str, symbol: str, qty: object,
-                                       reason: str) -> None:
+def test_hard_gates_refuse_with_reason(
+    index: PriceIndex, action: str, symbol: str, qty: object, reason: str
+) -> None:
     ctx = context(index)
     answer = trade.place_order(ctx, action, symbol, qty)
     assert answer["status"] == "rejected"
@@ -136,19 +142,27 @@ def test_short_and_cover_round_trip(index: PriceIndex) -> None:
 
 order_strategy = st.tuples(
     st.sampled_from(["buy", "sell", "short", "cover"]),
-    st.sampled_from(SYMBOLS + ["ZZZZ"]),
+    st.sampled_from([*SYMBOLS, "ZZZZ"]),
     st.one_of(st.integers(-5, 200), st.floats(-10, 500), st.just(float("nan")), st.just("7")),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    steps=st.lists(st.tuples(st.integers(0, 95), st.lists(order_strategy, max_size=6)), max_size=12),
+    steps=st.lists(
+        st.tuples(st.integers(0, 95), st.lists(order_strategy, max_size=6)), max_size=12
+    ),
     costs=st.sampled_from(list(COST_PRESETS)),
     cash=st.floats(100, 1e6),
 )
-def test_reconciliation_over_random_orders(index: PriceIndex, steps: list[tuple[int, list[tuple[str, str, object]]]],
-                                           costs: str, cash: float) -> None:
+def test_reconciliation_over_random_orders(
+    index: PriceIndex,
+    steps: list[tuple[int, list[tuple[str, str, object]]]],
+    costs: str,
+    cash: float,
+) -> None:
     ctx = context(index, cash=cash, costs=COST_PRESETS[costs])
     book_cash = cash
     for day, orders in sorted(steps, key=lambda s: s[0]):
@@ -169,7 +183,9 @@ def test_reconciliation_over_random_orders(index: PriceIndex, steps: list[tuple[
         assert math.isclose(ctx.portfolio.cash, book_cash, rel_tol=1e-9, abs_tol=1e-6)
         closes = {s: index.close_at_or_before(s, ctx.clock) or 0.0 for s in SYMBOLS}
         value = sum(q * closes[s] for s, q in ctx.portfolio.positions.items())
-        assert math.isclose(ctx.portfolio.equity(closes), ctx.portfolio.cash + value, rel_tol=1e-12, abs_tol=1e-6)
+        assert math.isclose(
+            ctx.portfolio.equity(closes), ctx.portfolio.cash + value, rel_tol=1e-12, abs_tol=1e-6
+        )
         last = ctx.record.ledger[-1] if ctx.record.ledger else None
         if last is not None:
             assert last["cash_after"] == pytest.approx(ctx.portfolio.cash)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ttg_lab.errors import (  # noqa: E402
+from ttg_lab.errors import (
     DataFileError,
     LookAheadError,
     NotFoundError,
@@ -15,9 +15,9 @@ from ttg_lab.errors import (  # noqa: E402
     TTGLabError,
     ValidationError,
 )
-from ttg_lab.lab import Lab, open_lab  # noqa: E402
+from ttg_lab.lab import Lab, open_lab
 
-open = open_lab  # noqa: A001 - the public entry point reads naturally as ttg_lab.open()
+open = open_lab
 
 __all__ = [
     "DataFileError",

@@ -33,7 +33,9 @@ class CostModel:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not math.isfinite(value) or value < 0:
-                raise ValidationError(f"cost model {name} must be a finite number >= 0, got {value}")
+                raise ValidationError(
+                    f"cost model {name} must be a finite number >= 0, got {value}"
+                )
         if self.slippage_bps >= 10_000:
             raise ValidationError("cost model slippage_bps must be below 10000 (100%)")
 

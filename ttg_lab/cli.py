@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,12 +34,16 @@ DEMO_MODELS: list[dict[str, Any]] = [
 ]
 
 
-def print_frame(frame: pd.DataFrame, title: str = "", formats: dict[str, Callable[[Any], str]] | None = None) -> None:
+def print_frame(
+    frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[[Any], str]] | None = None
+) -> None:
     """A DataFrame as a rich table."""
     formats = formats or {}
     table = Table(title=title or None)
     for column in frame.columns:
-        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+        table.add_column(
+            str(column), justify="right" if frame[column].dtype.kind in "if" else "left"
+        )
     for row in frame.itertuples(index=False):
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
@@ -177,15 +181,29 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--rules", default="", help="custom rules text for the agent's prompt")
 @pass_ctx
 def models_create(
-    obj: LabContext, name: str, ai_model: str, market: str, cash: float, tickers: str,
-    params: tuple[str, ...], description: str, instructions: str, rules: str,
+    obj: LabContext,
+    name: str,
+    ai_model: str,
+    market: str,
+    cash: float,
+    tickers: str,
+    params: tuple[str, ...],
+    description: str,
+    instructions: str,
+    rules: str,
 ) -> None:
     """Create a model."""
     with clear_errors():
         model = obj.lab().models.create(
-            name, ai_model_id=ai_model, market=market, initial_cash=cash, tickers=tickers,
-            parameters=parse_params(params), description=description,
-            custom_instructions=instructions, custom_rules=rules,
+            name,
+            ai_model_id=ai_model,
+            market=market,
+            initial_cash=cash,
+            tickers=tickers,
+            parameters=parse_params(params),
+            description=description,
+            custom_instructions=instructions,
+            custom_rules=rules,
         )
         console.print(f"created model {model.signature} (id {model.id})")
 
@@ -194,15 +212,23 @@ def follow(handle: RunHandle, label: str) -> str:
     """Show a progress bar for a running run until it ends; returns its status."""
     info = handle.info()
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[equity]}"), TimeElapsedColumn(), console=console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[equity]}"),
+        TimeElapsedColumn(),
+        console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task(label, total=info["steps_total"], completed=info["steps_done"], equity="")
+        task = progress.add_task(
+            label, total=info["steps_total"], completed=info["steps_done"], equity=""
+        )
 
         def on_event(event: RunEvent) -> None:
             if event.kind == "step":
-                progress.update(task, completed=event.data["done"], equity=f"equity {event.data['equity']:,.2f}")
+                progress.update(
+                    task, completed=event.data["done"], equity=f"equity {event.data['equity']:,.2f}"
+                )
             elif event.kind == "error":
                 progress.console.print(f"[red]{event.message}[/red]")
 
@@ -223,9 +249,13 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
         ledger = handle.ledger()
         rows.append(
             {
-                "model": info["model"], "run": info["run_number"], "status": info["status"],
-                "final_value": info["final_value"], "return": info["final_return"],
-                "max_drawdown": info["max_drawdown"], "trades": info["total_trades"],
+                "model": info["model"],
+                "run": info["run_number"],
+                "status": info["status"],
+                "final_value": info["final_value"],
+                "return": info["final_return"],
+                "max_drawdown": info["max_drawdown"],
+                "trades": info["total_trades"],
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
             }
         )
@@ -237,22 +267,36 @@ SUMMARY_FORMATS = {"final_value": money, "return": percent, "max_drawdown": perc
 
 @main.command()
 @click.argument("model")
-@click.option("--mode", type=click.Choice(["daily", "intraday"]), default="daily", show_default=True)
+@click.option(
+    "--mode", type=click.Choice(["daily", "intraday"]), default="daily", show_default=True
+)
 @click.option("--start", default=None, help="first day (default: start of the data)")
 @click.option("--end", default=None, help="last day (default: end of the data)")
 @click.option("--costs", default="default", show_default=True, help="zero, default or ibkr-fixed")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @pass_ctx
-def run(obj: LabContext, model: str, mode: str, start: str | None, end: str | None,
-        costs: str, fill: str, seed: int) -> None:
+def run(
+    obj: LabContext,
+    model: str,
+    mode: str,
+    start: str | None,
+    end: str | None,
+    costs: str,
+    fill: str,
+    seed: int,
+) -> None:
     """Run MODEL over a period, with a progress bar and a summary."""
     with clear_errors():
         lab = obj.lab()
-        handle = lab.start_run(model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed)
+        handle = lab.start_run(
+            model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed
+        )
         info = handle.info()
-        console.print(f"run {handle.id}: {info['model']} #{info['run_number']} ({mode}, "
-                      f"{info['start']:%Y-%m-%d} .. {info['end']:%Y-%m-%d})")
+        console.print(
+            f"run {handle.id}: {info['model']} #{info['run_number']} ({mode}, "
+            f"{info['start']:%Y-%m-%d} .. {info['end']:%Y-%m-%d})"
+        )
         status = follow(handle, info["model"])
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         if status == "failed":
@@ -277,7 +321,9 @@ def runs(obj: LabContext, model: str | None) -> None:
     """List runs (of MODEL, or all)."""
     with clear_errors():
         frame = obj.lab().runs(model)
-        print_frame(frame, "runs", {"final_value": money, "final_return": percent, "max_drawdown": percent})
+        print_frame(
+            frame, "runs", {"final_value": money, "final_return": percent, "max_drawdown": percent}
+        )
 
 
 def ensure_model(lab: Lab, spec: dict[str, Any]) -> ModelInfo:

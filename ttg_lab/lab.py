@@ -1,13 +1,14 @@
 """The lab: one object that notebooks, widgets, the CLI and batches all talk to.
 
-    lab = ttg_lab.open()
-    model = lab.models.create("my momentum", ai_model_id="baseline/momentum")
-    run = lab.start_run(model, mode="daily", start="2025-06-10", end="2025-10-30")
-    run.wait(); run.ledger()
+lab = ttg_lab.open()
+model = lab.models.create("my momentum", ai_model_id="baseline/momentum")
+run = lab.start_run(model, mode="daily", start="2025-06-10", end="2025-10-30")
+run.wait(); run.ledger()
 """
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ class DataAPI:
         """Import a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store."""
         return loader.load_file(self.store, path, market, format=format, name=name)
 
-    def load_shipped(self, names: list[str] | None = None) -> dict[str, int]:
+    def load_shipped(self, names: builtins.list[str] | None = None) -> dict[str, int]:
         return loader.load_shipped(self.store, self.settings.data_dir, names)
 
 
@@ -54,7 +55,8 @@ class Lab:
         self._runs = RunService(store, self.models)
 
     def __repr__(self) -> str:
-        return f"<Lab {self.store.engine.url.render_as_string(hide_password=True)} as {self.user.email}>"
+        url = self.store.engine.url.render_as_string(hide_password=True)
+        return f"<Lab {url} as {self.user.email}>"
 
     def init(self, load_data: bool = True) -> dict[str, int]:
         """Create the schema, the local admin and load the shipped market data (idempotent)."""
@@ -82,7 +84,9 @@ class Lab:
         """
         return self._runs.start(model, mode, start, end, costs, fill, seed, background, on_event)
 
-    def resume_run(self, run_id: int, background: bool = True, on_event: Subscriber | None = None) -> RunHandle:
+    def resume_run(
+        self, run_id: int, background: bool = True, on_event: Subscriber | None = None
+    ) -> RunHandle:
         """Continue a crashed, stopped or failed run from its last committed step."""
         return self._runs.resume(run_id, background, on_event)
 

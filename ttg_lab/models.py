@@ -6,6 +6,7 @@ names the field.
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 from dataclasses import dataclass
@@ -25,8 +26,15 @@ from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User
 DEFAULT_AI_MODEL = "baseline/momentum"
 MAX_CASH = 1e12
 EDITABLE_FIELDS: tuple[str, ...] = (
-    "name", "description", "active", "initial_cash", "tickers", "ai_model_id",
-    "parameters", "custom_rules", "custom_instructions",
+    "name",
+    "description",
+    "active",
+    "initial_cash",
+    "tickers",
+    "ai_model_id",
+    "parameters",
+    "custom_rules",
+    "custom_instructions",
 )
 
 
@@ -56,9 +64,19 @@ class ModelInfo:
     @classmethod
     def of(cls, row: TradingModel) -> ModelInfo:
         return cls(
-            row.id, row.owner_id, row.name, row.signature, row.description, row.active,
-            row.market, row.initial_cash, list(row.tickers), row.ai_model_id,
-            dict(row.parameters), row.custom_rules, row.custom_instructions,
+            row.id,
+            row.owner_id,
+            row.name,
+            row.signature,
+            row.description,
+            row.active,
+            row.market,
+            row.initial_cash,
+            list(row.tickers),
+            row.ai_model_id,
+            dict(row.parameters),
+            row.custom_rules,
+            row.custom_instructions,
         )
 
 
@@ -72,7 +90,9 @@ class ModelService:
     def known_symbols(self, market: str) -> set[str]:
         with self.store.session() as session:
             return set(
-                session.scalars(select(StockPrice.symbol).where(StockPrice.market == market).distinct())
+                session.scalars(
+                    select(StockPrice.symbol).where(StockPrice.market == market).distinct()
+                )
             )
 
     def _validate(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +107,9 @@ class ModelService:
         if isinstance(cash, bool) or not isinstance(cash, int | float) or not math.isfinite(cash):
             raise ValidationError(f"initial cash must be a number, got {cash!r}")
         if cash <= 0 or cash > MAX_CASH:
-            raise ValidationError(f"initial cash must be above 0 and at most {MAX_CASH:g}, got {cash:g}")
+            raise ValidationError(
+                f"initial cash must be above 0 and at most {MAX_CASH:g}, got {cash:g}"
+            )
         values["initial_cash"] = float(cash)
         tickers = values.get("tickers") or []
         if isinstance(tickers, str):
@@ -125,9 +147,14 @@ class ModelService:
         """A new model; ``signature`` (unique) defaults to the slug of ``name``."""
         values = self._validate(
             {
-                "name": name, "ai_model_id": ai_model_id, "market": market,
-                "initial_cash": initial_cash, "tickers": tickers, "parameters": parameters,
-                "description": description, "custom_rules": custom_rules,
+                "name": name,
+                "ai_model_id": ai_model_id,
+                "market": market,
+                "initial_cash": initial_cash,
+                "tickers": tickers,
+                "parameters": parameters,
+                "description": description,
+                "custom_rules": custom_rules,
                 "custom_instructions": custom_instructions,
             }
         )
@@ -168,9 +195,16 @@ class ModelService:
     def frame(self) -> pd.DataFrame:
         """The models as a table."""
         rows = [
-            {"id": m.id, "name": m.name, "signature": m.signature, "market": m.market,
-             "ai_model": m.ai_model_id, "cash": m.initial_cash, "tickers": len(m.tickers) or "all",
-             "active": m.active}
+            {
+                "id": m.id,
+                "name": m.name,
+                "signature": m.signature,
+                "market": m.market,
+                "ai_model": m.ai_model_id,
+                "cash": m.initial_cash,
+                "tickers": len(m.tickers) or "all",
+                "active": m.active,
+            }
             for m in self.list()
         ]
         return pd.DataFrame(rows)
@@ -205,5 +239,5 @@ class ModelService:
             session.execute(delete(TradingModel).where(TradingModel.id == model.id))
 
     @staticmethod
-    def available_ai_models() -> list[str]:
+    def available_ai_models() -> builtins.list[str]:
         return baseline_ids()

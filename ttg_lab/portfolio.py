@@ -33,7 +33,9 @@ class Portfolio:
     def quantity(self, symbol: str) -> float:
         return self.positions.get(symbol, 0.0)
 
-    def apply_fill(self, action: str, symbol: str, quantity: float, price: float, fees: float) -> None:
+    def apply_fill(
+        self, action: str, symbol: str, quantity: float, price: float, fees: float
+    ) -> None:
         """Book a fill. Callers (the gate) have already checked it is allowed."""
         delta = signed_quantity(action, quantity)
         self.cash -= delta * price + fees

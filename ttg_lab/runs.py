@@ -67,11 +67,15 @@ def data_fingerprint(store: Store, market: str, interval: str) -> str:
     with store.session() as session:
         prints = sorted(
             session.scalars(
-                select(Dataset.fingerprint).where(Dataset.market == market, Dataset.interval == interval)
+                select(Dataset.fingerprint).where(
+                    Dataset.market == market, Dataset.interval == interval
+                )
             )
         )
     if not prints:
-        raise NotFoundError(f"no {interval} price data loaded for the {market} market; run `ttg-lab init`")
+        raise NotFoundError(
+            f"no {interval} price data loaded for the {market} market; run `ttg-lab init`"
+        )
     return hashlib.sha256("|".join(prints).encode()).hexdigest()
 
 
@@ -109,12 +113,20 @@ class RunHandle:
             model = session.get(TradingModel, run.model_id)
             assert model is not None
             return {
-                "id": run.id, "model": model.signature, "run_number": run.run_number,
-                "status": run.status, "error": run.error, "mode": run.mode,
-                "start": run.period_start, "end": run.period_end,
-                "steps_done": run.steps_done, "steps_total": run.steps_total,
-                "total_trades": run.total_trades, "final_value": run.final_value,
-                "final_return": run.final_return, "max_drawdown": run.max_drawdown,
+                "id": run.id,
+                "model": model.signature,
+                "run_number": run.run_number,
+                "status": run.status,
+                "error": run.error,
+                "mode": run.mode,
+                "start": run.period_start,
+                "end": run.period_end,
+                "steps_done": run.steps_done,
+                "steps_total": run.steps_total,
+                "total_trades": run.total_trades,
+                "final_value": run.final_value,
+                "final_return": run.final_return,
+                "max_drawdown": run.max_drawdown,
                 "snapshot": run.strategy_snapshot,
             }
 
@@ -141,15 +153,29 @@ class RunHandle:
         return self.status
 
     def start_thread(self, executor: RunExecutor) -> None:
-        self._thread = threading.Thread(target=executor.execute, name=f"ttg-run-{self.id}", daemon=True)
+        self._thread = threading.Thread(
+            target=executor.execute, name=f"ttg-run-{self.id}", daemon=True
+        )
         self._thread.start()
 
     def ledger(self) -> pd.DataFrame:
         """Every action of the run in order."""
         return self._frame(
             select(LedgerEntry).where(LedgerEntry.run_id == self.id).order_by(LedgerEntry.id),
-            ["step_index", "ts", "action", "symbol", "quantity", "fill_price", "fees",
-             "cash_after", "holdings", "order_id", "status", "reason"],
+            [
+                "step_index",
+                "ts",
+                "action",
+                "symbol",
+                "quantity",
+                "fill_price",
+                "fees",
+                "cash_after",
+                "holdings",
+                "order_id",
+                "status",
+                "reason",
+            ],
         )
 
     def equity(self) -> pd.DataFrame:
@@ -162,14 +188,18 @@ class RunHandle:
     def reasoning(self) -> pd.DataFrame:
         """The agent's reasoning entries in order."""
         return self._frame(
-            select(ReasoningEntry).where(ReasoningEntry.run_id == self.id).order_by(ReasoningEntry.id),
+            select(ReasoningEntry)
+            .where(ReasoningEntry.run_id == self.id)
+            .order_by(ReasoningEntry.id),
             ["id", "step_index", "ts", "type", "content", "context", "order_ids"],
         )
 
     def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
         with self.store.session() as session:
             rows = session.scalars(query).all()
-            return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in rows], columns=columns)
+            return pd.DataFrame(
+                [{c: getattr(r, c) for c in columns} for r in rows], columns=columns
+            )
 
 
 class RunService:
@@ -214,15 +244,21 @@ class RunService:
         if not calendar:
             raise ValidationError(
                 f"no {interval} bars for the {market.code} market between {begin:%Y-%m-%d} and "
-                f"{finish:%Y-%m-%d}; data covers {index.calendar[0]:%Y-%m-%d}..{index.calendar[-1]:%Y-%m-%d}"
+                f"{finish:%Y-%m-%d}; data covers {index.calendar[0]:%Y-%m-%d}.."
+                f"{index.calendar[-1]:%Y-%m-%d}"
             )
         tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
         snapshot = {
             "model": {
-                "name": info.name, "signature": info.signature, "market": info.market,
-                "ai_model_id": info.ai_model_id, "parameters": info.parameters,
-                "initial_cash": info.initial_cash, "tickers": info.tickers,
-                "custom_rules": info.custom_rules, "custom_instructions": info.custom_instructions,
+                "name": info.name,
+                "signature": info.signature,
+                "market": info.market,
+                "ai_model_id": info.ai_model_id,
+                "parameters": info.parameters,
+                "initial_cash": info.initial_cash,
+                "tickers": info.tickers,
+                "custom_rules": info.custom_rules,
+                "custom_instructions": info.custom_instructions,
             },
             "tickers": sorted(tickers),
             "rules": [],
@@ -244,12 +280,20 @@ class RunService:
             try:
                 with self.store.session() as session:
                     last = session.scalar(
-                        select(func.max(TradingRun.run_number)).where(TradingRun.model_id == info.id)
+                        select(func.max(TradingRun.run_number)).where(
+                            TradingRun.model_id == info.id
+                        )
                     )
                     run = TradingRun(
-                        model_id=info.id, run_number=(last or 0) + 1, status="running", mode=mode,
-                        period_start=calendar[0], period_end=calendar[-1],
-                        strategy_snapshot=snapshot, steps_total=len(calendar), worker=worker_id(),
+                        model_id=info.id,
+                        run_number=(last or 0) + 1,
+                        status="running",
+                        mode=mode,
+                        period_start=calendar[0],
+                        period_end=calendar[-1],
+                        strategy_snapshot=snapshot,
+                        steps_total=len(calendar),
+                        worker=worker_id(),
                     )
                     session.add(run)
                     session.flush()
@@ -279,8 +323,13 @@ class RunService:
         calendar = index.calendar_between(*period)
         portfolio, next_step = restore_portfolio(self.store, run_id, model["initial_cash"])
         ctx = RunContext(
-            run_id=run_id, market=market, index=index, tickers=frozenset(snap["tickers"]),
-            portfolio=portfolio, costs=resolve_cost_model(snap["costs"]), fill=snap["fill"],
+            run_id=run_id,
+            market=market,
+            index=index,
+            tickers=frozenset(snap["tickers"]),
+            portfolio=portfolio,
+            costs=resolve_cost_model(snap["costs"]),
+            fill=snap["fill"],
             seed=snap["seed"],
         )
         agent = make_agent(model["ai_model_id"], model["parameters"])
@@ -299,7 +348,9 @@ class RunService:
             executor.execute()
         return handle
 
-    def resume(self, run_id: int, background: bool = True, on_event: Subscriber | None = None) -> RunHandle:
+    def resume(
+        self, run_id: int, background: bool = True, on_event: Subscriber | None = None
+    ) -> RunHandle:
         """Continue a run from its last committed step (after a crash, stop or failure)."""
         live = _LIVE.get((self.store.url, run_id))
         if live is not None and live.running:
@@ -329,13 +380,38 @@ class RunService:
         query = select(TradingRun, TradingModel.signature).join(TradingModel)
         if model is not None:
             query = query.where(TradingRun.model_id == self.models.get(model).id)
-        columns = ["id", "model", "run_number", "status", "mode", "start", "end", "steps",
-                   "trades", "final_value", "final_return", "max_drawdown", "error"]
+        columns = [
+            "id",
+            "model",
+            "run_number",
+            "status",
+            "mode",
+            "start",
+            "end",
+            "steps",
+            "trades",
+            "final_value",
+            "final_return",
+            "max_drawdown",
+            "error",
+        ]
         with self.store.session() as session:
             rows = [
-                [r.id, sig, r.run_number, r.status, r.mode, r.period_start, r.period_end,
-                 f"{r.steps_done}/{r.steps_total}", r.total_trades, r.final_value,
-                 r.final_return, r.max_drawdown, r.error]
+                [
+                    r.id,
+                    sig,
+                    r.run_number,
+                    r.status,
+                    r.mode,
+                    r.period_start,
+                    r.period_end,
+                    f"{r.steps_done}/{r.steps_total}",
+                    r.total_trades,
+                    r.final_value,
+                    r.final_return,
+                    r.max_drawdown,
+                    r.error,
+                ]
                 for r, sig in session.execute(query.order_by(TradingRun.id.desc()))
             ]
         return pd.DataFrame(rows, columns=columns)

@@ -68,8 +68,11 @@ def record_decision(
         )
     ctx.record.messages.extend(
         [
-            {"role": "assistant", "content": decision.analysis,
-             "tool_calls": [asdict(o) for o in decision.orders]},
+            {
+                "role": "assistant",
+                "content": decision.analysis,
+                "tool_calls": [asdict(o) for o in decision.orders],
+            },
             *({"role": "tool", "content": a} for a in answers),
         ]
     )

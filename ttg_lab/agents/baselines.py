@@ -78,7 +78,9 @@ def equity_at_open(ctx: RunContext) -> float:
     return ctx.portfolio.equity(prices)
 
 
-def rebalance_to(ctx: RunContext, targets: list[str], prices: dict[str, float]) -> list[OrderIntent]:
+def rebalance_to(
+    ctx: RunContext, targets: list[str], prices: dict[str, float]
+) -> list[OrderIntent]:
     """Orders that move the long book to equal weights over ``targets`` (sells first)."""
     fractional = ctx.market.fractional
     equity = equity_at_open(ctx)
@@ -125,7 +127,8 @@ class BuyAndHold(Policy):
         return Decision(
             orders=orders,
             analysis=f"{len(prices)} tickers priced at the open; equal weight each.",
-            rationale="Initial allocation: " + ", ".join(f"{o.symbol} x{o.quantity:g}" for o in orders),
+            rationale="Initial allocation: "
+            + ", ".join(f"{o.symbol} x{o.quantity:g}" for o in orders),
             seen={"opens": prices},
         )
 

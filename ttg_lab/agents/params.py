@@ -41,7 +41,9 @@ class Param:
 ParamSpec = dict[str, Param]
 
 
-def validate_parameters(spec: ParamSpec, given: dict[str, Any] | None, owner: str) -> dict[str, Any]:
+def validate_parameters(
+    spec: ParamSpec, given: dict[str, Any] | None, owner: str
+) -> dict[str, Any]:
     """Defaults merged with ``given``; unknown names or bad values are a clear error."""
     given = dict(given or {})
     unknown = sorted(set(given) - set(spec))
@@ -50,4 +52,6 @@ def validate_parameters(spec: ParamSpec, given: dict[str, Any] | None, owner: st
         raise ValidationError(
             f"unknown parameter(s) for {owner}: {', '.join(unknown)}; known: {known}"
         )
-    return {name: p.check(name, given[name]) if name in given else p.default for name, p in spec.items()}
+    return {
+        name: p.check(name, given[name]) if name in given else p.default for name, p in spec.items()
+    }

@@ -66,7 +66,9 @@ def max_drawdown(equity: list[float]) -> float:
 class RunExecutor:
     """Executes one prepared run; ``stop_event`` ends it cleanly between steps."""
 
-    def __init__(self, store: Store, plan: RunPlan, bus: EventBus, stop_event: threading.Event) -> None:
+    def __init__(
+        self, store: Store, plan: RunPlan, bus: EventBus, stop_event: threading.Event
+    ) -> None:
         self.store = store
         self.plan = plan
         self.bus = bus
@@ -75,7 +77,9 @@ class RunExecutor:
     def execute(self) -> str:
         """Run to the end (or stop/failure); returns the final status."""
         plan = self.plan
-        self._emit("started", f"run {plan.run_id} from step {plan.start_step} of {len(plan.calendar)}")
+        self._emit(
+            "started", f"run {plan.run_id} from step {plan.start_step} of {len(plan.calendar)}"
+        )
         step = plan.start_step
         try:
             for step in range(plan.start_step, len(plan.calendar)):
@@ -83,7 +87,9 @@ class RunExecutor:
                     return self._finish("stopped", None)
                 self._step(step, plan.calendar[step])
         except Exception as exc:  # any failure ends the run with its reason stored
-            reason = f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}"
+            reason = (
+                f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}"
+            )
             log.debug("run %s failed\n%s", plan.run_id, traceback.format_exc())
             self._emit("error", reason)
             return self._finish("failed", reason)
@@ -97,31 +103,53 @@ class RunExecutor:
         if not record.ledger:
             record.ledger.append(
                 {
-                    "step_index": step, "ts": clock, "action": "no_trade", "symbol": None,
-                    "quantity": 0.0, "fill_price": None, "fees": 0.0,
-                    "cash_after": ctx.portfolio.cash, "holdings": ctx.portfolio.snapshot(),
-                    "order_id": f"s{step}-none", "status": "none", "reason": "",
+                    "step_index": step,
+                    "ts": clock,
+                    "action": "no_trade",
+                    "symbol": None,
+                    "quantity": 0.0,
+                    "fill_price": None,
+                    "fees": 0.0,
+                    "cash_after": ctx.portfolio.cash,
+                    "holdings": ctx.portfolio.snapshot(),
+                    "order_id": f"s{step}-none",
+                    "status": "none",
+                    "reason": "",
                 }
             )
         equity = self._mark_to_market(ctx, clock)
         filled = len(record.filled)
         run_id = self.plan.run_id
         with self.store.session() as session:
-            session.execute(insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger])
+            session.execute(
+                insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger]
+            )
             if record.reasoning:
                 session.execute(
                     insert(ReasoningEntry),
                     [
-                        {"run_id": run_id, "step_index": step, "ts": clock, "order_ids": [], **entry}
+                        {
+                            "run_id": run_id,
+                            "step_index": step,
+                            "ts": clock,
+                            "order_ids": [],
+                            **entry,
+                        }
                         for entry in record.reasoning
                     ],
                 )
             if record.messages:
-                session.add(AgentLog(run_id=run_id, step_index=step, ts=clock, messages=record.messages))
+                session.add(
+                    AgentLog(run_id=run_id, step_index=step, ts=clock, messages=record.messages)
+                )
             session.add(
                 RunStep(
-                    run_id=run_id, step_index=step, ts=clock, cash=ctx.portfolio.cash,
-                    equity=equity, holdings=ctx.portfolio.snapshot(),
+                    run_id=run_id,
+                    step_index=step,
+                    ts=clock,
+                    cash=ctx.portfolio.cash,
+                    equity=equity,
+                    holdings=ctx.portfolio.snapshot(),
                 )
             )
             session.execute(
@@ -144,23 +172,39 @@ class RunExecutor:
             prices[symbol] = price
         return ctx.portfolio.equity(prices)
 
-    def _emit_step(self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]) -> None:
+    def _emit_step(
+        self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
+    ) -> None:
         for row in ledger:
             if row["status"] == "filled":
                 self._emit(
                     "fill",
                     f"{row['action']} {row['quantity']:g} {row['symbol']} @ {row['fill_price']:.4f}"
                     f" (fees {row['fees']:.2f})",
-                    step, clock, row,
+                    step,
+                    clock,
+                    row,
                 )
             elif row["status"] == "rejected":
-                self._emit("refusal", f"{row['action']} {row['symbol']} refused: {row['reason']}", step, clock, row)
+                self._emit(
+                    "refusal",
+                    f"{row['action']} {row['symbol']} refused: {row['reason']}",
+                    step,
+                    clock,
+                    row,
+                )
         self._emit(
             "step",
             f"{clock:%Y-%m-%d %H:%M} equity {equity:,.2f} cash {self.plan.ctx.portfolio.cash:,.2f}",
-            step, clock,
-            {"equity": equity, "cash": self.plan.ctx.portfolio.cash, "done": step + 1,
-             "total": len(self.plan.calendar), "positions": self.plan.ctx.portfolio.snapshot()},
+            step,
+            clock,
+            {
+                "equity": equity,
+                "cash": self.plan.ctx.portfolio.cash,
+                "done": step + 1,
+                "total": len(self.plan.calendar),
+                "positions": self.plan.ctx.portfolio.snapshot(),
+            },
         )
 
     def _finish(self, status: str, error: str | None) -> str:
@@ -168,13 +212,15 @@ class RunExecutor:
         with self.store.session() as session:
             equity = list(
                 session.scalars(
-                    select(RunStep.equity).where(RunStep.run_id == run_id).order_by(RunStep.step_index)
+                    select(RunStep.equity)
+                    .where(RunStep.run_id == run_id)
+                    .order_by(RunStep.step_index)
                 )
             )
             trades = session.scalar(
-                select(func.count()).select_from(LedgerEntry).where(
-                    LedgerEntry.run_id == run_id, LedgerEntry.status == "filled"
-                )
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.run_id == run_id, LedgerEntry.status == "filled")
             )
             final_value = equity[-1] if equity else self.plan.initial_cash
             session.execute(
@@ -191,12 +237,19 @@ class RunExecutor:
                     worker=None,
                 )
             )
-        self._emit("ended", f"run {run_id} {status}" + (f": {error}" if error else ""),
-                   data={"status": status, "final_value": final_value})
+        self._emit(
+            "ended",
+            f"run {run_id} {status}" + (f": {error}" if error else ""),
+            data={"status": status, "final_value": final_value},
+        )
         return status
 
     def _emit(
-        self, kind: str, message: str, step: int | None = None, clock: datetime | None = None,
+        self,
+        kind: str,
+        message: str,
+        step: int | None = None,
+        clock: datetime | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
         self.bus.emit(RunEvent(self.plan.run_id, kind, message, step, clock, data or {}))
@@ -206,9 +259,13 @@ def restore_portfolio(store: Store, run_id: int, initial_cash: float) -> tuple[P
     """The portfolio after the last committed step, and the next step to run."""
     with store.session() as session:
         last = session.scalars(
-            select(RunStep).where(RunStep.run_id == run_id).order_by(RunStep.step_index.desc()).limit(1)
+            select(RunStep)
+            .where(RunStep.run_id == run_id)
+            .order_by(RunStep.step_index.desc())
+            .limit(1)
         ).first()
     if last is None:
         return Portfolio(initial_cash), 0
-    return Portfolio(last.cash, {k: float(v) for k, v in last.holdings.items()}), last.step_index + 1
-
+    return Portfolio(
+        last.cash, {k: float(v) for k, v in last.holdings.items()}
+    ), last.step_index + 1

@@ -54,16 +54,17 @@ SHIPPED: dict[str, ShippedDataset] = {
             "us",
             "1d",
             "us_daily.parquet",
-            "NASDAQ-100 constituents (AI-Trader's 100 tickers) and QQQ, daily, "
-            "2025-06-10..2025-10-30 (100 trading days). Alpha Vantage TIME_SERIES_DAILY "
-            "via AI-Trader. The stray 'FB' file (not in AI-Trader's universe) is left out.",
+            "NASDAQ-100 constituents (AI-Trader's 101 tickers, GOOG and GOOGL both) and QQQ, "
+            "daily, 2025-06-10..2025-10-30 (100 trading days). Alpha Vantage "
+            "TIME_SERIES_DAILY via AI-Trader. The stray 'FB' file (not in AI-Trader's "
+            "universe) is left out.",
         ),
         ShippedDataset(
             "us_hourly",
             "us",
             "60min",
             "us_hourly.parquet",
-            "NASDAQ-100 (AI-Trader's 100 tickers) and QQQ, 60-minute bars labelled "
+            "NASDAQ-100 (AI-Trader's 101 tickers) and QQQ, 60-minute bars labelled "
             "10:00..15:00 US/Eastern, 2025-10-01 10:00..2025-11-10 15:00 (174 bars per "
             "symbol). Alpha Vantage TIME_SERIES_INTRADAY via AI-Trader.",
         ),
@@ -72,8 +73,10 @@ SHIPPED: dict[str, ShippedDataset] = {
             "cn",
             "1d",
             "cn_daily.parquet",
-            "SSE-50 constituents and the SSE-50 index 000016.SH, daily, 2025-05-27..2025-11-18. "
-            "Before 2025-10-09 from AI-Trader's per-symbol files; from 2025-10-09 from its "
+            "SSE-50 constituents and the SSE-50 index 000016.SH, daily, 2025-06-11..2025-11-18 "
+            "(the index from 2025-06-12; a few source days are missing, e.g. 2025-06-16 for "
+            "5 symbols and suspensions). Before 2025-10-09 from AI-Trader's per-symbol "
+            "files; from 2025-10-09 from its "
             "merged.jsonl (Tushare), which AI-Trader's A-share runs used (its open-only "
             "2025-11-19 bars are dropped). Index: per-symbol file to 2025-11-14, then "
             "index_daily_sse_50.json with volume converted from lots to shares (x100).",
@@ -146,7 +149,12 @@ def write_bars(frame: pd.DataFrame, path: Path) -> None:
     """Write a canonical bar frame as compact, zstd-compressed Parquet."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sort_bars(frame).to_parquet(
-        path, engine="pyarrow", compression="zstd", compression_level=19, index=False
+        path,
+        engine="pyarrow",
+        compression="zstd",
+        compression_level=19,
+        use_dictionary=["symbol"],  # dictionary-encoding the floats makes them bigger
+        index=False,
     )
 
 
@@ -229,8 +237,15 @@ def _build_cn_daily(a_stock: Path, notes: list[str]) -> pd.DataFrame:
     tail = later[(later["ts"] > index["ts"].max()) & (later["ts"] <= stocks_end)].copy()
     tail["volume"] = tail["volume"] * 100
     notes.append(f"cn_daily: index bars appended from index_daily_sse_50.json: {len(tail)}")
-    parts += [index, tail]
-    return _concat(parts)
+    stocks = _concat(parts)
+    # A few per-symbol files start early (601088 on 2025-05-27, ...): start the dataset on
+    # the first day every constituent has, so early steps do not see a 1-3 stock universe.
+    common_start = stocks.groupby("symbol")["ts"].min().max()
+    early = stocks[stocks["ts"] < common_start]
+    if len(early):
+        counts = early.groupby("symbol").size().to_dict()
+        notes.append(f"cn_daily: bars before {common_start:%Y-%m-%d} dropped: {counts}")
+    return _concat([stocks[stocks["ts"] >= common_start], index, tail])
 
 
 def _repaired_cd5(path: Path, scratch: Path, notes: list[str]) -> Path:

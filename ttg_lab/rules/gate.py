@@ -75,7 +75,9 @@ def check_order(ctx: RunContext, action: str, symbol: Any, quantity: Any) -> Gat
     sym = normalise_symbol(symbol)
     decision = GateDecision("allow", action, sym, 0.0, quantity)
     if action not in ACTIONS:
-        return decision.reject("order", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+        return decision.reject(
+            "order", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"
+        )
     if not sym:
         return decision.reject("symbol", f"symbol must be a non-empty text, got {symbol!r}")
     if not ctx.index.has_symbol(sym):

@@ -8,7 +8,7 @@ Simulated (market) timestamps are naive exchange-local datetimes; wall-clock tim
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -38,7 +38,7 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     """Declarative base with a naming convention so migrations name constraints stably."""
 
-    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONType, list[Any]: JSONType}
 
 
 Base.metadata.naming_convention = {

@@ -39,7 +39,9 @@ def get_price_local(ctx: RunContext, symbol: Any, date: Any = None) -> dict[str,
     view = ctx.view
     if when == ctx.clock:
         return {"symbol": sym, "time": _fmt(when), "open": view.open(sym)}
-    bar = {field: view.value(sym, when, field) for field in ("open", "high", "low", "close", "volume")}
+    bar = {
+        field: view.value(sym, when, field) for field in ("open", "high", "low", "close", "volume")
+    }
     if bar["open"] is None:
         return {"symbol": sym, "time": _fmt(when), "error": f"no bar for {sym} at {_fmt(when)}"}
     return {"symbol": sym, "time": _fmt(when), **bar}
@@ -51,17 +53,16 @@ def get_price_history(ctx: RunContext, symbol: Any, bars: int = 20) -> dict[str,
     if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= 1000:
         raise ValidationError(f"bars must be a whole number from 1 to 1000, got {bars!r}")
     frame = ctx.view.history(sym, bars)
-    return {
-        "symbol": sym,
-        "bars": [
-            {"time": _fmt(row.ts), "open": row.open, "high": row.high, "low": row.low,
-             "close": row.close, "volume": row.volume}
-            for row in frame.itertuples(index=False)
-        ],
-    }
+    rows = []
+    for record in frame.to_dict("records"):
+        when = pd.Timestamp(record.pop("ts")).to_pydatetime()
+        rows.append({"time": _fmt(when), **record})
+    return {"symbol": sym, "bars": rows}
 
 
 def _fmt(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d") if when.hour == when.minute == 0 else when.strftime(
-        "%Y-%m-%d %H:%M"
+    return (
+        when.strftime("%Y-%m-%d")
+        if when.hour == when.minute == 0
+        else when.strftime("%Y-%m-%d %H:%M")
     )

@@ -91,16 +91,22 @@ def buy(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
     return place_order(ctx, "buy", symbol, quantity, order_id)
 
 
-def sell(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+def sell(
+    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+) -> dict[str, Any]:
     """Sell ``quantity`` of a long position in ``symbol``."""
     return place_order(ctx, "sell", symbol, quantity, order_id)
 
 
-def short(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+def short(
+    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+) -> dict[str, Any]:
     """Sell ``quantity`` of ``symbol`` short."""
     return place_order(ctx, "short", symbol, quantity, order_id)
 
 
-def cover(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
+def cover(
+    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+) -> dict[str, Any]:
     """Buy back ``quantity`` of a short position in ``symbol``."""
     return place_order(ctx, "cover", symbol, quantity, order_id)

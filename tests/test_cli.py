@@ -1,0 +1,78 @@
+"""The ttg-lab command as a user runs it: real processes on a private store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TTG_LAB = Path(sys.executable).parent / "ttg-lab"
+"""The console script installed next to this interpreter."""
+
+
+def ttg(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TTG_LAB_DB_URL": db_url, "COLUMNS": "200"}
+    result = subprocess.run(
+        [str(TTG_LAB), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ttg-lab {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.mark.slow
+def test_init_then_demo_prints_the_baselines(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    out = ttg(url, "init").stdout
+    assert "loaded us_daily: 10,200 bars" in out
+    assert "up to date" in ttg(url, "init").stdout  # idempotent
+
+    out = ttg(url, "demo").stdout
+    assert "2025-06-10 .. 2025-10-30" in out
+    for name in (
+        "demo-buy-and-hold-qqq",
+        "demo-momentum",
+        "demo-mean-reversion",
+        "demo-random",
+        "demo-cash",
+    ):
+        assert name in out
+    assert "100,000.00" in out  # the cash baseline ends where it started
+
+    runs = ttg(url, "runs").stdout
+    assert runs.count("completed") == 6
+
+
+def test_errors_are_one_clear_line(db_url: str) -> None:
+    result = ttg(db_url, "models", "create", "x", "--cash", "-5", check=False)
+    assert result.returncode == 1
+    assert "error: initial cash must be above 0" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+    result = ttg(db_url, "run", "nobody", check=False)
+    assert result.returncode == 1 and "no model 'nobody'" in result.stdout
+
+
+def test_models_and_runs_from_the_command_line(db_url: str) -> None:
+    ttg(
+        db_url,
+        "models",
+        "create",
+        "cli mom",
+        "--ai-model",
+        "baseline/momentum",
+        "--param",
+        "top_k=3",
+        "--tickers",
+        "AAPL,MSFT,NVDA,AMZN,META",
+    )
+    assert "cli-mom" in ttg(db_url, "models", "list").stdout
+    out = ttg(
+        db_url, "run", "cli-mom", "--start", "2025-07-01", "--end", "2025-08-29", "--costs", "zero"
+    ).stdout
+    assert "completed" in out
+    out = ttg(db_url, "data", "list").stdout
+    assert "us_hourly" in out and "crypto_daily" in out
