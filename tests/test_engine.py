@@ -255,3 +255,30 @@ def test_resume_refuses_a_run_whose_process_is_alive(lab: Lab) -> None:
         row.worker = f"{os.uname().nodename}:1"  # pid 1 is alive
     with pytest.raises(RunStateError, match="still running"):
         lab.resume_run(run.id)
+
+
+def test_crypto_trades_fractional_quantities(lab: Lab) -> None:
+    model = lab.models.create(
+        "coins",
+        ai_model_id="baseline/buy_and_hold",
+        market="crypto",
+        tickers=["BTC-USDT", "ETH-USDT"],
+        initial_cash=50_000.0,
+    )
+    run = lab.start_run(model, start="2025-11-01", end="2025-11-15", costs="zero")
+    assert run.wait(60) == "completed"
+    fills = run.ledger().query("status == 'filled'")
+    assert set(fills["symbol"]) == {"BTC-USDT", "ETH-USDT"}
+    assert any(q != int(q) for q in fills["quantity"])
+    assert run.equity()["cash"].iloc[-1] < 1.0  # fractional units spend (almost) all the cash
+
+
+def test_a_share_run_uses_whole_shares_and_excludes_the_index(lab: Lab) -> None:
+    model = lab.models.create(
+        "sse", ai_model_id="baseline/momentum", market="cn", initial_cash=1_000_000.0
+    )
+    run = lab.start_run(model, start="2025-07-01", end="2025-09-30")
+    assert run.wait(60) == "completed"
+    fills = run.ledger().query("status == 'filled'")
+    assert len(fills) > 0 and all(q == int(q) for q in fills["quantity"])
+    assert "000016.SH" not in set(run.info()["snapshot"]["tickers"])
