@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 from ttg_lab.errors import NotFoundError
 
@@ -25,14 +27,41 @@ class Market:
     lot_size: int
     periods_per_year_daily: int
     bars_per_day_hourly: float
+    session_open: time
+
+    def decision_time(self, clock: datetime, interval: str) -> datetime:
+        """When a decision at ``clock`` is taken, in exchange-local time.
+
+        Daily bars are labelled with the day (00:00) but orders fill at the session's
+        open, so that is the moment of the decision; intraday bars are labelled with
+        their start, which is the moment itself.
+        """
+        if interval == "1d":
+            return datetime.combine(clock.date(), self.session_open)
+        return clock
+
+    def to_utc(self, local: datetime) -> datetime:
+        """An exchange-local naive time as naive UTC (for comparing with news times)."""
+        aware = local.replace(tzinfo=ZoneInfo(self.timezone))
+        return aware.astimezone(UTC).replace(tzinfo=None)
 
 
 MARKETS: dict[str, Market] = {
-    "us": Market("us", "NASDAQ-100 (US)", "USD", "US/Eastern", "QQQ", False, 1, 252, 6.5),
-    "cn": Market(
-        "cn", "SSE-50 (A-shares)", "CNY", "Asia/Shanghai", "000016.SH", False, 100, 252, 4
+    "us": Market(
+        code="us", name="NASDAQ-100 (US)", currency="USD", timezone="America/New_York",
+        benchmark="QQQ", fractional=False, lot_size=1, periods_per_year_daily=252,
+        bars_per_day_hourly=6.5, session_open=time(9, 30),
     ),
-    "crypto": Market("crypto", "Crypto (USDT)", "USDT", "UTC", "CD5", True, 1, 365, 24),
+    "cn": Market(
+        code="cn", name="SSE-50 (A-shares)", currency="CNY", timezone="Asia/Shanghai",
+        benchmark="000016.SH", fractional=False, lot_size=100, periods_per_year_daily=252,
+        bars_per_day_hourly=4, session_open=time(9, 30),
+    ),
+    "crypto": Market(
+        code="crypto", name="Crypto (USDT)", currency="USDT", timezone="UTC", benchmark="CD5",
+        fractional=True, lot_size=1, periods_per_year_daily=365, bars_per_day_hourly=24,
+        session_open=time(0, 0),
+    ),
 }
 
 

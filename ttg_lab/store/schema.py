@@ -114,6 +114,11 @@ class TradingRun(Base):
     max_drawdown: Mapped[float | None] = mapped_column(Float, default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)  # host:pid running it
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # +1 per resume
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     model: Mapped[TradingModel] = relationship()
 
@@ -306,3 +311,57 @@ class ChatMessage(Base):
     content: Mapped[str] = mapped_column(Text)
     tool_calls: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LLMCall(Base):
+    """One request to a chat model and its answer, with tokens, latency and cost.
+
+    Calls are written as they happen (not with the step), so the spend of a step that
+    crashed is still counted; replay uses the calls of each step's last attempt.
+    """
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (Index("ix_llm_calls_run_step", "run_id", "step_index", "attempt"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trading_runs.id", ondelete="CASCADE"), default=None
+    )
+    chat_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), default=None
+    )
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    call_index: Mapped[int] = mapped_column(Integer, default=0)
+    ai_model_id: Mapped[str] = mapped_column(String(200))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    tool_calls: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | error | replayed
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NewsItem(Base):
+    """A dated news item the search tool may serve once its publish time has passed.
+
+    ``published_at`` is naive UTC; items without a publish time are never stored.
+    """
+
+    __tablename__ = "news_items"
+    __table_args__ = (Index("ix_news_items_published", "published_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime] = mapped_column(DateTime)
+    symbols: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    topics: Mapped[list[Any]] = mapped_column(JSONType, default=list)
