@@ -75,14 +75,35 @@ class Lab:
         seed: int = 0,
         background: bool = True,
         on_event: Subscriber | None = None,
+        path: str = "chat",
     ) -> RunHandle:
         """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
 
         ``costs`` is a preset name (``default``, ``zero``, ``ibkr-fixed``), a dict of
         :class:`~ttg_lab.broker.CostModel` fields or a CostModel; ``fill`` is ``open``
-        (the decision bar's open) or ``close``.
+        (the decision bar's open) or ``close``. ``path`` is ``chat`` (every model as a chat
+        model calling the MCP tools) or ``direct`` (baselines calling the tools directly).
         """
-        return self._runs.start(model, mode, start, end, costs, fill, seed, background, on_event)
+        return self._runs.start(
+            model, mode, start, end, costs, fill, seed, background, on_event, path=path
+        )
+
+    def replay_run(self, run_id: int, background: bool = True) -> RunHandle:
+        """Re-run a recorded run from its LLM call record: no network, same ledger."""
+        source = self.run(run_id).info()
+        snap = source["snapshot"]
+        return self._runs.start(
+            source["model"],
+            source["mode"],
+            source["start"],
+            source["end"],
+            snap["costs"],
+            snap["fill"],
+            snap["seed"],
+            background,
+            path="chat",
+            replay_from=run_id,
+        )
 
     def resume_run(
         self, run_id: int, background: bool = True, on_event: Subscriber | None = None

@@ -16,8 +16,8 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ttg_lab.agents.base import baseline_ids, parameter_spec
-from ttg_lab.agents.params import validate_parameters
+from ttg_lab.agents.base import baseline_ids
+from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.store.database import Store
@@ -122,9 +122,8 @@ class ModelService:
             )
         values["tickers"] = tickers
         ai_model_id = values.get("ai_model_id") or DEFAULT_AI_MODEL
-        spec = parameter_spec(ai_model_id)  # NotFoundError names the available agents
         values["ai_model_id"] = ai_model_id
-        values["parameters"] = validate_parameters(spec, values.get("parameters"), ai_model_id)
+        values["parameters"] = validate_agent(ai_model_id, values.get("parameters"))
         for text in ("description", "custom_rules", "custom_instructions"):
             if not isinstance(values.get(text) or "", str):
                 raise ValidationError(f"{text} must be text")
@@ -240,4 +239,7 @@ class ModelService:
 
     @staticmethod
     def available_ai_models() -> builtins.list[str]:
-        return baseline_ids()
+        """Baselines first, then the catalog's LLMs."""
+        from ttg_lab.llm.catalog import load_catalog
+
+        return baseline_ids() + sorted(load_catalog().models)

@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 import ttg_lab
-from ttg_lab.agents.base import make_agent
+from ttg_lab.agents.factory import AgentRequest, build_agent, check_path, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
 from ttg_lab.engine.runner import RunExecutor, RunPlan, restore_portfolio, worker_id
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
+from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
@@ -42,8 +43,6 @@ from ttg_lab.tools.context import RunContext
 MODES: dict[str, str] = {"daily": "1d", "intraday": "60min"}
 """Run modes and the bar interval each one steps through."""
 
-PROMPT_VERSION = "baseline-1"
-"""Version of the agent instructions; recorded in every run's snapshot."""
 
 _LIVE: dict[tuple[str, int], RunHandle] = {}
 """Runs executing in this process, by (store URL, run id)."""
@@ -208,6 +207,8 @@ class RunService:
     def __init__(self, store: Store, models: ModelService) -> None:
         self.store = store
         self.models = models
+        self.retry_delay = 1.0
+        """Seconds before the first retry of a failed model call (tests shorten it)."""
 
     def start(
         self,
@@ -220,9 +221,14 @@ class RunService:
         seed: int = 0,
         background: bool = True,
         on_event: Subscriber | None = None,
+        path: str = "chat",
+        replay_from: int | None = None,
     ) -> RunHandle:
         """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
         info = self.models.get(model)
+        check_path(info.ai_model_id, path)
+        if replay_from is not None:
+            self._check_replay_source(replay_from, info, path)
         if mode not in MODES:
             raise ValidationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         interval = MODES[mode]
@@ -231,7 +237,7 @@ class RunService:
         check_fill_policy(fill)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValidationError(f"seed must be a whole number, got {seed!r}")
-        make_agent(info.ai_model_id, info.parameters)  # validate before recording anything
+        validate_agent(info.ai_model_id, info.parameters)  # validate before recording anything
         fingerprint = data_fingerprint(self.store, market.code, interval)
         index = price_index(self.store, market.code, interval, fingerprint)
         begin = parse_time(start, "start") or index.calendar[0]
@@ -248,25 +254,31 @@ class RunService:
                 f"{index.calendar[-1]:%Y-%m-%d}"
             )
         tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
+        model_config = {
+            "name": info.name,
+            "signature": info.signature,
+            "market": info.market,
+            "ai_model_id": info.ai_model_id,
+            "parameters": info.parameters,
+            "initial_cash": info.initial_cash,
+            "tickers": info.tickers,
+            "custom_rules": info.custom_rules,
+            "custom_instructions": info.custom_instructions,
+        }
+        if replay_from is not None:  # replay exactly what was recorded, not today's config
+            source = RunHandle(self.store, replay_from).info()["snapshot"]
+            model_config, tickers = source["model"], source["tickers"]
         snapshot = {
-            "model": {
-                "name": info.name,
-                "signature": info.signature,
-                "market": info.market,
-                "ai_model_id": info.ai_model_id,
-                "parameters": info.parameters,
-                "initial_cash": info.initial_cash,
-                "tickers": info.tickers,
-                "custom_rules": info.custom_rules,
-                "custom_instructions": info.custom_instructions,
-            },
+            "model": model_config,
             "tickers": sorted(tickers),
             "rules": [],
             "costs": cost_model.to_dict(),
             "fill": fill,
             "seed": seed,
             "interval": interval,
-            "prompt_version": PROMPT_VERSION,
+            "agent_path": path,
+            "replay_of": replay_from,
+            "prompt_version": PROMPT_VERSION if path == "chat" else None,
             "data_fingerprint": fingerprint,
             "package_version": ttg_lab.__version__,
         }
@@ -302,6 +314,18 @@ class RunService:
                 continue
         raise RunStateError(f"could not allocate a run number for model {info.signature}")
 
+    def _check_replay_source(self, source_id: int, info: ModelInfo, path: str) -> None:
+        if path != "chat":
+            raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+        with self.store.session() as session:
+            source = session.get(TradingRun, source_id)
+            if source is None:
+                raise NotFoundError(f"no run {source_id} to replay")
+            if source.model_id != info.id:
+                raise ValidationError(
+                    f"run {source_id} belongs to another model; replay it with its own"
+                )
+
     def _plan(self, run_id: int) -> RunPlan:
         with self.store.session() as session:
             run = session.get(TradingRun, run_id)
@@ -309,6 +333,7 @@ class RunService:
                 raise NotFoundError(f"no run {run_id}")
             snap = dict(run.strategy_snapshot)
             mode = run.mode
+            attempt = run.attempt
             period = (run.period_start, run.period_end)
         model = snap["model"]
         market = get_market(model["market"])
@@ -332,7 +357,18 @@ class RunService:
             fill=snap["fill"],
             seed=snap["seed"],
         )
-        agent = make_agent(model["ai_model_id"], model["parameters"])
+        agent = build_agent(
+            AgentRequest(
+                self.store,
+                run_id,
+                attempt,
+                model,
+                ctx,
+                path=snap.get("agent_path", "chat"),
+                replay_from=snap.get("replay_of"),
+                retry_delay=self.retry_delay,
+            )
+        )
         return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx)
 
     def _launch(self, run_id: int, background: bool, on_event: Subscriber | None) -> RunHandle:
@@ -364,6 +400,7 @@ class RunService:
             if run.status == "running" and run.worker and _worker_alive(run.worker):
                 raise RunStateError(f"run {run_id} is still running in process {run.worker}")
             run.status, run.error, run.ended_at, run.worker = "running", None, None, worker_id()
+            run.attempt += 1
         return self._launch(run_id, background, on_event)
 
     def get(self, run_id: int) -> RunHandle:

@@ -1,5 +1,6 @@
-"""Agents: offline baselines now, LLM agents through the same tools later."""
+"""Agents: offline baselines and LLMs, acting only through the tools."""
 
-from ttg_lab.agents.base import Agent, DirectAgent, baseline_ids, make_agent
+from ttg_lab.agents.base import Agent, DirectAgent, baseline_ids
+from ttg_lab.agents.factory import AgentRequest, build_agent, validate_agent
 
-__all__ = ["Agent", "DirectAgent", "baseline_ids", "make_agent"]
+__all__ = ["Agent", "AgentRequest", "DirectAgent", "baseline_ids", "build_agent", "validate_agent"]

@@ -1,8 +1,8 @@
 """The agent interface the run engine drives, and the registry of agents by AI model id.
 
 An agent acts on a step only through the tool functions over the run context; it leaves
-its reasoning and messages in the step's record. Offline baselines are registered as
-``baseline/<name>``; LLM agents join the registry in Step 2.
+its reasoning and messages in the step's record. Offline baselines have ids
+``baseline/<name>``; every other id is an LLM (see :mod:`ttg_lab.agents.factory`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from ttg_lab.agents.baselines import POLICIES, Decision, Policy
-from ttg_lab.agents.params import ParamSpec, validate_parameters
+from ttg_lab.agents.params import validate_parameters
 from ttg_lab.errors import NotFoundError
 from ttg_lab.tools import trade
 from ttg_lab.tools.context import RunContext
@@ -23,6 +23,8 @@ class Agent(Protocol):
     """Anything that can take one decision step on a run context."""
 
     def run_step(self, ctx: RunContext) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class DirectAgent:
@@ -38,6 +40,9 @@ class DirectAgent:
             for order in decision.orders
         ]
         record_decision(ctx, self.policy, decision, answers)
+
+    def close(self) -> None:
+        """Nothing to release on the direct path."""
 
 
 def record_decision(
@@ -78,26 +83,25 @@ def record_decision(
     )
 
 
+def is_baseline(ai_model_id: str) -> bool:
+    return ai_model_id.startswith(BASELINE_PREFIX)
+
+
 def baseline_ids() -> list[str]:
     """AI model ids of the offline baselines."""
     return [BASELINE_PREFIX + name for name in POLICIES]
 
 
-def parameter_spec(ai_model_id: str) -> ParamSpec:
-    """The parameters an agent accepts."""
-    return _policy_class(ai_model_id).params
-
-
-def _policy_class(ai_model_id: str) -> type[Policy]:
+def policy_class(ai_model_id: str) -> type[Policy]:
+    """The baseline policy behind a ``baseline/<name>`` id."""
     name = ai_model_id.removeprefix(BASELINE_PREFIX)
-    if ai_model_id.startswith(BASELINE_PREFIX) and name in POLICIES:
+    if is_baseline(ai_model_id) and name in POLICIES:
         return POLICIES[name]
     known = ", ".join(baseline_ids())
-    raise NotFoundError(f"unknown AI model {ai_model_id!r}; available offline agents: {known}")
+    raise NotFoundError(f"unknown baseline {ai_model_id!r}; baselines: {known}")
 
 
-def make_agent(ai_model_id: str, parameters: dict[str, Any] | None = None) -> Agent:
-    """The agent for a model's AI model id with validated parameters."""
-    cls = _policy_class(ai_model_id)
-    params = validate_parameters(cls.params, parameters, ai_model_id)
-    return DirectAgent(cls(**params))
+def make_policy(ai_model_id: str, parameters: dict[str, Any] | None) -> Policy:
+    """A baseline policy with validated parameters."""
+    cls = policy_class(ai_model_id)
+    return cls(**validate_parameters(cls.params, parameters, ai_model_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,12 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     doc: str = ""
+    choices: tuple[str, ...] = ()
+    pattern: str = ""
 
     def check(self, name: str, value: Any) -> Any:
+        if self.kind is str:
+            return self._check_text(name, value)
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -35,6 +40,17 @@ class Param:
             raise ValidationError(f"parameter {name} must be >= {self.minimum:g}, got {value!r}")
         if self.maximum is not None and value > self.maximum:
             raise ValidationError(f"parameter {name} must be <= {self.maximum:g}, got {value!r}")
+        return value
+
+    def _check_text(self, name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(f"parameter {name} must be text, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ValidationError(
+                f"parameter {name} must be one of {', '.join(self.choices)}, got {value!r}"
+            )
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise ValidationError(f"parameter {name} has an invalid value {value!r}")
         return value
 
 

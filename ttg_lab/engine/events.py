@@ -16,7 +16,15 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-EVENT_KINDS: tuple[str, ...] = ("started", "step", "fill", "refusal", "reasoning", "ended", "error")
+EVENT_KINDS: tuple[str, ...] = (
+    "started",
+    "step",
+    "tool",
+    "fill",
+    "refusal",
+    "ended",
+    "error",
+)
 
 
 @dataclass(frozen=True)

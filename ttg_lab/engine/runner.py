@@ -21,10 +21,12 @@ from sqlalchemy import func, insert, select, update
 from ttg_lab.agents.base import Agent
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.portfolio import Portfolio
+from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     AgentLog,
     LedgerEntry,
+    LLMCall,
     ReasoningEntry,
     RunStep,
     TradingRun,
@@ -87,12 +89,13 @@ class RunExecutor:
                     return self._finish("stopped", None)
                 self._step(step, plan.calendar[step])
         except Exception as exc:  # any failure ends the run with its reason stored
-            reason = (
-                f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}"
-            )
-            log.debug("run %s failed\n%s", plan.run_id, traceback.format_exc())
+            when = plan.calendar[step]
+            reason = redact(f"step {step} ({when:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}")
+            log.debug("run %s failed\n%s", plan.run_id, redact(traceback.format_exc()))
             self._emit("error", reason)
             return self._finish("failed", reason)
+        finally:
+            plan.agent.close()
         return self._finish("completed", None)
 
     def _step(self, step: int, clock: datetime) -> None:
@@ -158,6 +161,10 @@ class RunExecutor:
                 .values(
                     steps_done=step + 1,
                     total_trades=TradingRun.total_trades + filled,
+                    llm_calls=TradingRun.llm_calls + record.llm_calls,
+                    prompt_tokens=TradingRun.prompt_tokens + record.prompt_tokens,
+                    completion_tokens=TradingRun.completion_tokens + record.completion_tokens,
+                    llm_cost=TradingRun.llm_cost + record.llm_cost,
                     heartbeat_at=utcnow(),
                 )
             )
@@ -175,6 +182,13 @@ class RunExecutor:
     def _emit_step(
         self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
     ) -> None:
+        for message in self.plan.ctx.record.messages:
+            for call in message.get("tool_calls") or []:
+                args = ", ".join(f"{k}={v}" for k, v in (call.get("args") or {}).items())
+                self._emit("tool", f"{call.get('name')}({args})", step, clock, call)
+            for call in message.get("invalid_tool_calls") or []:
+                text = f"malformed tool call {call.get('name')}: {call.get('error')}"
+                self._emit("refusal", text, step, clock, call)
         for row in ledger:
             if row["status"] == "filled":
                 self._emit(
@@ -222,6 +236,14 @@ class RunExecutor:
                 .select_from(LedgerEntry)
                 .where(LedgerEntry.run_id == run_id, LedgerEntry.status == "filled")
             )
+            usage = session.execute(
+                select(
+                    func.count(LLMCall.id),
+                    func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+                    func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+                    func.coalesce(func.sum(LLMCall.cost), 0.0),
+                ).where(LLMCall.run_id == run_id)
+            ).one()
             final_value = equity[-1] if equity else self.plan.initial_cash
             session.execute(
                 update(TradingRun)
@@ -234,6 +256,10 @@ class RunExecutor:
                     final_value=final_value,
                     final_return=final_value / self.plan.initial_cash - 1.0,
                     max_drawdown=max_drawdown(equity),
+                    llm_calls=usage[0],
+                    prompt_tokens=usage[1],
+                    completion_tokens=usage[2],
+                    llm_cost=float(usage[3]),
                     worker=None,
                 )
             )

@@ -8,11 +8,7 @@ from ttg_lab.tools.context import RunContext
 
 
 def get_portfolio(ctx: RunContext) -> dict[str, Any]:
-    """Cash, positions with their last known prices, and equity at the clock.
-
-    Positions are valued at the current bar's open when the symbol has one, else at the
-    last close before the clock: both are known to the agent.
-    """
+    """Current cash, positions (valued at the latest known prices) and total equity."""
     view = ctx.view
     positions = []
     prices: dict[str, float] = {}

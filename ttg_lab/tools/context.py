@@ -13,6 +13,7 @@ from typing import Any
 from ttg_lab.broker import CostModel
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
+from ttg_lab.news.search import NewsIndex
 from ttg_lab.portfolio import Portfolio
 
 
@@ -26,12 +27,16 @@ class StepRecord:
     reasoning: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_cost: float = 0.0
     _order_seq: int = 0
 
     def next_order_id(self) -> str:
         """A deterministic id: the same step replayed gives the same ids."""
         self._order_seq += 1
-        return f"s{self.step_index}-o{self._order_seq}"
+        return f"s{self.step_index}-c{self._order_seq}"
 
     @property
     def filled(self) -> list[dict[str, Any]]:
@@ -50,6 +55,7 @@ class RunContext:
     costs: CostModel
     fill: str = "open"
     seed: int = 0
+    news: NewsIndex | None = None
     step_index: int = 0
     clock: datetime = datetime.min
     record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))

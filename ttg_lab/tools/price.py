@@ -29,10 +29,11 @@ def parse_when(value: Any, clock: datetime) -> datetime:
         raise ValidationError(f"cannot read {value!r} as a date or time") from None
 
 
-def get_price_local(ctx: RunContext, symbol: Any, date: Any = None) -> dict[str, Any]:
-    """The bar of ``symbol`` at ``date`` as far as it is known at the clock.
+def get_price_local(ctx: RunContext, symbol: str, date: str | None = None) -> dict[str, Any]:
+    """Price bar of ``symbol`` at ``date`` ('YYYY-MM-DD' or 'YYYY-MM-DD HH:MM'; default now).
 
-    For the current bar only the open is given; earlier bars are complete.
+    Earlier bars are complete (open, high, low, close, volume); for the current bar only
+    the open is known. Asking for a later time is refused as look-ahead.
     """
     sym = normalise_symbol(symbol)
     when = parse_when(date, ctx.clock)
@@ -47,8 +48,8 @@ def get_price_local(ctx: RunContext, symbol: Any, date: Any = None) -> dict[str,
     return {"symbol": sym, "time": _fmt(when), **bar}
 
 
-def get_price_history(ctx: RunContext, symbol: Any, bars: int = 20) -> dict[str, Any]:
-    """The last ``bars`` complete bars of ``symbol`` before the clock, oldest first."""
+def get_price_history(ctx: RunContext, symbol: str, bars: int = 20) -> dict[str, Any]:
+    """The last ``bars`` (1-1000) complete price bars of ``symbol`` before now, oldest first."""
     sym = normalise_symbol(symbol)
     if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= 1000:
         raise ValidationError(f"bars must be a whole number from 1 to 1000, got {bars!r}")

@@ -86,27 +86,42 @@ def _ledger_row(
     }
 
 
-def buy(ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None) -> dict[str, Any]:
-    """Buy ``quantity`` of ``symbol`` at the current fill price."""
+def buy(
+    ctx: RunContext, symbol: str, quantity: float, order_id: str | None = None
+) -> dict[str, Any]:
+    """Buy ``quantity`` units of ``symbol`` at the current price plus costs.
+
+    Returns the fill (price, fees, cash left) or the reason the order was refused.
+    Re-sending the same ``order_id`` never trades twice.
+    """
     return place_order(ctx, "buy", symbol, quantity, order_id)
 
 
 def sell(
-    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+    ctx: RunContext, symbol: str, quantity: float, order_id: str | None = None
 ) -> dict[str, Any]:
-    """Sell ``quantity`` of a long position in ``symbol``."""
+    """Sell ``quantity`` units of a long position in ``symbol`` at the current price less costs.
+
+    Returns the fill or the reason the order was refused.
+    """
     return place_order(ctx, "sell", symbol, quantity, order_id)
 
 
 def short(
-    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+    ctx: RunContext, symbol: str, quantity: float, order_id: str | None = None
 ) -> dict[str, Any]:
-    """Sell ``quantity`` of ``symbol`` short."""
+    """Sell ``quantity`` units of ``symbol`` short (if the model's rules allow shorting).
+
+    Returns the fill or the reason the order was refused.
+    """
     return place_order(ctx, "short", symbol, quantity, order_id)
 
 
 def cover(
-    ctx: RunContext, symbol: Any, quantity: Any, order_id: str | None = None
+    ctx: RunContext, symbol: str, quantity: float, order_id: str | None = None
 ) -> dict[str, Any]:
-    """Buy back ``quantity`` of a short position in ``symbol``."""
+    """Buy back ``quantity`` units of a short position in ``symbol``.
+
+    Returns the fill or the reason the order was refused.
+    """
     return place_order(ctx, "cover", symbol, quantity, order_id)

@@ -1,0 +1,1 @@
+"""Test support code: an offline OpenAI-compatible stub server and its pytest fixtures."""

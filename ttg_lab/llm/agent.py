@@ -1,0 +1,196 @@
+"""The trading agent on the LLM path: a LangChain agent whose tools are the MCP services.
+
+One :class:`ChatAgent` per run. On its first step it opens in-memory MCP sessions to the
+four services (bound to the run's own context), loads their tools and builds the agent
+once; later steps reuse both. A step is one conversation: the system prompt with what is
+known at the clock, the opening message, then model calls and tool calls until the model
+answers without tools (or the call limit ends the step). Every model call is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from fastmcp import Client
+from langchain.agents import create_agent
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    ModelCallLimitMiddleware,
+    ModelRetryMiddleware,
+    ToolCallRequest,
+    hook_config,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from langchain_mcp_adapters.tools import load_mcp_tools
+from langgraph.types import Command
+
+from ttg_lab.errors import TTGLabError
+from ttg_lab.llm.messages import plain_message
+from ttg_lab.llm.prompt import step_message, system_prompt
+from ttg_lab.llm.reasoning import reasoning_entries
+from ttg_lab.llm.recording import CallRecorder
+from ttg_lab.services.servers import build_services
+from ttg_lab.tools.context import RunContext
+from ttg_lab.tools.registry import TRADE_TOOLS
+
+
+class StepTimeoutError(TTGLabError):
+    """A decision step took longer than its time limit."""
+
+
+class OrderedTrading(AgentMiddleware):
+    """Runs the tool calls of one model answer one after another, in the model's order
+    (the agent graph would run them concurrently, and the order of fills matters for
+    cash), and gives every trade an order id derived from the step and the call id, so a
+    repeated call (a retry, a replayed message) can never trade twice."""
+
+    def __init__(self, context: RunContext) -> None:
+        super().__init__()
+        self.context = context
+        self._next: dict[str, int] = {}
+        self._turns: asyncio.Condition | None = None
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        call = request.tool_call
+        if call["name"] in TRADE_TOOLS and isinstance(call.get("args"), dict):
+            own = call["args"].get("order_id")
+            order_id = f"s{self.context.step_index}-{own or call.get('id') or 'x'}"[:100]
+            call = {**call, "args": {**call["args"], "order_id": order_id}}
+            request = request.override(tool_call=call)
+        key, position = self._position(request)
+        key = f"{self.context.step_index}:{key}"
+        if self._turns is None:
+            self._turns = asyncio.Condition()
+        turns = self._turns
+        async with turns:
+            await turns.wait_for(lambda: self._next.get(key, 0) >= position)
+        try:
+            return await handler(request)
+        finally:
+            async with turns:
+                self._next[key] = max(self._next.get(key, 0), position + 1)
+                turns.notify_all()
+
+    def forget(self) -> None:
+        """Drop the turn counters of earlier steps."""
+        self._next.clear()
+
+    @staticmethod
+    def _position(request: ToolCallRequest) -> tuple[str, int]:
+        """Which model answer the call belongs to, and its place in that answer."""
+        call_id = request.tool_call.get("id")
+        messages = (
+            (request.state or {}).get("messages", []) if isinstance(request.state, dict) else []
+        )
+        for message in reversed(messages):
+            if isinstance(message, AIMessage):
+                ids = [c.get("id") for c in message.tool_calls]
+                if call_id in ids:
+                    return f"{message.id}:{len(messages)}", ids.index(call_id)
+        return str(call_id), 0
+
+
+class MalformedCallsGoBack(AgentMiddleware):
+    """When a model answers only with malformed tool calls, send it back to the model:
+    the agent factory turns them into error messages the model reads and can correct."""
+
+    @hook_config(can_jump_to=["model"])
+    async def aafter_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        last = state["messages"][-1]
+        if isinstance(last, AIMessage) and last.invalid_tool_calls and not last.tool_calls:
+            return {"jump_to": "model"}
+        return None
+
+
+class ChatAgent:
+    """Runs decision steps of one run through a LangChain agent over MCP tools."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        recorder: CallRecorder,
+        snapshot_model: dict[str, Any],
+        max_steps: int = 10,
+        step_timeout: float = 600.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.recorder = recorder
+        self.snapshot_model = snapshot_model
+        self.max_steps = max_steps
+        self.step_timeout = step_timeout
+        self.retry_delay = retry_delay
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stack: AsyncExitStack | None = None
+        self._graph: Any = None
+        self.tools: list[BaseTool] = []
+
+    def run_step(self, ctx: RunContext) -> None:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._step(ctx))
+
+    def close(self) -> None:
+        """Close the MCP sessions and the event loop (end of run)."""
+        if self._loop is None:
+            return
+        if self._stack is not None:
+            self._loop.run_until_complete(self._stack.aclose())
+        self._loop.close()
+        self._loop = None
+
+    async def _open(self, ctx: RunContext) -> None:
+        self._stack = AsyncExitStack()
+        tools: list[BaseTool] = []
+        for service, server in build_services(lambda: ctx).items():
+            client = await self._stack.enter_async_context(Client(server))
+            tools += await load_mcp_tools(client.session, server_name=service)
+        self.tools = tools
+        self.ordering = OrderedTrading(ctx)
+        middleware: list[Any] = [
+            ModelRetryMiddleware(
+                max_retries=2, initial_delay=self.retry_delay, on_failure="error", jitter=False
+            ),
+            self.recorder,
+            ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),
+            MalformedCallsGoBack(),
+            self.ordering,
+        ]
+        self._graph = create_agent(self.model, tools, middleware=middleware)
+
+    async def _step(self, ctx: RunContext) -> None:
+        if self._graph is None:
+            await self._open(ctx)
+        self.ordering.forget()
+        start = {
+            "clock": ctx.clock.isoformat(sep=" "),
+            "cash": ctx.portfolio.cash,
+            "positions": ctx.portfolio.snapshot(),
+        }
+        opening: list[BaseMessage] = [
+            SystemMessage(system_prompt(ctx, self.snapshot_model)),
+            HumanMessage(step_message(ctx)),
+        ]
+        try:
+            result = await asyncio.wait_for(
+                self._graph.ainvoke(
+                    {"messages": opening}, config={"recursion_limit": 4 * self.max_steps + 10}
+                ),
+                timeout=self.step_timeout,
+            )
+        except TimeoutError:
+            raise StepTimeoutError(
+                f"decision step exceeded its time limit of {self.step_timeout:g} s"
+            ) from None
+        messages: list[BaseMessage] = result["messages"]
+        ctx.record.messages.extend(plain_message(m) for m in messages[1:])
+        ctx.record.reasoning.extend(reasoning_entries(ctx, messages, start))

@@ -1,0 +1,191 @@
+"""Recorded LLM calls: every request and answer stored with tokens, latency and cost,
+and a replay mode that answers from the record with no network at all.
+
+The recorder is a LangChain agent middleware around each model call. Calls are written
+when they happen, in their own transaction, so the spend of a step that crashed still
+counts. Replay looks each call up by (step, call number) in the source run's last
+attempt of that step and checks its request fingerprint: a missing or different call is
+a :class:`ReplayError`, never a silent live call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.messages import AIMessage, BaseMessage
+from sqlalchemy import func, select
+
+from ttg_lab.errors import TTGLabError
+from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
+from ttg_lab.secrets import redact
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import LLMCall
+from ttg_lab.tools.context import RunContext
+
+CostFn = Callable[[int, int], float]
+
+
+class ReplayError(TTGLabError):
+    """A replayed run asked for a call the record does not have (or not in that form)."""
+
+
+@dataclass
+class RecordedCall:
+    fingerprint: str
+    response: dict[str, Any]
+
+
+def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall]:
+    """The calls of a run, by (step, call number), from each step's last attempt."""
+    with store.session() as session:
+        last_attempt = (
+            select(LLMCall.step_index, func.max(LLMCall.attempt).label("attempt"))
+            .where(LLMCall.run_id == run_id, LLMCall.status != "error")
+            .group_by(LLMCall.step_index)
+            .subquery()
+        )
+        rows = session.execute(
+            select(
+                LLMCall.step_index,
+                LLMCall.call_index,
+                LLMCall.request_fingerprint,
+                LLMCall.response,
+            )
+            .join(
+                last_attempt,
+                (LLMCall.step_index == last_attempt.c.step_index)
+                & (LLMCall.attempt == last_attempt.c.attempt),
+            )
+            .where(LLMCall.run_id == run_id, LLMCall.status != "error")
+        ).all()
+    if not rows:
+        raise ReplayError(f"run {run_id} has no recorded LLM calls to replay")
+    return {(s, c): RecordedCall(fp, resp) for s, c, fp, resp in rows}
+
+
+class CallRecorder(AgentMiddleware):
+    """Records (or replays) every model call of one run."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        attempt: int,
+        model_id: str,
+        sampling: dict[str, Any],
+        cost: CostFn,
+        context: RunContext,
+        replay: dict[tuple[int, int], RecordedCall] | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.run_id = run_id
+        self.attempt = attempt
+        self.model_id = model_id
+        self.sampling = sampling
+        self.cost = cost
+        self.context = context
+        self.replay = replay
+        self._step = -1
+        self._call = 0
+
+    def _next_call(self) -> int:
+        if self._step != self.context.step_index:
+            self._step, self._call = self.context.step_index, 0
+        self._call += 1
+        return self._call
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        messages: list[BaseMessage] = [
+            *([request.system_message] if request.system_message else []),
+            *request.messages,
+        ]
+        call = self._next_call()
+        fingerprint = request_fingerprint(self.model_id, messages, request.tools, self.sampling)
+        started = time.perf_counter()
+        if self.replay is not None:
+            answer = self._replayed(call, fingerprint)
+            self._write(call, fingerprint, messages, request.tools, answer, started, "replayed")
+            return ModelResponse(result=[answer])
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            self._write(call, fingerprint, messages, request.tools, None, started, "error", exc)
+            raise
+        last = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
+        if last is not None:
+            self._write(call, fingerprint, messages, request.tools, last, started, "ok")
+        return response
+
+    def _replayed(self, call: int, fingerprint: str) -> AIMessage:
+        step = self.context.step_index
+        recorded = self.replay.get((step, call)) if self.replay else None
+        if recorded is None:
+            raise ReplayError(
+                f"no recorded LLM call for step {step}, call {call}: replay stops "
+                "here instead of calling the network"
+            )
+        if recorded.fingerprint != fingerprint:
+            raise ReplayError(
+                f"step {step}, call {call} asks something the record does not "
+                "have (prompt, data or tools changed since the recording)"
+            )
+        message = load_message(recorded.response)
+        assert isinstance(message, AIMessage)
+        return message
+
+    def _write(
+        self,
+        call: int,
+        fingerprint: str,
+        messages: list[BaseMessage],
+        tools: list[Any],
+        answer: AIMessage | None,
+        started: float,
+        status: str,
+        error: Exception | None = None,
+    ) -> None:
+        usage: dict[str, Any] = dict((answer.usage_metadata if answer is not None else None) or {})
+        prompt_tokens = int(usage.get("input_tokens", 0) or 0)
+        completion_tokens = int(usage.get("output_tokens", 0) or 0)
+        cost = 0.0 if status == "replayed" else self.cost(prompt_tokens, completion_tokens)
+        record = self.context.record
+        record.llm_calls += 1
+        record.prompt_tokens += prompt_tokens
+        record.completion_tokens += completion_tokens
+        record.llm_cost += cost
+        with self.store.session() as session:
+            session.add(
+                LLMCall(
+                    run_id=self.run_id,
+                    step_index=self.context.step_index,
+                    attempt=self.attempt,
+                    call_index=call,
+                    ai_model_id=self.model_id,
+                    request_fingerprint=fingerprint,
+                    request={
+                        "messages": [plain_message(m) for m in messages],
+                        "tools": sorted(getattr(t, "name", str(t)) for t in tools),
+                        "sampling": self.sampling,
+                    },
+                    response=dump_message(answer) if answer is not None else {},
+                    tool_calls=[
+                        {"id": c.get("id"), "name": c["name"], "args": c["args"]}
+                        for c in (answer.tool_calls if answer is not None else [])
+                    ],
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    cost=cost,
+                    status=status,
+                    error=redact(f"{type(error).__name__}: {error}")[:4000] if error else None,
+                )
+            )

@@ -1,0 +1,77 @@
+"""Build the four MCP services from the tool registry.
+
+A service is a FastMCP server whose tools wrap the registry's plain functions. Each
+tool call asks ``resolve`` for the run context it acts on: an in-memory server of a run
+always gets that run's context; the HTTP servers look the session up from the request.
+Deliberate errors (look-ahead, bad input) become MCP tool errors with their message, so
+the agent reads why, never a traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, get_type_hints
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.tools import Tool
+
+from ttg_lab.errors import TTGLabError
+from ttg_lab.tools.context import RunContext
+from ttg_lab.tools.registry import SERVICES, ToolSpec, tools_of
+
+SERVICE_TITLES: dict[str, str] = {
+    "math": "Math",
+    "search": "Search",
+    "trade": "Trade",
+    "price": "Price",
+}
+
+ContextResolver = Callable[[], RunContext]
+
+logging.getLogger("fastmcp").setLevel(logging.CRITICAL)  # tool errors go to the agent, not stderr
+
+
+def _wrap(spec: ToolSpec, resolve: ContextResolver) -> Callable[..., Any]:
+    """A function with the tool's public signature (no ``ctx``) that calls the real one."""
+    fn = spec.function
+    hints = get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters.values())
+    if spec.needs_context:
+        params = params[1:]
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            if spec.needs_context:
+                return fn(resolve(), **kwargs)
+            return fn(**kwargs)
+        except TTGLabError as exc:
+            raise ToolError(str(exc)) from None
+
+    call.__name__ = spec.name
+    call.__doc__ = spec.description
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p.replace(annotation=hints[p.name]) for p in params],
+        return_annotation=hints.get("return", Any),
+    )
+    call.__annotations__ = {p.name: hints[p.name] for p in params} | {
+        "return": hints.get("return", Any)
+    }
+    return call
+
+
+def build_service(service: str, resolve: ContextResolver) -> FastMCP:
+    """The FastMCP server of one service, with every tool of that service."""
+    if service not in SERVICES:
+        raise TTGLabError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
+    server: FastMCP = FastMCP(f"TTG Lab {SERVICE_TITLES[service]}", mask_error_details=True)
+    for spec in tools_of(service):
+        server.add_tool(Tool.from_function(_wrap(spec, resolve), name=spec.name))
+    return server
+
+
+def build_services(resolve: ContextResolver) -> dict[str, FastMCP]:
+    """All four services bound to the same context resolver."""
+    return {service: build_service(service, resolve) for service in SERVICES}

@@ -1,0 +1,59 @@
+"""Every agent tool, defined once: name, service, function and description.
+
+The functions are plain Python over a :class:`~ttg_lab.tools.context.RunContext`
+(first argument ``ctx``) or over their arguments alone (math). The MCP servers serve
+them; offline agents may call them directly. Adding a tool here adds it everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ttg_lab.tools import account, arithmetic, price, search, trade
+
+SERVICES: tuple[str, ...] = ("math", "search", "trade", "price")
+"""The four MCP services, as AI-Trader splits them."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: where it is served and what it does."""
+
+    name: str
+    service: str
+    function: Callable[..., Any]
+    needs_context: bool
+
+    @property
+    def description(self) -> str:
+        return (self.function.__doc__ or self.name).strip()
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec("add", "math", arithmetic.add, False),
+    ToolSpec("subtract", "math", arithmetic.subtract, False),
+    ToolSpec("multiply", "math", arithmetic.multiply, False),
+    ToolSpec("divide", "math", arithmetic.divide, False),
+    ToolSpec("max_units", "math", arithmetic.max_units, False),
+    ToolSpec("get_price_local", "price", price.get_price_local, True),
+    ToolSpec("get_price_history", "price", price.get_price_history, True),
+    ToolSpec("get_information", "search", search.get_information, True),
+    ToolSpec("buy", "trade", trade.buy, True),
+    ToolSpec("sell", "trade", trade.sell, True),
+    ToolSpec("short", "trade", trade.short, True),
+    ToolSpec("cover", "trade", trade.cover, True),
+    ToolSpec("get_portfolio", "trade", account.get_portfolio, True),
+)
+
+TRADE_TOOLS: frozenset[str] = frozenset({"buy", "sell", "short", "cover"})
+
+
+def tools_of(service: str) -> list[ToolSpec]:
+    """The tools one service serves."""
+    return [t for t in TOOLS if t.service == service]
+
+
+def tool_named(name: str) -> ToolSpec | None:
+    return next((t for t in TOOLS if t.name == name), None)
