@@ -16,6 +16,22 @@ from ttg_lab.lab import Lab, open_lab
 from ttg_lab.market import loader
 from ttg_lab.store.database import Store
 
+pytest_plugins = ["support.fixtures"]
+
+ONLINE_KEYS = (
+    "ALPHAADVANTAGE_API_KEY",
+    "ALPHA_VANTAGE_API_KEY",
+    "JINA_API_KEY",
+    "OPENROUTER_API_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches an online provider, even on a machine where keys are set."""
+    for name in ONLINE_KEYS:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:

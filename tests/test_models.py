@@ -20,8 +20,14 @@ from ttg_lab.lab import Lab
         ({"market": "forex"}, "unknown market 'forex'"),
         ({"ai_model_id": "openai/gpt-99"}, "is not in the catalog"),
         ({"ai_model_id": "baseline/nope"}, "unknown baseline"),
-        ({"ai_model_id": "openai/gpt-5", "parameters": {"temperature": 5}}, "temperature must be <= 2"),
-        ({"ai_model_id": "openai/gpt-5", "parameters": {"reasoning_effort": "max"}}, "reasoning_effort"),
+        (
+            {"ai_model_id": "openai/gpt-5", "parameters": {"temperature": 5}},
+            "temperature must be <= 2",
+        ),
+        (
+            {"ai_model_id": "openai/gpt-5", "parameters": {"reasoning_effort": "max"}},
+            "reasoning_effort",
+        ),
         ({"ai_model_id": "openai/gpt-5", "parameters": {"api_key": "sk-x"}}, "unknown parameter"),
         ({"parameters": {"lookbak": 5}}, "unknown parameter.*lookbak"),
         ({"parameters": {"lookback": 0}}, "lookback must be >= 1"),

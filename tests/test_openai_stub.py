@@ -37,7 +37,6 @@ from support.openai_server import (
 )
 
 # Also registered from tests/conftest.py by the lead; registering twice is harmless.
-pytest_plugins = ["support.fixtures"]
 
 PRICE_TOOL: dict[str, Any] = {
     "type": "function",

@@ -18,6 +18,8 @@ from ttg_lab.errors import TTGLabError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
 from ttg_lab.runs import RunHandle
+from ttg_lab.services.manager import DEFAULT_PORTS, serve
+from ttg_lab.tools.registry import SERVICES
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -102,18 +104,19 @@ def main(ctx: click.Context, db_url: str | None) -> None:
 @main.command()
 @pass_ctx
 def init(obj: LabContext) -> None:
-    """Create the store and load the shipped market data."""
+    """Create the store and load the shipped market data and news."""
     with clear_errors():
         lab = obj.lab(init=False)
         loaded = lab.init()
         for name, rows in loaded.items():
-            console.print(f"loaded {name}: {rows:,} bars" if rows else f"{name}: up to date")
+            unit = "items" if name == "news" else "bars"
+            console.print(f"loaded {name}: {rows:,} {unit}" if rows else f"{name}: up to date")
         console.print(f"store ready at {lab.settings.db_url}")
 
 
 @main.group()
 def data() -> None:
-    """Market data."""
+    """Market data and news."""
 
 
 @data.command("list")
@@ -136,6 +139,17 @@ def data_load(obj: LabContext, path: str, market: str, fmt: str, name: str | Non
     with clear_errors():
         rows = obj.lab().data.load(path, market, format=fmt, name=name)
         console.print(f"loaded {rows:,} bars from {path}")
+
+
+@data.command("news")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="auto", help="alphavantage, aitrader-log, jsonl or auto")
+@pass_ctx
+def data_news(obj: LabContext, path: str, fmt: str) -> None:
+    """Import dated news for the search tool (undated items are never served)."""
+    with clear_errors():
+        count = obj.lab().data.load_news(path, format=fmt)
+        console.print(f"loaded {count:,} news items from {path}")
 
 
 @main.group()
@@ -275,6 +289,13 @@ SUMMARY_FORMATS = {"final_value": money, "return": percent, "max_drawdown": perc
 @click.option("--costs", default="default", show_default=True, help="zero, default or ibkr-fixed")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--path",
+    type=click.Choice(["chat", "direct"]),
+    default="chat",
+    show_default=True,
+    help="chat: the LLM path (chat model + MCP tools); direct: baselines call the tools directly",
+)
 @pass_ctx
 def run(
     obj: LabContext,
@@ -285,12 +306,13 @@ def run(
     costs: str,
     fill: str,
     seed: int,
+    path: str,
 ) -> None:
     """Run MODEL over a period, with a progress bar and a summary."""
     with clear_errors():
         lab = obj.lab()
         handle = lab.start_run(
-            model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed
+            model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed, path=path
         )
         info = handle.info()
         console.print(
@@ -352,6 +374,115 @@ def demo(obj: LabContext) -> None:
             f"${DEMO_CASH:,.0f} each, default costs (1 bp commission + 2 bp slippage)",
             SUMMARY_FORMATS,
         )
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@pass_ctx
+def replay(obj: LabContext, run_id: int) -> None:
+    """Re-run RUN_ID from its recorded LLM calls (no network) and compare the ledgers."""
+    with clear_errors():
+        lab = obj.lab()
+        handle = lab.replay_run(run_id)
+        follow(handle, f"replay of run {run_id}")
+        print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
+        same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
+        console.print("ledgers identical" if same else "[red]ledgers differ[/red]")
+        if not same:
+            sys.exit(1)
+
+
+def ledger_key(handle: RunHandle) -> pd.DataFrame:
+    """The parts of a ledger two equal runs share (not database ids)."""
+    columns = [
+        "step_index",
+        "ts",
+        "action",
+        "symbol",
+        "quantity",
+        "fill_price",
+        "fees",
+        "cash_after",
+        "order_id",
+        "status",
+        "reason",
+    ]
+    return handle.ledger()[columns].reset_index(drop=True)
+
+
+@main.group()
+def mcp() -> None:
+    """MCP services (math, search, trade, price) over streamable HTTP."""
+
+
+def _print_services(lab: Lab) -> None:
+    rows = [
+        {
+            "service": s.service,
+            "url": s.url,
+            "pid": s.pid or "",
+            "running": s.running,
+            "healthy": s.healthy,
+            "tools": ", ".join(s.tools),
+        }
+        for s in lab.services.status()
+    ]
+    print_frame(pd.DataFrame(rows), "MCP services")
+
+
+@mcp.command("start")
+@click.argument("services", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--base-port", type=int, default=None, help="ports base, base+1.. (default 8101..)")
+@click.option("--token", envvar="TTG_LAB_MCP_TOKEN", default=None, help="required off 127.0.0.1")
+@pass_ctx
+def mcp_start(
+    obj: LabContext, services: tuple[str, ...], host: str, base_port: int | None, token: str | None
+) -> None:
+    """Start SERVICES (default: all four) in the background."""
+    with clear_errors():
+        lab = obj.lab()
+        ports = {s: base_port + i for i, s in enumerate(SERVICES)} if base_port else None
+        statuses = lab.services.start(list(services) or None, host=host, ports=ports, token=token)
+        _print_services(lab)
+        if not all(s.healthy for s in statuses):
+            console.print(
+                f"[red]not all services are healthy; see {lab.settings.data_dir / 'logs'}[/red]"
+            )
+            sys.exit(1)
+
+
+@mcp.command("stop")
+@click.argument("services", nargs=-1)
+@pass_ctx
+def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
+    """Stop SERVICES (default: all)."""
+    with clear_errors():
+        stopped = obj.lab().services.stop(list(services) or None)
+        console.print(f"stopped: {', '.join(stopped) or 'none were running'}")
+
+
+@mcp.command("status")
+@pass_ctx
+def mcp_status(obj: LabContext) -> None:
+    """Show which services run and answer their health check."""
+    with clear_errors():
+        _print_services(obj.lab())
+
+
+@mcp.command("serve")
+@click.argument("service", type=click.Choice(list(SERVICES)))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: the service's standard port")
+@click.option("--token", envvar="TTG_LAB_MCP_TOKEN", default=None)
+@pass_ctx
+def mcp_serve(
+    obj: LabContext, service: str, host: str, port: int | None, token: str | None
+) -> None:
+    """Serve one SERVICE in the foreground (what `mcp start` runs)."""
+    with clear_errors():
+        lab = obj.lab()
+        serve(service, lab.settings.db_url, host, port or DEFAULT_PORTS[service], token)
 
 
 if __name__ == "__main__":

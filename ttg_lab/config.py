@@ -16,6 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DB_URL_ENV = "TTG_LAB_DB_URL"
 DATA_DIR_ENV = "TTG_LAB_DATA_DIR"
 REPORTS_DIR_ENV = "TTG_LAB_REPORTS_DIR"
+STATE_DIR_ENV = "TTG_LAB_STATE_DIR"
 
 
 def _default_data_dir() -> Path:
@@ -33,6 +34,10 @@ class Settings:
     db_url: str
     data_dir: Path = field(default_factory=_default_data_dir)
     reports_dir: Path = field(default_factory=_default_reports_dir)
+    state_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get(STATE_DIR_ENV, _default_data_dir()))
+    )
+    """Where running services keep their pid file and logs."""
 
     @property
     def shipped_market_dir(self) -> Path:

@@ -19,7 +19,9 @@ from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.market import loader
 from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.runs import RunHandle, RunService
+from ttg_lab.services.manager import ServiceManager
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
 from ttg_lab.users import ensure_local_user
@@ -40,7 +42,14 @@ class DataAPI:
         return loader.load_file(self.store, path, market, format=format, name=name)
 
     def load_shipped(self, names: builtins.list[str] | None = None) -> dict[str, int]:
-        return loader.load_shipped(self.store, self.settings.data_dir, names)
+        """Load the shipped market data and news corpus (skipping what is loaded already)."""
+        loaded = loader.load_shipped(self.store, self.settings.data_dir, names)
+        loaded["news"] = load_shipped_news(self.store, self.settings.data_dir)
+        return loaded
+
+    def load_news(self, path: str, format: str = "auto") -> int:
+        """Import dated news (Alpha Vantage JSON, AI-Trader logs, JSONL) for the search tool."""
+        return import_news_file(self.store, path, format)
 
 
 class Lab:
@@ -119,6 +128,11 @@ class Lab:
         """Runs of one model (or all), newest first."""
         return self._runs.frame(model)
 
+    @property
+    def services(self) -> ServiceManager:
+        """Start, stop and check the MCP services (Math, Search, Trade, Price) over HTTP."""
+        return ServiceManager(self.settings)
+
     def close(self) -> None:
         self.store.dispose()
 
@@ -132,7 +146,7 @@ def open_lab(db_url: str | None = None, init: bool = True) -> Lab:
     settings = resolve_settings(db_url)
     store = Store(settings.db_url)
     store.migrate()
-    if init and not loader.list_datasets(store).shape[0]:
-        loader.load_shipped(store, settings.data_dir)
-    user = ensure_local_user(store)
-    return Lab(settings, store, user)
+    lab = Lab(settings, store, ensure_local_user(store))
+    if init and lab.data.list().empty:
+        lab.data.load_shipped()
+    return lab

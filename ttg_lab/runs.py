@@ -29,10 +29,13 @@ from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.news.search import NewsIndex
+from ttg_lab.news.store import read_news
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     Dataset,
     LedgerEntry,
+    NewsItem,
     ReasoningEntry,
     RunStep,
     TradingModel,
@@ -86,6 +89,22 @@ def price_index(store: Store, market: str, interval: str, fingerprint: str) -> P
         if index is None:
             index = PriceIndex(read_price_frame(store, market, interval), market, interval)
             _index_cache[key] = index
+        return index
+
+
+_news_cache: dict[tuple[str, int, int], NewsIndex] = {}
+
+
+def news_index(store: Store) -> NewsIndex:
+    """The search tool's in-memory news index, rebuilt when the corpus changes."""
+    with store.session() as session:
+        count, last = session.execute(select(func.count(NewsItem.id), func.max(NewsItem.id))).one()
+    key = (store.url, int(count or 0), int(last or 0))
+    with _index_lock:
+        index = _news_cache.get(key)
+        if index is None:
+            index = NewsIndex(read_news(store))
+            _news_cache[key] = index
         return index
 
 
@@ -207,8 +226,6 @@ class RunService:
     def __init__(self, store: Store, models: ModelService) -> None:
         self.store = store
         self.models = models
-        self.retry_delay = 1.0
-        """Seconds before the first retry of a failed model call (tests shorten it)."""
 
     def start(
         self,
@@ -356,6 +373,7 @@ class RunService:
             costs=resolve_cost_model(snap["costs"]),
             fill=snap["fill"],
             seed=snap["seed"],
+            news=news_index(self.store),
         )
         agent = build_agent(
             AgentRequest(
@@ -366,7 +384,6 @@ class RunService:
                 ctx,
                 path=snap.get("agent_path", "chat"),
                 replay_from=snap.get("replay_of"),
-                retry_delay=self.retry_delay,
             )
         )
         return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx)

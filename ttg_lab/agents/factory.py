@@ -52,7 +52,6 @@ class AgentRequest:
     context: RunContext
     path: str = "chat"
     replay_from: int | None = None
-    retry_delay: float = 1.0
 
 
 def no_cost(prompt_tokens: int, completion_tokens: int) -> float:
@@ -78,7 +77,7 @@ def build_agent(request: AgentRequest) -> Agent:
     cost: Callable[[int, int], float]
     if is_baseline(ai_model_id):
         sampling: dict[str, Any] = {}
-        max_steps, timeout = 10, 600.0
+        max_steps, timeout, retry_delay = 10, 600.0, 0.0
         model = BaselineChatModel(
             policy=make_policy(ai_model_id, parameters), context=request.context
         )
@@ -88,6 +87,7 @@ def build_agent(request: AgentRequest) -> Agent:
         settings = llm_settings(ai_model_id, parameters)
         sampling = settings.sampling
         max_steps, timeout = settings.params["max_steps"], settings.params["step_timeout"]
+        retry_delay = settings.params["retry_delay"]
         cost = settings.cost
         model = make_chat_model(settings) if replay is None else None
     if replay is not None:
@@ -108,5 +108,5 @@ def build_agent(request: AgentRequest) -> Agent:
         request.model,
         max_steps=max_steps,
         step_timeout=timeout,
-        retry_delay=request.retry_delay,
+        retry_delay=retry_delay,
     )

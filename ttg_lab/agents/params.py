@@ -23,6 +23,8 @@ class Param:
     pattern: str = ""
 
     def check(self, name: str, value: Any) -> Any:
+        if value is None and self.default is None:
+            return None  # "use the provider's default"
         if self.kind is str:
             return self._check_text(name, value)
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):

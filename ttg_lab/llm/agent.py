@@ -38,6 +38,17 @@ from ttg_lab.services.servers import build_services
 from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TRADE_TOOLS
 
+PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}
+
+
+def is_transient(error: Exception) -> bool:
+    """Worth retrying: garbage answers, dropped connections and server errors; not our own
+    deliberate errors (a replay miss) nor refusals such as a bad key (HTTP 4xx), which
+    would fail the same way again."""
+    if isinstance(error, TTGLabError):
+        return False
+    return getattr(error, "status_code", None) not in PERMANENT_HTTP
+
 
 class StepTimeoutError(TTGLabError):
     """A decision step took longer than its time limit."""
@@ -158,7 +169,11 @@ class ChatAgent:
         self.ordering = OrderedTrading(ctx)
         middleware: list[Any] = [
             ModelRetryMiddleware(
-                max_retries=2, initial_delay=self.retry_delay, on_failure="error", jitter=False
+                max_retries=2,
+                retry_on=is_transient,
+                initial_delay=self.retry_delay,
+                on_failure="error",
+                jitter=False,
             ),
             self.recorder,
             ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),

@@ -30,6 +30,7 @@ LLM_PARAMS: ParamSpec = {
     "seed": Param(int, None, 0, 2**31 - 1, "provider-side sampling seed"),
     "timeout": Param(float, 60.0, 1.0, 600.0, "seconds before one request times out"),
     "max_retries": Param(int, 3, 0, 10, "retries on timeouts, 429 and 5xx, with backoff"),
+    "retry_delay": Param(float, 1.0, 0.0, 60.0, "seconds before retrying a failed answer"),
     "max_steps": Param(int, 10, 1, 100, "model calls allowed per decision step"),
     "step_timeout": Param(float, 900.0, 1.0, 7200.0, "seconds one decision step may take"),
     "base_url": Param(str, None, doc="OpenAI-compatible endpoint", pattern=r"https?://\S+"),

@@ -94,10 +94,11 @@ class CallRecorder(AgentMiddleware):
         self._call = 0
 
     def _next_call(self) -> int:
+        """The number of this call in its step: answered calls so far + 1 (a failed call
+        and its retry share the number, so a replay sees the same numbering)."""
         if self._step != self.context.step_index:
             self._step, self._call = self.context.step_index, 0
-        self._call += 1
-        return self._call
+        return self._call + 1
 
     async def awrap_model_call(
         self,
@@ -114,6 +115,7 @@ class CallRecorder(AgentMiddleware):
         if self.replay is not None:
             answer = self._replayed(call, fingerprint)
             self._write(call, fingerprint, messages, request.tools, answer, started, "replayed")
+            self._call = call
             return ModelResponse(result=[answer])
         try:
             response = await handler(request)
@@ -123,6 +125,7 @@ class CallRecorder(AgentMiddleware):
         last = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
         if last is not None:
             self._write(call, fingerprint, messages, request.tools, last, started, "ok")
+        self._call = call
         return response
 
     def _replayed(self, call: int, fingerprint: str) -> AIMessage:

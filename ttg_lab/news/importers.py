@@ -45,7 +45,6 @@ LATEST_OFFSET = timedelta(hours=12)
 
 UNDATED_WORDS = frozenset({"", "unknown", "none", "null", "n/a", "na", "-"})
 
-NewsFormat = Literal["auto", "alphavantage", "aitrader-log", "jsonl"]
 FORMATS: tuple[str, ...] = ("alphavantage", "aitrader-log", "jsonl")
 
 
@@ -69,6 +68,7 @@ _ISO = re.compile(
 _US_STAMP = re.compile(
     r"^(?:[A-Za-z]{3,9},?\s+)?(\d{1,2})/(\d{1,2})/(\d{4})(?:\s*[-\u2013\u2014,]?\s*(\d{1,2}):(\d{2}))?$"
 )
+_ALPHAVANTAGE_STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})?$")
 _MONTH_DAY_YEAR = ("%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
 
 
@@ -158,15 +158,17 @@ def parse_utc_time(text: str) -> datetime | None:
 
 def parse_alphavantage_time(text: str) -> datetime | None:
     """Alpha Vantage's ``20251014T211802`` (US/Eastern, see above) as naive UTC."""
-    for pattern in ("%Y%m%dT%H%M%S", "%Y%m%dT%H%M"):
-        try:
-            local = datetime.strptime(text.strip(), pattern)
-        except ValueError:
-            continue
-        # fold=1: in the repeated autumn hour take the later (EST) reading.
-        aware = local.replace(tzinfo=ALPHAVANTAGE_TIMEZONE, fold=1)
-        return aware.astimezone(UTC).replace(tzinfo=None)
-    return None
+    match = _ALPHAVANTAGE_STAMP.match(text.strip())
+    if match is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+        local = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    # fold=1: in the repeated autumn hour take the later (EST) reading.
+    aware = local.replace(tzinfo=ALPHAVANTAGE_TIMEZONE, fold=1)
+    return aware.astimezone(UTC).replace(tzinfo=None)
 
 
 def alphavantage_time_param(when_utc: datetime) -> str:
@@ -318,7 +320,11 @@ def _tool_content(body: str) -> str:
 
 
 def host_of(url: str) -> str:
-    host = urlsplit(url).hostname or ""
+    """The site of ``url`` without ``www.`` (``cnbc.com``): the source of a web result."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # e.g. a malformed IPv6 literal
+        return ""
     return host.removeprefix("www.")
 
 

@@ -29,7 +29,7 @@ from ttg_lab.news.importers import (
     host_of,
     parse_publish_time,
 )
-from ttg_lab.news.items import News, earliest_per_url, make_news, naive_utc
+from ttg_lab.news.items import News, make_news, naive_utc
 from ttg_lab.news.search import NewsHit, NewsIndex, hit_for, published_before
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,15 @@ def _failure(name: str, exc: BaseException) -> ProviderResult:
     return ProviderResult([], f"{name}: request failed: {what}")
 
 
+def alphavantage_ticker(symbol: str) -> str:
+    """A lab symbol as Alpha Vantage's news ticker (``BTC-USDT`` -> ``CRYPTO:BTC``)."""
+    ticker = symbol.strip().upper()
+    for suffix in ("-USDT", "-USD"):
+        if ticker.endswith(suffix):
+            return f"CRYPTO:{ticker.removesuffix(suffix)}"
+    return ticker
+
+
 @dataclass(frozen=True)
 class AlphaVantageNews:
     """Alpha Vantage NEWS_SENTIMENT, asked with ``time_to`` = the clock (US/Eastern).
@@ -146,8 +155,9 @@ class AlphaVantageNews:
             "limit": str(MAX_ITEMS),
             "apikey": self.api_key,
         }
-        if symbols:
-            params["tickers"] = ",".join(s.strip().upper() for s in symbols if s.strip())
+        tickers = [alphavantage_ticker(s) for s in symbols or () if s.strip()]
+        if tickers:
+            params["tickers"] = ",".join(tickers)
         try:
             document = get_json(self.base_url, params, {"Accept": "application/json"}, self.timeout)
         except Exception as exc:  # any failure is a note, never a crash
@@ -180,6 +190,17 @@ def _jina_item(entry: Any) -> News:
         content=compact_text(content),
         published_at=published,
     )
+
+
+def _first_per_url(items: list[News]) -> list[News]:
+    """One item per URL, the first given, in the given order."""
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        if item.url not in seen:
+            seen.add(item.url)
+            unique.append(item)
+    return unique
 
 
 @dataclass(frozen=True)
@@ -215,9 +236,7 @@ class JinaSearch:
                 undated += exc.undated
             except ValueError:  # e.g. a URL too long for the store
                 continue
-        unique = list({item.url: item for item in reversed(items)}.values())
-        unique.reverse()  # one item per URL, the first given, in the search's order
-        return ProviderResult(unique, None, undated, ranked=True)
+        return ProviderResult(_first_per_url(items), None, undated, ranked=True)
 
 
 def configured_providers(env: Mapping[str, str] | None = None) -> list[OnlineNewsProvider]:
@@ -272,6 +291,7 @@ __all__ = [
     "JinaSearch",
     "OnlineNewsProvider",
     "ProviderResult",
+    "alphavantage_ticker",
     "configured_providers",
     "search_online",
 ]

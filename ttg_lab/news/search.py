@@ -9,7 +9,6 @@ published at or after the clock.
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 import unicodedata
@@ -18,7 +17,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
+
+import numpy as np
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.news.items import News, iso_utc, naive_utc, sort_news
@@ -31,6 +33,7 @@ TITLE_WEIGHT = 2
 """Title words count this many times (a title says what an item is about)."""
 MAX_LIMIT = 50
 SNIPPET_CHARS = 500
+_EPOCH = datetime(1970, 1, 1)
 
 _WORD = re.compile(r"[0-9a-z]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -51,14 +54,27 @@ def _stem(word: str) -> str:
     return word
 
 
+def _word_tokens(word: str) -> tuple[str, ...]:
+    if _CJK.match(word):
+        return tuple(word[i : i + 2] for i in range(max(1, len(word) - 1)))
+    return () if word in STOPWORDS else (_stem(word),)
+
+
+_WORD_CACHE: dict[str, tuple[str, ...]] = {}
+_WORD_CACHE_SIZE = 200_000
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens; CJK runs become character bigrams (no word boundaries)."""
     result: list[str] = []
+    cache = _WORD_CACHE
     for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower()):
-        if _CJK.match(word):
-            result.extend(word[i : i + 2] for i in range(max(1, len(word) - 1)))
-        elif word not in STOPWORDS:
-            result.append(_stem(word))
+        known = cache.get(word)
+        if known is None:
+            if len(cache) >= _WORD_CACHE_SIZE:
+                cache.clear()
+            known = cache[word] = _word_tokens(word)
+        result.extend(known)
     return result
 
 
@@ -127,26 +143,32 @@ class NewsIndex:
     def __init__(self, items: Iterable[News]) -> None:
         self._items: list[News] = sort_news(list(items))
         self._times: list[datetime] = [item.published_at for item in self._items]
-        self._recency: list[float] = [-t.timestamp() for t in self._times]
-        self._lengths: list[int] = []
-        self._length_sums: list[int] = [0]
+        self._recency: list[float] = [-(t - _EPOCH).total_seconds() for t in self._times]
         postings: dict[str, tuple[list[int], list[int]]] = {}
         by_symbol: dict[str, list[int]] = {}
+        lengths: list[int] = []
         for doc, item in enumerate(self._items):
             keys = sorted({symbol_key(s) for s in item.symbols})
             words = tokens(item.title) * TITLE_WEIGHT
             for text in (item.summary, item.content, " ".join(keys), " ".join(item.topics)):
                 words += tokens(text)
-            for word, count in sorted(Counter(words).items()):
+            for word, count in Counter(words).items():
                 ids, counts = postings.setdefault(word, ([], []))
                 ids.append(doc)
                 counts.append(count)
             for key in keys:
                 by_symbol.setdefault(key, []).append(doc)
-            self._lengths.append(len(words))
-            self._length_sums.append(self._length_sums[-1] + len(words))
-        self._postings = postings
-        self._by_symbol = by_symbol
+            lengths.append(len(words))
+        # Postings hold item positions in time order, so the visible part is a prefix.
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            word: (np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.float64))
+            for word, (ids, counts) in postings.items()
+        }
+        self._by_symbol: dict[str, np.ndarray] = {
+            key: np.asarray(ids, dtype=np.int64) for key, ids in by_symbol.items()
+        }
+        self._lengths = np.asarray(lengths, dtype=np.float64)
+        self._length_sums: list[int] = [0, *accumulate(lengths)]
 
     def __len__(self) -> int:
         return len(self._items)
@@ -182,35 +204,41 @@ class NewsIndex:
             return []
         scores = self._scores(sorted(set(tokens(query))), cutoff)
         for key in sorted({symbol_key(s) for s in symbols or () if s and s.strip()}):
-            ids = self._by_symbol.get(key, [])
-            for doc in ids[: bisect_left(ids, cutoff)]:
-                scores[doc] = scores.get(doc, 0.0) + SYMBOL_BOOST
-        best = heapq.nsmallest(
-            limit,
-            scores,
-            key=lambda d: (-round(scores[d], 9), self._recency[d], self._items[d].url),
-        )
-        return [hit_for(self._items[doc], scores[doc]) for doc in best]
+            ids = self._by_symbol.get(key)
+            if ids is not None:
+                scores[ids[: np.searchsorted(ids, cutoff)]] += SYMBOL_BOOST
+        # Rounded, so float noise never decides an order; ties: newer, then smaller URL.
+        rounded = np.round(scores, 9)
+        candidates = np.flatnonzero(rounded > 0.0)
+        if len(candidates) > limit:
+            kth = np.partition(rounded[candidates], -limit)[-limit]
+            candidates = candidates[rounded[candidates] >= kth]
+        best = sorted(
+            candidates.tolist(),
+            key=lambda d: (-rounded[d], self._recency[d], self._items[d].url),
+        )[:limit]
+        return [hit_for(self._items[doc], float(scores[doc])) for doc in best]
 
-    def _scores(self, words: list[str], cutoff: int) -> dict[int, float]:
-        """BM25 of the first ``cutoff`` items (the visible ones) for ``words``."""
-        scores: dict[int, float] = {}
-        visible = cutoff
-        average = self._length_sums[cutoff] / visible or 1.0
-        lengths = self._lengths
+    def _scores(self, words: list[str], cutoff: int) -> np.ndarray:
+        """BM25 of the first ``cutoff`` items (the visible ones) for ``words``.
+
+        Document frequencies and the average length are those of the visible items.
+        """
+        scores = np.zeros(cutoff, dtype=np.float64)
+        average = self._length_sums[cutoff] / cutoff or 1.0
+        norm = K1 * (1.0 - B)
+        slope = K1 * B / average
         for word in words:
-            ids, counts = self._postings.get(word, ((), ()))
-            n = bisect_left(ids, cutoff)
+            posting = self._postings.get(word)
+            if posting is None:
+                continue
+            ids, counts = posting
+            n = int(np.searchsorted(ids, cutoff))
             if n == 0:
                 continue
-            idf = math.log(1.0 + (visible - n + 0.5) / (n + 0.5))
-            norm = K1 * (1.0 - B)
-            slope = K1 * B / average
-            for j in range(n):
-                doc = ids[j]
-                tf = counts[j]
-                gain = idf * tf * (K1 + 1.0) / (tf + norm + slope * lengths[doc])
-                scores[doc] = scores.get(doc, 0.0) + gain
+            idf = math.log(1.0 + (cutoff - n + 0.5) / (n + 0.5))
+            docs, tf = ids[:n], counts[:n]
+            scores[docs] += idf * tf * (K1 + 1.0) / (tf + norm + slope * self._lengths[docs])
         return scores
 
 

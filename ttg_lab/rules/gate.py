@@ -74,6 +74,8 @@ def check_order(ctx: RunContext, action: str, symbol: Any, quantity: Any) -> Gat
     """Decide allow / resize / reject for one order at the context's clock."""
     sym = normalise_symbol(symbol)
     decision = GateDecision("allow", action, sym, 0.0, quantity)
+    if ctx.read_only:
+        return decision.reject("session", "this session is read-only: it cannot trade")
     if action not in ACTIONS:
         return decision.reject(
             "order", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"

@@ -45,7 +45,9 @@ def _wrap(spec: ToolSpec, resolve: ContextResolver) -> Callable[..., Any]:
     def call(**kwargs: Any) -> Any:
         try:
             if spec.needs_context:
-                return fn(resolve(), **kwargs)
+                ctx = resolve()
+                with ctx.lock:
+                    return fn(ctx, **kwargs)
             return fn(**kwargs)
         except TTGLabError as exc:
             raise ToolError(str(exc)) from None

@@ -6,6 +6,7 @@ each other's clock, cash or positions.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,13 +57,17 @@ class RunContext:
     fill: str = "open"
     seed: int = 0
     news: NewsIndex | None = None
+    read_only: bool = False
     step_index: int = 0
     clock: datetime = datetime.min
     record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))
     view: AsOfView = field(init=False)
+    lock: threading.RLock = field(init=False, repr=False)
+    """Serialises tool calls on this context (HTTP servers may call tools in threads)."""
 
     def __post_init__(self) -> None:
         self.view = AsOfView(self.index, self.clock)
+        self.lock = threading.RLock()
 
     def advance(self, step_index: int, clock: datetime) -> None:
         """Move the clock to a new step with an empty record."""

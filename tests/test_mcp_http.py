@@ -1,0 +1,154 @@
+"""The MCP services over streamable HTTP, driven by the official ``mcp`` client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from ttg_lab.errors import ConfigError
+from ttg_lab.lab import Lab
+from ttg_lab.services.manager import ServiceManager
+from ttg_lab.tools.registry import SERVICES
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture()
+def services(lab: Lab, tmp_path: Path) -> Iterator[ServiceManager]:
+    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path / "state"))
+    ports = dict(zip(SERVICES, free_ports(4), strict=True))
+    statuses = manager.start(ports=ports, wait=60)
+    try:
+        assert all(s.healthy for s in statuses), [s for s in statuses if not s.healthy]
+        yield manager
+    finally:
+        manager.stop()
+
+
+def url_of(manager: ServiceManager, service: str) -> str:
+    return next(s.url for s in manager.status() if s.service == service)
+
+
+async def call(
+    url: str, tool: str, args: dict[str, Any], headers: dict[str, str]
+) -> tuple[bool, Any]:
+    async with (
+        httpx.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool(tool, args)
+        text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+        try:
+            return bool(result.isError), json.loads(text)
+        except json.JSONDecodeError:
+            return bool(result.isError), text
+
+
+async def list_tools(url: str) -> list[Any]:
+    async with (
+        streamable_http_client(url) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        return list((await session.list_tools()).tools)
+
+
+@pytest.mark.slow
+def test_external_client_lists_and_calls_the_four_services(services: ServiceManager) -> None:
+    listed = {s: asyncio.run(list_tools(url_of(services, s))) for s in SERVICES}
+    names = {s: sorted(t.name for t in tools) for s, tools in listed.items()}
+    assert names == {
+        "math": ["add", "divide", "max_units", "multiply", "subtract"],
+        "search": ["get_information"],
+        "trade": ["buy", "cover", "get_portfolio", "sell", "short"],
+        "price": ["get_price_history", "get_price_local"],
+    }
+    buy = next(t for t in listed["trade"] if t.name == "buy")
+    assert buy.inputSchema["properties"]["quantity"]["type"] == "number"
+    assert set(buy.inputSchema["required"]) == {"symbol", "quantity"}
+
+    session = {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-15"}
+    price = url_of(services, "price")
+    error, past = asyncio.run(
+        call(price, "get_price_local", {"symbol": "AAPL", "date": "2025-07-14"}, session)
+    )
+    assert not error and past["close"] > 0
+    error, future = asyncio.run(
+        call(price, "get_price_local", {"symbol": "AAPL", "date": "2025-07-16"}, session)
+    )
+    assert error and "look-ahead refused" in future
+    error, today = asyncio.run(call(price, "get_price_local", {"symbol": "AAPL"}, session))
+    assert not error and set(today) == {"symbol", "time", "open"}
+
+    error, answer = asyncio.run(call(url_of(services, "math"), "multiply", {"a": 6, "b": 7}, {}))
+    assert not error and answer == 42
+
+    trade = url_of(services, "trade")
+    error, bought = asyncio.run(call(trade, "buy", {"symbol": "AAPL", "quantity": 10}, session))
+    assert not error and bought["status"] == "filled" and bought["quantity"] == 10
+    error, sold = asyncio.run(call(trade, "sell", {"symbol": "AAPL", "quantity": 4}, session))
+    assert sold["status"] == "filled" and sold["position"] == 6
+    error, oversold = asyncio.run(call(trade, "sell", {"symbol": "AAPL", "quantity": 100}, session))
+    assert oversold["status"] == "rejected" and "6 held" in oversold["reason"]
+
+    # A second session in parallel has its own cash, positions and clock.
+    other = {"X-TTG-Session": "bob", "X-TTG-Clock": "2025-09-02", "X-TTG-Cash": "500"}
+
+    async def both() -> list[tuple[bool, Any]]:
+        return await asyncio.gather(
+            call(trade, "get_portfolio", {}, {"X-TTG-Session": "alice"}),
+            call(trade, "get_portfolio", {}, other),
+        )
+
+    (_, alice), (_, bob) = asyncio.run(both())
+    assert [p["symbol"] for p in alice["positions"]] == ["AAPL"] and alice["time"].startswith(
+        "2025-07-15"
+    )
+    assert bob["positions"] == [] and bob["cash"] == 500 and bob["time"].startswith("2025-09-02")
+
+    # The clock moves forward, never back.
+    error, moved = asyncio.run(
+        call(trade, "get_portfolio", {}, {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-01"})
+    )
+    assert error and "cannot move back" in moved
+
+
+@pytest.mark.slow
+def test_run_sessions_are_read_only_views(services: ServiceManager, lab: Lab) -> None:
+    model = lab.models.create("viewed", ai_model_id="baseline/buy_and_hold", tickers=["QQQ"])
+    run = lab.start_run(
+        model, start="2025-06-10", end="2025-06-20", background=False, path="direct"
+    )
+    headers = {"X-TTG-Run": str(run.id)}
+    error, portfolio = asyncio.run(call(url_of(services, "trade"), "get_portfolio", {}, headers))
+    assert not error and portfolio["positions"][0]["symbol"] == "QQQ"
+    error, refused = asyncio.run(
+        call(url_of(services, "trade"), "buy", {"symbol": "QQQ", "quantity": 1}, headers)
+    )
+    assert refused["status"] == "rejected" and "read-only" in refused["reason"]
+
+
+def test_exposing_services_needs_a_token(lab: Lab, tmp_path: Path) -> None:
+    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path))
+    with pytest.raises(ConfigError, match="without a token"):
+        manager.start(host="0.0.0.0")

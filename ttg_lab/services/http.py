@@ -1,0 +1,67 @@
+"""One MCP service over streamable HTTP: the ASGI app, its health route and token guard."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ttg_lab.errors import ConfigError
+from ttg_lab.services.servers import build_service
+from ttg_lab.services.sessions import SessionRegistry
+from ttg_lab.store.database import Store
+from ttg_lab.tools.registry import tools_of
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MCP_PATH = "/mcp"
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Binding beyond loopback is allowed only with a token."""
+    if host not in LOOPBACK_HOSTS and not token:
+        raise ConfigError(
+            f"refusing to expose the MCP services on {host} without a token; "
+            "pass --token (or set TTG_LAB_MCP_TOKEN), or bind to 127.0.0.1"
+        )
+
+
+class TokenGuard:
+    """ASGI middleware: every request must carry ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await JSONResponse({"error": "missing or wrong token"}, status_code=401)(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def service_app(service: str, store: Store, token: str | None = None) -> Any:
+    """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``."""
+    registry = SessionRegistry(store)
+    server = build_service(service, registry.resolve)
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "service": service,
+                "status": "ok",
+                "tools": [t.name for t in tools_of(service)],
+                "sessions": registry.sessions(),
+            }
+        )
+
+    middleware = [Middleware(TokenGuard, token=token)] if token else []
+    return server.http_app(path=MCP_PATH, middleware=middleware, transport="http")
