@@ -76,3 +76,45 @@ def test_models_and_runs_from_the_command_line(db_url: str) -> None:
     assert "completed" in out
     out = ttg(db_url, "data", "list").stdout
     assert "us_hourly" in out and "crypto_daily" in out
+
+
+@pytest.mark.slow
+def test_mcp_services_from_the_command_line(db_url: str, tmp_path: Path) -> None:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    base = probe.getsockname()[1]
+    probe.close()
+    env_state = {"TTG_LAB_STATE_DIR": str(tmp_path / "state")}
+    os.environ.update(env_state)
+    try:
+        out = ttg(db_url, "mcp", "start", "math", "price", "--base-port", str(base)).stdout
+        assert out.count("True") >= 4  # running and healthy, twice
+        status = ttg(db_url, "mcp", "status").stdout
+        assert f"http://127.0.0.1:{base}/mcp" in status and "get_price_local" in status
+        refused = ttg(db_url, "mcp", "start", "--host", "0.0.0.0", check=False)
+        assert refused.returncode == 1 and "without a token" in refused.stdout
+    finally:
+        out = ttg(db_url, "mcp", "stop").stdout
+        os.environ.pop("TTG_LAB_STATE_DIR")
+    assert "math" in out and "price" in out
+    assert "none were running" in ttg(db_url, "mcp", "stop").stdout
+
+
+def test_replay_from_the_command_line(db_url: str) -> None:
+    ttg(
+        db_url,
+        "models",
+        "create",
+        "replayable",
+        "--ai-model",
+        "baseline/momentum",
+        "--param",
+        "top_k=3",
+        "--tickers",
+        "AAPL,MSFT,NVDA,AMZN",
+    )
+    ttg(db_url, "run", "replayable", "--start", "2025-07-01", "--end", "2025-08-15")
+    out = ttg(db_url, "replay", "1").stdout
+    assert "ledgers identical" in out

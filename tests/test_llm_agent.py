@@ -107,7 +107,7 @@ def test_an_llm_trades_through_the_tools_with_tokens_cost_and_reasoning(
     lab: Lab, openai_stub: OpenAIStubServer, key: str
 ) -> None:
     openai_stub.reset(trader())
-    model = llm_model(lab, openai_stub)
+    model = llm_model(lab, openai_stub, temperature=0.2, max_tokens=400, top_p=0.9)
     run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
     assert run.wait(120) == "completed", run.info()["error"]
     info = run.info()
@@ -133,8 +133,10 @@ def test_an_llm_trades_through_the_tools_with_tokens_cost_and_reasoning(
         assert row.llm_cost == pytest.approx(expected) and row.llm_cost > 0
     assert all(c.latency_ms > 0 and len(c.request_fingerprint) == 64 for c in calls)
 
-    # the model saw the system prompt with the clock, cash and prices, and the tools
+    # the model parameters were applied, and it saw the prompt with the clock, cash and prices
     first = openai_stub.requests[0]
+    assert first.model == "openai/gpt-5" and first.temperature == 0.2 and first.top_p == 0.9
+    assert 400 in (first.max_tokens, first.max_completion_tokens)
     assert first.messages[0]["role"] == "system" and "2025-07-01" in first.messages[0]["content"]
     assert (
         "AAPL:" in first.messages[0]["content"] and "Cash: 10000.00" in first.messages[0]["content"]
