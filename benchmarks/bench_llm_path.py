@@ -48,22 +48,38 @@ class InstantModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, BaseMessage]:  # type: ignore[override]
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         opening = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
         if any(isinstance(m, ToolMessage) for m in messages[opening:]) or self.calls == 0:
             message = AIMessage(content="DECISION: hold. <FINISH_SIGNAL>")
         else:
-            message = AIMessage(content="ANALYSIS: look", tool_calls=[
-                {"name": "get_price_local", "args": {"symbol": "AAPL"}, "id": f"c{i}", "type": "tool_call"}
-                for i in range(self.calls)])
+            message = AIMessage(
+                content="ANALYSIS: look",
+                tool_calls=[
+                    {
+                        "name": "get_price_local",
+                        "args": {"symbol": "AAPL"},
+                        "id": f"c{i}",
+                        "type": "tool_call",
+                    }
+                    for i in range(self.calls)
+                ],
+            )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def context(lab: Lab) -> RunContext:
     index = price_index(lab.store, "us", "1d", data_fingerprint(lab.store, "us", "1d"))
-    ctx = RunContext(run_id=0, market=get_market("us"), index=index, tickers=frozenset(index.symbols),
-                     portfolio=Portfolio(100_000.0), costs=COST_PRESETS["zero"])
+    ctx = RunContext(
+        run_id=0,
+        market=get_market("us"),
+        index=index,
+        tickers=frozenset(index.symbols),
+        portfolio=Portfolio(100_000.0),
+        costs=COST_PRESETS["zero"],
+    )
     ctx.advance(30, index.calendar[30])
     return ctx
 
@@ -78,7 +94,9 @@ def tool_overhead(lab: Lab) -> None:
 
     async def over_mcp() -> tuple[list[float], list[float]]:
         async with Client(build_service("price", lambda: ctx)) as client:
-            tool = next(t for t in await load_mcp_tools(client.session) if t.name == "get_price_local")
+            tool = next(
+                t for t in await load_mcp_tools(client.session) if t.name == "get_price_local"
+            )
             raw, wrapped = [], []
             for _ in range(500):
                 start = time.perf_counter()
@@ -99,7 +117,9 @@ def tool_overhead(lab: Lab) -> None:
 
 def decision_time(lab: Lab) -> None:
     model = lab.models.create("bench probe", ai_model_id="baseline/cash")
-    run = lab.start_run(model, start="2025-06-10", end="2025-06-11", background=False, path="direct")
+    run = lab.start_run(
+        model, start="2025-06-10", end="2025-06-11", background=False, path="direct"
+    )
     medians = {}
     for calls in (0, 1, 5):
         ctx = context(lab)
@@ -120,17 +140,24 @@ def decision_time(lab: Lab) -> None:
 
 
 def momentum(lab: Lab) -> None:
-    model = lab.models.create("bench momentum", ai_model_id="baseline/momentum",
-                              initial_cash=1_000_000.0, parameters={"top_k": 20})
+    model = lab.models.create(
+        "bench momentum",
+        ai_model_id="baseline/momentum",
+        initial_cash=1_000_000.0,
+        parameters={"top_k": 20},
+    )
     walls = {}
     for path in ("direct", "chat"):
         start = time.perf_counter()
         run = lab.start_run(model, background=False, path=path)
         walls[path] = time.perf_counter() - start
         info = run.info()
-        print(f"momentum daily, {len(info['snapshot']['tickers'])} symbols x {info['steps_total']} days, "
-              f"{path:<6} path: {walls[path]:5.2f} s, {info['total_trades']} fills, "
-              f"final {info['final_value']:,.2f}")
+        symbols = len(info["snapshot"]["tickers"])
+        print(
+            f"momentum daily, {symbols} symbols x {info['steps_total']} days, "
+            f"{path:<6} path: {walls[path]:5.2f} s, {info['total_trades']} fills, "
+            f"final {info['final_value']:,.2f}"
+        )
     print(f"  chat / direct = {walls['chat'] / walls['direct']:.1f}x   (chat target < 20 s)")
 
 
