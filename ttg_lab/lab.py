@@ -20,6 +20,7 @@ from ttg_lab.engine.events import Subscriber
 from ttg_lab.market import loader
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
+from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
 from ttg_lab.services.manager import ServiceManager
 from ttg_lab.store.database import Store
@@ -61,7 +62,8 @@ class Lab:
         self.user = user
         self.models = ModelService(store, user)
         self.data = DataAPI(store, settings)
-        self._runs = RunService(store, self.models)
+        self.rules = RuleService(store, self.models, user)
+        self._runs = RunService(store, self.models, self.rules)
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)

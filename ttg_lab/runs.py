@@ -22,7 +22,7 @@ import ttg_lab
 from ttg_lab.agents.factory import AgentRequest, build_agent, check_path, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
-from ttg_lab.engine.runner import RunExecutor, RunPlan, restore_portfolio, worker_id
+from ttg_lab.engine.runner import RunExecutor, RunPlan, restore_state, worker_id
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.asof import PriceIndex
@@ -31,6 +31,8 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import read_news
+from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.rules.service import RuleService
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     Dataset,
@@ -223,9 +225,10 @@ class RunHandle:
 class RunService:
     """Starts and resumes runs for a lab; remembers the ones this process executes."""
 
-    def __init__(self, store: Store, models: ModelService) -> None:
+    def __init__(self, store: Store, models: ModelService, rules: RuleService) -> None:
         self.store = store
         self.models = models
+        self.rules = rules
 
     def start(
         self,
@@ -282,13 +285,14 @@ class RunService:
             "custom_rules": info.custom_rules,
             "custom_instructions": info.custom_instructions,
         }
+        rules = self.rules.effective(info).to_list()
         if replay_from is not None:  # replay exactly what was recorded, not today's config
             source = RunHandle(self.store, replay_from).info()["snapshot"]
-            model_config, tickers = source["model"], source["tickers"]
+            model_config, tickers, rules = source["model"], source["tickers"], source["rules"]
         snapshot = {
             "model": model_config,
             "tickers": sorted(tickers),
-            "rules": [],
+            "rules": rules,
             "costs": cost_model.to_dict(),
             "fill": fill,
             "seed": seed,
@@ -363,7 +367,9 @@ class RunService:
             )
         index = price_index(self.store, market.code, interval, fingerprint)
         calendar = index.calendar_between(*period)
-        portfolio, next_step = restore_portfolio(self.store, run_id, model["initial_cash"])
+        portfolio, risk, last_marked, next_step = restore_state(
+            self.store, run_id, model["initial_cash"]
+        )
         ctx = RunContext(
             run_id=run_id,
             market=market,
@@ -374,6 +380,8 @@ class RunService:
             fill=snap["fill"],
             seed=snap["seed"],
             news=news_index(self.store),
+            rules=RuleSet.from_list(snap["rules"]),
+            risk=risk,
         )
         agent = build_agent(
             AgentRequest(
@@ -386,7 +394,7 @@ class RunService:
                 replay_from=snap.get("replay_of"),
             )
         )
-        return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx)
+        return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx, last_marked)
 
     def _launch(self, run_id: int, background: bool, on_event: Subscriber | None) -> RunHandle:
         plan = self._plan(run_id)

@@ -71,19 +71,12 @@ def tradable_now(ctx: RunContext) -> dict[str, float]:
     return prices
 
 
-def equity_at_open(ctx: RunContext) -> float:
-    """Equity valued with what the agent knows now: today's opens, else last closes."""
-    view = ctx.view
-    prices = {s: view.open(s) or view.last_close(s) or 0.0 for s in ctx.portfolio.positions}
-    return ctx.portfolio.equity(prices)
-
-
 def rebalance_to(
     ctx: RunContext, targets: list[str], prices: dict[str, float]
 ) -> list[OrderIntent]:
     """Orders that move the long book to equal weights over ``targets`` (sells first)."""
     fractional = ctx.market.fractional
-    equity = equity_at_open(ctx)
+    equity = ctx.equity_now()
     weight = 1.0 / len(targets) if targets else 0.0
     orders: list[OrderIntent] = []
     cash = ctx.portfolio.cash

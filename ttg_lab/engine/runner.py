@@ -20,11 +20,14 @@ from sqlalchemy import func, insert, select, update
 
 from ttg_lab.agents.base import Agent
 from ttg_lab.engine.events import EventBus, RunEvent
+from ttg_lab.engine.step import simulate_step
 from ttg_lab.portfolio import Portfolio
+from ttg_lab.rules.risk import RiskState
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     AgentLog,
+    GateDecisionRow,
     LedgerEntry,
     LLMCall,
     ReasoningEntry,
@@ -52,6 +55,7 @@ class RunPlan:
     start_step: int
     agent: Agent
     ctx: RunContext
+    last_marked: float
 
 
 def max_drawdown(equity: list[float]) -> float:
@@ -100,27 +104,9 @@ class RunExecutor:
 
     def _step(self, step: int, clock: datetime) -> None:
         ctx = self.plan.ctx
-        ctx.advance(step, clock)
-        self.plan.agent.run_step(ctx)
+        equity = simulate_step(ctx, self.plan.agent, step, clock, self.plan.last_marked)
+        self.plan.last_marked = equity
         record = ctx.record
-        if not record.ledger:
-            record.ledger.append(
-                {
-                    "step_index": step,
-                    "ts": clock,
-                    "action": "no_trade",
-                    "symbol": None,
-                    "quantity": 0.0,
-                    "fill_price": None,
-                    "fees": 0.0,
-                    "cash_after": ctx.portfolio.cash,
-                    "holdings": ctx.portfolio.snapshot(),
-                    "order_id": f"s{step}-none",
-                    "status": "none",
-                    "reason": "",
-                }
-            )
-        equity = self._mark_to_market(ctx, clock)
         filled = len(record.filled)
         run_id = self.plan.run_id
         with self.store.session() as session:
@@ -141,6 +127,10 @@ class RunExecutor:
                         for entry in record.reasoning
                     ],
                 )
+            if record.decisions:
+                session.execute(
+                    insert(GateDecisionRow), [{**d, "run_id": run_id} for d in record.decisions]
+                )
             if record.messages:
                 session.add(
                     AgentLog(run_id=run_id, step_index=step, ts=clock, messages=record.messages)
@@ -153,6 +143,7 @@ class RunExecutor:
                     cash=ctx.portfolio.cash,
                     equity=equity,
                     holdings=ctx.portfolio.snapshot(),
+                    risk_state=ctx.risk.to_dict(),
                 )
             )
             session.execute(
@@ -169,15 +160,6 @@ class RunExecutor:
                 )
             )
         self._emit_step(step, clock, equity, record.ledger)
-
-    def _mark_to_market(self, ctx: RunContext, clock: datetime) -> float:
-        prices: dict[str, float] = {}
-        for symbol in ctx.portfolio.positions:
-            price = ctx.index.close_at_or_before(symbol, clock)
-            if price is None:
-                raise RuntimeError(f"cannot value {symbol}: no close at or before {clock}")
-            prices[symbol] = price
-        return ctx.portfolio.equity(prices)
 
     def _emit_step(
         self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
@@ -281,8 +263,11 @@ class RunExecutor:
         self.bus.emit(RunEvent(self.plan.run_id, kind, message, step, clock, data or {}))
 
 
-def restore_portfolio(store: Store, run_id: int, initial_cash: float) -> tuple[Portfolio, int]:
-    """The portfolio after the last committed step, and the next step to run."""
+def restore_state(
+    store: Store, run_id: int, initial_cash: float
+) -> tuple[Portfolio, RiskState, float, int]:
+    """Portfolio, risk state and marked equity after the last committed step, and the
+    next step to run (a fresh portfolio and step 0 for a new run)."""
     with store.session() as session:
         last = session.scalars(
             select(RunStep)
@@ -291,7 +276,6 @@ def restore_portfolio(store: Store, run_id: int, initial_cash: float) -> tuple[P
             .limit(1)
         ).first()
     if last is None:
-        return Portfolio(initial_cash), 0
-    return Portfolio(
-        last.cash, {k: float(v) for k, v in last.holdings.items()}
-    ), last.step_index + 1
+        return Portfolio(initial_cash), RiskState(), initial_cash, 0
+    portfolio = Portfolio(last.cash, {k: float(v) for k, v in last.holdings.items()})
+    return portfolio, RiskState.from_dict(last.risk_state), last.equity, last.step_index + 1

@@ -70,8 +70,14 @@ def parse_quantity(quantity: Any) -> float | None:
     return None
 
 
-def check_order(ctx: RunContext, action: str, symbol: Any, quantity: Any) -> GateDecision:
-    """Decide allow / resize / reject for one order at the context's clock."""
+def check_order(
+    ctx: RunContext, action: str, symbol: Any, quantity: Any, forced_by: str | None = None
+) -> GateDecision:
+    """Decide allow / resize / reject for one order at the context's clock.
+
+    Input checks first, then the run's rules (skipped for an exit a rule itself forces),
+    then the hard gates on the final quantity, which nothing switches off.
+    """
     sym = normalise_symbol(symbol)
     decision = GateDecision("allow", action, sym, 0.0, quantity)
     if ctx.read_only:
@@ -114,8 +120,14 @@ def check_order(ctx: RunContext, action: str, symbol: Any, quantity: Any) -> Gat
     if action == "buy" and held < -QTY_EPSILON:
         return decision.reject("holdings", f"cannot buy {sym} while short {-held:g}; cover first")
 
+    if forced_by is None and ctx.rules.constraints:
+        apply_rules(ctx, decision, reference)
+        if not decision.allowed:
+            return decision
+
     if action in ("buy", "cover"):
         price = ctx.costs.fill_price(action, reference)
+        qty = decision.quantity
         cost = qty * price + ctx.costs.fees(qty, price)
         if cost > ctx.portfolio.cash + 1e-9:
             return decision.reject(
@@ -124,3 +136,158 @@ def check_order(ctx: RunContext, action: str, symbol: Any, quantity: Any) -> Gat
                 f"cash is {ctx.portfolio.cash:,.2f}",
             )
     return decision
+
+
+def _round_down(qty: float, fractional: bool) -> float:
+    return math.floor(qty * 1e8) / 1e8 if fractional else float(math.floor(qty + 1e-9))
+
+
+def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> None:
+    """Every applicable constraint may refuse the order or cut its quantity; all apply, so
+    the strictest wins. Firings name each constraint that acted and why."""
+    action, sym, requested = decision.action, decision.symbol, decision.quantity
+    new_risk = action in ("buy", "short")
+    price = ctx.costs.fill_price(action, reference)
+    risk = ctx.risk
+    equity = risk.equity_now if risk.equity_now > 0 else ctx.equity_now()
+    held = ctx.portfolio.quantity(sym)
+    fractional = ctx.market.fractional
+    caps: list[tuple[str, float, str]] = []
+    lots: list[tuple[str, int]] = []
+    for rule in ctx.rules.constraints:
+        if not rule.covers(ctx.market.code, sym):
+            continue
+        p = rule.params
+        refusal = _refusal(ctx, rule.name, p, action, sym, held, new_risk)
+        if refusal:
+            decision.reject(rule.name, refusal)
+            continue
+        if new_risk and "max_position_pct" in p:
+            room = p["max_position_pct"] / 100 * equity / price - abs(held)
+            caps.append(
+                (
+                    rule.name,
+                    room,
+                    f"position in {sym} limited to {p['max_position_pct']:g}% of equity",
+                )
+            )
+        if "max_order_value" in p:
+            caps.append(
+                (
+                    rule.name,
+                    p["max_order_value"] / price,
+                    f"order value limited to {p['max_order_value']:,.2f}",
+                )
+            )
+        if "max_order_pct" in p:
+            caps.append(
+                (
+                    rule.name,
+                    p["max_order_pct"] / 100 * equity / price,
+                    f"order limited to {p['max_order_pct']:g}% of equity",
+                )
+            )
+        if "min_cash_reserve_pct" in p and action in ("buy", "cover"):
+            reserve = p["min_cash_reserve_pct"] / 100 * equity
+            per_unit = price * (1 + ctx.costs.commission_bps / 1e4) + ctx.costs.per_share
+            room = (ctx.portfolio.cash - reserve - ctx.costs.min_per_order) / per_unit
+            caps.append(
+                (
+                    rule.name,
+                    room,
+                    f"keeps a cash reserve of {p['min_cash_reserve_pct']:g}% of equity",
+                )
+            )
+        if p.get("t_plus_one") and action == "sell":
+            today = risk.bought_today.get(sym, 0.0)
+            why = f"T+1: {today:g} {sym} bought today cannot be sold today"
+            caps.append((rule.name, held - today, why))
+        if "lot_size" in p:
+            lots.append((rule.name, p["lot_size"]))
+    if not decision.allowed:
+        return
+    quantity = requested
+    for name, cap, why in caps:
+        allowed = _round_down(max(cap, 0.0), fractional)
+        if allowed < requested - QTY_EPSILON:
+            decision.firings.append(Firing(name, f"{why}: at most {allowed:g}"))
+            quantity = min(quantity, allowed)
+    for name, lot in lots:
+        closing_all = action in ("sell", "cover") and abs(quantity - abs(held)) < QTY_EPSILON
+        if not closing_all and quantity % lot:
+            quantity = float(math.floor(quantity / lot) * lot)
+            decision.firings.append(Firing(name, f"orders in lots of {lot}: cut to {quantity:g}"))
+    if quantity <= QTY_EPSILON:
+        decision.verdict = "reject"
+        decision.quantity = 0.0
+        if not decision.firings:
+            decision.firings.append(Firing("rules", "the rules leave no room for this order"))
+        decision.firings[-1] = Firing(
+            decision.firings[-1].rule, decision.firings[-1].reason + " (nothing left)"
+        )
+    elif quantity < requested - QTY_EPSILON:
+        decision.verdict = "resize"
+        decision.quantity = quantity
+
+
+def _refusal(
+    ctx: RunContext,
+    name: str,
+    p: dict[str, Any],
+    action: str,
+    sym: str,
+    held: float,
+    new_risk: bool,
+) -> str:
+    """Why ``name`` refuses the order outright ('' when it does not)."""
+    risk = ctx.risk
+    if action == "short" and p.get("allow_short") is False:
+        return "short selling is not allowed"
+    if "max_trades_per_day" in p and risk.trades_today >= p["max_trades_per_day"]:
+        return f"already {risk.trades_today} trades today (limit {p['max_trades_per_day']})"
+    if "trading_hours" in p and ctx.index.interval != "1d":
+        now = ctx.clock.strftime("%H:%M")
+        hours = p["trading_hours"]
+        if not hours["start"] <= now <= hours["end"]:
+            return f"outside trading hours {hours['start']}-{hours['end']} (now {now})"
+    if not new_risk:
+        return ""
+    if sym in p.get("blocked_symbols", ()):
+        return f"{sym} is blocked"
+    if "allowed_symbols" in p and sym not in p["allowed_symbols"]:
+        return f"{sym} is not among the allowed symbols"
+    if name in risk.halted:
+        return f"trading halted for the run: {risk.halted[name]}"
+    if risk.breakers.get(name) == risk.day:
+        limit = p.get("max_daily_loss_pct", 0)
+        return f"daily loss circuit breaker tripped (limit {limit:g}%): no new risk today"
+    if "max_open_positions" in p and abs(held) < QTY_EPSILON:
+        open_now = sum(1 for q in ctx.portfolio.positions.values() if abs(q) > QTY_EPSILON)
+        if open_now >= p["max_open_positions"]:
+            return f"already {open_now} open positions (limit {p['max_open_positions']})"
+    return ""
+
+
+def stop_loss_exits(ctx: RunContext) -> list[tuple[str, str, float, str]]:
+    """Exits forced at this step's open: (action, symbol, quantity, rule) for every
+    position that fell through a stop-loss of a rule covering it."""
+    rules = ctx.rules.with_param("stop_loss_pct")
+    if not rules:
+        return []
+    exits = []
+    for symbol, held in sorted(ctx.portfolio.positions.items()):
+        basis = ctx.risk.cost_basis.get(symbol)
+        price = ctx.view.open(symbol) if ctx.index.has_symbol(symbol) else None
+        if basis is None or price is None:
+            continue
+        for rule in rules:
+            if not rule.covers(ctx.market.code, symbol):
+                continue
+            limit = rule.params["stop_loss_pct"] / 100
+            if held > 0 and price <= basis * (1 - limit):
+                exits.append(("sell", symbol, held, rule.name))
+                break
+            if held < 0 and price >= basis * (1 + limit):
+                exits.append(("cover", symbol, -held, rule.name))
+                break
+    return exits

@@ -136,6 +136,7 @@ class RunStep(Base):
     cash: Mapped[float] = mapped_column(Float)
     equity: Mapped[float] = mapped_column(Float)
     holdings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    risk_state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
 
 class LedgerEntry(Base):
@@ -365,3 +366,25 @@ class NewsItem(Base):
     published_at: Mapped[datetime] = mapped_column(DateTime)
     symbols: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     topics: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class GateDecisionRow(Base):
+    """The gate's answer to one order: verdict, final quantity, every rule that fired, and
+    the portfolio it was judged against. Counterfactual replays start from these."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (Index("ix_gate_decisions_run_step", "run_id", "step_index"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("trading_runs.id", ondelete="CASCADE"))
+    step_index: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    order_id: Mapped[str] = mapped_column(String(100))
+    origin: Mapped[str] = mapped_column(String(216))  # agent | rule:<name>
+    action: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str] = mapped_column(String(32))
+    requested: Mapped[Any] = mapped_column(JSONType, default=None)
+    quantity: Mapped[float] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(16))  # allow | resize | reject
+    firings: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    portfolio: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -16,6 +16,8 @@ from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.portfolio import Portfolio
+from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.rules.risk import RiskState
 
 
 @dataclass
@@ -28,6 +30,7 @@ class StepRecord:
     reasoning: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     llm_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -58,6 +61,8 @@ class RunContext:
     seed: int = 0
     news: NewsIndex | None = None
     read_only: bool = False
+    rules: RuleSet = field(default_factory=RuleSet)
+    risk: RiskState = field(default_factory=RiskState)
     step_index: int = 0
     clock: datetime = datetime.min
     record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))
@@ -75,6 +80,19 @@ class RunContext:
         self.clock = clock
         self.record = StepRecord(step_index, clock)
         self.view = AsOfView(self.index, clock)
+
+    def start_step(self, last_marked: float | None = None) -> None:
+        """Update the risk state for the new clock (days, equity, peak, breakers)."""
+        equity = self.equity_now()
+        self.risk.begin_step(
+            self.clock, equity, equity if last_marked is None else last_marked, self.rules
+        )
+
+    def equity_now(self) -> float:
+        """Equity valued with what is known now: today's opens, else the last closes."""
+        view = self.view
+        prices = {s: view.open(s) or view.last_close(s) or 0.0 for s in self.portfolio.positions}
+        return self.portfolio.equity(prices)
 
     def reference_price(self, symbol: str) -> float | None:
         """The price an order placed now fills at, before slippage (None: no bar now)."""

@@ -16,16 +16,31 @@ from ttg_lab.tools.context import RunContext
 
 
 def place_order(
-    ctx: RunContext, action: str, symbol: Any, quantity: Any, order_id: str | None = None
+    ctx: RunContext,
+    action: str,
+    symbol: Any,
+    quantity: Any,
+    order_id: str | None = None,
+    forced_by: str | None = None,
 ) -> dict[str, Any]:
-    """Gate, fill and book one order; the answer the agent sees."""
+    """Gate, fill and book one order; the answer the agent sees.
+
+    ``forced_by`` names the rule that forces this order (a stop-loss exit): such an
+    order skips the rules but not the hard gates.
+    """
     order_id = order_id or ctx.record.next_order_id()
     previous = ctx.record.results.get(order_id)
     if previous is not None:
         return {**previous, "duplicate": True}
 
-    decision = check_order(ctx, action, symbol, quantity)
     portfolio = ctx.portfolio
+    before = {
+        "cash": portfolio.cash,
+        "positions": portfolio.snapshot(),
+        "equity": ctx.risk.equity_now,
+    }
+    decision = check_order(ctx, action, symbol, quantity, forced_by)
+    rules = [f.rule for f in decision.firings]
     if not decision.allowed:
         asked = parse_quantity(quantity)
         asked = asked if asked is not None and math.isfinite(asked) else 0.0
@@ -38,7 +53,7 @@ def place_order(
             "symbol": decision.symbol or str(symbol),
             "requested_quantity": decision.requested,
             "reason": decision.reason,
-            "rules": [f.rule for f in decision.firings],
+            "rules": rules,
         }
     else:
         reference = ctx.reference_price(decision.symbol)
@@ -46,9 +61,12 @@ def place_order(
         price = ctx.costs.fill_price(action, reference)
         fees = ctx.costs.fees(decision.quantity, price)
         fill = Fill(action, decision.symbol, decision.quantity, price, fees)
+        held_before = portfolio.quantity(fill.symbol)
         portfolio.apply_fill(fill.action, fill.symbol, fill.quantity, fill.price, fill.fees)
+        ctx.risk.record_fill(fill.action, fill.symbol, fill.quantity, fill.price, held_before)
         row = _ledger_row(ctx, order_id, action, fill.symbol, fill.quantity)
-        row.update(fill_price=fill.price, fees=fill.fees, status="filled", reason=decision.reason)
+        reason = decision.reason if not forced_by else f"forced by {forced_by}"
+        row.update(fill_price=fill.price, fees=fill.fees, status="filled", reason=reason)
         answer = {
             "status": "filled" if decision.verdict == "allow" else "resized",
             "order_id": order_id,
@@ -60,11 +78,38 @@ def place_order(
             "cash": round(portfolio.cash, 2),
             "position": portfolio.quantity(fill.symbol),
         }
+        if decision.verdict == "resize":
+            answer["requested_quantity"] = decision.requested
         if decision.firings:
             answer["notes"] = decision.reason
+            answer["rules"] = rules
     ctx.record.ledger.append(row)
     ctx.record.results[order_id] = answer
+    ctx.record.decisions.append(
+        {
+            "step_index": ctx.step_index,
+            "ts": ctx.clock,
+            "order_id": order_id,
+            "origin": f"rule:{forced_by}" if forced_by else "agent",
+            "action": str(action)[:16],
+            "symbol": str(decision.symbol or symbol)[:32],
+            "requested": _jsonable(quantity),
+            "quantity": decision.quantity if decision.allowed else 0.0,
+            "verdict": decision.verdict,
+            "firings": [{"rule": f.rule, "reason": f.reason} for f in decision.firings],
+            "portfolio": before,
+        }
+    )
     return answer
+
+
+def _jsonable(value: Any) -> Any:
+    """A requested quantity as the agent sent it, safe for JSON."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)[:100]
 
 
 def _ledger_row(

@@ -1,0 +1,62 @@
+"""One simulated step, with no I/O: the part the live run and counterfactual replays share.
+
+Move the clock, update the risk state, execute the exits rules force (stop-losses), let
+the agent act, record a no-trade when nothing was asked, and mark the portfolio to
+market at the bar's close.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from ttg_lab.rules.gate import stop_loss_exits
+from ttg_lab.tools import trade
+from ttg_lab.tools.context import RunContext
+
+
+class StepAgent(Protocol):
+    def run_step(self, ctx: RunContext) -> None: ...
+
+
+def simulate_step(
+    ctx: RunContext, agent: StepAgent, step: int, clock: datetime, last_marked: float
+) -> float:
+    """Run one step on ``ctx``; returns the equity marked at the bar's close."""
+    ctx.advance(step, clock)
+    ctx.start_step(last_marked)
+    for action, symbol, quantity, rule in stop_loss_exits(ctx):
+        trade.place_order(ctx, action, symbol, quantity, forced_by=rule)
+    agent.run_step(ctx)
+    record = ctx.record
+    if not record.ledger:
+        record.ledger.append(
+            {
+                "step_index": step,
+                "ts": clock,
+                "action": "no_trade",
+                "symbol": None,
+                "quantity": 0.0,
+                "fill_price": None,
+                "fees": 0.0,
+                "cash_after": ctx.portfolio.cash,
+                "holdings": ctx.portfolio.snapshot(),
+                "order_id": f"s{step}-none",
+                "status": "none",
+                "reason": "",
+            }
+        )
+    equity = mark_to_market(ctx, clock)
+    ctx.risk.end_step(equity)
+    return equity
+
+
+def mark_to_market(ctx: RunContext, clock: datetime) -> float:
+    """Equity at the close of the bar at ``clock`` (the engine, not the agent, sees it)."""
+    prices: dict[str, float] = {}
+    for symbol in ctx.portfolio.positions:
+        price = ctx.index.close_at_or_before(symbol, clock)
+        if price is None:
+            raise RuntimeError(f"cannot value {symbol}: no close at or before {clock}")
+        prices[symbol] = price
+    return ctx.portfolio.equity(prices)
