@@ -118,3 +118,46 @@ def test_replay_from_the_command_line(db_url: str) -> None:
     ttg(db_url, "run", "replayable", "--start", "2025-07-01", "--end", "2025-08-15")
     out = ttg(db_url, "replay", "1").stdout
     assert "ledgers identical" in out
+
+
+def test_rules_profile_and_settings_from_the_command_line(db_url: str) -> None:
+    ttg(
+        db_url,
+        "models",
+        "create",
+        "ruled",
+        "--ai-model",
+        "baseline/buy_and_hold",
+        "--tickers",
+        "AAPL,MSFT,NVDA",
+    )
+    ttg(
+        db_url,
+        "rules",
+        "add",
+        "ruled",
+        "no nvda",
+        "--param",
+        'blocked_symbols=["NVDA"]',
+        "--category",
+        "compliance",
+    )
+    ttg(db_url, "rules", "add", "ruled", "cap", "--param", "max_position_pct=20", "--priority", "8")
+    bad = ttg(
+        db_url, "rules", "add", "ruled", "oops", "--param", "max_position_pct=500", check=False
+    )
+    assert bad.returncode == 1 and "max_position_pct must be in" in bad.stdout
+    listed = ttg(db_url, "rules", "list", "ruled").stdout
+    assert "no nvda" in listed and "cap" in listed and "oops" not in listed
+
+    ttg(db_url, "profile", "set", "max_open_positions=2", "risk_tolerance=conservative")
+    assert "max_open_positions: 2" in ttg(db_url, "profile", "show").stdout
+    ttg(db_url, "settings", "set", "rules.ceilings", '{"max_order_pct": 50}')
+    assert '"max_order_pct": 50' in ttg(db_url, "settings", "show").stdout
+
+    ttg(db_url, "run", "ruled", "--start", "2025-06-10", "--end", "2025-06-20", "--path", "direct")
+    table = ttg(db_url, "rules", "attribution", "1").stdout
+    for name in ("no nvda", "cap", "user profile", "global ceiling"):
+        assert name in table
+    ttg(db_url, "rules", "remove", "ruled", "cap")
+    assert "cap" not in ttg(db_url, "rules", "list", "ruled").stdout.replace("compliance", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -166,20 +167,17 @@ def models_list(obj: LabContext) -> None:
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """key=value pairs; values read as int, then float, else text."""
+    """key=value pairs; a value is read as JSON (numbers, true/false, lists, objects)
+    when it parses, else kept as text."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--param")
-        value: Any = raw
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-        params[key] = value
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
     return params
 
 
@@ -408,6 +406,144 @@ def ledger_key(handle: RunHandle) -> pd.DataFrame:
         "reason",
     ]
     return handle.ledger()[columns].reset_index(drop=True)
+
+
+@main.group()
+def rules() -> None:
+    """Structured rules of a model, enforced by the order gate."""
+
+
+@rules.command("list")
+@click.argument("model")
+@pass_ctx
+def rules_list(obj: LabContext, model: str) -> None:
+    """List MODEL's rules."""
+    with clear_errors():
+        frame = obj.lab().rules.frame(model)
+        print_frame(frame.drop(columns=["model_id"], errors="ignore"), f"rules of {model}")
+
+
+@rules.command("add")
+@click.argument("model")
+@click.argument("name")
+@click.option("--param", "params", multiple=True, required=True, help="limit key=value (repeat)")
+@click.option("--category", default="risk", show_default=True)
+@click.option("--priority", type=int, default=5, show_default=True)
+@click.option("--symbols", default="", help="scope: only these symbols")
+@click.option("--exclude", default="", help="scope: not these symbols")
+@click.option("--description", default="")
+@pass_ctx
+def rules_add(
+    obj: LabContext,
+    model: str,
+    name: str,
+    params: tuple[str, ...],
+    category: str,
+    priority: int,
+    symbols: str,
+    exclude: str,
+    description: str,
+) -> None:
+    """Add rule NAME to MODEL (validated; nothing is saved on a bad value)."""
+    with clear_errors():
+        scope = {k: v for k, v in (("symbols", symbols), ("exclude_symbols", exclude)) if v}
+        rule = obj.lab().rules.add(
+            model,
+            name,
+            parse_params(params),
+            category=category,
+            priority=priority,
+            scope=scope,
+            description=description,
+        )
+        console.print(f"added rule {rule.name!r} to {model}: {rule.parameters}")
+
+
+@rules.command("remove")
+@click.argument("model")
+@click.argument("name")
+@pass_ctx
+def rules_remove(obj: LabContext, model: str, name: str) -> None:
+    """Remove rule NAME from MODEL."""
+    with clear_errors():
+        obj.lab().rules.remove(model, name)
+        console.print(f"removed rule {name!r} from {model}")
+
+
+@rules.command("preset")
+@click.argument("model")
+@click.argument("preset")
+@pass_ctx
+def rules_preset(obj: LabContext, model: str, preset: str) -> None:
+    """Add the rules of PRESET (conservative, strict) to MODEL."""
+    with clear_errors():
+        added = obj.lab().rules.apply_preset(model, preset)
+        console.print(f"added {len(added)} rule(s) from preset {preset!r}")
+
+
+@rules.command("attribution")
+@click.argument("run_id", type=int)
+@pass_ctx
+def rules_attribution(obj: LabContext, run_id: int) -> None:
+    """What each rule of RUN_ID blocked, resized and forced, and its P&L effect."""
+    with clear_errors():
+        frame = obj.lab().rules.attribution(run_id)
+        print_frame(
+            frame,
+            f"rule attribution of run {run_id}",
+            {"final_value": money, "final_without": money, "pnl_effect": money},
+        )
+
+
+@main.group()
+def profile() -> None:
+    """Your trading profile: limits that apply to all of your models."""
+
+
+@profile.command("show")
+@pass_ctx
+def profile_show(obj: LabContext) -> None:
+    with clear_errors():
+        for key, value in obj.lab().rules.profile().items():
+            console.print(f"{key}: {value}")
+
+
+@profile.command("set")
+@click.argument("pairs", nargs=-1, required=True)
+@pass_ctx
+def profile_set(obj: LabContext, pairs: tuple[str, ...]) -> None:
+    """Set profile fields: key=value ..."""
+    with clear_errors():
+        obj.lab().rules.update_profile(**parse_params(pairs))
+        console.print("profile saved")
+
+
+@main.group()
+def settings() -> None:
+    """Global settings (admins): rule defaults and ceilings, platform options."""
+
+
+@settings.command("show")
+@pass_ctx
+def settings_show(obj: LabContext) -> None:
+    with clear_errors():
+        for key, value in sorted(obj.lab().rules.settings().items()):
+            console.print(f"{key}: {json.dumps(value)}")
+
+
+@settings.command("set")
+@click.argument("key")
+@click.argument("value")
+@pass_ctx
+def settings_set(obj: LabContext, key: str, value: str) -> None:
+    """Set KEY to VALUE (JSON), e.g. rules.ceilings '{"max_position_pct": 25}'."""
+    with clear_errors():
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise click.BadParameter(f"VALUE must be JSON, got {value!r}") from None
+        obj.lab().rules.set_setting(key, parsed)
+        console.print(f"{key} saved")
 
 
 @main.group()

@@ -11,7 +11,9 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, message
 from langchain_core.messages import message_to_dict as lc_message_to_dict
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-FINISH_SIGNAL = "<FINISH_SIGNAL>"
+from ttg_lab.llm.prompt import FINISH_SIGNAL
+
+__all__ = ["FINISH_SIGNAL", "dump_message", "load_message", "plain_message", "request_fingerprint"]
 
 
 def text_of(content: Any) -> str:

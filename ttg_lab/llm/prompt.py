@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttg_lab.llm.messages import FINISH_SIGNAL
 from ttg_lab.tools.context import RunContext
+
+FINISH_SIGNAL = "<FINISH_SIGNAL>"
+"""What an agent writes to end its decision step."""
 
 PROMPT_VERSION = "ttg-trader-1"
 """Bump when the wording below changes; recorded in every run's snapshot."""

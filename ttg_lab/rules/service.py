@@ -24,7 +24,13 @@ from ttg_lab.rules.params import (
     validate_scope,
 )
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import GlobalSetting, ModelRule, User, UserTradingProfile
+from ttg_lab.store.schema import (
+    GateDecisionRow,
+    GlobalSetting,
+    ModelRule,
+    User,
+    UserTradingProfile,
+)
 
 PROFILE_FIELDS: dict[str, str] = {
     "max_position_pct": "max_position_pct",
@@ -293,6 +299,37 @@ class RuleService:
                 session.add(GlobalSetting(key=key, value=value, updated_by=self.user.id))
             else:
                 row.value, row.updated_by = value, self.user.id
+
+    def attribution(self, run_id: int) -> pd.DataFrame:
+        """Per rule of a run: orders blocked, resized, forced, and the counterfactual P&L."""
+        from ttg_lab.rules.attribution import attribution
+
+        return attribution(self.store, run_id)
+
+    def decisions(self, run_id: int) -> pd.DataFrame:
+        """Every gate decision of a run, in order."""
+        with self.store.session() as session:
+            rows = session.scalars(
+                select(GateDecisionRow)
+                .where(GateDecisionRow.run_id == run_id)
+                .order_by(GateDecisionRow.id)
+            ).all()
+            columns = [
+                "step_index",
+                "ts",
+                "order_id",
+                "origin",
+                "action",
+                "symbol",
+                "requested",
+                "quantity",
+                "verdict",
+                "firings",
+                "portfolio",
+            ]
+            return pd.DataFrame(
+                [{c: getattr(r, c) for c in columns} for r in rows], columns=columns
+            )
 
     # -- what a run enforces ---------------------------------------------------------
     def effective(self, model: int | str | ModelInfo) -> RuleSet:

@@ -10,23 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ttg_lab.errors import ConfigError
+from ttg_lab.services.manager import MCP_PATH
 from ttg_lab.services.servers import build_service
 from ttg_lab.services.sessions import SessionRegistry
 from ttg_lab.store.database import Store
 from ttg_lab.tools.registry import tools_of
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MCP_PATH = "/mcp"
-
-
-def check_exposure(host: str, token: str | None) -> None:
-    """Binding beyond loopback is allowed only with a token."""
-    if host not in LOOPBACK_HOSTS and not token:
-        raise ConfigError(
-            f"refusing to expose the MCP services on {host} without a token; "
-            "pass --token (or set TTG_LAB_MCP_TOKEN), or bind to 127.0.0.1"
-        )
 
 
 class TokenGuard:

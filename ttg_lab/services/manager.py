@@ -20,9 +20,21 @@ from dataclasses import asdict, dataclass
 import httpx
 
 from ttg_lab.config import Settings
-from ttg_lab.errors import ValidationError
-from ttg_lab.services.http import MCP_PATH, check_exposure
+from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.tools.registry import SERVICES
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MCP_PATH = "/mcp"
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Binding beyond loopback is allowed only with a token."""
+    if host not in LOOPBACK_HOSTS and not token:
+        raise ConfigError(
+            f"refusing to expose the MCP services on {host} without a token; "
+            "pass --token (or set TTG_LAB_MCP_TOKEN), or bind to 127.0.0.1"
+        )
+
 
 DEFAULT_PORTS: dict[str, int] = {"math": 8101, "search": 8102, "trade": 8103, "price": 8104}
 TOKEN_ENV = "TTG_LAB_MCP_TOKEN"
