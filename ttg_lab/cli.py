@@ -408,6 +408,68 @@ def ledger_key(handle: RunHandle) -> pd.DataFrame:
     return handle.ledger()[columns].reset_index(drop=True)
 
 
+@main.command("leaderboard")
+@click.option("--market", default=None, help="us, cn or crypto")
+@click.option("--mode", type=click.Choice(["daily", "intraday"]), default=None)
+@click.option("--start", default=None, help="runs starting on or after this day")
+@click.option("--end", default=None, help="runs ending on or before this day")
+@click.option("--sort", default="sharpe", show_default=True)
+@pass_ctx
+def leaderboard_cmd(
+    obj: LabContext,
+    market: str | None,
+    mode: str | None,
+    start: str | None,
+    end: str | None,
+    sort: str,
+) -> None:
+    """Models ranked by their runs, against buy-and-hold of the benchmark."""
+    with clear_errors():
+        board = obj.lab().leaderboard(market=market, mode=mode, start=start, end=end, sort=sort)
+        if board.empty:
+            console.print("no completed runs match")
+            return
+        columns = [
+            "model",
+            "market",
+            "mode",
+            "runs",
+            "total_return",
+            "sharpe",
+            "max_drawdown",
+            "benchmark",
+            "benchmark_return",
+            "vs_benchmark",
+            "mean_return",
+            "mean_ci_low",
+            "mean_ci_high",
+            "llm_cost",
+        ]
+        ratio = {"sharpe": lambda v: f"{v:.2f}"}
+        pct = dict.fromkeys(
+            [
+                "total_return",
+                "max_drawdown",
+                "benchmark_return",
+                "mean_return",
+                "mean_ci_low",
+                "mean_ci_high",
+            ],
+            percent,
+        )
+        print_frame(board[columns], "leaderboard", {**pct, **ratio, "llm_cost": money})
+
+
+@main.command("metrics")
+@click.argument("run_id", type=int)
+@pass_ctx
+def metrics_cmd(obj: LabContext, run_id: int) -> None:
+    """Every metric of RUN_ID (see the README's metrics reference)."""
+    with clear_errors():
+        for key, value in obj.lab().metrics(run_id).items():
+            console.print(f"{key:<24} {'' if value is None else value}", highlight=False)
+
+
 @main.group()
 def rules() -> None:
     """Structured rules of a model, enforced by the order gate."""

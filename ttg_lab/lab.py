@@ -17,7 +17,9 @@ import pandas as pd
 from ttg_lab.broker import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
+from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
+from ttg_lab.metrics.runs import run_metrics
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
@@ -125,6 +127,21 @@ class Lab:
     def run(self, run_id: int) -> RunHandle:
         """A handle on an existing run."""
         return self._runs.get(run_id)
+
+    def leaderboard(
+        self,
+        market: str | None = None,
+        mode: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        sort: str = "sharpe",
+    ) -> pd.DataFrame:
+        """Models ranked by their runs' metrics, with intervals and the benchmark verdict."""
+        return leaderboard(self.store, market, mode, start, end, sort)
+
+    def metrics(self, run_id: int) -> dict[str, Any]:
+        """Every metric of a run (see ``ttg_lab.metrics.reference``), freshly computed."""
+        return run_metrics(self.store, run_id)
 
     def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
         """Runs of one model (or all), newest first."""

@@ -21,6 +21,7 @@ from sqlalchemy import func, insert, select, update
 from ttg_lab.agents.base import Agent
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.engine.step import simulate_step
+from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.secrets import redact
@@ -245,6 +246,7 @@ class RunExecutor:
                     worker=None,
                 )
             )
+        store_metrics(self.store, run_id)
         self._emit(
             "ended",
             f"run {run_id} {status}" + (f": {error}" if error else ""),

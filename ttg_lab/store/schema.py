@@ -119,6 +119,7 @@ class TradingRun(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
     model: Mapped[TradingModel] = relationship()
 

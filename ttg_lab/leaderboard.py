@@ -1,0 +1,195 @@
+"""The leaderboard: every model's latest and best run, the spread of repeated runs, and
+each model against buy-and-hold of its benchmark over the same bars.
+
+Numbers come from the metrics stored with each run, so a board over thousands of runs
+is one query and some arithmetic. Repeated runs of a model over the same period and mode
+get the mean return with a bootstrap 95% interval; the comparison with the benchmark
+says whether the difference is significant (a block-bootstrap interval of the mean bar
+excess return that excludes zero), not just which number is larger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.metrics.bootstrap import iid_mean_interval
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import TradingModel, TradingRun
+
+BOARD_COLUMNS: list[str] = [
+    "model",
+    "name",
+    "ai_model_id",
+    "market",
+    "mode",
+    "runs",
+    "period_start",
+    "period_end",
+    "latest_run",
+    "total_return",
+    "annual_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "trades",
+    "best_run",
+    "best_return",
+    "mean_return",
+    "mean_ci_low",
+    "mean_ci_high",
+    "benchmark",
+    "benchmark_return",
+    "excess_return",
+    "excess_ci_low",
+    "excess_ci_high",
+    "vs_benchmark",
+    "llm_cost",
+    "return_per_llm_dollar",
+    "tokens_per_trade",
+]
+SORTABLE = {
+    "total_return",
+    "annual_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "excess_return",
+    "mean_return",
+    "best_return",
+    "llm_cost",
+    "return_per_llm_dollar",
+    "trades",
+    "runs",
+    "model",
+}
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """A plain statement about the run against buy-and-hold of its benchmark."""
+    if metrics.get("benchmark_return") is None:
+        return "no benchmark for these bars"
+    beats = metrics.get("beats_benchmark")
+    if beats is True:
+        return "beats the benchmark (significant)"
+    if beats is False:
+        return "trails the benchmark (significant)"
+    if metrics.get("excess_ci_low") is None:
+        return "too few bars to tell"
+    return "no significant difference"
+
+
+def leaderboard(
+    store: Store,
+    market: str | None = None,
+    mode: str | None = None,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    sort: str = "sharpe",
+    owners: list[int] | None = None,
+) -> pd.DataFrame:
+    """One row per model with completed runs matching the filters, best first by ``sort``."""
+    if sort not in SORTABLE:
+        raise ValidationError(
+            f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORTABLE))}"
+        )
+    query = (
+        select(
+            TradingRun.id,
+            TradingRun.model_id,
+            TradingRun.mode,
+            TradingRun.period_start,
+            TradingRun.period_end,
+            TradingRun.metrics,
+            TradingModel.signature,
+            TradingModel.name,
+            TradingModel.ai_model_id,
+            TradingModel.market,
+        )
+        .join(TradingModel, TradingModel.id == TradingRun.model_id)
+        .where(TradingRun.status == "completed")
+    )
+    if market:
+        query = query.where(TradingModel.market == market)
+    if mode:
+        query = query.where(TradingRun.mode == mode)
+    if start is not None:
+        query = query.where(TradingRun.period_start >= pd.Timestamp(start).to_pydatetime())
+    if end is not None:
+        query = query.where(
+            TradingRun.period_end <= pd.Timestamp(end).to_pydatetime() + pd.Timedelta(days=1)
+        )
+    if owners is not None:
+        query = query.where(TradingModel.owner_id.in_(owners))
+    with store.session() as session:
+        rows = session.execute(query.order_by(TradingRun.id)).all()
+    by_model: dict[int, list[Any]] = {}
+    for row in rows:
+        if row.metrics and "error" not in row.metrics:
+            by_model.setdefault(row.model_id, []).append(row)
+    board = [_model_row(runs) for runs in by_model.values()]
+    frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
+    if frame.empty:
+        return frame
+    ascending = sort == "model" or sort == "llm_cost"
+    return frame.sort_values(
+        sort, ascending=ascending, na_position="last", kind="stable"
+    ).reset_index(drop=True)
+
+
+def _model_row(runs: list[Any]) -> dict[str, Any]:
+    latest = runs[-1]
+    metrics = latest.metrics
+    best = max(runs, key=lambda r: r.metrics.get("total_return") or -np.inf)
+    same = [
+        r.metrics["total_return"]
+        for r in runs
+        if (r.mode, r.period_start, r.period_end)
+        == (latest.mode, latest.period_start, latest.period_end)
+        and r.metrics.get("total_return") is not None
+    ]
+    low, high = iid_mean_interval(np.array(same)) if len(same) >= 2 else (None, None)
+    return {
+        "model": latest.signature,
+        "name": latest.name,
+        "ai_model_id": latest.ai_model_id,
+        "market": latest.market,
+        "mode": latest.mode,
+        "runs": len(runs),
+        "period_start": latest.period_start,
+        "period_end": latest.period_end,
+        "latest_run": latest.id,
+        **{
+            k: metrics.get(k)
+            for k in (
+                "total_return",
+                "annual_return",
+                "sharpe",
+                "sortino",
+                "max_drawdown",
+                "volatility",
+                "trades",
+                "benchmark",
+                "benchmark_return",
+                "excess_return",
+                "excess_ci_low",
+                "excess_ci_high",
+                "llm_cost",
+                "return_per_llm_dollar",
+                "tokens_per_trade",
+            )
+        },
+        "best_run": best.id,
+        "best_return": best.metrics.get("total_return"),
+        "mean_return": float(np.mean(same)) if len(same) >= 2 else None,
+        "mean_ci_low": low,
+        "mean_ci_high": high,
+        "vs_benchmark": verdict(metrics),
+    }

@@ -1,0 +1,144 @@
+"""Metrics of stored runs: load what a run wrote, compute, and keep the result on the run.
+
+A run's metrics are computed when it ends and stored with it (``trading_runs.metrics``),
+so leaderboards over thousands of runs read numbers instead of recomputing equity curves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select, update
+
+from ttg_lab.errors import NotFoundError
+from ttg_lab.market.markets import get_market
+from ttg_lab.metrics.compute import compute_metrics, periods_per_year
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import LedgerEntry, RunStep, TradingRun
+
+log = logging.getLogger(__name__)
+
+LEDGER_COLUMNS = [
+    "step_index",
+    "ts",
+    "action",
+    "symbol",
+    "quantity",
+    "fill_price",
+    "fees",
+    "order_id",
+    "status",
+]
+
+
+def benchmark_bars(store: Store, market: str, interval: str) -> pd.DataFrame | None:
+    """Opens and closes of the market's benchmark at the interval's bars (None if the
+    benchmark is not in that data)."""
+    from ttg_lab.runs import data_fingerprint, price_index  # runs builds on metrics
+
+    spec = get_market(market)
+    try:
+        index = price_index(store, market, interval, data_fingerprint(store, market, interval))
+    except NotFoundError:
+        return None
+    if not index.has_symbol(spec.benchmark):
+        return None
+    bars = index.bars(spec.benchmark)
+    return pd.DataFrame({"open": bars.open, "close": bars.close}, index=pd.DatetimeIndex(bars.ts))
+
+
+def benchmark_closes(store: Store, market: str, interval: str) -> pd.Series | None:
+    """Closes of the market's benchmark at the interval's bars (None if not in the data)."""
+    bars = benchmark_bars(store, market, interval)
+    return None if bars is None else bars["close"]
+
+
+def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
+    """Every metric of run ``run_id`` from its equity curve, ledger and LLM usage."""
+    with store.session() as session:
+        run = session.get(TradingRun, run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id}")
+        snap = dict(run.strategy_snapshot)
+        llm = {
+            "llm_calls": run.llm_calls,
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "llm_cost": run.llm_cost,
+        }
+        steps = session.execute(
+            select(RunStep.ts, RunStep.equity, RunStep.cash, RunStep.holdings)
+            .where(RunStep.run_id == run_id)
+            .order_by(RunStep.step_index)
+        ).all()
+        ledger_rows = session.execute(
+            select(*[getattr(LedgerEntry, c) for c in LEDGER_COLUMNS])
+            .where(LedgerEntry.run_id == run_id)
+            .order_by(LedgerEntry.id)
+        ).all()
+    market = snap["model"]["market"]
+    interval = snap.get("interval", "1d")
+    equity = pd.Series(
+        [s.equity for s in steps], index=pd.DatetimeIndex([s.ts for s in steps]), dtype=float
+    )
+    ledger = pd.DataFrame([tuple(r) for r in ledger_rows], columns=LEDGER_COLUMNS)
+    bench = benchmark_bars(store, market, interval)
+    entry = None
+    if bench is not None and len(equity) and equity.index[0] in bench.index:
+        entry = float(bench.at[equity.index[0], "open"])  # bought like the run: first open
+    gross = _gross_value(store, market, interval, steps)
+    return compute_metrics(
+        equity,
+        float(snap["model"]["initial_cash"]),
+        ledger,
+        periods_per_year(market, interval),
+        None if bench is None else bench["close"],
+        get_market(market).benchmark,
+        gross,
+        llm,
+        entry,
+    )
+
+
+def _gross_value(
+    store: Store, market: str, interval: str, steps: Sequence[Any]
+) -> pd.Series | None:
+    """Gross position value at each bar: sum of |quantity| x close."""
+    from ttg_lab.runs import data_fingerprint, price_index
+
+    try:
+        index = price_index(store, market, interval, data_fingerprint(store, market, interval))
+    except NotFoundError:
+        return None
+    values = []
+    for step in steps:
+        total = 0.0
+        for symbol, qty in (step.holdings or {}).items():
+            price = index.close_at_or_before(symbol, step.ts)
+            total += abs(float(qty)) * (price or 0.0)
+        values.append(total)
+    return pd.Series(values, index=pd.DatetimeIndex([s.ts for s in steps]), dtype=float)
+
+
+def jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics with times as ISO text, for the JSON column."""
+    return {
+        k: v.isoformat(sep=" ") if isinstance(v, datetime | pd.Timestamp) else v
+        for k, v in metrics.items()
+    }
+
+
+def store_metrics(store: Store, run_id: int) -> dict[str, Any]:
+    """Compute and keep a run's metrics; a failure is logged and stored, never raised."""
+    try:
+        metrics = jsonable(run_metrics(store, run_id))
+    except Exception as exc:  # metrics must never turn a finished run into a failed one
+        log.warning("metrics of run %s failed: %s", run_id, exc)
+        metrics = {"error": f"{type(exc).__name__}: {exc}"}
+    with store.session() as session:
+        session.execute(update(TradingRun).where(TradingRun.id == run_id).values(metrics=metrics))
+    return metrics
