@@ -39,7 +39,7 @@ import ttg_lab
 from ttg_lab.broker import COST_PRESETS
 from ttg_lab.engine.runner import max_drawdown
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
-from ttg_lab.llm.catalog import load_catalog
+from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.reasoning import split_sections
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
@@ -485,17 +485,16 @@ def infer_interval(lines: Sequence[PositionLine]) -> str:
     return "1d"
 
 
-def catalog_entry(folder_name: str) -> tuple[str, str] | None:
-    """(ai_model_id, display name) of the catalog model whose ``aitrader_signature`` the
-    folder name is or starts with (``gpt-5-astock-hour`` -> GPT-5); None if none."""
+def catalog_entry(folder_name: str) -> CatalogModel | None:
+    """The catalog model whose ``aitrader_signature`` the folder name is or starts with
+    (``gpt-5-astock-hour`` -> GPT-5; case-insensitive); None if none."""
     name = folder_name.lower()
-    best: tuple[str, str] | None = None
-    best_len = 0
-    for model_id, info in load_catalog().models.items():
+    best: CatalogModel | None = None
+    for info in load_catalog().models.values():
         signature = info.aitrader_signature.lower()
         fits = name == signature or name.startswith(signature + "-")
-        if signature and fits and len(signature) > best_len:
-            best, best_len = (model_id, info.name), len(signature)
+        if signature and fits and (best is None or len(signature) > len(best.aitrader_signature)):
+            best = info
     return best
 
 
@@ -673,12 +672,12 @@ def _import_model(
     # Identity of the model.
     match = catalog_entry(source.name)
     if match is None:
-        ai_model_id, display = f"aitrader/{source.name}", source.name
+        ai_model_id, display, agent = f"aitrader/{source.name}", source.name, source.name
         notes.append(f"{source.name!r} matches no aitrader_signature in the catalog")
     else:
-        ai_model_id, display = match
+        ai_model_id, display, agent = match.id, match.name, match.aitrader_signature
     label = f"{MARKET_LABELS[market.code]} {INTERVAL_LABELS.get(interval, interval)}"
-    base_sig = f"aitrader-{source.name}-{market.code}-{INTERVAL_LABELS.get(interval, interval)}"
+    base_sig = f"aitrader-{agent}-{market.code}-{INTERVAL_LABELS.get(interval, interval)}"
     name = f"AI-Trader {display} ({label}){name_suffix}"
     signature = slugify(base_sig + name_suffix)
     result.signature = signature

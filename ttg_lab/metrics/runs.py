@@ -89,7 +89,7 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
     bench = benchmark_bars(store, market, interval)
     entry = None
     if bench is not None and len(equity) and equity.index[0] in bench.index:
-        entry = float(bench.at[equity.index[0], "open"])  # bought like the run: first open
+        entry = float(bench["open"].loc[equity.index[0]])  # bought like the run: first open
     gross = _gross_value(store, market, interval, steps)
     return compute_metrics(
         equity,
