@@ -182,7 +182,7 @@ def test_round_trips_match_fifo_with_fees_apportioned() -> None:
         ],
         columns=EMPTY_LEDGER.columns,
     )
-    trips = round_trips(ledger, {t: i for i, t in enumerate(ts)})
+    trips = round_trips(ledger, pd.DatetimeIndex(ts))
     assert [(t["symbol"], t["side"], t["quantity"]) for t in trips] == [
         ("AAA", "long", 10),
         ("AAA", "long", 5),

@@ -2,8 +2,10 @@
 
 Bar returns are autocorrelated and fat-tailed, so intervals of a mean come from the
 stationary bootstrap (Politis & Romano 1994): resample blocks of random geometric length
-(mean ``sqrt(n)``), wrapping around, and take percentiles of the resampled means. Seeds
-are fixed, so the same data always gives the same interval.
+(mean ``sqrt(n)``), wrapping around, and take percentiles of the resampled means. Series
+longer than 2,000 bars are first averaged in consecutive batches (batch means keep the
+overall mean and most of the dependence), which keeps a million bars fast. Seeds are
+fixed, so the same data always gives the same interval.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 
 import numpy as np
 
-RESAMPLES = 2000
+RESAMPLES = 1000
 CONFIDENCE = 0.95
 SEED = 20251128
 
@@ -25,12 +27,11 @@ def stationary_indices(
     starts = rng.integers(0, n, size=(resamples, n))
     new_block = rng.random((resamples, n)) < p
     new_block[:, 0] = True
-    idx = np.empty((resamples, n), dtype=np.int64)
-    current = starts[:, 0].copy()
-    idx[:, 0] = current
-    for t in range(1, n):
-        current = np.where(new_block[:, t], starts[:, t], (current + 1) % n)
-        idx[:, t] = current
+    positions = np.arange(n)
+    # for every t, where its block began: the last t' <= t that starts a new block
+    began = np.maximum.accumulate(np.where(new_block, positions, 0), axis=1)
+    first = np.take_along_axis(starts, began, axis=1)
+    idx: np.ndarray = (first + (positions - began)) % n
     return idx
 
 
@@ -48,8 +49,8 @@ def mean_interval(
     rng = np.random.default_rng(SEED)
     if block is None:
         block = math.sqrt(n)
-    if n > 5000:  # long series: resample block means of a thinned grid to stay fast
-        step = n // 5000 + 1
+    if n > 2000:  # long series: resample the means of consecutive batches to stay fast
+        step = n // 2000 + 1
         values = np.add.reduceat(values, np.arange(0, n, step)) / step
         n = len(values)
         block = max(1.0, block / step)

@@ -40,10 +40,11 @@ def bar_returns(equity: np.ndarray) -> np.ndarray:
     return returns
 
 
-def drawdown_details(equity: np.ndarray, times: list[Any]) -> dict[str, Any]:
+def drawdown_details(equity: np.ndarray, times: pd.DatetimeIndex) -> dict[str, Any]:
     """Depth, peak, trough, recovery and duration of the deepest drawdown.
 
-    ``equity`` includes the initial cash at position 0 (``times[0]`` is None there).
+    ``equity`` includes the initial cash at position 0; ``times`` are the bars 1..n, so
+    position i of ``equity`` is ``times[i - 1]`` (the initial cash dates to the first bar).
     """
     peaks = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -64,31 +65,43 @@ def drawdown_details(equity: np.ndarray, times: list[Any]) -> dict[str, Any]:
     end = recovery if recovery is not None else len(equity) - 1
     return {
         "max_drawdown": worst,
-        "max_drawdown_peak": times[peak] if peak > 0 else times[1],
-        "max_drawdown_trough": times[trough],
-        "max_drawdown_recovery": times[recovery] if recovery is not None else None,
+        "max_drawdown_peak": times[max(peak - 1, 0)],
+        "max_drawdown_trough": times[trough - 1],
+        "max_drawdown_recovery": times[recovery - 1] if recovery is not None else None,
         "max_drawdown_duration": end - peak,
     }
 
 
-def round_trips(ledger: pd.DataFrame, bar_of: dict[Any, int]) -> list[dict[str, Any]]:
+def round_trips(ledger: pd.DataFrame, bars: pd.DatetimeIndex | None = None) -> list[dict[str, Any]]:
     """Closed round trips by FIFO matching of fills per symbol (long and short).
 
     Each trip: symbol, side, quantity, entry/exit time and price, P&L including the
     fees of both legs pro rata, bars held, and the order ids of both legs.
     """
     fills = ledger[ledger["status"] == "filled"]
+    times = pd.DatetimeIndex(fills["ts"])
+    positions = (
+        bars.get_indexer(times) if bars is not None else np.zeros(len(fills), int)
+    ).tolist()
     lots: dict[str, deque[list[Any]]] = {}
     trips: list[dict[str, Any]] = []
-    rows: Any = fills.itertuples(index=False)
-    for row in rows:
-        action, symbol = str(row.action), str(row.symbol)
-        qty, price = float(row.quantity), float(row.fill_price)
-        fee_per_unit = float(row.fees) / qty if qty else 0.0
+    columns = zip(
+        fills["action"].tolist(),
+        fills["symbol"].tolist(),
+        fills["quantity"].tolist(),
+        fills["fill_price"].tolist(),
+        fills["fees"].tolist(),
+        list(times),
+        fills["order_id"].tolist(),
+        positions,
+        strict=True,
+    )
+    for action, symbol, qty, price, fees, ts, order_id, bar in columns:
+        qty, price = float(qty), float(price)
+        fee_per_unit = float(fees) / qty if qty else 0.0
         book = lots.setdefault(symbol, deque())
-        opening = action in ("buy", "short")
-        if opening:
-            book.append([action, qty, price, fee_per_unit, row.ts, row.order_id])
+        if action in ("buy", "short"):
+            book.append([action, qty, price, fee_per_unit, ts, order_id, bar])
             continue
         side = "buy" if action == "sell" else "short"
         remaining = qty
@@ -103,14 +116,14 @@ def round_trips(ledger: pd.DataFrame, bar_of: dict[Any, int]) -> list[dict[str, 
                     "side": "long" if side == "buy" else "short",
                     "quantity": matched,
                     "entry_time": lot[4],
-                    "exit_time": row.ts,
+                    "exit_time": ts,
                     "entry_price": lot[2],
                     "exit_price": price,
                     "pnl": pnl,
                     "return": direction * (price / lot[2] - 1.0),
-                    "bars": bar_of.get(row.ts, 0) - bar_of.get(lot[4], 0),
+                    "bars": int(bar - lot[6]),
                     "entry_order": lot[5],
-                    "exit_order": row.order_id,
+                    "exit_order": order_id,
                 }
             )
             lot[1] -= matched
@@ -138,13 +151,13 @@ def compute_metrics(
     ``benchmark_entry`` (the first bar's open, as the run's own fills) or else its close;
     ``holdings_value`` the gross position value at each bar (for exposure).
     """
-    times: list[Any] = [None, *equity.index.tolist()]
+    times = pd.DatetimeIndex(equity.index)
     values = np.concatenate([[initial_cash], equity.to_numpy(dtype=float)])
     returns = bar_returns(values)
     n = len(returns)
     out: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
     out.update(
-        start=times[1] if n else None,
+        start=times[0] if n else None,
         end=times[-1] if n else None,
         bars=n,
         periods_per_year=periods,
@@ -170,8 +183,7 @@ def compute_metrics(
     fills = ledger[ledger["status"] == "filled"] if len(ledger) else ledger
     out["trades"] = len(fills)
     out["fees"] = float(fills["fees"].sum()) if len(fills) else 0.0
-    bar_of = {t: i for i, t in enumerate(equity.index)}
-    trips = round_trips(ledger, bar_of) if len(fills) else []
+    trips = round_trips(ledger, times) if len(fills) else []
     out["round_trips"] = len(trips)
     if trips:
         pnl = np.array([t["pnl"] for t in trips])
