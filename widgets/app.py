@@ -1,0 +1,64 @@
+"""The dashboard: every panel in one tabbed app, dark themed, served by Voila."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+from IPython.display import HTML, display
+
+import ttg_lab
+from ttg_lab.lab import Lab
+from widgets import (
+    admin,
+    analyst,
+    leaderboard,
+    models,
+    monitor,
+    performance,
+    reasoning,
+    rules,
+    run_control,
+    services,
+)
+from widgets.common import THEME_CSS, plotly_loader
+
+PANELS = (
+    ("Models", models.ModelsController, models.view),
+    ("Run", run_control.RunControlController, run_control.view),
+    ("Monitor", monitor.MonitorController, monitor.view),
+    ("Performance", performance.PerformanceController, performance.view),
+    ("Reasoning", reasoning.ReasoningController, reasoning.view),
+    ("Rules", rules.RulesController, rules.view),
+    ("Leaderboard", leaderboard.LeaderboardController, leaderboard.view),
+    ("MCP", services.ServicesController, services.view),
+    ("Analyst", analyst.AnalystController, analyst.view),
+    ("Admin", admin.AdminController, admin.view),
+)
+
+
+class Dashboard:
+    """All panel controllers over one lab, and the widget that shows them."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.controllers: dict[str, Any] = {title: cls(lab) for title, cls, _ in PANELS}
+
+    def widget(self) -> w.Widget:
+        views = [make(self.controllers[title]) for title, _, make in PANELS]
+        tabs = w.Tab(children=views)
+        tabs.titles = tuple(title for title, _, _ in PANELS)
+        header = w.HTML(
+            f'<div class="ttg-title">TTG Lab</div><div class="ttg-card">user: '
+            f"{self.lab.user.display_name} ({self.lab.user.role})</div>"
+        )
+        return w.VBox([header, tabs])
+
+
+def dashboard(db_url: str | None = None) -> Dashboard:
+    """Open the lab and display the dashboard (the dashboard notebook calls this)."""
+    lab = ttg_lab.open(db_url)
+    board = Dashboard(lab)
+    display(HTML(THEME_CSS + plotly_loader()))
+    display(board.widget())
+    return board

@@ -1,0 +1,128 @@
+"""Leaderboard panel: models ranked by their runs, filterable and sortable, with the
+benchmark verdict, intervals of repeated runs and cost-aware columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+import traitlets
+
+from ttg_lab.formatting import money, percent, ratio
+from ttg_lab.leaderboard import SORTABLE
+from widgets.common import Controller, TableState, show_figure, status_html, table_html
+
+SHOWN = [
+    "model",
+    "market",
+    "mode",
+    "runs",
+    "total_return",
+    "sharpe",
+    "max_drawdown",
+    "benchmark_return",
+    "vs_benchmark",
+    "mean_return",
+    "mean_ci_low",
+    "mean_ci_high",
+    "llm_cost",
+    "return_per_llm_dollar",
+    "tokens_per_trade",
+    "latest_run",
+]
+FORMATS = {
+    **dict.fromkeys(
+        [
+            "total_return",
+            "max_drawdown",
+            "benchmark_return",
+            "mean_return",
+            "mean_ci_low",
+            "mean_ci_high",
+        ],
+        percent,
+    ),
+    "sharpe": ratio,
+    "llm_cost": money,
+    "return_per_llm_dollar": money,
+    "tokens_per_trade": ratio,
+}
+
+
+class LeaderboardController(Controller):
+    market = traitlets.Unicode("")
+    mode = traitlets.Unicode("")
+    sort = traitlets.Unicode("sharpe")
+    rows: traitlets.List[Any] = traitlets.List()
+
+    def __init__(self, lab: Any) -> None:
+        super().__init__(lab)
+        self.table = TableState(page_size=25)
+        self.refresh()
+
+    def refresh(self) -> None:
+        with self.action():
+            board = self.lab.leaderboard(
+                market=self.market or None, mode=self.mode or None, sort=self.sort
+            )
+            self.rows = board.to_dict("records")
+            self.message = f"{len(board)} models"
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=None if self.rows else SHOWN)
+
+
+def view(ctl: LeaderboardController) -> w.Widget:
+    from ttg_lab.charts import leaderboard_bars
+
+    market = w.Dropdown(
+        description="Market",
+        options=[("all", ""), ("US", "us"), ("A-shares", "cn"), ("crypto", "crypto")],
+    )
+    mode = w.Dropdown(
+        description="Mode", options=[("all", ""), ("daily", "daily"), ("intraday", "intraday")]
+    )
+    sort = w.Dropdown(description="Sort by", options=sorted(SORTABLE), value="sharpe")
+    for widget, trait in ((market, "market"), (mode, "mode"), (sort, "sort")):
+        w.link((ctl, trait), (widget, "value"))
+    refresh = w.Button(description="Refresh", button_style="primary")
+    prev_page, next_page = w.Button(description="◀"), w.Button(description="▶")
+    table, status, chart = w.HTML(), w.HTML(), w.Output()
+
+    def redraw(*_: Any) -> None:
+        frame = ctl.frame()
+        shown = frame[[c for c in SHOWN if c in frame.columns]] if not frame.empty else frame
+        table.value = table_html(ctl.table.view(shown), FORMATS)
+        status.value = status_html(ctl)
+        if not frame.empty:
+            try:
+                show_figure(chart, leaderboard_bars(frame))
+            except Exception as exc:  # a chart problem must not hide the table
+                ctl.error = str(exc)
+
+    ctl.observe(redraw, names=["rows", "error", "message"])
+    for widget in (market, mode, sort):
+        widget.observe(lambda _: ctl.refresh(), names="value")
+    refresh.on_click(lambda _: ctl.refresh())
+
+    def turn(forward: bool) -> None:
+        if forward:
+            ctl.table.next_page(len(ctl.rows))
+        else:
+            ctl.table.previous_page()
+        redraw()
+
+    prev_page.on_click(lambda _: turn(False))
+    next_page.on_click(lambda _: turn(True))
+    redraw()
+    return w.VBox(
+        [
+            w.HTML('<div class="ttg-title">Leaderboard</div>'),
+            w.HBox([market, mode, sort, refresh]),
+            status,
+            table,
+            w.HBox([prev_page, next_page]),
+            chart,
+        ]
+    )

@@ -1,0 +1,113 @@
+"""Performance panel: equity curves of chosen runs against the benchmark, drawdown,
+allocation and trades on a symbol's price chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import traitlets
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.formatting import by_unit
+from ttg_lab.metrics.reference import METRICS
+from widgets.common import Controller, show_figure, status_html
+
+HEADLINE = (
+    "total_return",
+    "annual_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "trades",
+    "benchmark_return",
+    "vs_benchmark",
+)
+
+
+class PerformanceController(Controller):
+    run_ids = traitlets.List(traitlets.Int())
+    symbol = traitlets.Unicode("")
+    figures = traitlets.Dict()
+    summary: traitlets.List[Any] = traitlets.List()
+
+    def runs(self) -> list[tuple[str, int]]:
+        frame = self.lab.runs()
+        frame = frame[frame["status"].isin(["completed", "stopped"])]
+        return [
+            (f"{r['id']}: {r['model']} #{r['run_number']} {r['mode']}", int(r["id"]))
+            for r in frame.to_dict("records")
+        ]
+
+    def show(self) -> bool:
+        """Build the charts and the headline metrics of the chosen runs."""
+        from ttg_lab import charts
+
+        with self.action():
+            if not self.run_ids:
+                raise ValidationError("choose one or more runs")
+            first = self.run_ids[0]
+            figures = {
+                "equity": charts.equity_curves(self.lab, list(self.run_ids)),
+                "drawdown": charts.drawdown(self.lab, first),
+                "allocation": charts.allocation(self.lab, first),
+            }
+            if self.symbol:
+                figures["trades"] = charts.trades_on_price(self.lab, first, self.symbol.upper())
+            self.figures = figures
+            units = {m.key: m.unit for m in METRICS}
+            rows = []
+            for run_id in self.run_ids:
+                metrics = self.lab.metrics(run_id)
+                row: dict[str, Any] = {"run": run_id}
+                for key in HEADLINE:
+                    if key == "vs_benchmark":
+                        from ttg_lab.leaderboard import verdict
+
+                        row[key] = verdict(metrics)
+                    else:
+                        row[key] = by_unit(units[key], metrics.get(key))
+                rows.append(row)
+            self.summary = rows
+        return self.ok
+
+
+def view(ctl: PerformanceController) -> w.Widget:
+    import pandas as pd
+
+    from widgets.common import table_html
+
+    runs = w.SelectMultiple(
+        description="Runs", options=ctl.runs(), rows=8, layout=w.Layout(width="60%")
+    )
+    symbol = w.Text(description="Symbol", placeholder="trades on this symbol's chart")
+    go = w.Button(description="Show", button_style="primary")
+    reload_runs = w.Button(description="↻ runs")
+    status, summary = w.HTML(), w.HTML()
+    outputs = {name: w.Output() for name in ("equity", "drawdown", "allocation", "trades")}
+
+    def redraw(*_: Any) -> None:
+        status.value = status_html(ctl)
+        summary.value = table_html(pd.DataFrame(ctl.summary))
+        for name, figure in ctl.figures.items():
+            show_figure(outputs[name], figure)
+
+    def on_show(_: Any) -> None:
+        ctl.run_ids, ctl.symbol = list(runs.value), symbol.value
+        ctl.show()
+
+    ctl.observe(redraw, names=["figures", "summary", "error", "message"])
+    go.on_click(on_show)
+    reload_runs.on_click(lambda _: setattr(runs, "options", ctl.runs()))
+    redraw()
+    return w.VBox(
+        [
+            w.HTML('<div class="ttg-title">Performance</div>'),
+            w.HBox([runs, w.VBox([symbol, go, reload_runs])]),
+            status,
+            summary,
+            *outputs.values(),
+        ]
+    )
