@@ -128,8 +128,8 @@ def bench_leaderboard(lab: Lab) -> None:
     board = leaderboard(lab.store)
     wall = time.perf_counter() - start
     print(
-        f"leaderboard over 1,001 runs of 101 models: {wall:.2f} s (target < 2 s), {len(board)} rows, "
-        "10 runs per model with bootstrap intervals"
+        f"leaderboard over 1,001 runs of 101 models: {wall:.2f} s (target < 2 s), "
+        f"{len(board)} rows, 10 runs per model with bootstrap intervals"
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import zlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +21,6 @@ import plotly.graph_objects as go
 
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.market.markets import get_market
-from ttg_lab.metrics.compute import drawdown_details
 from ttg_lab.metrics.reference import METRICS
 from ttg_lab.metrics.runs import benchmark_closes
 from ttg_lab.runs import MODES, data_fingerprint, price_index
@@ -267,6 +265,25 @@ def _add_benchmark(
     )
 
 
+def deepest_drawdown(values: np.ndarray) -> tuple[int, int] | None:
+    """Positions (peak, trough) of the deepest drawdown in ``values`` (initial cash at
+    position 0, bar i at position i), or None when equity never fell below its peak.
+
+    The peak is the last position at the running maximum before the trough, as
+    ``max_drawdown_peak`` in the metrics; a peak at position 0 dates to the first bar.
+    """
+    if len(values) < 2:
+        return None
+    peaks = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(peaks > 0, values / peaks - 1.0, 0.0)
+    trough = int(np.argmin(depth))
+    if depth[trough] >= 0:
+        return None
+    peak = int(np.flatnonzero(values[: trough + 1] == peaks[trough])[-1])
+    return peak, trough
+
+
 def drawdown(lab: Lab, run_id: int) -> go.Figure:
     """The underwater curve: equity below its running peak at each bar, in percent.
 
@@ -292,26 +309,24 @@ def drawdown(lab: Lab, run_id: int) -> go.Figure:
             hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y:.2%}<extra></extra>",
         )
     )
-    if len(frame):
-        times: list[Any] = [None, *frame["ts"].tolist()]
-        worst = drawdown_details(values, times)
-        if worst["max_drawdown_trough"] is not None:
-            peak_ts, trough_ts = worst["max_drawdown_peak"], worst["max_drawdown_trough"]
-            peak_y = float(depth[frame["ts"].tolist().index(peak_ts)])
-            fig.add_trace(
-                go.Scatter(
-                    x=[peak_ts, trough_ts],
-                    y=[peak_y, worst["max_drawdown"]],
-                    mode="markers+text",
-                    name="deepest drawdown",
-                    text=["peak", f"trough {worst['max_drawdown']:.2%}"],
-                    textposition=["top center", "bottom center"],
-                    marker={"size": 11, "color": ["#FECB52", LOSS_COLOUR], "symbol": "diamond"},
-                    hovertemplate="%{text}: %{x|%Y-%m-%d %H:%M}<extra></extra>",
-                )
+    worst = deepest_drawdown(values)
+    if len(frame) and worst is not None:
+        peak, trough = worst
+        stamps = frame["ts"].tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=[stamps[max(peak - 1, 0)], stamps[trough - 1]],
+                y=[0.0, float(depth[trough - 1])],
+                mode="markers+text",
+                name="deepest drawdown",
+                text=["peak", f"trough {float(depth[trough - 1]):.2%}"],
+                textposition=["top center", "bottom center"],
+                marker={"size": 11, "color": ["#FECB52", LOSS_COLOUR], "symbol": "diamond"},
+                hovertemplate="%{text}: %{x|%Y-%m-%d %H:%M}<extra></extra>",
             )
-        else:
-            _note(fig, "no drawdown: equity never fell below its peak")
+        )
+    elif len(frame):
+        _note(fig, "no drawdown: equity never fell below its peak")
     else:
         _note(fig, "the run has no bars yet")
     _layout(
@@ -596,7 +611,7 @@ def leaderboard_bars(board: pd.DataFrame, metric: str = "total_return") -> go.Fi
                 name="benchmark buy-and-hold",
                 marker={
                     "symbol": "line-ew-open",
-                    "size": 40,
+                    "size": 60,
                     "color": BENCHMARK_COLOUR,
                     "line": {"width": 3, "color": BENCHMARK_COLOUR},
                 },
@@ -681,13 +696,6 @@ def rule_attribution(table: pd.DataFrame) -> go.Figure:
         showlegend=False,
     )
     return fig
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """A python datetime from a timestamp-like value (None stays None)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return pd.Timestamp(value).to_pydatetime()
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import TTGLabError
+from ttg_lab.formatting import money, percent
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
 from ttg_lab.runs import RunHandle
@@ -38,7 +39,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
 
 
 def print_frame(
-    frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[[Any], str]] | None = None
+    frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[..., str]] | None = None
 ) -> None:
     """A DataFrame as a rich table."""
     formats = formats or {}
@@ -57,14 +58,6 @@ def print_frame(
                 cells.append(fmt(value) if fmt else str(value))
         table.add_row(*cells)
     console.print(table)
-
-
-def money(value: Any) -> str:
-    return f"{value:,.2f}"
-
-
-def percent(value: Any) -> str:
-    return f"{value:+.2%}"
 
 
 @contextmanager
@@ -110,7 +103,7 @@ def init(obj: LabContext) -> None:
         lab = obj.lab(init=False)
         loaded = lab.init()
         for name, rows in loaded.items():
-            unit = "items" if name == "news" else "bars"
+            unit = {"news": "items", "aitrader_runs": "runs"}.get(name, "bars")
             console.print(f"loaded {name}: {rows:,} {unit}" if rows else f"{name}: up to date")
         console.print(f"store ready at {lab.settings.db_url}")
 
@@ -151,6 +144,62 @@ def data_news(obj: LabContext, path: str, fmt: str) -> None:
     with clear_errors():
         count = obj.lab().data.load_news(path, format=fmt)
         console.print(f"loaded {count:,} news items from {path}")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import other platforms' run outputs as completed runs."""
+
+
+@import_group.command("aitrader")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--market", type=click.Choice(["us", "cn", "crypto"]), default=None)
+@click.option("--name-suffix", default="", help="appended to each model's name and signature")
+@click.option(
+    "--report-errors",
+    is_flag=True,
+    help="leave malformed lines out, import the rest and list them (default: stop, import none)",
+)
+@pass_ctx
+def import_aitrader_command(
+    obj: LabContext, path: str, market: str | None, name_suffix: str, report_errors: bool
+) -> None:
+    """Import AI-Trader runs at PATH: a model folder, an agent_data* folder or their parent."""
+    from pathlib import Path
+
+    from rich.markup import escape
+
+    from ttg_lab.importers.aitrader import import_aitrader
+
+    with clear_errors():
+        lab = obj.lab()
+        report = import_aitrader(
+            lab.store,
+            Path(path),
+            owner_id=lab.user.id,
+            market=market,
+            name_suffix=name_suffix,
+            on_error="report" if report_errors else "raise",
+        )
+        for result in report.results:
+            if result.status == "failed":
+                console.print(f"[red]{escape(result.folder)}: not imported[/red]")
+            else:
+                skipped = ", already imported" if result.status == "skipped" else ""
+                drift = result.reconciliation.get("max_cash_drift", 0.0)
+                console.print(
+                    f"run {result.run_id}: {result.signature}: {result.bars} bars, "
+                    f"{result.trades} trades, final value {money(result.final_value)} "
+                    f"({percent(result.final_return or 0.0)}), cash drift {money(drift)}{skipped}",
+                    highlight=False,
+                )
+            for problem in result.problems:
+                console.print(f"  [yellow]problem:[/yellow] {escape(str(problem))}")
+        console.print(
+            f"{len(report)} run(s) imported, "
+            f"{sum(r.status == 'skipped' for r in report.results)} already there, "
+            f"{len(report.problems)} problem(s)"
+        )
 
 
 @main.group()
@@ -274,7 +323,12 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-SUMMARY_FORMATS = {"final_value": money, "return": percent, "max_drawdown": percent, "fees": money}
+SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
+    "final_value": money,
+    "return": percent,
+    "max_drawdown": percent,
+    "fees": money,
+}
 
 
 @main.command()
@@ -390,6 +444,23 @@ def replay(obj: LabContext, run_id: int) -> None:
             sys.exit(1)
 
 
+@main.command()
+@click.argument("run_ids", nargs=-1, type=int, required=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default=None, help="file to write (default: reports/)"
+)
+@pass_ctx
+def report(obj: LabContext, run_ids: tuple[int, ...], out: str | None) -> None:
+    """Write an HTML report of RUN_ID (several: a comparison) and print its path."""
+    from ttg_lab.reports import comparison_report, run_report  # plotly only when needed
+
+    with clear_errors():
+        ids = list(dict.fromkeys(run_ids))
+        lab = obj.lab()
+        path = run_report(lab, ids[0], out) if len(ids) == 1 else comparison_report(lab, ids, out)
+        click.echo(str(path))
+
+
 def ledger_key(handle: RunHandle) -> pd.DataFrame:
     """The parts of a ledger two equal runs share (not database ids)."""
     columns = [
@@ -406,6 +477,24 @@ def ledger_key(handle: RunHandle) -> pd.DataFrame:
         "reason",
     ]
     return handle.ledger()[columns].reset_index(drop=True)
+
+
+@main.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8866, show_default=True)
+@click.option(
+    "--token",
+    envvar="TTG_LAB_DASHBOARD_TOKEN",
+    default=None,
+    help="required when serving beyond 127.0.0.1",
+)
+@pass_ctx
+def dashboard_cmd(obj: LabContext, host: str, port: int, token: str | None) -> None:
+    """Prepare the embedded default and serve the dashboard with Voila (use --db for PostgreSQL)."""
+    from ttg_lab.dashboard import serve as serve_dashboard
+
+    with clear_errors():
+        sys.exit(serve_dashboard(obj.lab(), host, port, token))
 
 
 @main.command("leaderboard")
@@ -445,8 +534,8 @@ def leaderboard_cmd(
             "mean_ci_high",
             "llm_cost",
         ]
-        ratio = {"sharpe": lambda v: f"{v:.2f}"}
-        pct = dict.fromkeys(
+        ratio: dict[str, Callable[..., str]] = {"sharpe": lambda v: f"{v:.2f}"}
+        pct: dict[str, Callable[..., str]] = dict.fromkeys(
             [
                 "total_return",
                 "max_drawdown",

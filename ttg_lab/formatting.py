@@ -3,70 +3,67 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
+
+import pandas as pd
 
 
 def is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and not math.isfinite(value))
+    """None, NaN, NaT or infinity: a value to show as blank."""
+    if value is None:
+        return True
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
-def money(value: Any, currency: str = "") -> str:
-    """12,345.67 (with a currency code when given); empty when missing."""
+def money(value: Any, currency: str = "", missing: str = "") -> str:
+    """12,345.67 (with a currency code when given)."""
     if is_missing(value):
-        return ""
-    text = f"{float(value):,.2f}"
-    return f"{text} {currency}" if currency else text
+        return missing
+    return f"{float(value):,.2f} {currency}".rstrip()
 
 
-def percent(value: Any, signed: bool = True) -> str:
+def percent(value: Any, signed: bool = True, missing: str = "") -> str:
     """A fraction as percent: 0.1234 -> +12.34%."""
     if is_missing(value):
-        return ""
+        return missing
     return f"{float(value):+.2%}" if signed else f"{float(value):.2%}"
 
 
-def ratio(value: Any) -> str:
+def ratio(value: Any, missing: str = "") -> str:
     """A plain ratio with two decimals."""
-    return "" if is_missing(value) else f"{float(value):.2f}"
+    return missing if is_missing(value) else f"{float(value):,.2f}"
 
 
-def count(value: Any) -> str:
-    return "" if is_missing(value) else f"{int(value):,}"
-
-
-def when(value: Any) -> str:
-    """A timestamp: the date alone at midnight, else date and minutes."""
+def when(value: Any, missing: str = "") -> str:
+    """A time: the date alone at midnight, else date and minutes."""
     if is_missing(value) or value == "":
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return (
-            value.strftime("%Y-%m-%d")
-            if (value.hour, value.minute) == (0, 0)
-            else value.strftime("%Y-%m-%d %H:%M")
-        )
-    return str(value)
+        return missing
+    ts = pd.Timestamp(value)
+    return f"{ts:%Y-%m-%d}" if ts.hour == ts.minute == 0 else f"{ts:%Y-%m-%d %H:%M}"
 
 
-UNIT_FORMATS: dict[str, Callable[[Any], str]] = {
-    "fraction": percent,
-    "currency": money,
-    "USD": money,
-    "ratio": ratio,
-    "count": count,
-    "bars": count,
-    "time": when,
-}
-
-
-def by_unit(unit: str, value: Any) -> str:
-    """Format a metric value by the unit its reference entry gives."""
-    if isinstance(value, bool):
+def by_unit(unit: str, value: Any, currency: str = "", missing: str = "") -> str:
+    """A metric value as text for the unit its reference entry gives."""
+    if is_missing(value):
+        return missing
+    if unit == "time":
+        return when(value, missing)
+    if unit == "flag" or isinstance(value, bool):
         return "yes" if value else "no"
-    formatter = UNIT_FORMATS.get(unit)
-    if formatter is None or is_missing(value):
-        return "" if is_missing(value) else str(value)
-    return formatter(value)
+    if isinstance(value, str) or unit == "symbol":
+        return str(value)
+    number = float(value)
+    if unit == "fraction":
+        return percent(number, signed=False)
+    if unit == "currency":
+        return money(number, currency)
+    if unit == "USD":
+        return f"${number:,.4f}"
+    if unit in ("count", "bars"):
+        return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+    return ratio(number)

@@ -33,9 +33,10 @@ from ttg_lab.users import ensure_local_user
 class DataAPI:
     """Market data in the store: list datasets, load files."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, user: User | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.user = user
 
     def list(self) -> pd.DataFrame:
         return loader.list_datasets(self.store)
@@ -45,9 +46,17 @@ class DataAPI:
         return loader.load_file(self.store, path, market, format=format, name=name)
 
     def load_shipped(self, names: builtins.list[str] | None = None) -> dict[str, int]:
-        """Load the shipped market data and news corpus (skipping what is loaded already)."""
+        """Load the shipped market data, news corpus and AI-Trader runs (skipping what is
+        loaded already). The runs need every market's data: they load when ``names`` is None."""
         loaded = loader.load_shipped(self.store, self.settings.data_dir, names)
         loaded["news"] = load_shipped_news(self.store, self.settings.data_dir)
+        if names is None:
+            from ttg_lab.importers.shipped_runs import load_shipped_runs
+
+            owner = self.user or ensure_local_user(self.store)
+            loaded["aitrader_runs"] = load_shipped_runs(
+                self.store, self.settings.data_dir, owner.id
+            )
         return loaded
 
     def load_news(self, path: str, format: str = "auto") -> int:
@@ -63,7 +72,7 @@ class Lab:
         self.store = store
         self.user = user
         self.models = ModelService(store, user)
-        self.data = DataAPI(store, settings)
+        self.data = DataAPI(store, settings, user)
         self.rules = RuleService(store, self.models, user)
         self._runs = RunService(store, self.models, self.rules)
 
@@ -74,7 +83,7 @@ class Lab:
     def init(self, load_data: bool = True) -> dict[str, int]:
         """Create the schema, the local admin and load the shipped market data (idempotent)."""
         self.store.migrate()
-        self.user = ensure_local_user(self.store)
+        self.user = self.data.user = ensure_local_user(self.store)
         return self.data.load_shipped() if load_data else {}
 
     def start_run(

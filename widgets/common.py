@@ -24,7 +24,7 @@ from ttg_lab.secrets import redact
 
 log = logging.getLogger(__name__)
 
-Formatter = Callable[[Any], str]
+Formatter = Callable[..., str]
 
 
 class Controller(traitlets.HasTraits):

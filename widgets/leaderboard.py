@@ -3,6 +3,7 @@ benchmark verdict, intervals of repeated runs and cost-aware columns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
@@ -31,7 +32,7 @@ SHOWN = [
     "tokens_per_trade",
     "latest_run",
 ]
-FORMATS = {
+FORMATS: dict[str, Callable[..., str]] = {
     **dict.fromkeys(
         [
             "total_return",

@@ -26,7 +26,7 @@ import json
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +120,10 @@ class ModelSource:
     name: str
     position: SourceFile
     logs: tuple[LogSource, ...]
+    original_files: dict[str, str] | None = None
+    """sha256 of the original files when these lines are a trimmed copy of them."""
+    trimmed: dict[str, int] | None = None
+    """What a trimmed copy cut (messages, characters, limit)."""
 
     @property
     def rel(self) -> str:
@@ -129,7 +133,9 @@ class ModelSource:
         return [self.position, *(log.file for log in self.logs)]
 
     def source_files(self) -> dict[str, str]:
-        """sha256 per file, keyed by the path inside the model folder."""
+        """sha256 per original file, keyed by the path inside the model folder."""
+        if self.original_files is not None:
+            return dict(self.original_files)
         return {f.rel: f.sha256 for f in self.files()}
 
 
@@ -762,7 +768,7 @@ def _import_model(
             )
         elif implied is not None and abs(implied - ours) > PRICE_NOTE_THRESHOLD * ours:
             reasons.append(
-                f"AI-Trader paid {implied:.6g} (from its cash change), our open {ours:g}"
+                f"AI-Trader's price {implied:.6g} (from its cash change), our open {ours:g}"
             )
         if ours is not None and base_i is not None:
             trade_diffs.append((abs((base.cash - line.cash) - signed * ours), line.line, order_id))
@@ -896,6 +902,7 @@ def _import_model(
             "source": origin,
             "source_path": source.rel,
             "source_files": files,
+            "trimmed_copy": source.trimmed,
             "model": model_config,
             "tickers": tickers,
             "interval": interval,
@@ -955,7 +962,9 @@ def _existing_run(session: Session, model_id: int, files: dict[str, str]) -> int
     return None
 
 
-def _states_per_bar(calendar: Sequence[datetime], lines: Sequence[PositionLine]) -> list[Any]:
+def _states_per_bar(
+    calendar: Sequence[datetime], lines: Sequence[PositionLine]
+) -> list[PositionLine]:
     """For each bar, the last line at or before it (its snapshot is the book at that bar)."""
     states: list[PositionLine] = []
     i = 0
@@ -984,13 +993,13 @@ def _values(
 
 
 def _log_rows(
-    model: ParsedModel, ledger: Sequence[dict[str, Any]], step_of: Any
+    model: ParsedModel, ledger: Sequence[dict[str, Any]], step_of: Callable[[datetime], int]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """agent_logs rows (one per log file) and typed reasoning entries."""
     logs: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     for log in model.logs:
-        step = int(step_of(log.when))
+        step = step_of(log.when)
         order_ids = [
             r["order_id"] for r in ledger if r["ts"] == log.when and r["status"] == "filled"
         ]

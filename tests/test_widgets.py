@@ -1,0 +1,213 @@
+"""Panel controllers without a browser: every button is a method; bad input in every
+form gives a clear message and saves nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ttg_lab.lab import Lab
+from widgets.admin import AdminController
+from widgets.analyst import AnalystController
+from widgets.app import PANELS, Dashboard
+from widgets.leaderboard import LeaderboardController
+from widgets.models import ModelsController
+from widgets.monitor import MonitorController
+from widgets.performance import PerformanceController
+from widgets.reasoning import ReasoningController
+from widgets.rules import RulesController
+from widgets.run_control import RunControlController
+from widgets.services import ServicesController
+
+
+def fill(ctl: ModelsController, **values: object) -> None:
+    ctl.new()
+    defaults = {
+        "name": "panel model",
+        "ai_model_id": "baseline/momentum",
+        "market": "us",
+        "initial_cash": 10_000.0,
+        "tickers": "",
+        "parameters": "{}",
+    }
+    for key, value in {**defaults, **values}.items():
+        setattr(ctl, key, value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"name": ""}, "name must not be empty"),
+        ({"initial_cash": -5.0}, "initial cash must be above 0"),
+        ({"tickers": "AAPL, NOPE"}, "unknown ticker"),
+        ({"parameters": "{top_k: 5"}, "parameters must be JSON"),
+        ({"parameters": '{"top_kk": 5}'}, "unknown parameter"),
+        ({"ai_model_id": "baseline/nope"}, "unknown baseline"),
+    ],
+)
+def test_models_form_refuses_bad_input(lab: Lab, values: dict[str, object], message: str) -> None:
+    ctl = ModelsController(lab)
+    fill(ctl, **values)
+    assert ctl.save() is False
+    assert message in ctl.error and "Traceback" not in ctl.error
+    assert lab.models.list() == []
+
+
+def test_models_create_edit_and_delete_with_confirmation(lab: Lab) -> None:
+    ctl = ModelsController(lab)
+    fill(ctl, name="Panel Momentum", tickers="aapl msft", parameters='{"top_k": 1}')
+    assert ctl.save(), ctl.error
+    assert ctl.selected == "panel-momentum" and [r["signature"] for r in ctl.rows] == [
+        "panel-momentum"
+    ]
+    ctl.select("panel-momentum")
+    assert ctl.tickers == "AAPL, MSFT"
+    ctl.initial_cash = 20_000.0
+    assert ctl.save() and lab.models.get("panel-momentum").initial_cash == 20_000
+    ctl.request_delete("panel-momentum")
+    ctl.cancel_delete()
+    assert lab.models.list() != []
+    ctl.request_delete("panel-momentum")
+    assert ctl.confirm_delete() and lab.models.list() == []
+    ctl.request_delete("")
+    assert "choose a model" in ctl.error
+
+
+def test_run_control_starts_streams_and_stops(lab: Lab) -> None:
+    lab.models.create("runner", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    ctl = RunControlController(lab)
+    ctl.model, ctl.start, ctl.end = "runner", "2025-09-01", "2025-08-01"
+    assert not ctl.start_run() and "is before start" in ctl.error and lab.runs().empty
+    ctl.model, ctl.start, ctl.end = "", "", ""
+    assert not ctl.start_run() and "choose a model" in ctl.error
+    ctl.model = "runner"
+    assert ctl.start_run(), ctl.error
+    assert ctl.wait(60) == "completed"
+    deadline = time.time() + 5
+    while ctl.status != "completed" and time.time() < deadline:
+        time.sleep(0.05)
+    assert ctl.done == ctl.total == 100 and ctl.status == "completed"
+    assert any("[fill]" in line for line in ctl.terminal) and any(
+        "[tool]" in line for line in ctl.terminal
+    )
+    ctl.stop_run()
+    assert "no run is going" in ctl.error
+
+
+def test_monitor_follows_a_run(lab: Lab) -> None:
+    model = lab.models.create(
+        "watched", ai_model_id="baseline/buy_and_hold", tickers=["AAPL", "MSFT"]
+    )
+    run = lab.start_run(model, path="direct", background=False)
+    ctl = MonitorController(lab)
+    ctl.watch(0)
+    assert "choose a run" in ctl.error
+    ctl.watch(run.id)
+    assert ctl.ok and ctl.status == "completed"
+    assert set(ctl.positions) == {"AAPL", "MSFT"} and ctl.equity == run.info()["final_value"]
+    assert [r["symbol"] for r in ctl.feed] == ["MSFT", "AAPL"]  # newest first
+    assert list(ctl.position_rows()["symbol"]) == ["AAPL", "MSFT"]
+
+
+def test_reasoning_browser_filters_searches_and_steps(lab: Lab) -> None:
+    model = lab.models.create("thinker", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    run = lab.start_run(model, background=False)
+    ctl = ReasoningController(lab)
+    ctl.search()
+    assert "choose a model" in ctl.error
+    ctl.choose("thinker")
+    assert ctl.run_id == run.id and ctl.total > 100
+    ctl.types = ["decision"]
+    ctl.search()
+    assert ctl.results and {r["type"] for r in ctl.results} == {"decision"}
+    ctl.types, ctl.text = ["analysis"], "selected"
+    ctl.search()
+    assert ctl.results and all("selected" in r["content"].lower() for r in ctl.results)
+    ctl.start, ctl.end = "2025-09-01", "2025-08-01"
+    ctl.search()
+    assert "is before start" in ctl.error
+    ctl.start = ctl.end = ""
+    ctl.text = ""
+    ctl.types = ["plan", "analysis", "decision", "reflection"]
+    ctl.step(+1)
+    first = ctl.step_label
+    for _ in range(40):
+        ctl.step(+1)
+        if ctl.step_trades:
+            break
+    assert ctl.step_label != first and ctl.step_trades  # the first rebalance
+    assert all(t["step_index"] == ctl.step_entries[0]["step_index"] for t in ctl.step_trades)
+
+
+def test_rules_editor_validates_on_save_and_shows_attribution(lab: Lab) -> None:
+    model = lab.models.create(
+        "ruled", ai_model_id="baseline/buy_and_hold", tickers=["AAPL", "NVDA"]
+    )
+    ctl = RulesController(lab)
+    assert not ctl.save() and "choose a model" in ctl.error
+    ctl.choose("ruled")
+    ctl.name, ctl.parameters = "cap", '{"max_position_pct": 500}'
+    assert (
+        not ctl.save()
+        and "max_position_pct must be in" in ctl.error
+        and lab.rules.list(model) == []
+    )
+    ctl.parameters = "{oops"
+    assert not ctl.save() and "must be JSON" in ctl.error
+    ctl.parameters = '{"blocked_symbols": ["NVDA"]}'
+    assert ctl.save() and [r["name"] for r in ctl.rules] == ["cap"]
+    ctl.toggle("cap")
+    assert not lab.rules.get(model, "cap").active
+    ctl.toggle("cap")
+    run = lab.start_run(model, path="direct", background=False)
+    ctl.load_attribution(run.id)
+    assert ctl.attribution[0]["rule"] == "cap" and ctl.attribution[0]["blocked"] == 1
+
+
+def test_leaderboard_performance_services_admin_and_analyst(lab: Lab) -> None:
+    model = lab.models.create("board", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    run = lab.start_run(model, path="direct", background=False)
+    board = LeaderboardController(lab)
+    assert [r["model"] for r in board.rows] == ["board"]
+    board.market = "crypto"
+    board.refresh()
+    assert board.rows == []
+
+    perf = PerformanceController(lab)
+    assert not perf.show() and "choose one or more runs" in perf.error
+    perf.run_ids, perf.symbol = [run.id], "NOPE"
+    assert not perf.show() and "NOPE" in perf.error
+    perf.symbol = ""
+    assert perf.show(), perf.error
+    assert (
+        set(perf.figures) == {"equity", "drawdown", "allocation"}
+        and perf.summary[0]["run"] == run.id
+    )
+
+    services = ServicesController(lab)
+    assert [r["service"] for r in services.rows] == ["math", "search", "trade", "price"]
+    assert not any(r["running"] for r in services.rows)
+
+    admin = AdminController(lab)
+    admin.email, admin.display_name = "not-an-email", "X"
+    assert not admin.add() and "not an email" in admin.error
+    admin.email, admin.display_name = "bea@lab.test", "Bea"
+    assert admin.add() and any(u["email"] == "bea@lab.test" for u in admin.users)
+    assert admin.change_role("bea@lab.test", "admin")
+    assert not admin.change_role("bea@lab.test", "owner") and "role must be one of" in admin.error
+    admin.setting_key, admin.setting_value = "rules.ceilings", '{"max_position_pct": 999}'
+    assert not admin.save_setting() and "max_position_pct" in admin.error
+    lab.user.role = "user"
+    assert not AdminController(lab).allowed
+    denied = AdminController(lab)
+    assert "admins only" in denied.error
+
+    analyst = AnalystController(lab)
+    assert not analyst.ask() and "choose a run" in analyst.error
+
+
+def test_the_dashboard_builds_every_panel(lab: Lab) -> None:
+    widget = Dashboard(lab).widget()
+    tabs = widget.children[1]
+    assert list(tabs.titles) == [title for title, _, _ in PANELS]
