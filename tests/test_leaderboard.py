@@ -69,3 +69,22 @@ def test_cost_aware_columns(lab: Lab) -> None:
     assert row["llm_cost"] == 25.0
     assert row["return_per_llm_dollar"] == pytest.approx(profit / 25.0)
     assert row["tokens_per_trade"] == pytest.approx(1_000_000 / run.info()["total_trades"])
+
+
+def test_after_init_the_board_ranks_imported_llm_runs_with_the_baselines(lab: Lab) -> None:
+    lab.data.load_shipped()  # the shipped AI-Trader runs
+    model = lab.models.create(
+        "baseline mom", ai_model_id="baseline/momentum", initial_cash=100_000.0
+    )
+    lab.start_run(model, path="direct", background=False)
+    board = lab.leaderboard().set_index("model")
+    gpt = board.loc["aitrader-gpt-5-us-hourly"]
+    assert gpt["ai_model_id"] == "openai/gpt-5" and gpt["mode"] == "intraday"
+    for column in ("total_return", "sharpe", "max_drawdown", "benchmark_return"):
+        assert pd.notna(gpt[column]), column
+    assert gpt["benchmark"] == "QQQ"
+    assert board.loc["aitrader-gpt-5-crypto-daily", "benchmark"] == "CD5"
+    assert board.loc["aitrader-gpt-5-cn-daily", "benchmark"] == "000016.SH"
+    assert board.loc["aitrader-gpt-5-cn-hourly", "vs_benchmark"] == "no benchmark for these bars"
+    assert "baseline-mom" in board.index
+    assert len([m for m in board.index if m.startswith("aitrader-")]) == 26

@@ -43,6 +43,7 @@ from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.reasoning import split_sections
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
+from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.models import slugify
 from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.store.database import Store
@@ -576,6 +577,7 @@ def import_sources(
             report.problems.append(problem)
             continue
         if result.status == "imported" and result.run_id is not None:
+            store_metrics(store, result.run_id)  # so leaderboards rank imports with our runs
             report.append(result.run_id)
     return report
 
