@@ -43,6 +43,11 @@ class Dashboard:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.controllers: dict[str, Any] = {title: cls(lab) for title, cls, _ in PANELS}
+        runner, monitor_ = self.controllers["Run"], self.controllers["Monitor"]
+        # a run started here is followed by the live monitor at once
+        runner.observe(
+            lambda change: monitor_.watch(change["new"]) if change["new"] else None, names="run_id"
+        )
 
     def widget(self) -> w.Widget:
         views = [make(self.controllers[title]) for title, _, make in PANELS]

@@ -80,7 +80,9 @@ class RunControlController(Controller):
         return self.handle.wait(timeout) if self.handle else ""
 
     def _on_event(self, event: RunEvent) -> None:
-        when = f"{event.sim_time:%Y-%m-%d %H:%M} " if event.sim_time else ""
+        when = (
+            f"{event.sim_time:%Y-%m-%d %H:%M} " if event.sim_time and event.kind != "step" else ""
+        )
         self._lines.append(f"[{event.kind}] {when}{event.message}")
 
         def apply() -> None:

@@ -1,0 +1,195 @@
+"""The dashboard as a researcher uses it: Voila serving the notebook, real Chromium
+driven by Playwright. Screenshots of every panel land in reports/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ttg_lab.config import PROJECT_ROOT
+from ttg_lab.dashboard import prepare_default, voila_command
+from ttg_lab.lab import open_lab
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / "reports" / "screenshots"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+sync_api = (
+    pytest.importorskip("playwright.sync_api")
+    if not os.environ.get("CI")
+    else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+)
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install chromium (see .ci/run)")
+    pytest.skip("chromium is not installed", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dashboard")
+    db = folder / "dash.db"
+    shutil.copy(template_db, db)
+    url = f"sqlite:///{db}"
+    lab = open_lab(url)
+    prepare_default(lab)
+    lab.close()
+    port = free_port()
+    env = {**os.environ, "TTG_LAB_DB_URL": url, "TTG_LAB_STATE_DIR": str(folder)}
+    log = (folder / "voila.log").open("w")
+    process = subprocess.Popen(
+        voila_command("127.0.0.1", port, None),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(PROJECT_ROOT / "notebooks"),
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "api/status", timeout=2).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+@pytest.fixture()
+def page(dashboard_url: str) -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(dashboard_url, timeout=120_000)
+        tab.wait_for_selector(".lm-TabBar-tabLabel >> text=Leaderboard", timeout=120_000)
+        tab.errors = errors
+        yield tab
+        browser.close()
+
+
+def open_tab(page: Any, title: str) -> None:
+    page.locator(".lm-TabBar-tabLabel", has_text=re.compile(f"^{title}$")).click()
+    page.wait_for_timeout(300)
+
+
+def field(page: Any, label: str) -> Any:
+    return page.get_by_label(label, exact=True).filter(visible=True).first
+
+
+def button(page: Any, name: str) -> Any:
+    return page.get_by_role("button", name=name, exact=True).filter(visible=True).first
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_researcher_session(page: Any) -> None:
+    assert "Traceback" not in page.content()
+    shot(page, "dashboard")
+
+    # create a model
+    open_tab(page, "Models")
+    field(page, "Name").fill("Browser Momentum")
+    field(page, "Cash").fill("100000")
+    field(page, "Cash").press("Tab")
+    button(page, "Save").click()
+    page.wait_for_selector("text=created browser-momentum", timeout=30_000)
+    shot(page, "panel-models")
+
+    # a bad form gives a clear message, not a traceback
+    button(page, "New").click()
+    field(page, "Name").fill("")
+    button(page, "Save").click()
+    page.wait_for_selector("text=name must not be empty", timeout=30_000)
+
+    # start a run, watch it progress, stop it
+    open_tab(page, "Run")
+    button(page, "↻ models").click()
+    field(page, "Model").select_option("browser-momentum")
+    page.get_by_role("radio", name="intraday").filter(
+        visible=True
+    ).first.click() if page.get_by_role("radio", name="intraday").count() else page.locator(
+        "button", has_text=re.compile("^intraday$")
+    ).filter(visible=True).first.click()
+    button(page, "Start").click()
+    page.wait_for_selector("text=/step [1-9][0-9]*\\/174/", timeout=60_000)
+    assert "[step]" in page.locator(".ttg-terminal").filter(visible=True).first.inner_text()
+    shot(page, "panel-run")
+    open_tab(page, "Monitor")
+    page.wait_for_selector(".ttg-card >> text=equity", timeout=30_000)
+    shot(page, "panel-monitor")
+    open_tab(page, "Run")
+    button(page, "Stop").click()
+    page.wait_for_selector("text=/run \\d+: stopped/", timeout=60_000)
+    label = page.locator("text=/run \\d+: stopped/").first.inner_text()
+    done = int(re.search(r"step (\d+)/174", label).group(1))  # type: ignore[union-attr]
+    assert 0 < done < 174
+
+    # an imported GPT-5 run in the reasoning browser, filtered by type
+    open_tab(page, "Reasoning")
+    field(page, "Model").select_option("aitrader-gpt-5-us-hourly")
+    page.wait_for_selector("text=/[0-9,]+ entries/", timeout=30_000)
+    field(page, "Types").select_option(["decision"])
+    button(page, "Filter").click()
+    page.wait_for_timeout(1500)
+    labels = page.locator(".ttg-card .label").filter(visible=True).all_inner_texts()
+    assert labels and all("· decision ·" in text for text in labels)
+    shot(page, "panel-reasoning")
+
+    # the leaderboard lists imported LLM runs and the baselines
+    open_tab(page, "Leaderboard")
+    board = page.locator(".ttg-table").filter(visible=True).first.inner_text()
+    assert "aitrader-gpt-5-us-hourly" in board and "baseline-momentum" in board
+    shot(page, "panel-leaderboard")
+
+    # an admin changes a user's role
+    open_tab(page, "Admin")
+    field(page, "Email").fill("bea@lab.test")
+    field(page, "Name").fill("Bea")
+    button(page, "Add user").click()
+    page.wait_for_selector("text=added bea@lab.test as user", timeout=30_000)
+    page.get_by_label("User", exact=True).filter(visible=True).first.select_option("bea@lab.test")
+    page.get_by_label("Role", exact=True).filter(visible=True).first.select_option("admin")
+    button(page, "Change role").click()
+    page.wait_for_selector("text=bea@lab.test is now admin", timeout=30_000)
+    shot(page, "panel-admin")
+
+    for title in ("Performance", "Rules", "MCP", "Analyst"):
+        open_tab(page, title)
+        shot(page, f"panel-{title.lower()}")
+    assert page.errors == []
+    assert "Traceback" not in page.content()
