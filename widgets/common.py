@@ -120,7 +120,10 @@ def table_html(
             cells.append(f'<td class="{"num" if numeric else ""}">{cell}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     body = "".join(rows)
-    return f'<table class="ttg-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        '<div class="ttg-scroll"><table class="ttg-table">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 THEME_CSS = """
@@ -135,7 +138,8 @@ body, .jp-Notebook, .voila-body, .jp-OutputArea {
 .ttg-table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .ttg-table th { text-align: left; color: var(--ttg-muted); border-bottom: 1px solid #2b333d;
                 padding: 4px 8px; position: sticky; top: 0; background: var(--ttg-panel); }
-.ttg-table td { padding: 3px 8px; border-bottom: 1px solid #222a33; }
+.ttg-table td { padding: 3px 8px; border-bottom: 1px solid #222a33; white-space: nowrap; }
+.ttg-scroll { overflow-x: auto; max-width: 100%; }
 .ttg-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ttg-table tr:hover td { background: #202731; }
 .ttg-error { color: var(--ttg-bad); font-weight: 600; }

@@ -130,9 +130,8 @@ def view(ctl: RunControlController) -> w.Widget:
             f"run {ctl.run_id or '-'}: {ctl.status or 'idle'}, step {ctl.done}/{ctl.total}, "
             f"equity {ctl.equity:,.2f}"
         )
-        terminal.value = (
-            '<div class="ttg-terminal">' + html.escape("\n".join(ctl.terminal[-200:])) + "</div>"
-        )
+        newest_first = "\n".join(reversed(ctl.terminal[-200:]))
+        terminal.value = f'<div class="ttg-terminal">{html.escape(newest_first)}</div>'
         status.value = status_html(ctl)
 
     ctl.observe(redraw, names=["done", "total", "status", "terminal", "message", "error", "equity"])
