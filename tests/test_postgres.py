@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from ttg_lab.lab import Lab, open_lab
-from ttg_lab.store.database import Store
+from ttg_lab.store.database import Store, include_name
 from ttg_lab.store.schema import Base
 
 PG_URL = os.environ.get("TTG_LAB_TEST_PG_URL", "")
@@ -45,7 +45,12 @@ def pg_lab() -> Iterator[Lab]:
 
 def test_migrations_match_the_models(pg_lab: Lab) -> None:
     with pg_lab.store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert (
+            compare_metadata(
+                MigrationContext.configure(conn, opts={"include_name": include_name}), Base.metadata
+            )
+            == []
+        )
 
 
 def test_runs_on_postgres_equal_runs_on_sqlite(pg_lab: Lab, lab: Lab) -> None:

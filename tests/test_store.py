@@ -9,13 +9,17 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from ttg_lab.store.database import Store, alembic_config, migrate
+from ttg_lab.store.database import Store, alembic_config, include_name, migrate
 from ttg_lab.store.schema import Base
 
 
 def schema_diff(store: Store) -> list[object]:
     with store.engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+        return list(
+            compare_metadata(
+                MigrationContext.configure(conn, opts={"include_name": include_name}), Base.metadata
+            )
+        )
 
 
 def test_migrations_from_empty_match_the_models(tmp_path: Path) -> None:

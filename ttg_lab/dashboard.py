@@ -29,6 +29,12 @@ BASELINE_MODELS: list[dict[str, object]] = [
 ]
 
 
+def is_prepared(lab: Lab) -> bool:
+    """Whether the store already holds the shipped data and the baseline models."""
+    names = {m.name for m in lab.models.list()}
+    return not lab.data.list().empty and all(spec["name"] in names for spec in BASELINE_MODELS)
+
+
 def prepare_default(lab: Lab) -> list[str]:
     """First start: shipped data and AI-Trader runs loaded, baseline models created and
     run once over the NASDAQ-100 period so the leaderboard has both. Idempotent."""
@@ -72,7 +78,9 @@ def serve(lab: Lab, host: str = "127.0.0.1", port: int = 8866, token: str | None
         raise ConfigError(
             f"refusing to serve the dashboard on {host} without a token; pass --token"
         )
-    prepare_default(lab)
+    if not is_prepared(lab):  # first start; later starts go straight to Voila
+        print("preparing the embedded store (first start)...", flush=True)
+        prepare_default(lab)
     command = voila_command(host, port, token)
     env = {**os.environ, "TTG_LAB_DB_URL": lab.settings.db_url}
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")

@@ -3,11 +3,12 @@ entry led to. What the reasoning browser and the analyst show comes from here.""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal_column, select, table
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.store.database import Store
@@ -71,9 +72,7 @@ def search_reasoning(
     if step is not None:
         conditions.append(ReasoningEntry.step_index == step)
     if text and text.strip():
-        conditions.append(
-            ReasoningEntry.content.ilike(f"%{_escape_like(text.strip())}%", escape="\\")
-        )
+        conditions.append(_text_condition(store, text.strip()))
     base = (
         select(
             ReasoningEntry.id,
@@ -92,12 +91,30 @@ def search_reasoning(
     )
     with store.session() as session:
         total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-        rows = session.execute(
-            base.order_by(ReasoningEntry.run_id, ReasoningEntry.step_index, ReasoningEntry.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
+        rows = session.execute(base.order_by(ReasoningEntry.id).limit(limit).offset(offset)).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=COLUMNS), int(total)
+
+
+def _text_condition(store: Store, text: str) -> Any:
+    """Entries containing every word of ``text`` (as a word prefix), through the database's
+    full-text index; text without word characters falls back to a substring match."""
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return ReasoningEntry.content.ilike(f"%{_escape_like(text)}%", escape="\\")
+    if store.dialect == "sqlite":
+        query = " ".join(f'"{w}"*' for w in words)
+        matches: Any = (
+            select(literal_column("rowid"))
+            .select_from(table("reasoning_fts"))
+            .where(literal_column("reasoning_fts").op("MATCH")(bindparam("fts_query", query)))
+        )
+        return ReasoningEntry.id.in_(matches)
+    if store.dialect == "postgresql":
+        query = " & ".join(f"{w}:*" for w in words)
+        return func.to_tsvector("simple", ReasoningEntry.content).op("@@")(
+            func.to_tsquery("simple", query)
+        )
+    return ReasoningEntry.content.ilike(f"%{_escape_like(text)}%", escape="\\")
 
 
 def _escape_like(text: str) -> str:

@@ -19,6 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+SEARCH_INDEXES = ("reasoning_fts", "ix_reasoning_content_fts")
+"""Full-text search structures created by raw SQL in migrations, not by the ORM."""
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Schema comparison skips the full-text search tables and index (and FTS5's own)."""
+    return not (name and name.startswith(SEARCH_INDEXES))
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from ttg_lab.store.database import make_engine
+from ttg_lab.store.database import include_name, make_engine
 from ttg_lab.store.schema import Base
 
 config = context.config
@@ -22,6 +22,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()
