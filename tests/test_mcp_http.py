@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from ttg_lab.errors import ConfigError
 from ttg_lab.lab import Lab
 from ttg_lab.services.manager import ServiceManager
-from ttg_lab.tools.registry import SERVICES
+from ttg_lab.services.names import SERVICES
 
 
 def free_ports(n: int) -> list[int]:

@@ -5,7 +5,7 @@ Start with :func:`open`, which returns a :class:`~ttg_lab.lab.Lab`.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
 from ttg_lab.errors import (
     DataFileError,
@@ -15,9 +15,24 @@ from ttg_lab.errors import (
     TTGLabError,
     ValidationError,
 )
-from ttg_lab.lab import Lab, open_lab
 
-open = open_lab
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ttg_lab.lab import Lab, open_lab
+
+    open = open_lab
+
+
+def __getattr__(name: str) -> object:
+    """``ttg_lab.open`` and ``ttg_lab.Lab`` load the lab on first use, so commands that do
+    not need it (``--help``, ``dashboard``) start quickly."""
+    if name in ("open", "open_lab", "Lab"):
+        from ttg_lab import lab
+
+        return {"open": lab.open_lab, "open_lab": lab.open_lab, "Lab": lab.Lab}[name]
+    raise AttributeError(f"module 'ttg_lab' has no attribute {name!r}")
+
 
 __all__ = [
     "DataFileError",

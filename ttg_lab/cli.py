@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import TTGLabError
 from ttg_lab.formatting import money, percent
-from ttg_lab.lab import Lab, open_lab
-from ttg_lab.models import ModelInfo
-from ttg_lab.runs import RunHandle
 from ttg_lab.services.manager import DEFAULT_PORTS, serve
-from ttg_lab.tools.registry import SERVICES
+from ttg_lab.services.names import SERVICES
+
+if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-up is quick
+    import pandas as pd
+
+    from ttg_lab.engine.events import RunEvent
+    from ttg_lab.lab import Lab
+    from ttg_lab.models import ModelInfo
+    from ttg_lab.runs import RunHandle
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -52,7 +56,7 @@ def print_frame(
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
             fmt = formats.get(str(column))
-            if value is None or (isinstance(value, float) and pd.isna(value)):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append("")
             else:
                 cells.append(fmt(value) if fmt else str(value))
@@ -78,6 +82,8 @@ class LabContext:
         self._lab: Lab | None = None
 
     def lab(self, init: bool = True) -> Lab:
+        from ttg_lab.lab import open_lab
+
         if self._lab is None:
             self._lab = open_lab(self.db_url, init=init)
         return self._lab
@@ -320,6 +326,8 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
             }
         )
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 
@@ -491,10 +499,11 @@ def ledger_key(handle: RunHandle) -> pd.DataFrame:
 @pass_ctx
 def dashboard_cmd(obj: LabContext, host: str, port: int, token: str | None) -> None:
     """Prepare the embedded default and serve the dashboard with Voila (use --db for PostgreSQL)."""
+    from ttg_lab.config import resolve_settings
     from ttg_lab.dashboard import serve as serve_dashboard
 
     with clear_errors():
-        sys.exit(serve_dashboard(obj.lab(), host, port, token))
+        sys.exit(serve_dashboard(resolve_settings(obj.db_url).db_url, host, port, token))
 
 
 @main.command("leaderboard")
@@ -714,6 +723,8 @@ def _print_services(lab: Lab) -> None:
         }
         for s in lab.services.status()
     ]
+    import pandas as pd
+
     print_frame(pd.DataFrame(rows), "MCP services")
 
 

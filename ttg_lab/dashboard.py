@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
 
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.errors import ConfigError
-from ttg_lab.lab import Lab
+
+if TYPE_CHECKING:
+    from ttg_lab.lab import Lab
 from ttg_lab.services.manager import LOOPBACK_HOSTS
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
@@ -72,22 +79,52 @@ def voila_command(host: str, port: int, token: str | None) -> list[str]:
     return command
 
 
-def serve(lab: Lab, host: str = "127.0.0.1", port: int = 8866, token: str | None = None) -> int:
-    """Prepare the store, start Voila and print the URL; returns Voila's exit code."""
+def has_market_data(db_url: str) -> bool:
+    """A cheap look (no lab opened) at whether an SQLite store already holds market data;
+    False for other databases and for anything unreadable, which means: prepare first."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or not Path(url.database).exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{url.database}?mode=ro", uri=True) as conn:
+            return bool(conn.execute("SELECT count(*) FROM datasets").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | None = None) -> int:
+    """Start Voila and print the URL, preparing the store first on a first start; returns
+    Voila's exit code. On a store that already has its data, Voila starts at once and the
+    remaining checks run while its kernel warms up."""
     if host not in LOOPBACK_HOSTS and not token:
         raise ConfigError(
             f"refusing to serve the dashboard on {host} without a token; pass --token"
         )
-    if not is_prepared(lab):  # first start; later starts go straight to Voila
+    command = voila_command(host, port, token)
+    env = {**os.environ, "TTG_LAB_DB_URL": db_url}
+    early = has_market_data(db_url)
+    process = (
+        subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks")) if early else None
+    )
+    from ttg_lab.lab import open_lab
+
+    lab = open_lab(db_url)
+    if not is_prepared(lab):
         print("preparing the embedded store (first start)...", flush=True)
         prepare_default(lab)
-    command = voila_command(host, port, token)
-    env = {**os.environ, "TTG_LAB_DB_URL": lab.settings.db_url}
+    lab.close()
+    if process is None:
+        process = subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks"))
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     print(f"TTG Lab dashboard: {url}", flush=True)
-    process = subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks"))
+    running = process
+
+    def stop(signum: int, _frame: object) -> None:
+        running.terminate()
+
+    signal.signal(signal.SIGTERM, stop)  # stopping the command stops Voila with it
     try:
-        return process.wait()
+        return running.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+        running.terminate()
+        return running.wait()

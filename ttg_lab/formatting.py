@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
-
-import pandas as pd
 
 
 def is_missing(value: Any) -> bool:
@@ -14,10 +13,7 @@ def is_missing(value: Any) -> bool:
         return True
     if isinstance(value, float) and not math.isfinite(value):
         return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+    return type(value).__name__ in ("NaTType", "NAType")
 
 
 def money(value: Any, currency: str = "", missing: str = "") -> str:
@@ -43,7 +39,7 @@ def when(value: Any, missing: str = "") -> str:
     """A time: the date alone at midnight, else date and minutes."""
     if is_missing(value) or value == "":
         return missing
-    ts = pd.Timestamp(value)
+    ts = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return f"{ts:%Y-%m-%d}" if ts.hour == ts.minute == 0 else f"{ts:%Y-%m-%d %H:%M}"
 
 

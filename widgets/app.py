@@ -21,7 +21,7 @@ from widgets import (
     run_control,
     services,
 )
-from widgets.common import THEME_CSS, plotly_loader
+from widgets.common import THEME_CSS
 
 PANELS = (
     ("Models", models.ModelsController, models.view),
@@ -50,9 +50,23 @@ class Dashboard:
         )
 
     def widget(self) -> w.Widget:
-        views = [make(self.controllers[title]) for title, _, make in PANELS]
-        tabs = w.Tab(children=views)
+        """The tabbed app. A panel's view is built the first time its tab is opened, so
+        the first render only draws the first panel."""
+        slots = [w.VBox() for _ in PANELS]
+        tabs = w.Tab(children=slots)
         tabs.titles = tuple(title for title, _, _ in PANELS)
+
+        def build(index: int) -> None:
+            if not slots[index].children:
+                title, _, make = PANELS[index]
+                slots[index].children = (make(self.controllers[title]),)
+
+        tabs.observe(
+            lambda change: build(change["new"]) if change["new"] is not None else None,
+            names="selected_index",
+        )
+        build(0)
+        self.tabs = tabs
         header = w.HTML(
             f'<div class="ttg-title">TTG Lab</div><div class="ttg-card">user: '
             f"{self.lab.user.display_name} ({self.lab.user.role})</div>"
@@ -64,6 +78,6 @@ def dashboard(db_url: str | None = None) -> Dashboard:
     """Open the lab and display the dashboard (the dashboard notebook calls this)."""
     lab = ttg_lab.open(db_url)
     board = Dashboard(lab)
-    display(HTML(THEME_CSS + plotly_loader()))
+    display(HTML(THEME_CSS))
     display(board.widget())
     return board

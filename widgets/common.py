@@ -175,22 +175,23 @@ def status_html(controller: Controller) -> str:
     return ""
 
 
+_PLOTLY_SHIPPED = False
+
+
 def show_figure(output: Any, figure: Any) -> None:
-    """Draw a plotly figure into an ``ipywidgets.Output`` (plotly.js is loaded once by the
-    dashboard, so each figure ships only its data)."""
+    """Draw a plotly figure into an ``ipywidgets.Output``. The first figure of a kernel
+    also ships plotly.js (embedded, so the dashboard works offline); later ones only data."""
     from IPython.display import HTML, display
 
+    global _PLOTLY_SHIPPED
+    loader = "" if _PLOTLY_SHIPPED else plotly_loader()
+    _PLOTLY_SHIPPED = True
+    chart = figure.to_html(
+        full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}
+    )
     output.clear_output(wait=True)
     with output:
-        display(
-            HTML(
-                figure.to_html(
-                    full_html=False,
-                    include_plotlyjs=False,
-                    config={"displaylogo": False, "responsive": True},
-                )
-            )
-        )
+        display(HTML(loader + chart))
 
 
 def plotly_loader() -> str:

@@ -21,7 +21,7 @@ import httpx
 
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ValidationError
-from ttg_lab.tools.registry import SERVICES
+from ttg_lab.services.names import SERVICES
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MCP_PATH = "/mcp"

@@ -19,8 +19,9 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
 
 from ttg_lab.errors import TTGLabError
+from ttg_lab.services.names import SERVICES
 from ttg_lab.tools.context import RunContext
-from ttg_lab.tools.registry import SERVICES, ToolSpec, tools_of
+from ttg_lab.tools.registry import ToolSpec, tools_of
 
 SERVICE_TITLES: dict[str, str] = {
     "math": "Math",

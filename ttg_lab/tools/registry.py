@@ -13,9 +13,6 @@ from typing import Any
 
 from ttg_lab.tools import account, arithmetic, price, search, trade
 
-SERVICES: tuple[str, ...] = ("math", "search", "trade", "price")
-"""The four MCP services, as AI-Trader splits them."""
-
 
 @dataclass(frozen=True)
 class ToolSpec:
