@@ -152,6 +152,15 @@ class Lab:
         """Every metric of a run (see ``ttg_lab.metrics.reference``), freshly computed."""
         return run_metrics(self.store, run_id)
 
+    def analyst(
+        self, run_id: int, model: str | None = None, parameters: dict[str, Any] | None = None
+    ) -> Any:
+        """An analyst conversation about a run: an LLM when ``model`` (or the global setting
+        ``analyst.ai_model_id``) names one, the offline analyst otherwise."""
+        from ttg_lab.analyst.analyst import Analyst
+
+        return Analyst(self, run_id, model, parameters)
+
     def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
         """Runs of one model (or all), newest first."""
         return self._runs.frame(model)

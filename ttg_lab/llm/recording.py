@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, BaseMessage
@@ -24,7 +24,7 @@ from ttg_lab.llm.messages import dump_message, load_message, plain_message, requ
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LLMCall
-from ttg_lab.tools.context import RunContext
+from ttg_lab.tools.context import StepRecord
 
 CostFn = Callable[[int, int], float]
 
@@ -67,6 +67,13 @@ def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall
     return {(s, c): RecordedCall(fp, resp) for s, c, fp, resp in rows}
 
 
+class CallPosition(Protocol):
+    """Where a call belongs: a run's step (a RunContext) or a chat message."""
+
+    step_index: int
+    record: StepRecord
+
+
 class CallRecorder(AgentMiddleware):
     """Records (or replays) every model call of one run."""
 
@@ -78,10 +85,12 @@ class CallRecorder(AgentMiddleware):
         model_id: str,
         sampling: dict[str, Any],
         cost: CostFn,
-        context: RunContext,
+        context: CallPosition,
         replay: dict[tuple[int, int], RecordedCall] | None = None,
+        chat_session_id: int | None = None,
     ) -> None:
         super().__init__()
+        self.chat_session_id = chat_session_id
         self.store = store
         self.run_id = run_id
         self.attempt = attempt
@@ -100,33 +109,73 @@ class CallRecorder(AgentMiddleware):
             self._step, self._call = self.context.step_index, 0
         return self._call + 1
 
-    async def awrap_model_call(
-        self,
-        request: ModelRequest,
-        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
-    ) -> ModelResponse:
+    def _begin(self, request: ModelRequest) -> tuple[int, str, list[BaseMessage], float]:
         messages: list[BaseMessage] = [
             *([request.system_message] if request.system_message else []),
             *request.messages,
         ]
         call = self._next_call()
         fingerprint = request_fingerprint(self.model_id, messages, request.tools, self.sampling)
-        started = time.perf_counter()
-        if self.replay is not None:
-            answer = self._replayed(call, fingerprint)
-            self._write(call, fingerprint, messages, request.tools, answer, started, "replayed")
-            self._call = call
-            return ModelResponse(result=[answer])
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            self._write(call, fingerprint, messages, request.tools, None, started, "error", exc)
-            raise
+        return call, fingerprint, messages, time.perf_counter()
+
+    def _from_record(
+        self,
+        request: ModelRequest,
+        call: int,
+        fingerprint: str,
+        messages: list[BaseMessage],
+        started: float,
+    ) -> ModelResponse:
+        answer = self._replayed(call, fingerprint)
+        self._write(call, fingerprint, messages, request.tools, answer, started, "replayed")
+        self._call = call
+        return ModelResponse(result=[answer])
+
+    def _done(
+        self,
+        request: ModelRequest,
+        response: ModelResponse,
+        call: int,
+        fingerprint: str,
+        messages: list[BaseMessage],
+        started: float,
+    ) -> ModelResponse:
         last = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
         if last is not None:
             self._write(call, fingerprint, messages, request.tools, last, started, "ok")
         self._call = call
         return response
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        call, fingerprint, messages, started = self._begin(request)
+        if self.replay is not None:
+            return self._from_record(request, call, fingerprint, messages, started)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            self._write(call, fingerprint, messages, request.tools, None, started, "error", exc)
+            raise
+        return self._done(request, response, call, fingerprint, messages, started)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], ModelResponse],
+    ) -> ModelResponse:
+        """The same, for agents driven synchronously (the analyst)."""
+        call, fingerprint, messages, started = self._begin(request)
+        if self.replay is not None:
+            return self._from_record(request, call, fingerprint, messages, started)
+        try:
+            response = handler(request)
+        except Exception as exc:
+            self._write(call, fingerprint, messages, request.tools, None, started, "error", exc)
+            raise
+        return self._done(request, response, call, fingerprint, messages, started)
 
     def _replayed(self, call: int, fingerprint: str) -> AIMessage:
         step = self.context.step_index
@@ -169,6 +218,7 @@ class CallRecorder(AgentMiddleware):
             session.add(
                 LLMCall(
                     run_id=self.run_id,
+                    chat_session_id=self.chat_session_id,
                     step_index=self.context.step_index,
                     attempt=self.attempt,
                     call_index=call,

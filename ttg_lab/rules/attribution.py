@@ -26,7 +26,7 @@ from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import GateDecisionRow, TradingRun
+from ttg_lab.store.schema import GateDecisionRow, LedgerEntry, TradingRun
 from ttg_lab.tools import trade
 from ttg_lab.tools.context import RunContext
 
@@ -64,7 +64,34 @@ class RecordedRun:
     period: tuple[Any, Any]
     steps_done: int
     final_value: float
-    decisions: list[GateDecisionRow]
+    decisions: list[Any]  # GateDecisionRow, or RecordedOrder for runs without decisions
+
+
+@dataclass(frozen=True)
+class RecordedOrder:
+    """An order as asked, rebuilt from the ledger of a run that kept no gate decisions
+    (an imported AI-Trader run)."""
+
+    step_index: int
+    action: str
+    symbol: str
+    requested: float
+    origin: str = "agent"
+    verdict: str = "allow"
+    firings: tuple[Any, ...] = ()
+
+
+def _orders_from_ledger(session: Any, run_id: int) -> list[RecordedOrder]:
+    rows = session.execute(
+        select(LedgerEntry.step_index, LedgerEntry.action, LedgerEntry.symbol, LedgerEntry.quantity)
+        .where(
+            LedgerEntry.run_id == run_id,
+            LedgerEntry.status != "none",
+            LedgerEntry.action != "no_trade",
+        )
+        .order_by(LedgerEntry.id)
+    ).all()
+    return [RecordedOrder(int(s), str(a), str(sym), float(q)) for s, a, sym, q in rows]
 
 
 def load_recorded(store: Store, run_id: int) -> RecordedRun:
@@ -79,6 +106,7 @@ def load_recorded(store: Store, run_id: int) -> RecordedRun:
                 .order_by(GateDecisionRow.id)
             )
         )
+        orders: list[Any] = decisions or _orders_from_ledger(session, run_id)
         return RecordedRun(
             dict(run.strategy_snapshot),
             (run.period_start, run.period_end),
@@ -86,12 +114,15 @@ def load_recorded(store: Store, run_id: int) -> RecordedRun:
             run.final_value
             if run.final_value is not None
             else run.strategy_snapshot["model"]["initial_cash"],
-            decisions,
+            orders,
         )
 
 
-def replay_with(store: Store, recorded: RecordedRun, rules: RuleSet) -> float:
-    """Final equity of the recorded orders replayed under ``rules``."""
+def replay(
+    store: Store, recorded: RecordedRun, rules: RuleSet
+) -> tuple[float, list[dict[str, Any]]]:
+    """Final equity of the recorded orders replayed under ``rules``, and every gate
+    decision the replay made."""
     from ttg_lab.runs import price_index  # the runs module builds on this one
 
     snap = recorded.snapshot
@@ -117,9 +148,16 @@ def replay_with(store: Store, recorded: RecordedRun, rules: RuleSet) -> float:
     )
     agent = RecordedOrders(dict(orders))
     equity = float(cash)
+    decisions: list[dict[str, Any]] = []
     for step, clock in enumerate(calendar):
         equity = simulate_step(ctx, agent, step, clock, equity)
-    return equity
+        decisions.extend(ctx.record.decisions)
+    return equity, decisions
+
+
+def replay_with(store: Store, recorded: RecordedRun, rules: RuleSet) -> float:
+    """Final equity of the recorded orders replayed under ``rules``."""
+    return replay(store, recorded, rules)[0]
 
 
 def attribution(store: Store, run_id: int) -> pd.DataFrame:
