@@ -161,3 +161,11 @@ def test_rules_profile_and_settings_from_the_command_line(db_url: str) -> None:
         assert name in table
     ttg(db_url, "rules", "remove", "ruled", "cap")
     assert "cap" not in ttg(db_url, "rules", "list", "ruled").stdout.replace("compliance", "")
+
+
+def test_chat_with_the_analyst_from_the_command_line(db_url: str) -> None:
+    ttg(db_url, "models", "create", "talker", "--ai-model", "baseline/momentum", "--cash", "100000")
+    ttg(db_url, "run", "talker", "--path", "direct")
+    out = ttg(db_url, "chat", "1", "-q", "how did it do?", "-q", "which rules would help?").stdout
+    assert "offline analyst on run 1" in out and "returned" in out and "suggestion" in out
+    assert "[trade:" in out

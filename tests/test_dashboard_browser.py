@@ -193,3 +193,29 @@ def test_a_researcher_session(page: Any) -> None:
         shot(page, f"panel-{title.lower()}")
     assert page.errors == []
     assert "Traceback" not in page.content()
+
+
+def test_ask_the_analyst_and_follow_a_citation(page: Any) -> None:
+    open_tab(page, "Analyst")
+    select = field(page, "Run")
+    label = next(
+        o for o in select.locator("option").all_inner_texts() if "aitrader-gpt-5-crypto-daily" in o
+    )
+    select.select_option(label=label)
+    page.wait_for_selector("text=offline analyst on run", timeout=30_000)
+    page.get_by_placeholder("How did this run do, and why?").filter(visible=True).first.fill(
+        "How did it do and why?"
+    )
+    button(page, "Ask").click()
+    page.wait_for_selector("text=/returned -16.41%/", timeout=60_000)
+    citations = page.locator("button.ttg-citation").filter(visible=True)
+    citations.first.wait_for(timeout=30_000)
+    trade = next(t for t in citations.all_inner_texts() if t.startswith("trade"))
+    shot(page, "panel-analyst")
+    page.get_by_role("button", name=trade, exact=True).filter(visible=True).first.click()
+    day = page.locator("text=/^step \\d+ of \\d+: /").filter(visible=True).first
+    day.wait_for(timeout=30_000)  # the day-by-day view of the cited trade
+    current = page.locator(".lm-TabBar-tab.lm-mod-current").all_inner_texts()
+    assert current[0] == "Reasoning" and "Day by day" in current
+    shot(page, "analyst-citation")
+    assert page.errors == []

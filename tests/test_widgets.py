@@ -207,6 +207,39 @@ def test_leaderboard_performance_services_admin_and_analyst(lab: Lab) -> None:
     assert not analyst.ask() and "choose a run" in analyst.error
 
 
+def test_analyst_panel_streams_cites_and_accepts_with_confirmation(lab: Lab) -> None:
+    lab.data.load_shipped()
+    run_id = int(lab.runs("aitrader-gpt-5-crypto-daily").iloc[0]["id"])
+    board = Dashboard(lab)
+    board.widget()
+    ctl = board.controllers["Analyst"]
+    ctl.open(run_id)
+    ctl.question = ""
+    assert not ctl.ask(wait=True) and "type a question" in ctl.error
+    ctl.question = "How did it do and why?"
+    assert ctl.ask(wait=True)
+    deadline = time.time() + 10
+    while ctl.busy and time.time() < deadline:
+        time.sleep(0.05)
+    assert [m["role"] for m in ctl.history] == ["user", "assistant"]
+    trade = next(c for c in ctl.citations if c["kind"] == "trade")
+    ctl.cite("trade", trade["ref"])  # opens the reasoning browser at that trade's step
+    reasoning = board.controllers["Reasoning"]
+    assert reasoning.run_id == run_id and any(
+        str(t["id"]) == trade["ref"] for t in reasoning.step_trades
+    )
+    assert board.tabs.selected_index == 4
+    ctl.question = "Which rules would have helped?"
+    ctl.ask(wait=True)
+    while ctl.busy and time.time() < deadline + 20:
+        time.sleep(0.05)
+    suggestion = ctl.suggestions[0]
+    ctl.request_accept(suggestion["id"])
+    model = lab.run(run_id).info()["model"]
+    assert lab.rules.list(model) == []  # nothing until confirmed
+    assert ctl.confirm_accept() and lab.rules.list(model)[0].parameters == suggestion["parameters"]
+
+
 def test_the_dashboard_builds_every_panel(lab: Lab) -> None:
     widget = Dashboard(lab).widget()
     tabs = widget.children[1]

@@ -1,22 +1,36 @@
-"""Analyst chat panel: ask an AI strategy analyst about a run (the analyst itself is
-built in Step 6; this lays out the conversation, the run picker and the input)."""
+"""Analyst chat panel: ask the AI strategy analyst about a run, watch the answer stream,
+follow its citations into the reasoning browser and trade list, and accept a suggested
+rule after confirming it."""
 
 from __future__ import annotations
 
 import html
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 import traitlets
 
-from ttg_lab.errors import ValidationError
+from ttg_lab.errors import TTGLabError, ValidationError
 from widgets.common import Controller, status_html
+from widgets.dispatch import call_soon
 
 
 class AnalystController(Controller):
     run_id = traitlets.Int(0)
     question = traitlets.Unicode("")
     history: traitlets.List[Any] = traitlets.List()
+    streaming = traitlets.Unicode("")
+    busy = traitlets.Bool(False)
+    citations: traitlets.List[Any] = traitlets.List()
+    suggestions: traitlets.List[Any] = traitlets.List()
+    pending_accept = traitlets.Unicode("")
+
+    def __init__(self, lab: Any) -> None:
+        super().__init__(lab)
+        self.analyst: Any = None
+        self.on_cite: Callable[[str, str], None] | None = None
 
     def runs(self) -> list[tuple[str, int]]:
         return [
@@ -24,48 +38,177 @@ class AnalystController(Controller):
             for r in self.lab.runs().to_dict("records")
         ]
 
-    def ask(self) -> bool:
+    def open(self, run_id: int) -> None:
+        """Open (or reload) the conversation about a run."""
         with self.action():
-            if not self.run_id:
+            if not run_id:
                 raise ValidationError("choose a run to ask about")
+            self.run_id = run_id
+            self.analyst = self.lab.analyst(run_id)
+            self.history = self.analyst.history()
+            self.citations, self.suggestions, self.streaming = [], [], ""
+            self.message = f"{self.analyst.mode} analyst on run {run_id}"
+
+    def ask(self, wait: bool = False) -> bool:
+        """Ask the question; the answer streams into ``streaming`` (in a thread)."""
+        with self.action():
+            if self.analyst is None or self.analyst.run_id != self.run_id:
+                if not self.run_id:
+                    raise ValidationError("choose a run to ask about")
+                self.analyst = self.lab.analyst(self.run_id)
             if not self.question.strip():
                 raise ValidationError("type a question")
-            analyst = getattr(self.lab, "analyst", None)
-            if analyst is None:
-                raise ValidationError("the analyst is not available in this version")
-            answer = analyst(self.run_id).ask(self.question)
-            self.history = [
-                *self.history,
-                {"role": "user", "content": self.question},
-                {"role": "assistant", "content": str(answer)},
-            ]
-            self.question = ""
+            if self.busy:
+                raise ValidationError("the analyst is still answering")
+            question, self.question, self.busy, self.streaming = self.question, "", True, ""
+            worker = threading.Thread(target=self._answer, args=(question,), daemon=True)
+            worker.start()
+            if wait:
+                worker.join(300)
         return self.ok
+
+    def _answer(self, question: str) -> None:
+        try:
+            for piece in self.analyst.ask_stream(question):
+                call_soon(self._appender(piece))
+            answer = self.analyst.last_answer
+
+            def finish() -> None:
+                self.history = self.analyst.history()
+                self.citations = [vars(c) for c in answer.citations]
+                self.suggestions = [s.to_dict() for s in answer.suggestions]
+                self.streaming, self.busy = "", False
+
+            call_soon(finish)
+        except TTGLabError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # the panel must never die with the thread
+            self._fail(f"the analyst failed ({type(exc).__name__})")
+
+    def _appender(self, piece: str) -> Callable[[], None]:
+        def append() -> None:
+            self.streaming += piece
+
+        return append
+
+    def _fail(self, text: str) -> None:
+        def apply() -> None:
+            self.error, self.busy = text, False
+
+        call_soon(apply)
+
+    def cite(self, kind: str, ref: str) -> None:
+        """Follow a citation (the dashboard opens the reasoning browser there)."""
+        if self.on_cite is not None:
+            self.on_cite(kind, ref)
+
+    def request_accept(self, suggestion_id: str) -> None:
+        self.pending_accept = suggestion_id
+        self.error = ""
+        self.message = f"add suggested rule {suggestion_id} to the model? confirm or cancel"
+
+    def confirm_accept(self) -> bool:
+        with self.action():
+            if not self.pending_accept:
+                raise ValidationError("choose a suggestion first")
+            rule = self.analyst.accept(self.pending_accept, confirm=True)
+            self.message = f"added rule {rule.name!r} {rule.parameters}"
+            self.pending_accept = ""
+        return self.ok
+
+    def cancel_accept(self) -> None:
+        self.pending_accept, self.message = "", "not added"
 
 
 def view(ctl: AnalystController) -> w.Widget:
     run = w.Dropdown(description="Run", options=[("", 0), *ctl.runs()])
-    w.link((ctl, "run_id"), (run, "value"))
     question = w.Textarea(placeholder="How did this run do, and why?", layout=w.Layout(width="70%"))
     w.link((ctl, "question"), (question, "value"))
     send = w.Button(description="Ask", button_style="primary")
-    conversation, status = w.HTML(), w.HTML()
+    conversation, live, status = w.HTML(), w.HTML(), w.HTML()
+    links, suggestions = w.HBox(), w.VBox()
+    confirm = w.Button(description="Confirm rule", button_style="danger")
+    cancel = w.Button(description="Cancel")
 
     def redraw(*_: Any) -> None:
         conversation.value = (
             "".join(
-                f'<div class="ttg-card" style="display:block">'
-                f'<div class="label">{html.escape(m["role"])}</div>'
-                f'<div style="white-space:pre-wrap">{html.escape(m["content"])}</div></div>'
+                f'<div class="ttg-card" style="display:block"><div class="label">'
+                f'{html.escape(m["role"])}</div><div style="white-space:pre-wrap">'
+                f"{html.escape(m['content'])}</div></div>"
                 for m in ctl.history
             )
             or '<div class="ttg-empty">no questions yet</div>'
         )
+        live.value = (
+            f'<div class="ttg-card analyst-stream" style="display:block">'
+            f'<div style="white-space:pre-wrap">{html.escape(ctl.streaming)}</div></div>'
+            if ctl.busy
+            else ""
+        )
         status.value = status_html(ctl)
+        buttons = []
+        for c in ctl.citations:
+            button = w.Button(
+                description=f"{c['kind']} {c['ref']}",
+                tooltip=c["label"],
+                disabled=not c["valid"],
+                layout=w.Layout(width="auto"),
+            )
+            button.add_class("ttg-citation")
+            button.on_click(lambda _, c=c: ctl.cite(c["kind"], c["ref"]))
+            buttons.append(button)
+        links.children = buttons
+        rows = []
+        for s in ctl.suggestions:
+            accept = w.Button(description=f"Accept {s['name']}", layout=w.Layout(width="auto"))
+            accept.on_click(lambda _, s=s: ctl.request_accept(s["id"]))
+            rows.append(
+                w.HBox(
+                    [
+                        w.HTML(
+                            html.escape(
+                                f"{s['name']} {s['parameters']}: effect {s['effect']:+,.2f} "
+                                f"({s['orders_changed']} orders)"
+                            )
+                        ),
+                        accept,
+                    ]
+                )
+            )
+        suggestions.children = rows
+        confirm.layout.display = cancel.layout.display = "" if ctl.pending_accept else "none"
 
-    ctl.observe(redraw, names=["history", "message", "error"])
+    ctl.observe(
+        redraw,
+        names=[
+            "history",
+            "streaming",
+            "busy",
+            "citations",
+            "suggestions",
+            "message",
+            "error",
+            "pending_accept",
+        ],
+    )
+    run.observe(lambda change: ctl.open(change["new"]) if change["new"] else None, names="value")
     send.on_click(lambda _: ctl.ask())
+    confirm.on_click(lambda _: ctl.confirm_accept())
+    cancel.on_click(lambda _: ctl.cancel_accept())
     redraw()
     return w.VBox(
-        [w.HTML('<div class="ttg-title">Analyst</div>'), run, conversation, question, send, status]
+        [
+            w.HTML('<div class="ttg-title">Analyst</div>'),
+            run,
+            conversation,
+            live,
+            w.HTML("<b>Sources</b>"),
+            links,
+            suggestions,
+            w.HBox([confirm, cancel]),
+            question,
+            send,
+            status,
+        ]
     )

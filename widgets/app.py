@@ -44,10 +44,20 @@ class Dashboard:
         self.lab = lab
         self.controllers: dict[str, Any] = {title: cls(lab) for title, cls, _ in PANELS}
         runner, monitor_ = self.controllers["Run"], self.controllers["Monitor"]
+        # citations in the analyst's answers open the reasoning browser at that step
+        analyst_, reasoning_ = self.controllers["Analyst"], self.controllers["Reasoning"]
+        analyst_.on_cite = self.follow_citation
+        self._reasoning = reasoning_
         # a run started here is followed by the live monitor at once
         runner.observe(
             lambda change: monitor_.watch(change["new"]) if change["new"] else None, names="run_id"
         )
+
+    def follow_citation(self, kind: str, ref: str) -> None:
+        if kind in ("trade", "reasoning"):
+            if hasattr(self, "tabs"):  # open the tab first, so its view exists and follows
+                self.tabs.selected_index = [title for title, _, _ in PANELS].index("Reasoning")
+            self._reasoning.show(kind, ref)
 
     def widget(self) -> w.Widget:
         """The tabbed app. A panel's view is built the first time its tab is opened, so

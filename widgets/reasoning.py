@@ -32,6 +32,7 @@ class ReasoningController(Controller):
     step_position = traitlets.Int(-1)
     step_entries: traitlets.List[Any] = traitlets.List()
     step_trades: traitlets.List[Any] = traitlets.List()
+    focus = traitlets.Unicode("search")  # which view to show: search | day
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
@@ -110,6 +111,32 @@ class ReasoningController(Controller):
             )
             self.step_entries = frame.to_dict("records")
             self.step_trades = trades_of(self.lab.store, self.run_id, step=index).to_dict("records")
+
+    def show(self, kind: str, ref: str) -> None:
+        """Open the step a cited trade or reasoning entry belongs to (day-by-day view)."""
+        from sqlalchemy import select
+
+        from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, TradingModel, TradingRun
+
+        with self.action():
+            table = LedgerEntry if kind == "trade" else ReasoningEntry
+            with self.lab.store.session() as session:
+                row = session.execute(
+                    select(table.run_id, table.step_index, TradingModel.signature)
+                    .join(TradingRun, TradingRun.id == table.run_id)
+                    .join(TradingModel, TradingModel.id == TradingRun.model_id)
+                    .where(table.id == int(ref))
+                ).first()
+            if row is None:
+                raise ValidationError(f"no {kind} {ref}")
+            run_id, step, model = row
+            if run_id != self.run_id:
+                self.choose(model, run_id)
+            positions = [i for i, (s, _) in enumerate(self._steps) if s == step]
+            self.step_position = positions[0] if positions else -1
+            self.step(0)
+            self.message = f"{kind} {ref}: {self.step_label}"
+            self.focus = "day"
 
     @property
     def step_label(self) -> str:
@@ -214,6 +241,11 @@ def view(ctl: ReasoningController) -> w.Widget:
         ]
     )
     tabs = w.Tab(children=[search_tab, step_tab])
+    ctl.observe(
+        lambda change: setattr(tabs, "selected_index", 1 if change["new"] == "day" else 0),
+        names="focus",
+    )
+    tabs.selected_index = 1 if ctl.focus == "day" else 0
     tabs.set_title(0, "Search")
     tabs.set_title(1, "Day by day")
     return w.VBox([w.HTML('<div class="ttg-title">Reasoning</div>'), w.HBox([model, run]), tabs])
