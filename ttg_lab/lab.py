@@ -98,6 +98,7 @@ class Lab:
         background: bool = True,
         on_event: Subscriber | None = None,
         path: str = "chat",
+        provenance: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
 
@@ -107,7 +108,17 @@ class Lab:
         model calling the MCP tools) or ``direct`` (baselines calling the tools directly).
         """
         return self._runs.start(
-            model, mode, start, end, costs, fill, seed, background, on_event, path=path
+            model,
+            mode,
+            start,
+            end,
+            costs,
+            fill,
+            seed,
+            background,
+            on_event,
+            path=path,
+            provenance=provenance,
         )
 
     def replay_run(self, run_id: int, background: bool = True) -> RunHandle:

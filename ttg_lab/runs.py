@@ -243,6 +243,7 @@ class RunService:
         on_event: Subscriber | None = None,
         path: str = "chat",
         replay_from: int | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
         info = self.models.get(model)
@@ -298,6 +299,7 @@ class RunService:
             "seed": seed,
             "interval": interval,
             "agent_path": path,
+            "experiment": provenance or {},
             "replay_of": replay_from,
             "prompt_version": PROMPT_VERSION if path == "chat" else None,
             "data_fingerprint": fingerprint,

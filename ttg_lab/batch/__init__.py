@@ -1,0 +1,1 @@
+"""Batch experiments: a grid of parameter sets run as papermill notebooks, resumable."""

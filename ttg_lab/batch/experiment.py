@@ -1,0 +1,194 @@
+"""Experiment files: a grid of run parameters, validated before anything runs.
+
+```yaml
+name: momentum-sweep          # folder under reports/
+concurrency: 2                # runs at once
+base:                         # parameters every run shares
+  mode: daily
+  costs: default
+grid:                         # lists expanded as a product
+  ai_model_id: [baseline/momentum, baseline/mean_reversion]
+  period:
+    - {start: 2025-06-10, end: 2025-07-31}
+    - {start: 2025-08-01, end: 2025-10-30}
+  seed: [0, 1]
+```
+
+Each expanded parameter set is one execution of ``notebooks/run_experiment.ipynb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ttg_lab.errors import ValidationError
+
+PARAMETERS: dict[str, Any] = {
+    "model": "exp-model",
+    "ai_model_id": "baseline/momentum",
+    "market": "us",
+    "mode": "daily",
+    "start": "2025-06-10",
+    "end": "2025-10-30",
+    "rules_preset": "none",
+    "costs": "default",
+    "seed": 0,
+    "replay_from": 0,
+    "path": "direct",
+    "initial_cash": 100000.0,
+    "parameters_json": "{}",
+    "tags": "",
+}
+"""The template's parameters and their defaults (the notebook's ``parameters`` cell)."""
+
+TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template"}
+
+
+class ExperimentError(ValidationError):
+    """An experiment file is invalid; nothing ran."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One parameter set of an experiment."""
+
+    key: str
+    parameters: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        p = self.parameters
+        return f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}"
+
+
+@dataclass
+class Experiment:
+    name: str
+    runs: list[RunSpec]
+    concurrency: int = 1
+    template: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def spec_key(parameters: dict[str, Any]) -> str:
+    """A stable id for a parameter set (the same set is the same run on a re-run)."""
+    blob = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
+    from ttg_lab.agents.factory import validate_agent
+    from ttg_lab.broker import resolve_cost_model
+    from ttg_lab.market.markets import get_market
+    from ttg_lab.rules.service import RULE_PRESETS
+    from ttg_lab.secrets import secret_values
+
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ExperimentError(
+            f"{where}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}"
+        )
+    merged = {**PARAMETERS, **params}
+    for key, default in PARAMETERS.items():
+        value = merged[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            merged[key] = value = float(value)
+        if type(value) is not type(default):
+            raise ExperimentError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
+    try:
+        validate_agent(merged["ai_model_id"], json.loads(merged["parameters_json"]))
+        get_market(merged["market"])
+        resolve_cost_model(merged["costs"])
+    except json.JSONDecodeError as exc:
+        raise ExperimentError(f"{where}: parameters_json is not JSON ({exc.msg})") from None
+    except ValidationError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
+    except Exception as exc:  # NotFoundError for unknown models or markets
+        raise ExperimentError(f"{where}: {exc}") from None
+    if merged["mode"] not in ("daily", "intraday"):
+        raise ExperimentError(f"{where}: mode must be daily or intraday, got {merged['mode']!r}")
+    if merged["rules_preset"] not in RULE_PRESETS:
+        raise ExperimentError(f"{where}: unknown rules preset {merged['rules_preset']!r}")
+    if str(merged["end"]) < str(merged["start"]):
+        raise ExperimentError(f"{where}: end {merged['end']} is before start {merged['start']}")
+    secrets = secret_values()
+    if any(s in json.dumps(merged) for s in secrets):
+        raise ExperimentError(f"{where}: a secret from the environment appears in the parameters")
+    return merged
+
+
+def expand(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every parameter set of an experiment document (base + grid product + runs)."""
+    base = doc.get("base") or {}
+    grid = doc.get("grid") or {}
+    if not isinstance(base, dict) or not isinstance(grid, dict):
+        raise ExperimentError("base and grid must be mappings")
+    axes: list[list[dict[str, Any]]] = []
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ExperimentError(f"grid.{key} must be a non-empty list")
+        if key == "period":
+            for period in values:
+                if not isinstance(period, dict) or set(period) != {"start", "end"}:
+                    raise ExperimentError("grid.period entries must be {start: ..., end: ...}")
+            axes.append([{"start": str(p["start"]), "end": str(p["end"])} for p in values])
+        else:
+            axes.append([{key: v} for v in values])
+    combos = (
+        [
+            dict(base, **{k: v for part in parts for k, v in part.items()})
+            for parts in itertools.product(*axes)
+        ]
+        if axes
+        else []
+    )
+    explicit = doc.get("runs") or []
+    if not isinstance(explicit, list):
+        raise ExperimentError("runs must be a list of parameter mappings")
+    combos += [dict(base, **r) for r in explicit]
+    return [{k: (str(v) if k in ("start", "end") else v) for k, v in c.items()} for c in combos]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; every run's parameters are checked."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ExperimentError(f"{path}: cannot read the experiment ({exc})") from None
+    return parse_experiment(doc, str(path))
+
+
+def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
+    if not isinstance(doc, dict):
+        raise ExperimentError(f"{where}: the experiment must be a mapping")
+    unknown = sorted(set(doc) - TOP_LEVEL)
+    if unknown:
+        raise ExperimentError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(TOP_LEVEL))}"
+        )
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip() or os.sep in name or name.startswith("."):
+        raise ExperimentError(f"{where}: name must be a plain folder name")
+    concurrency = doc.get("concurrency", 1)
+    if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        raise ExperimentError(f"{where}: concurrency must be 1 to 64")
+    combos = expand(doc)
+    if not combos:
+        raise ExperimentError(f"{where}: the grid is empty: nothing to run")
+    runs, seen = [], set()
+    for i, params in enumerate(combos, 1):
+        checked = _check_parameters(params, f"{where} run {i}")
+        key = spec_key(checked)
+        if key not in seen:
+            seen.add(key)
+            runs.append(RunSpec(key, checked))
+    return Experiment(name.strip(), runs, concurrency, str(doc.get("template", "")), doc)

@@ -1,0 +1,55 @@
+"""``ttg-lab batch --rerun RUN``: execute the template again with a finished run's recorded
+parameters and check that the new ledger is the same."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ttg_lab.batch.runner import TEMPLATE, execute_notebook
+from ttg_lab.errors import RunStateError, ValidationError
+
+COMPARED = [
+    "step_index",
+    "ts",
+    "action",
+    "symbol",
+    "quantity",
+    "fill_price",
+    "fees",
+    "cash_after",
+    "status",
+    "reason",
+]
+
+
+def rerun(lab: Any, run_id: int) -> dict[str, Any]:
+    """Re-execute run ``run_id`` from its provenance; the new run id and whether the
+    ledgers are identical."""
+    info = lab.run(run_id).info()
+    provenance = info["snapshot"].get("experiment") or {}
+    parameters = provenance.get("parameters")
+    if not parameters:
+        raise ValidationError(
+            f"run {run_id} was not started by an experiment: no parameters to rerun"
+        )
+    if info["status"] != "completed":
+        raise RunStateError(f"run {run_id} is {info['status']}; only completed runs can be rerun")
+    folder = Path(tempfile.mkdtemp(prefix="ttg-rerun-"))
+    result = execute_notebook(
+        {
+            "key": f"rerun-{run_id}",
+            "parameters": parameters,
+            "template": str(TEMPLATE),
+            "output": str(folder / f"rerun-{run_id}.ipynb"),
+            "db_url": lab.settings.db_url,
+            "reports_dir": str(folder),
+        }
+    )
+    if result["status"] != "done":
+        raise RunStateError(f"the rerun of run {run_id} failed: {result['error']}")
+    new_id = int(result["result"]["run_id"])
+    old = lab.run(run_id).ledger()[COMPARED].reset_index(drop=True)
+    new = lab.run(new_id).ledger()[COMPARED].reset_index(drop=True)
+    return {"run_id": new_id, "identical": bool(old.equals(new)), "output": result["output"]}
