@@ -282,3 +282,17 @@ def test_a_share_run_uses_whole_shares_and_excludes_the_index(lab: Lab) -> None:
     fills = run.ledger().query("status == 'filled'")
     assert len(fills) > 0 and all(q == int(q) for q in fills["quantity"])
     assert "000016.SH" not in set(run.info()["snapshot"]["tickers"])
+
+
+def test_a_chat_run_works_where_an_event_loop_is_already_running(lab: Lab) -> None:
+    """In a notebook the kernel's loop runs in the main thread; a blocking chat run there
+    used to fail with 'Cannot run the event loop while another loop is running'."""
+    import asyncio
+
+    model = lab.models.create("in a notebook", ai_model_id="baseline/momentum")
+
+    async def notebook_cell() -> str:
+        run = lab.start_run(model, start="2025-07-01", end="2025-07-15", background=False)
+        return str(run.info()["status"]) + str(run.info()["error"] or "")
+
+    assert asyncio.run(notebook_cell()) == "completed"

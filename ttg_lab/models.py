@@ -169,6 +169,20 @@ class ModelService:
         except IntegrityError:
             raise ValidationError(f"a model with signature {signature!r} exists already") from None
 
+    def ensure(self, name: str, **fields: Any) -> ModelInfo:
+        """The model called ``name``, created with ``fields`` when missing. Safe when several
+        processes (a batch) ask at once: whoever loses the race gets the winner's model."""
+        try:
+            return self.get(name)
+        except NotFoundError:
+            pass
+        try:
+            return self.create(name, **fields)
+        except ValidationError as exc:
+            if "exists already" not in str(exc):
+                raise
+            return self.get(slugify(fields.get("signature") or name))
+
     def get(self, ref: int | str | ModelInfo) -> ModelInfo:
         """A model by id, signature or name."""
         if isinstance(ref, ModelInfo):

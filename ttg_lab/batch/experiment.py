@@ -186,6 +186,9 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
         raise ExperimentError(f"{where}: the grid is empty: nothing to run")
     runs, seen = [], set()
     for i, params in enumerate(combos, 1):
+        if "model" not in params:  # one model per agent (and market) unless the file names one
+            agent = str(params.get("ai_model_id", PARAMETERS["ai_model_id"])).replace("/", "-")
+            params = {**params, "model": f"{name.strip()}-{agent}-{params.get('market', 'us')}"}
         checked = _check_parameters(params, f"{where} run {i}")
         key = spec_key(checked)
         if key not in seen:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -141,17 +142,33 @@ class ChatAgent:
         self.step_timeout = step_timeout
         self.retry_delay = retry_delay
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker: ThreadPoolExecutor | None = None
         self._stack: AsyncExitStack | None = None
         self._graph: Any = None
         self.tools: list[BaseTool] = []
 
     def run_step(self, ctx: RunContext) -> None:
+        """One decision step. The agent's event loop lives in a thread of its own, so a run
+        works the same from a script, a notebook (whose loop is already running) or a
+        background thread."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ttg-agent")
+        self._worker.submit(self._in_loop, ctx).result()
+
+    def _in_loop(self, ctx: RunContext) -> None:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(self._step(ctx))
 
     def close(self) -> None:
-        """Close the MCP sessions and the event loop (end of run)."""
+        """Close the MCP sessions, the event loop and its thread (end of run)."""
+        if self._worker is None:
+            return
+        self._worker.submit(self._close_loop).result()
+        self._worker.shutdown()
+        self._worker = None
+
+    def _close_loop(self) -> None:
         if self._loop is None:
             return
         if self._stack is not None:
