@@ -169,3 +169,27 @@ def test_chat_with_the_analyst_from_the_command_line(db_url: str) -> None:
     out = ttg(db_url, "chat", "1", "-q", "how did it do?", "-q", "which rules would help?").stdout
     assert "offline analyst on run 1" in out and "returned" in out and "suggestion" in out
     assert "[trade:" in out
+
+
+@pytest.mark.slow
+def test_batch_from_the_command_line(db_url: str, tmp_path: Path) -> None:
+    experiment = tmp_path / "small.yaml"
+    experiment.write_text(
+        "name: small\nconcurrency: 2\nbase: {path: direct}\n"
+        "grid:\n  ai_model_id: [baseline/momentum, baseline/cash]\n"
+        "  period: [{start: 2025-07-01, end: 2025-08-29}]\n"
+    )
+    env_reports = {"TTG_LAB_REPORTS_DIR": str(tmp_path / "reports")}
+    os.environ.update(env_reports)
+    try:
+        out = ttg(db_url, "batch", str(experiment)).stdout
+        assert "2 done, 0 failed, 0 skipped" in out
+        assert "0 done, 0 failed, 2 skipped" in ttg(db_url, "batch", str(experiment)).stdout
+        rerun = ttg(db_url, "batch", "--rerun", "1").stdout
+        assert "identical ledger" in rerun
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("name: bad\ngrid: {period: [{start: 2025-09-01, end: 2025-08-01}]}\n")
+        refused = ttg(db_url, "batch", str(bad), check=False)
+        assert refused.returncode == 1 and "is before start" in refused.stdout
+    finally:
+        os.environ.pop("TTG_LAB_REPORTS_DIR")

@@ -471,20 +471,9 @@ def report(obj: LabContext, run_ids: tuple[int, ...], out: str | None) -> None:
 
 def ledger_key(handle: RunHandle) -> pd.DataFrame:
     """The parts of a ledger two equal runs share (not database ids)."""
-    columns = [
-        "step_index",
-        "ts",
-        "action",
-        "symbol",
-        "quantity",
-        "fill_price",
-        "fees",
-        "cash_after",
-        "order_id",
-        "status",
-        "reason",
-    ]
-    return handle.ledger()[columns].reset_index(drop=True)
+    from ttg_lab.runs import REPRODUCED_COLUMNS
+
+    return handle.ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
 
 
 @main.command("dashboard")

@@ -45,6 +45,26 @@ from ttg_lab.store.schema import (
 )
 from ttg_lab.tools.context import RunContext
 
+LEDGER_COLUMNS: list[str] = [
+    "step_index",
+    "ts",
+    "action",
+    "symbol",
+    "quantity",
+    "fill_price",
+    "fees",
+    "cash_after",
+    "holdings",
+    "order_id",
+    "status",
+    "reason",
+]
+"""What ``RunHandle.ledger()`` returns, in order."""
+
+REPRODUCED_COLUMNS: list[str] = [c for c in LEDGER_COLUMNS if c not in ("holdings", "order_id")]
+"""Ledger columns two runs of the same decisions must share (order ids may differ: an
+LLM provider's call ids; holdings follow from the rest)."""
+
 MODES: dict[str, str] = {"daily": "1d", "intraday": "60min"}
 """Run modes and the bar interval each one steps through."""
 
@@ -182,20 +202,7 @@ class RunHandle:
         """Every action of the run in order."""
         return self._frame(
             select(LedgerEntry).where(LedgerEntry.run_id == self.id).order_by(LedgerEntry.id),
-            [
-                "step_index",
-                "ts",
-                "action",
-                "symbol",
-                "quantity",
-                "fill_price",
-                "fees",
-                "cash_after",
-                "holdings",
-                "order_id",
-                "status",
-                "reason",
-            ],
+            LEDGER_COLUMNS,
         )
 
     def equity(self) -> pd.DataFrame:

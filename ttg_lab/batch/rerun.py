@@ -9,19 +9,7 @@ from typing import Any
 
 from ttg_lab.batch.runner import TEMPLATE, execute_notebook
 from ttg_lab.errors import RunStateError, ValidationError
-
-COMPARED = [
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "cash_after",
-    "status",
-    "reason",
-]
+from ttg_lab.runs import REPRODUCED_COLUMNS
 
 
 def rerun(lab: Any, run_id: int) -> dict[str, Any]:
@@ -50,6 +38,6 @@ def rerun(lab: Any, run_id: int) -> dict[str, Any]:
     if result["status"] != "done":
         raise RunStateError(f"the rerun of run {run_id} failed: {result['error']}")
     new_id = int(result["result"]["run_id"])
-    old = lab.run(run_id).ledger()[COMPARED].reset_index(drop=True)
-    new = lab.run(new_id).ledger()[COMPARED].reset_index(drop=True)
+    old = lab.run(run_id).ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
+    new = lab.run(new_id).ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
     return {"run_id": new_id, "identical": bool(old.equals(new)), "output": result["output"]}
