@@ -19,9 +19,8 @@ from sqlalchemy import select
 
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.formatting import when
-from ttg_lab.market.markets import get_market
-from ttg_lab.metrics.compute import compute_metrics, periods_per_year, round_trips
-from ttg_lab.metrics.runs import benchmark_bars
+from ttg_lab.metrics.compute import round_trips
+from ttg_lab.metrics.runs import metrics_for
 from ttg_lab.reasoning import REASONING_TYPES, search_reasoning
 from ttg_lab.rules.attribution import load_recorded, replay, replay_with
 from ttg_lab.rules.constraints import Constraint, RuleSet
@@ -188,21 +187,7 @@ class AnalysisTools:
             ledger = ledger[(ledger["ts"] >= begin) & (ledger["ts"] <= finish)]
             if equity.empty:
                 raise ValidationError("no bars of the run fall in that window")
-        bench = benchmark_bars(self.store, market, interval)
-        entry = None
-        if bench is not None and equity.index[0] in bench.index:
-            entry = float(bench["open"].loc[equity.index[0]])
-        metrics = compute_metrics(
-            equity,
-            initial,
-            ledger,
-            periods_per_year(market, interval),
-            None if bench is None else bench["close"],
-            get_market(market).benchmark,
-            None,
-            None,
-            entry,
-        )
+        metrics = metrics_for(self.store, market, interval, equity, initial, ledger)
         chosen = keys or [
             "start",
             "end",

@@ -10,24 +10,22 @@ calls over MCP, gate, ledger, reasoning) runs with no network and no key.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, PrivateAttr
 
 from ttg_lab.agents.baselines import Decision, Policy
+from ttg_lab.llm.local import LocalChatModel
 from ttg_lab.llm.messages import FINISH_SIGNAL, text_of
 from ttg_lab.tools.context import RunContext
 
 ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
 
-class BaselineChatModel(BaseChatModel):
+class BaselineChatModel(LocalChatModel):
     """A chat model driven by a baseline policy over the run's context."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -39,12 +37,6 @@ class BaselineChatModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "ttg-baseline"
-
-    def bind_tools(  # type: ignore[override]
-        self, tools: Sequence[Any], **kwargs: Any
-    ) -> Runnable[Any, BaseMessage]:
-        """Tools are known by name; the policy only ever calls the trade tools."""
-        return self
 
     def _generate(
         self,

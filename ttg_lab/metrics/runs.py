@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import select, update
 
 from ttg_lab.errors import NotFoundError
+from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import compute_metrics, periods_per_year
 from ttg_lab.store.database import Store
@@ -35,17 +36,24 @@ LEDGER_COLUMNS = [
 ]
 
 
-def benchmark_bars(store: Store, market: str, interval: str) -> pd.DataFrame | None:
-    """Opens and closes of the market's benchmark at the interval's bars (None if the
-    benchmark is not in that data)."""
+def market_index(store: Store, market: str, interval: str) -> PriceIndex | None:
+    """The price index of a market's interval (None when that data is not loaded)."""
     from ttg_lab.runs import data_fingerprint, price_index  # runs builds on metrics
 
-    spec = get_market(market)
     try:
-        index = price_index(store, market, interval, data_fingerprint(store, market, interval))
+        return price_index(store, market, interval, data_fingerprint(store, market, interval))
     except NotFoundError:
         return None
-    if not index.has_symbol(spec.benchmark):
+
+
+def benchmark_bars(
+    store: Store, market: str, interval: str, index: PriceIndex | None = None
+) -> pd.DataFrame | None:
+    """Opens and closes of the market's benchmark at the interval's bars (None if the
+    benchmark is not in that data)."""
+    index = index or market_index(store, market, interval)
+    spec = get_market(market)
+    if index is None or not index.has_symbol(spec.benchmark):
         return None
     bars = index.bars(spec.benchmark)
     return pd.DataFrame({"open": bars.open, "close": bars.close}, index=pd.DatetimeIndex(bars.ts))
@@ -86,14 +94,41 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
         [s.equity for s in steps], index=pd.DatetimeIndex([s.ts for s in steps]), dtype=float
     )
     ledger = pd.DataFrame([tuple(r) for r in ledger_rows], columns=LEDGER_COLUMNS)
-    bench = benchmark_bars(store, market, interval)
-    entry = None
-    if bench is not None and len(equity) and equity.index[0] in bench.index:
-        entry = float(bench["open"].loc[equity.index[0]])  # bought like the run: first open
-    gross = _gross_value(store, market, interval, steps)
-    return compute_metrics(
+    index = market_index(store, market, interval)
+    gross = None if index is None else _gross_value(index, steps)
+    return metrics_for(
+        store,
+        market,
+        interval,
         equity,
         float(snap["model"]["initial_cash"]),
+        ledger,
+        gross,
+        llm,
+        index,
+    )
+
+
+def metrics_for(
+    store: Store,
+    market: str,
+    interval: str,
+    equity: pd.Series,
+    initial_cash: float,
+    ledger: pd.DataFrame,
+    gross: pd.Series | None = None,
+    llm: dict[str, float] | None = None,
+    index: PriceIndex | None = None,
+) -> dict[str, Any]:
+    """Metrics of an equity curve of ``market``/``interval``, against its benchmark bought
+    at the first bar's open, as the run's own orders fill."""
+    bench = benchmark_bars(store, market, interval, index)
+    entry = None
+    if bench is not None and len(equity) and equity.index[0] in bench.index:
+        entry = float(bench["open"].loc[equity.index[0]])
+    return compute_metrics(
+        equity,
+        initial_cash,
         ledger,
         periods_per_year(market, interval),
         None if bench is None else bench["close"],
@@ -104,16 +139,8 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
     )
 
 
-def _gross_value(
-    store: Store, market: str, interval: str, steps: Sequence[Any]
-) -> pd.Series | None:
+def _gross_value(index: PriceIndex, steps: Sequence[Any]) -> pd.Series:
     """Gross position value at each bar: sum of |quantity| x close."""
-    from ttg_lab.runs import data_fingerprint, price_index
-
-    try:
-        index = price_index(store, market, interval, data_fingerprint(store, market, interval))
-    except NotFoundError:
-        return None
     values = []
     for step in steps:
         total = 0.0
