@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ttg_lab.broker import COST_PRESETS
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.step import simulate_step
-from ttg_lab.errors import ValidationError
+from ttg_lab.errors import PermissionDeniedError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
@@ -301,7 +301,7 @@ def test_built_in_default_forbids_shorting_until_someone_allows_it() -> None:
 
 def test_only_admins_change_global_settings(lab: Lab) -> None:
     lab.user.role = "user"
-    with pytest.raises(ValidationError, match="only an admin"):
+    with pytest.raises(PermissionDeniedError, match="changing global settings needs an admin"):
         lab.rules.set_setting("rules.ceilings", {"max_position_pct": 10})
     lab.user.role = "admin"
     with pytest.raises(ValidationError, match="unknown rule parameter"):

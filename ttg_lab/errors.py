@@ -22,6 +22,10 @@ class ValidationError(TTGLabError):
     """User or agent input is invalid; nothing was changed."""
 
 
+class PermissionDeniedError(TTGLabError):
+    """The lab's user may not do this (not an admin, not approved, not the owner)."""
+
+
 class NotFoundError(TTGLabError):
     """A named object (model, run, symbol, dataset) does not exist."""
 

@@ -14,9 +14,18 @@ from typing import Any
 
 import pandas as pd
 
+from ttg_lab import users
+from ttg_lab.access import (
+    LEADERBOARD_PUBLIC,
+    check_run,
+    is_admin,
+    leaderboard_owners,
+    require_admin,
+)
 from ttg_lab.broker import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
+from ttg_lab.errors import PermissionDeniedError
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.metrics.runs import run_metrics
@@ -41,19 +50,27 @@ class DataAPI:
     def list(self) -> pd.DataFrame:
         return loader.list_datasets(self.store)
 
+    def _admin(self, action: str) -> User:
+        if self.user is None:
+            raise PermissionDeniedError(f"{action} needs a signed-in admin")
+        require_admin(self.user, action)
+        return self.user
+
     def load(self, path: str, market: str, format: str = "auto", name: str | None = None) -> int:
-        """Import a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store."""
+        """Import a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store
+        (admins: market data is shared by every user)."""
+        self._admin("loading market data")
         return loader.load_file(self.store, path, market, format=format, name=name)
 
     def load_shipped(self, names: builtins.list[str] | None = None) -> dict[str, int]:
         """Load the shipped market data, news corpus and AI-Trader runs (skipping what is
         loaded already). The runs need every market's data: they load when ``names`` is None."""
+        owner = self._admin("loading the shipped data")
         loaded = loader.load_shipped(self.store, self.settings.data_dir, names)
         loaded["news"] = load_shipped_news(self.store, self.settings.data_dir)
         if names is None:
             from ttg_lab.importers.shipped_runs import load_shipped_runs
 
-            owner = self.user or ensure_local_user(self.store)
             loaded["aitrader_runs"] = load_shipped_runs(
                 self.store, self.settings.data_dir, owner.id
             )
@@ -61,11 +78,66 @@ class DataAPI:
 
     def load_news(self, path: str, format: str = "auto") -> int:
         """Import dated news (Alpha Vantage JSON, AI-Trader logs, JSONL) for the search tool."""
+        self._admin("loading news")
         return import_news_file(self.store, path, format)
 
 
+class UsersAPI:
+    """Users, roles, sign-ups and the allow-list. Everything but ``sign_up`` and ``me``
+    is for admins; an ordinary user gets a PermissionDeniedError naming the action."""
+
+    def __init__(self, store: Store, user: User) -> None:
+        self.store = store
+        self.user = user
+
+    def me(self) -> dict[str, Any]:
+        u = self.user
+        return {"username": u.username, "email": u.email, "role": u.role, "admin": is_admin(u)}
+
+    def sign_up(self, email: str, display_name: str, username: str | None = None) -> User:
+        return users.sign_up(self.store, email, display_name, username)
+
+    def list(self) -> pd.DataFrame:
+        return pd.DataFrame(users.list_users(self.store, self.user))
+
+    def pending(self) -> pd.DataFrame:
+        """Sign-ups waiting for approval."""
+        frame = self.list()
+        return frame[~frame["approved"].astype(bool)].reset_index(drop=True)
+
+    def add(
+        self, email: str, display_name: str, role: str = "user", username: str | None = None
+    ) -> User:
+        return users.add_user(self.store, self.user, email, display_name, role, username)
+
+    def approve(self, name: str, role: str | None = None) -> User:
+        return users.approve(self.store, self.user, name, role)
+
+    def reject(self, name: str) -> None:
+        users.reject(self.store, self.user, name)
+
+    def set_role(self, name: str, role: str) -> None:
+        users.set_role(self.store, self.user, name, role)
+
+    def allow(self, pattern: str, role: str = "user") -> None:
+        """Allow-list an email or ``@domain``: their sign-ups are approved at once."""
+        users.allow_signups(self.store, self.user, pattern, role)
+
+    def disallow(self, pattern: str) -> None:
+        users.disallow_signups(self.store, self.user, pattern)
+
+    def allow_list(self) -> pd.DataFrame:
+        return pd.DataFrame(users.allow_list(self.store, self.user))
+
+    def db_login(self, name: str, password: str) -> str:
+        """PostgreSQL: a login role for user ``name`` limited by row-level security to
+        their own work; returns its connection URL."""
+        return users.create_db_login(self.store, self.user, name, password)
+
+
 class Lab:
-    """A store plus the services over it, acting as one user."""
+    """A store plus the services over it, acting as one user: an ordinary user sees
+    and changes only their own models and runs, an admin everything."""
 
     def __init__(self, settings: Settings, store: Store, user: User) -> None:
         self.settings = settings
@@ -74,6 +146,7 @@ class Lab:
         self.models = ModelService(store, user)
         self.data = DataAPI(store, settings, user)
         self.rules = RuleService(store, self.models, user)
+        self.users = UsersAPI(store, user)
         self._runs = RunService(store, self.models, self.rules)
 
     def __repr__(self) -> str:
@@ -81,9 +154,10 @@ class Lab:
         return f"<Lab {url} as {self.user.email}>"
 
     def init(self, load_data: bool = True) -> dict[str, int]:
-        """Create the schema, the local admin and load the shipped market data (idempotent)."""
+        """Create the schema, the local admin and load the shipped market data (idempotent;
+        loading is for admins)."""
         self.store.migrate()
-        self.user = self.data.user = ensure_local_user(self.store)
+        ensure_local_user(self.store)
         return self.data.load_shipped() if load_data else {}
 
     def start_run(
@@ -156,11 +230,16 @@ class Lab:
         end: datetime | str | None = None,
         sort: str = "sharpe",
     ) -> pd.DataFrame:
-        """Models ranked by their runs' metrics, with intervals and the benchmark verdict."""
-        return leaderboard(self.store, market, mode, start, end, sort)
+        """Models ranked by their runs' metrics, with intervals and the benchmark verdict.
+        An ordinary user's board ranks their own models, or every model (read-only) when
+        the global setting ``leaderboard.public`` is true."""
+        public = bool(self.rules.settings().get(LEADERBOARD_PUBLIC, False))
+        owners = leaderboard_owners(self.user, public)
+        return leaderboard(self.store, market, mode, start, end, sort, owners)
 
     def metrics(self, run_id: int) -> dict[str, Any]:
         """Every metric of a run (see ``ttg_lab.metrics.reference``), freshly computed."""
+        check_run(self.store, self.user, run_id)
         return run_metrics(self.store, run_id)
 
     def analyst(
@@ -170,6 +249,7 @@ class Lab:
         ``analyst.ai_model_id``) names one, the offline analyst otherwise."""
         from ttg_lab.analyst.analyst import Analyst
 
+        check_run(self.store, self.user, run_id)
         return Analyst(self, run_id, model, parameters)
 
     def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
@@ -185,16 +265,22 @@ class Lab:
         self.store.dispose()
 
 
-def open_lab(db_url: str | None = None, init: bool = True) -> Lab:
-    """Open the lab on ``db_url`` (default: ``TTG_LAB_DB_URL`` or ``data/ttg_lab.db``).
+def open_lab(db_url: str | None = None, init: bool = True, user: str | None = None) -> Lab:
+    """Open the lab on ``db_url`` (default: ``TTG_LAB_DB_URL`` or ``data/ttg_lab.db``)
+    acting as ``user`` (see :func:`ttg_lab.users.resolve_user`: a PostgreSQL login's own
+    user, else ``user``, ``JUPYTERHUB_USER``, ``TTG_LAB_USER``, else the local admin).
 
     The schema is always brought up to date; with ``init`` the shipped market data is
     loaded when the store has none yet.
     """
     settings = resolve_settings(db_url)
     store = Store(settings.db_url)
-    store.migrate()
-    lab = Lab(settings, store, ensure_local_user(store))
-    if init and lab.data.list().empty:
-        lab.data.load_shipped()
-    return lab
+    try:
+        store.migrate()
+        acting = users.resolve_user(store, user)
+        if init and loader.list_datasets(store).empty:
+            DataAPI(store, settings, ensure_local_user(store)).load_shipped()
+    except BaseException:
+        store.dispose()
+        raise
+    return Lab(settings, store, acting)

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from ttg_lab.access import own_models
 from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, ValidationError
@@ -81,7 +82,8 @@ class ModelInfo:
 
 
 class ModelService:
-    """CRUD over the ``models`` table for one lab user."""
+    """CRUD over the ``models`` table for one lab user: only their own models, unless
+    they are an admin."""
 
     def __init__(self, store: Store, user: User) -> None:
         self.store = store
@@ -157,17 +159,30 @@ class ModelService:
                 "custom_instructions": custom_instructions,
             }
         )
-        signature = slugify(signature or values["name"])
-        if not signature:
+        chosen = slugify(signature or values["name"])
+        if not chosen:
             raise ValidationError(f"cannot make a signature from name {name!r}; give one")
-        try:
-            with self.store.session() as session:
-                row = TradingModel(owner_id=self.user.id, signature=signature, **values)
-                session.add(row)
-                session.flush()
-                return ModelInfo.of(row)
-        except IntegrityError:
-            raise ValidationError(f"a model with signature {signature!r} exists already") from None
+        candidates = [chosen]
+        if signature is None:  # a name another user took gets this user's suffix
+            candidates.append(f"{chosen}-{slugify(self.user.username or str(self.user.id))}")
+        for candidate in candidates:
+            try:
+                with self.store.session() as session:
+                    row = TradingModel(owner_id=self.user.id, signature=candidate, **values)
+                    session.add(row)
+                    session.flush()
+                    return ModelInfo.of(row)
+            except IntegrityError:
+                if self._owns_signature(candidate):
+                    break
+        raise ValidationError(f"a model with signature {chosen!r} exists already")
+
+    def _owns_signature(self, signature: str) -> bool:
+        with self.store.session() as session:
+            owner = session.scalar(
+                select(TradingModel.owner_id).where(TradingModel.signature == signature)
+            )
+        return owner == self.user.id
 
     def ensure(self, name: str, **fields: Any) -> ModelInfo:
         """The model called ``name``, created with ``fields`` when missing. Safe when several
@@ -181,28 +196,34 @@ class ModelService:
         except ValidationError as exc:
             if "exists already" not in str(exc):
                 raise
-            return self.get(slugify(fields.get("signature") or name))
+            return self.get(slugify(fields["signature"]) if fields.get("signature") else name)
 
     def get(self, ref: int | str | ModelInfo) -> ModelInfo:
-        """A model by id, signature or name."""
+        """One of the user's models (any model for an admin) by id, signature or name;
+        the user's own model first where names repeat across users."""
         if isinstance(ref, ModelInfo):
             ref = ref.id
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            match = TradingModel.id == ref
+        elif isinstance(ref, str):
+            match = (TradingModel.signature == ref) | (TradingModel.name == ref)
+        else:
+            raise ValidationError(f"a model is named by id, signature or name, got {ref!r}")
+        query = own_models(self.user, select(TradingModel).where(match)).order_by(
+            (TradingModel.owner_id == self.user.id).desc(), TradingModel.id
+        )
         with self.store.session() as session:
-            if isinstance(ref, int):
-                row = session.get(TradingModel, ref)
-            else:
-                row = session.scalars(
-                    select(TradingModel).where(
-                        (TradingModel.signature == ref) | (TradingModel.name == ref)
-                    )
-                ).first()
+            row = session.scalars(query).first()
             if row is None:
                 raise NotFoundError(f"no model {ref!r}")
             return ModelInfo.of(row)
 
     def list(self) -> list[ModelInfo]:
+        """The user's models (every model for an admin)."""
         with self.store.session() as session:
-            rows = session.scalars(select(TradingModel).order_by(TradingModel.id))
+            rows = session.scalars(
+                own_models(self.user, select(TradingModel)).order_by(TradingModel.id)
+            )
             return [ModelInfo.of(r) for r in rows]
 
     def frame(self) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 import ttg_lab
+from ttg_lab.access import check_run, own_models
 from ttg_lab.agents.factory import AgentRequest, build_agent, check_path, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
@@ -347,14 +348,10 @@ class RunService:
     def _check_replay_source(self, source_id: int, info: ModelInfo, path: str) -> None:
         if path != "chat":
             raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
-        with self.store.session() as session:
-            source = session.get(TradingRun, source_id)
-            if source is None:
-                raise NotFoundError(f"no run {source_id} to replay")
-            if source.model_id != info.id:
-                raise ValidationError(
-                    f"run {source_id} belongs to another model; replay it with its own"
-                )
+        if check_run(self.store, self.models.user, source_id) != info.id:
+            raise ValidationError(
+                f"run {source_id} belongs to another model; replay it with its own"
+            )
 
     def _plan(self, run_id: int) -> RunPlan:
         with self.store.session() as session:
@@ -422,6 +419,7 @@ class RunService:
         self, run_id: int, background: bool = True, on_event: Subscriber | None = None
     ) -> RunHandle:
         """Continue a run from its last committed step (after a crash, stop or failure)."""
+        check_run(self.store, self.models.user, run_id)
         live = _LIVE.get((self.store.url, run_id))
         if live is not None and live.running:
             raise RunStateError(f"run {run_id} is running in this process")
@@ -438,17 +436,16 @@ class RunService:
         return self._launch(run_id, background, on_event)
 
     def get(self, run_id: int) -> RunHandle:
-        """A handle on an existing run (the live one if this process runs it)."""
+        """A handle on one of the user's runs (the live one if this process runs it)."""
+        check_run(self.store, self.models.user, run_id)
         live = _LIVE.get((self.store.url, run_id))
-        if live is not None:
-            return live
-        handle = RunHandle(self.store, run_id)
-        handle.info()  # raises NotFoundError for unknown ids
-        return handle
+        return live if live is not None else RunHandle(self.store, run_id)
 
     def frame(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
         """Runs (of one model, or all) as a table, newest first."""
-        query = select(TradingRun, TradingModel.signature).join(TradingModel)
+        query = own_models(
+            self.models.user, select(TradingRun, TradingModel.signature).join(TradingModel)
+        )
         if model is not None:
             query = query.where(TradingRun.model_id == self.models.get(model).id)
         columns = [

@@ -1,4 +1,4 @@
-"""Admin panel (admins only): users and roles, global settings."""
+"""Admin panel (admins only): users, roles, sign-ups and the allow-list, global settings."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import pandas as pd
 import traitlets
 
 from ttg_lab.errors import ValidationError
-from ttg_lab.users import add_user, list_users, set_role
 from widgets.common import Controller, status_html, table_html
 
 
 class AdminController(Controller):
+    """Users, roles, sign-ups, the allow-list and global settings. Every action goes
+    through ``lab.users`` / ``lab.rules``, which refuse anyone but an admin."""
+
     users: traitlets.List[Any] = traitlets.List()
+    allow_list: traitlets.List[Any] = traitlets.List()
     settings = traitlets.Dict()
     email = traitlets.Unicode("")
     display_name = traitlets.Unicode("")
     role = traitlets.Unicode("user")
+    pattern = traitlets.Unicode("")
     setting_key = traitlets.Unicode("rules.ceilings")
     setting_value = traitlets.Unicode("{}")
 
@@ -29,36 +33,50 @@ class AdminController(Controller):
 
     @property
     def allowed(self) -> bool:
-        return self.lab.user.role == "admin"
+        return bool(self.lab.users.me()["admin"])
 
-    def _guard(self) -> None:
-        if not self.allowed:
-            raise ValidationError("the admin panel is for admins only")
+    def _reload(self) -> None:
+        self.users = self.lab.users.list().to_dict("records")
+        self.allow_list = self.lab.users.allow_list().to_dict("records")
+        self.settings = self.lab.rules.settings()
 
     def refresh(self) -> None:
         with self.action():
-            self._guard()
-            self.users = list_users(self.lab.store)
-            self.settings = self.lab.rules.settings()
+            self._reload()
 
-    def change_role(self, email: str, role: str) -> bool:
-        with self.action(f"{email} is now {role}"):
-            self._guard()
-            set_role(self.lab.store, self.lab.user, email, role)
-            self.users = list_users(self.lab.store)
+    def change_role(self, user: str, role: str) -> bool:
+        with self.action(f"{user} is now {role}"):
+            self.lab.users.set_role(user, role)
+            self._reload()
         return self.ok
 
     def add(self) -> bool:
         with self.action():
-            self._guard()
-            user = add_user(self.lab.store, self.lab.user, self.email, self.display_name, self.role)
+            user = self.lab.users.add(self.email, self.display_name, self.role)
             self.message = f"added {user.email} as {user.role}"
-            self.users = list_users(self.lab.store)
+            self._reload()
+        return self.ok
+
+    def approve(self, user: str) -> bool:
+        with self.action(f"{user} is approved"):
+            self.lab.users.approve(user, self.role)
+            self._reload()
+        return self.ok
+
+    def reject(self, user: str) -> bool:
+        with self.action(f"{user}'s sign-up is rejected"):
+            self.lab.users.reject(user)
+            self._reload()
+        return self.ok
+
+    def allow(self) -> bool:
+        with self.action(f"sign-ups from {self.pattern.strip().lower()} are approved at once"):
+            self.lab.users.allow(self.pattern, self.role)
+            self._reload()
         return self.ok
 
     def save_setting(self) -> bool:
         with self.action(f"saved {self.setting_key}"):
-            self._guard()
             try:
                 value = json.loads(self.setting_value)
             except json.JSONDecodeError as exc:
@@ -75,6 +93,11 @@ def view(ctl: AdminController) -> w.Widget:
     who = w.Dropdown(description="User", options=[])
     role = w.Dropdown(description="Role", options=["user", "admin"])
     apply_role = w.Button(description="Change role", button_style="warning")
+    approve = w.Button(description="Approve", button_style="success")
+    reject = w.Button(description="Reject", button_style="danger")
+    allow_list = w.HTML()
+    pattern = w.Text(description="Allow", placeholder="name@team.org or @team.org")
+    allow = w.Button(description="Allow sign-ups", button_style="primary")
     email, name = w.Text(description="Email"), w.Text(description="Name")
     new_role = w.Dropdown(description="Role", options=["user", "admin"])
     add = w.Button(description="Add user", button_style="primary")
@@ -88,13 +111,15 @@ def view(ctl: AdminController) -> w.Widget:
         (name, "display_name"),
         (new_role, "role"),
         (key, "setting_key"),
+        (pattern, "pattern"),
         (value, "setting_value"),
     ):
         w.link((ctl, trait), (widget, "value"))
 
     def redraw(*_: Any) -> None:
         users.value = table_html(pd.DataFrame(ctl.users))
-        who.options = [u["email"] for u in ctl.users]
+        who.options = [u["username"] or u["email"] for u in ctl.users]
+        allow_list.value = table_html(pd.DataFrame(ctl.allow_list))
         settings.value = table_html(
             pd.DataFrame(
                 [{"key": k, "value": json.dumps(v)} for k, v in sorted(ctl.settings.items())]
@@ -102,8 +127,11 @@ def view(ctl: AdminController) -> w.Widget:
         )
         status.value = status_html(ctl)
 
-    ctl.observe(redraw, names=["users", "settings", "message", "error"])
+    ctl.observe(redraw, names=["users", "allow_list", "settings", "message", "error"])
     apply_role.on_click(lambda _: ctl.change_role(who.value, role.value))
+    approve.on_click(lambda _: ctl.approve(who.value))
+    reject.on_click(lambda _: ctl.reject(who.value))
+    allow.on_click(lambda _: ctl.allow())
     add.on_click(lambda _: ctl.add())
     save.on_click(lambda _: ctl.save_setting())
     redraw()
@@ -112,8 +140,11 @@ def view(ctl: AdminController) -> w.Widget:
             w.HTML('<div class="ttg-title">Admin</div>'),
             status,
             users,
-            w.HBox([who, role, apply_role]),
+            w.HBox([who, role, apply_role, approve, reject]),
             w.HBox([email, name, new_role, add]),
+            w.HTML("<b>Sign-up allow-list</b> (new users from these are approved at once)"),
+            allow_list,
+            w.HBox([pattern, allow]),
             w.HTML("<b>Global settings</b>"),
             settings,
             key,

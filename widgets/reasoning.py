@@ -63,6 +63,7 @@ class ReasoningController(Controller):
             if not runs:
                 raise ValidationError(f"model {model} has no runs yet")
             self.run_id = run_id or runs[0][1]
+            self.lab.run(self.run_id)  # only the user's own runs (any run for an admin)
             self._steps = run_steps_with_reasoning(self.lab.store, self.run_id)
             self.step_position = -1
             self.table.page = 0
@@ -130,6 +131,7 @@ class ReasoningController(Controller):
             if row is None:
                 raise ValidationError(f"no {kind} {ref}")
             run_id, step, model = row
+            self.lab.run(run_id)  # citations cannot open another user's run
             if run_id != self.run_id:
                 self.choose(model, run_id)
             positions = [i for i, (s, _) in enumerate(self._steps) if s == step]

@@ -47,7 +47,7 @@ class Analyst:
         parameters: dict[str, Any] | None = None,
     ) -> None:
         self.lab = lab
-        self.tools = AnalysisTools(lab.store, run_id)
+        self.tools = AnalysisTools(lab.store, run_id, lab.user)
         self.run_id = run_id
         with lab.store.session() as session:
             run = session.get(TradingRun, run_id)

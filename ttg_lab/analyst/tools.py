@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from ttg_lab.access import check_run
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.formatting import when
 from ttg_lab.metrics.compute import round_trips
@@ -26,7 +27,7 @@ from ttg_lab.rules.attribution import load_recorded, replay, replay_with
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.params import validate_params
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LedgerEntry, RunStep, TradingRun
+from ttg_lab.store.schema import LedgerEntry, RunStep, TradingRun, User
 
 LEDGER_COLUMNS = [
     "id",
@@ -64,10 +65,14 @@ class Suggestion:
 
 
 class AnalysisTools:
-    """The analyst's view of the store, bound to one run."""
+    """The analyst's view of the store, bound to one run, reading as ``user`` (only runs
+    that user may see; any run when None)."""
 
-    def __init__(self, store: Store, run_id: int) -> None:
+    def __init__(self, store: Store, run_id: int, user: User | None = None) -> None:
         self.store = store
+        self.user = user
+        if user is not None:
+            check_run(store, user, run_id)
         with store.session() as session:
             run = session.get(TradingRun, run_id)
             if run is None:
@@ -85,7 +90,9 @@ class AnalysisTools:
             return run
 
     def _check_scope(self, run_id: int) -> None:
-        """The analyst reads this run and its model's other runs (and, to compare, any run)."""
+        """The analyst reads this run and, to compare, any other run its user may see."""
+        if self.user is not None:
+            check_run(self.store, self.user, run_id)
         self._run_row(run_id)
 
     def ledger(self, run_id: int | None = None) -> pd.DataFrame:
@@ -279,7 +286,7 @@ class AnalysisTools:
                 "note": "one run kept trading after the other stopped",
             }
         pnl_a = {k: round(v, 2) for k, v in self.analyze_trades(top=1)["pnl_by_symbol"].items()}
-        other_tools = AnalysisTools(self.store, other_run_id)
+        other_tools = AnalysisTools(self.store, other_run_id, self.user)
         pnl_b = {
             k: round(v, 2) for k, v in other_tools.analyze_trades(top=1)["pnl_by_symbol"].items()
         }

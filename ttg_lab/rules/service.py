@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ttg_lab.access import check_run, require_admin
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
@@ -234,7 +235,10 @@ class RuleService:
 
     # -- profile ---------------------------------------------------------------------
     def profile(self, user_id: int | None = None) -> dict[str, Any]:
-        """The user's trading profile (defaults when none was saved)."""
+        """The user's trading profile (defaults when none was saved); another user's
+        only for an admin."""
+        if user_id not in (None, self.user.id):
+            require_admin(self.user, "reading another user's trading profile")
         with self.store.session() as session:
             row = session.scalars(
                 select(UserTradingProfile).where(
@@ -287,8 +291,7 @@ class RuleService:
     def set_setting(self, key: str, value: Any) -> None:
         """Set a platform-wide setting (admins only). Rule defaults and ceilings are
         validated like rule parameters."""
-        if self.user.role != "admin":
-            raise ValidationError("only an admin can change global settings")
+        require_admin(self.user, "changing global settings")
         if not isinstance(key, str) or not key.strip():
             raise ValidationError("a setting needs a key")
         if key in RULE_SETTINGS:
@@ -304,10 +307,12 @@ class RuleService:
         """Per rule of a run: orders blocked, resized, forced, and the counterfactual P&L."""
         from ttg_lab.rules.attribution import attribution
 
+        check_run(self.store, self.user, run_id)
         return attribution(self.store, run_id)
 
     def decisions(self, run_id: int) -> pd.DataFrame:
         """Every gate decision of a run, in order."""
+        check_run(self.store, self.user, run_id)
         with self.store.session() as session:
             rows = session.scalars(
                 select(GateDecisionRow)

@@ -51,12 +51,16 @@ Base.metadata.naming_convention = {
 
 
 class User(Base):
-    """A person using the lab. The single local user is an admin."""
+    """A person using the lab. ``approved`` is False while a sign-up awaits an admin;
+    ``username`` is the login name (JupyterHub's ``JUPYTERHUB_USER``, ``TTG_LAB_USER``);
+    ``db_role`` is the PostgreSQL role whose connections row-level security maps to them."""
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
+    db_role: Mapped[str | None] = mapped_column(String(63), unique=True, index=True, default=None)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="user")  # admin | user
     approved: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -272,6 +276,18 @@ class UserTradingProfile(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class SignupAllowEntry(Base):
+    """An admin-approved sign-up: an exact email or a whole domain (``@team.org``)."""
+
+    __tablename__ = "signup_allowlist"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class GlobalSetting(Base):

@@ -1,0 +1,64 @@
+"""Who may see and change what: one place for ownership and admin checks.
+
+Every model has an owner and every run belongs to a model. A lab acts as one user: an
+ordinary user sees and changes only what they own, an admin sees everything. Objects
+that exist but belong to someone else are reported as not found, so ids of other
+users' work reveal nothing. On PostgreSQL, row-level security (migration 0006) applies
+the same rule in the database for connections made as a user's own role.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import Select, select
+
+from ttg_lab.errors import NotFoundError, PermissionDeniedError
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import TradingModel, TradingRun, User
+
+Query = TypeVar("Query", bound=Select)  # type: ignore[type-arg]
+
+LEADERBOARD_PUBLIC = "leaderboard.public"
+"""Global setting: when true, every user's leaderboard ranks all models (read-only)."""
+
+
+def is_admin(user: User) -> bool:
+    return user.role == "admin" and bool(user.approved)
+
+
+def require_admin(user: User, action: str) -> None:
+    """Raise unless ``user`` is an approved admin."""
+    if not is_admin(user):
+        raise PermissionDeniedError(
+            f"{action} needs an admin; {user.username or user.email} is a {user.role}"
+        )
+
+
+def own_models(user: User, query: Query) -> Query:
+    """``query`` (over ``models``) narrowed to what ``user`` may see."""
+    if is_admin(user):
+        return query
+    return query.where(TradingModel.owner_id == user.id)
+
+
+def check_run(store: Store, user: User, run_id: int) -> int:
+    """The model id of run ``run_id`` when ``user`` may see it; NotFoundError otherwise."""
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        raise NotFoundError(f"no run {run_id!r}: run ids are whole numbers")
+    query = own_models(
+        user,
+        select(TradingRun.model_id)
+        .join(TradingModel, TradingModel.id == TradingRun.model_id)
+        .where(TradingRun.id == run_id),
+    )
+    with store.session() as session:
+        model_id = session.scalar(query)
+    if model_id is None:
+        raise NotFoundError(f"no run {run_id}")
+    return int(model_id)
+
+
+def leaderboard_owners(user: User, public: bool) -> list[int] | None:
+    """Owners whose models a user's leaderboard ranks (None: everyone's)."""
+    return None if public or is_admin(user) else [user.id]
