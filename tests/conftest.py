@@ -1,16 +1,20 @@
-"""Shared fixtures: a lab on a fresh SQLite store holding the shipped market data.
+"""Shared fixtures: a lab on a fresh store holding the shipped market data.
 
-Building that store takes a second or two, so it is built once per test session and
-copied for each test that needs one.
+Every test that takes ``db_url`` (or ``lab``) runs twice: on SQLite and on the
+PostgreSQL server named by ``TTG_LAB_TEST_PG_URL`` (skipped without one, an error
+under CI). The store is built once per session per backend, then copied for each test:
+a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.pg import create_database, drop_database, fresh_database, require_pg
 
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.market import loader
@@ -33,24 +37,71 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def local_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labs act as the local admin unless a test names a user."""
+    for name in ("JUPYTERHUB_USER", "TTG_LAB_USER"):
+        monkeypatch.delenv(name, raising=False)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _load_market_data(url: str) -> None:
+    from ttg_lab.config import resolve_settings
+
+    store = Store(url)
+    try:
+        store.migrate()
+        loader.load_shipped(store, resolve_settings().data_dir)
+    finally:
+        store.dispose()
+
+
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite store with all shipped datasets loaded."""
     path = tmp_path_factory.mktemp("template") / "template.db"
+    _load_market_data(f"sqlite:///{path}")
     store = Store(f"sqlite:///{path}")
-    store.migrate()
-    from ttg_lab.config import resolve_settings
-
-    loader.load_shipped(store, resolve_settings().data_dir)
     with store.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     store.dispose()
     return path
 
 
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """Name of a PostgreSQL database with the schema and shipped market data."""
+    require_pg()
+    name = f"ttg_template_{os.getpid()}"
+    drop_database(name)
+    _load_market_data(create_database(name))
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on: each store test runs on both."""
+    return str(request.param)
+
+
 @pytest.fixture()
-def db_url(template_db: Path, tmp_path: Path) -> str:
-    """URL of a private copy of the template store."""
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a private copy of the template store on ``backend``."""
+    if backend == "postgresql":
+        with fresh_database(template=request.getfixturevalue("pg_template")) as url:
+            yield url
+        return
+    target = tmp_path / "lab.db"
+    shutil.copy(request.getfixturevalue("template_db"), target)
+    yield f"sqlite:///{target}"
+
+
+@pytest.fixture()
+def sqlite_url(template_db: Path, tmp_path: Path) -> str:
+    """URL of a private SQLite copy, for tests of SQLite itself (files, WAL, locks)."""
     target = tmp_path / "lab.db"
     shutil.copy(template_db, target)
     return f"sqlite:///{target}"

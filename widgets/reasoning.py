@@ -62,12 +62,15 @@ class ReasoningController(Controller):
             runs = self.runs()
             if not runs:
                 raise ValidationError(f"model {model} has no runs yet")
-            self.run_id = run_id or runs[0][1]
-            self.lab.run(self.run_id)  # only the user's own runs (any run for an admin)
+            chosen = run_id or runs[0][1]
+            if chosen not in [rid for _, rid in runs]:  # runs() lists only the user's own
+                raise ValidationError(f"no run {chosen} of model {model}")
+            self.run_id = chosen
             self._steps = run_steps_with_reasoning(self.lab.store, self.run_id)
             self.step_position = -1
             self.table.page = 0
-        self.search()
+        if self.ok:
+            self.search()
 
     def search(self) -> None:
         """Apply the filters and show the first page of matching entries."""

@@ -1,0 +1,198 @@
+"""Users and permissions through the API and the dashboard (on SQLite and PostgreSQL):
+sign-up through the allow-list, each user sees and changes only their own work, admin
+actions are refused to ordinary users, the leaderboard's public setting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
+from ttg_lab.lab import Lab, open_lab
+from ttg_lab.models import ModelInfo
+from widgets.admin import AdminController
+from widgets.app import Dashboard
+from widgets.reasoning import ReasoningController
+
+PERIOD = {"start": "2025-06-10", "end": "2025-06-24"}
+
+
+@pytest.fixture()
+def team(lab: Lab, db_url: str) -> Iterator[dict[str, Lab]]:
+    """The local admin, alice (allow-listed) and bob (approved by the admin), each with
+    a model called "momentum" and one finished run of it."""
+    lab.users.allow("@team.org")
+    lab.users.sign_up("alice@team.org", "Alice")
+    bob = lab.users.sign_up("bob@elsewhere.org", "Bob")
+    assert not bob.approved
+    lab.users.approve("bob")
+    labs = {
+        "admin": lab,
+        "alice": open_lab(db_url, user="alice"),
+        "bob": open_lab(db_url, user="bob"),
+    }
+    for name in ("alice", "bob"):
+        model = labs[name].models.create(
+            "momentum", ai_model_id="baseline/momentum", initial_cash=100_000.0
+        )
+        run = labs[name].start_run(model, path="direct", background=False, **PERIOD)
+        assert run.status == "completed"
+    yield labs
+    for name in ("alice", "bob"):
+        labs[name].close()
+
+
+def only(lab: Lab) -> ModelInfo:
+    [model] = lab.models.list()
+    return model
+
+
+def run_of(lab: Lab) -> int:
+    return int(lab.runs().iloc[0]["id"])
+
+
+def test_sign_up_needs_the_allow_list_or_an_admin(lab: Lab, db_url: str) -> None:
+    lab.users.allow("carol@team.org", role="admin")
+    carol = lab.users.sign_up("carol@team.org", "Carol")
+    assert carol.approved and carol.role == "admin" and carol.username == "carol"
+    dave = lab.users.sign_up("dave@elsewhere.org", "Dave")
+    assert not dave.approved
+    with pytest.raises(PermissionDeniedError, match="dave has signed up and is waiting"):
+        open_lab(db_url, user="dave")
+    # an unknown name (a JupyterHub user new to the lab) signs up and waits, too
+    with pytest.raises(PermissionDeniedError, match="erin has signed up and is waiting"):
+        open_lab(db_url, user="erin")
+    assert set(lab.users.pending()["username"]) == {"dave", "erin"}
+    lab.users.reject("erin")
+    lab.users.approve("dave")
+    dave_lab = open_lab(db_url, user="dave")
+    assert dave_lab.users.me() == {
+        "username": "dave",
+        "email": "dave@elsewhere.org",
+        "role": "user",
+        "admin": False,
+    }
+    dave_lab.close()
+    with pytest.raises(ValidationError, match="has signed up already"):
+        lab.users.sign_up("dave@elsewhere.org", "Dave again")
+    with pytest.raises(ValidationError, match="not an email"):
+        lab.users.sign_up("'; DROP TABLE users;--", "Mallory")
+    with pytest.raises(ValidationError, match="allow-list entries are emails or '@domain'"):
+        lab.users.allow("team.org")
+
+
+def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
+    alice, bob, admin = team["alice"], team["bob"], team["admin"]
+    mine, theirs = only(alice), only(bob)
+    assert mine.signature == "momentum" and theirs.signature == "momentum-bob"
+    assert alice.models.get("momentum") == mine and bob.models.get("momentum") == theirs
+    assert list(alice.runs()["model"]) == ["momentum"]
+    bob_run = run_of(bob)
+    refused: list[Callable[[], Any]] = [
+        lambda: alice.run(bob_run),
+        lambda: alice.metrics(bob_run),
+        lambda: alice.resume_run(bob_run),
+        lambda: alice.replay_run(bob_run),
+        lambda: alice.analyst(bob_run),
+        lambda: alice.rules.attribution(bob_run),
+        lambda: alice.rules.decisions(bob_run),
+        lambda: alice.models.get(theirs.id),
+        lambda: alice.models.update(theirs.id, description="mine now"),
+        lambda: alice.models.delete(theirs.id),
+        lambda: alice.rules.add(theirs.id, "cap", {"max_position_pct": 10}),
+        lambda: alice.start_run(theirs.id, path="direct", background=False, **PERIOD),
+        lambda: alice.runs(theirs.id),
+    ]
+    for attempt in refused:
+        with pytest.raises(NotFoundError):
+            attempt()
+    with pytest.raises(PermissionDeniedError, match="another user's trading profile"):
+        alice.rules.profile(user_id=theirs.owner_id)
+    # the analyst cannot be talked into comparing with someone else's run
+    chat = alice.analyst(run_of(alice))
+    with pytest.raises(NotFoundError):
+        chat.tools.compare_runs(bob_run)
+    # nothing of bob's changed; the admin sees everyone's work
+    assert bob.models.get(theirs.id).description == theirs.description
+    assert len(bob.runs()) == 1 and len(admin.runs()) == 2
+    assert {m.signature for m in admin.models.list()} == {"momentum", "momentum-bob"}
+    assert admin.run(bob_run).status == "completed"
+
+
+def test_ordinary_users_cannot_reach_admin_actions(team: dict[str, Lab], tmp_path: Any) -> None:
+    alice = team["alice"]
+    csv = tmp_path / "prices.csv"
+    csv.write_text("date,symbol,open,high,low,close,volume\n2025-06-10,ZZZ,1,1,1,1,1\n")
+    actions: dict[str, Callable[[], Any]] = {
+        "listing users": alice.users.list,
+        "approving sign-ups": lambda: alice.users.approve("bob"),
+        "rejecting sign-ups": lambda: alice.users.reject("bob"),
+        "changing roles": lambda: alice.users.set_role("alice", "admin"),
+        "adding users": lambda: alice.users.add("x@team.org", "X"),
+        "editing the sign-up allow-list": lambda: alice.users.allow("@evil.org"),
+        "changing global settings": lambda: alice.rules.set_setting("leaderboard.public", True),
+        "loading market data": lambda: alice.data.load(str(csv), "us"),
+        "loading the shipped data": alice.data.load_shipped,
+    }
+    for action, call in actions.items():
+        with pytest.raises(PermissionDeniedError, match=f"{action} needs an admin"):
+            call()
+    assert alice.users.me()["role"] == "user"
+    # the dashboard: no Admin tab, and the admin panel's actions are refused all the same
+    board = Dashboard(alice)
+    assert "Admin" not in [title for title, _, _ in board.panels]
+    assert "Admin" in [title for title, _, _ in Dashboard(team["admin"]).panels]
+    panel = AdminController(alice)
+    assert not panel.allowed and "needs an admin" in panel.error
+    assert (
+        not panel.change_role("alice", "admin") and "changing roles needs an admin" in panel.error
+    )
+    panel.setting_key, panel.setting_value = "leaderboard.public", "true"
+    assert not panel.save_setting() and "needs an admin" in panel.error
+    # widgets list only her own models, and a cited id of bob's run opens nothing
+    reasoning = ReasoningController(alice)
+    assert reasoning.models() == ["momentum"]
+    reasoning.choose("momentum", run_of(team["bob"]))
+    assert "no run" in reasoning.error and reasoning.run_id == 0
+
+
+def test_roles_change_what_a_user_may_do(team: dict[str, Lab], db_url: str) -> None:
+    admin = team["admin"]
+    admin.users.set_role("alice", "admin")
+    promoted = open_lab(db_url, user="alice")
+    assert len(promoted.runs()) == 2 and not promoted.users.list().empty
+    promoted.users.set_role("local", "user")
+    with pytest.raises(ValidationError, match="cannot demote the last admin"):
+        promoted.users.set_role("alice", "user")
+    promoted.close()
+
+
+def test_leaderboard_shows_all_models_only_when_the_setting_allows(team: dict[str, Lab]) -> None:
+    alice, admin = team["alice"], team["admin"]
+    assert list(alice.leaderboard()["model"]) == ["momentum"]
+    assert len(admin.leaderboard()) == 2
+    admin.rules.set_setting("leaderboard.public", True)
+    assert sorted(alice.leaderboard()["model"]) == ["momentum", "momentum-bob"]
+    with pytest.raises(NotFoundError):  # ranked, but still not hers to open
+        alice.run(run_of(team["bob"]))
+
+
+def test_the_dashboard_acts_as_the_jupyterhub_user(
+    team: dict[str, Lab], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from widgets.app import dashboard
+
+    monkeypatch.setenv("TTG_LAB_USER", "bob")
+    board = dashboard(db_url)
+    assert board is not None and board.lab.user.username == "bob"
+    board.lab.close()
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")  # the Hub's user wins over config
+    board = dashboard(db_url)
+    assert board is not None and board.lab.user.username == "alice"
+    assert [m.signature for m in board.lab.models.list()] == ["momentum"]
+    board.lab.close()
+    monkeypatch.setenv("JUPYTERHUB_USER", "newcomer")
+    assert dashboard(db_url) is None  # shown "waiting for an admin's approval" instead
+    assert "newcomer" in set(team["admin"].users.pending()["username"])
