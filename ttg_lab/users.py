@@ -84,7 +84,8 @@ def resolve_user(store: Store, name: str | None = None) -> User:
     by_connection = session_user(store)
     wanted = name or os.environ.get(HUB_USER_ENV) or os.environ.get(USER_ENV)
     if by_connection is not None:
-        if wanted and find_user(store, wanted) not in (None, by_connection):
+        names = {by_connection.username, by_connection.email.lower()}
+        if wanted and wanted.strip().lower() not in names:
             raise ConfigError(
                 f"this database connection belongs to {by_connection.username}, not {wanted}"
             )
