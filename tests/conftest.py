@@ -100,6 +100,16 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 @pytest.fixture()
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty database on ``backend`` (no schema yet)."""
+    if backend == "postgresql":
+        with fresh_database() as url:
+            yield url
+        return
+    yield f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture()
 def sqlite_url(template_db: Path, tmp_path: Path) -> str:
     """URL of a private SQLite copy, for tests of SQLite itself (files, WAL, locks)."""
     target = tmp_path / "lab.db"

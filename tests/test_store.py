@@ -1,9 +1,9 @@
-"""Migrations build exactly the schema the ORM declares, from empty and step by step."""
+"""Migrations build exactly the schema the ORM declares, from empty and step by step,
+on SQLite and on PostgreSQL, keeping the data they find."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -22,16 +22,16 @@ def schema_diff(store: Store) -> list[object]:
         )
 
 
-def test_migrations_from_empty_match_the_models(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_migrations_from_empty_match_the_models(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
     store.migrate()
     assert schema_diff(store) == []
     store.migrate()  # idempotent
     assert schema_diff(store) == []
 
 
-def test_every_revision_upgrades_from_the_previous_one_with_data(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'b.db'}")
+def test_every_revision_upgrades_from_the_previous_one_with_data(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
     revisions = [
         r.revision
         for r in ScriptDirectory.from_config(alembic_config(store.engine)).walk_revisions()
@@ -43,12 +43,20 @@ def test_every_revision_upgrades_from_the_previous_one_with_data(tmp_path: Path)
         conn.execute(
             text(
                 "INSERT INTO users (email, display_name, role, approved, created_at) "
-                "VALUES ('old@x', 'Old', 'admin', 1, '2025-01-01')"
-            )
+                "VALUES ('old@x', 'Old', 'admin', :yes, '2025-01-01')"
+            ),
+            {"yes": True},
         )
     for revision in revisions[1:]:
         migrate(store.engine, revision)
     assert schema_diff(store) == []
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT email FROM users")).scalar() == "old@x"
+        assert conn.execute(text("SELECT email, username FROM users")).one() == ("old@x", "old")
     assert "llm_calls" in inspect(store.engine).get_table_names()
+    # the latest revision goes down and up again without losing the rows it kept
+    command.downgrade(alembic_config(store.engine), revisions[-2])
+    migrate(store.engine, "head")
+    assert schema_diff(store) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT email, username FROM users")).one() == ("old@x", "old")
+    store.dispose()

@@ -94,6 +94,7 @@ def _drop_policies() -> list[str]:
         "DROP POLICY IF EXISTS users_self ON users",
         "DROP POLICY IF EXISTS users_admin ON users",
         "ALTER TABLE users DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS signup_allowlist_admin ON signup_allowlist",
         "DROP FUNCTION IF EXISTS ttg_session_is_admin()",
         "DROP FUNCTION IF EXISTS ttg_session_user_id()",
     ]
