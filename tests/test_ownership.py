@@ -196,3 +196,28 @@ def test_the_dashboard_acts_as_the_jupyterhub_user(
     monkeypatch.setenv("JUPYTERHUB_USER", "newcomer")
     assert dashboard(db_url) is None  # shown "waiting for an admin's approval" instead
     assert "newcomer" in set(team["admin"].users.pending()["username"])
+
+
+def test_user_commands_on_the_command_line(lab: Lab, db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from ttg_lab.cli import main
+
+    def ttg(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["--db", db_url, *args])
+        return result.exit_code, result.output
+
+    assert ttg("users", "allow", "@team.org") == (
+        0,
+        "sign-ups from @team.org are approved as user\n",
+    )
+    assert ttg("users", "signup", "zoe@team.org", "Zoe")[1] == "zoe (zoe@team.org): approved\n"
+    code, out = ttg("users", "signup", "yann@else.org", "Yann")
+    assert "waiting for an admin's approval" in out
+    code, out = ttg("--user", "yann", "models", "list")
+    assert code == 1 and "yann has signed up and is waiting" in out
+    assert ttg("users", "approve", "yann")[1] == "yann is approved as user\n"
+    code, out = ttg("--user", "zoe", "users", "role", "zoe", "admin")
+    assert code == 1 and "changing roles needs an admin; zoe is a user" in out
+    code, out = ttg("users", "list")
+    assert code == 0 and "zoe@team.org" in out and "yann@else.org" in out
