@@ -20,6 +20,8 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
     ModelCallLimitMiddleware,
+    ModelRequest,
+    ModelResponse,
     ModelRetryMiddleware,
     ToolCallRequest,
     hook_config,
@@ -40,6 +42,8 @@ from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TRADE_TOOLS
 
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}
+MODEL_RETRIES = 2
+"""Retries of a failed model call (on top of the provider client's own retries)."""
 
 
 def is_transient(error: Exception) -> bool:
@@ -53,6 +57,34 @@ def is_transient(error: Exception) -> bool:
 
 class StepTimeoutError(TTGLabError):
     """A decision step took longer than its time limit."""
+
+
+class ModelCallError(TTGLabError):
+    """The model gave no usable answer (its retries spent, or a permanent refusal)."""
+
+
+class NamedModelFailures(AgentMiddleware):
+    """Outermost around model calls: a call that still fails says which model failed and
+    whether it was retried, so a run's error never reads as a bare ``IndexError``."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__()
+        self.model_id = model_id
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        try:
+            return await handler(request)
+        except TTGLabError:
+            raise
+        except Exception as exc:
+            tried = f"after {MODEL_RETRIES} retries" if is_transient(exc) else "not retried"
+            raise ModelCallError(
+                f"{self.model_id} gave no usable answer ({tried}): {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 class OrderedTrading(AgentMiddleware):
@@ -173,6 +205,9 @@ class ChatAgent:
             return
         if self._stack is not None:
             self._loop.run_until_complete(self._stack.aclose())
+        client = getattr(self.model, "http_async_client", None)
+        if client is not None:  # its connections belong to this loop
+            self._loop.run_until_complete(client.aclose())
         self._loop.close()
         self._loop = None
 
@@ -184,17 +219,20 @@ class ChatAgent:
             tools += await load_mcp_tools(client.session, server_name=service)
         self.tools = tools
         self.ordering = OrderedTrading(ctx)
+        # after_model hooks run last-listed first: MalformedCallsGoBack must come before
+        # the call limit, or its jump back to the model skips the limit's call counter
         middleware: list[Any] = [
+            NamedModelFailures(str(self.snapshot_model.get("ai_model_id", "the model"))),
             ModelRetryMiddleware(
-                max_retries=2,
+                max_retries=MODEL_RETRIES,
                 retry_on=is_transient,
                 initial_delay=self.retry_delay,
                 on_failure="error",
                 jitter=False,
             ),
             self.recorder,
-            ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),
             MalformedCallsGoBack(),
+            ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),
             self.ordering,
         ]
         self._graph = create_agent(self.model, tools, middleware=middleware)

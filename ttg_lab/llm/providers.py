@@ -103,7 +103,13 @@ def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSetting
 
 
 def make_chat_model(settings: LLMSettings) -> BaseChatModel:
-    """A ``ChatOpenAI`` client for the settings, with the key from the environment."""
+    """A ``ChatOpenAI`` client for the settings, with the key from the environment.
+
+    It gets an async HTTP client of its own: langchain-openai otherwise shares one per
+    endpoint across the process, and its pooled connections belong to the event loop
+    that opened them, which a finished run has closed.
+    """
+    import openai
     from langchain_openai import ChatOpenAI
 
     key = os.environ.get(settings.api_key_env, "")
@@ -118,5 +124,6 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
         api_key=SecretStr(key),
         timeout=settings.params["timeout"],
         max_retries=settings.params["max_retries"],
+        http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.params["timeout"]),
         **settings.sampling,
     )

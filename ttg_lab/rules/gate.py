@@ -110,11 +110,11 @@ def check_order(
     if reference is None or not math.isfinite(reference) or reference <= 0:
         return decision.reject("price", f"no price for {sym} at {ctx.clock:%Y-%m-%d %H:%M}")
 
-    held = ctx.portfolio.quantity(sym)
+    held = ctx.portfolio.quantity(sym)  # max(0.0, -held) below: 0 held reads "0", not "-0"
     if action == "sell" and qty > held + QTY_EPSILON:
-        return decision.reject("holdings", f"cannot sell {qty:g} {sym}: {max(held, 0):g} held")
+        return decision.reject("holdings", f"cannot sell {qty:g} {sym}: {max(0.0, held):g} held")
     if action == "cover" and qty > -held + QTY_EPSILON:
-        return decision.reject("holdings", f"cannot cover {qty:g} {sym}: {max(-held, 0):g} short")
+        return decision.reject("holdings", f"cannot cover {qty:g} {sym}: {max(0.0, -held):g} short")
     if action == "short" and held > QTY_EPSILON:
         return decision.reject("holdings", f"cannot short {sym} while long {held:g}; sell first")
     if action == "buy" and held < -QTY_EPSILON:
