@@ -66,11 +66,18 @@ def print_frame(
 
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Show deliberate errors as one line and exit 1, never as a traceback."""
+    """Show errors as one line (secrets masked) and exit 1, never as a traceback."""
+    from ttg_lab.secrets import redact
+
     try:
         yield
     except TTGLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:  # a provider or driver error: one masked line, no traceback
+        console.print(
+            f"[red]error:[/red] {redact(f'{type(exc).__name__}: {exc}')}", highlight=False
+        )
         sys.exit(1)
 
 
@@ -117,7 +124,8 @@ def init(obj: LabContext) -> None:
         for name, rows in loaded.items():
             unit = {"news": "items", "aitrader_runs": "runs"}.get(name, "bars")
             console.print(f"loaded {name}: {rows:,} {unit}" if rows else f"{name}: up to date")
-        console.print(f"store ready at {lab.settings.db_url}")
+        url = lab.store.engine.url.render_as_string(hide_password=True)
+        console.print(f"store ready at {url}", highlight=False)
 
 
 @main.group()

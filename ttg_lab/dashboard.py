@@ -75,7 +75,8 @@ def voila_command(host: str, port: int, token: str | None) -> list[str]:
         "--pool_size=1",
         "--Voila.port_retries=0",
     ]
-    command.append(f"--token={token}" if token else "--Voila.auto_token=False")
+    # the token itself goes to Voila in JUPYTER_TOKEN (see serve), never on the command line
+    command.append("--Voila.auto_token=True" if token else "--Voila.auto_token=False")
     return command
 
 
@@ -102,6 +103,8 @@ def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | N
         )
     command = voila_command(host, port, token)
     env = {**os.environ, "TTG_LAB_DB_URL": db_url}
+    if token:
+        env["JUPYTER_TOKEN"] = token
     early = has_market_data(db_url)
     process = (
         subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks")) if early else None

@@ -21,6 +21,7 @@ from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.market.markets import get_market
+from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User
 
@@ -126,6 +127,7 @@ class ModelService:
         ai_model_id = values.get("ai_model_id") or DEFAULT_AI_MODEL
         values["ai_model_id"] = ai_model_id
         values["parameters"] = validate_agent(ai_model_id, values.get("parameters"))
+        refuse_secrets(values, f"model {values['name']!r}")
         for text in ("description", "custom_rules", "custom_instructions"):
             if not isinstance(values.get(text) or "", str):
                 raise ValidationError(f"{text} must be text")

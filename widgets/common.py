@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -47,7 +48,7 @@ class Controller(traitlets.HasTraits):
             self.message = ""
             self.error = redact(str(exc))
         except Exception as exc:  # never a traceback in front of a viewer
-            log.exception("panel action failed")
+            log.error("panel action failed\n%s", redact(traceback.format_exc()))
             self.message = ""
             self.error = f"something went wrong ({type(exc).__name__}); the details are in the log"
         else:
@@ -167,11 +168,11 @@ def cards_html(items: Mapping[str, str]) -> str:
 
 
 def status_html(controller: Controller) -> str:
-    """The controller's error (red) or message (green), escaped."""
+    """The controller's error (red) or message (green), with secrets masked, escaped."""
     if controller.error:
-        return f'<div class="ttg-error">{html.escape(controller.error)}</div>'
+        return f'<div class="ttg-error">{html.escape(redact(controller.error))}</div>'
     if controller.message:
-        return f'<div class="ttg-message">{html.escape(controller.message)}</div>'
+        return f'<div class="ttg-message">{html.escape(redact(controller.message))}</div>'
     return ""
 
 

@@ -89,7 +89,7 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.broker import resolve_cost_model
     from ttg_lab.market.markets import get_market
     from ttg_lab.rules.service import RULE_PRESETS
-    from ttg_lab.secrets import secret_values
+    from ttg_lab.secrets import refuse_secrets
 
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
@@ -119,9 +119,10 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
         raise ExperimentError(f"{where}: unknown rules preset {merged['rules_preset']!r}")
     if str(merged["end"]) < str(merged["start"]):
         raise ExperimentError(f"{where}: end {merged['end']} is before start {merged['start']}")
-    secrets = secret_values()
-    if any(s in json.dumps(merged) for s in secrets):
-        raise ExperimentError(f"{where}: a secret from the environment appears in the parameters")
+    try:
+        refuse_secrets(merged, where)
+    except ValidationError as exc:
+        raise ExperimentError(str(exc)) from None
     return merged
 
 

@@ -35,7 +35,10 @@ LLM_PARAMS: ParamSpec = {
     "step_timeout": Param(float, 900.0, 1.0, 7200.0, "seconds one decision step may take"),
     "base_url": Param(str, None, doc="OpenAI-compatible endpoint", pattern=r"https?://\S+"),
     "api_key_env": Param(
-        str, None, doc="environment variable holding the key", pattern=r"[A-Z_][A-Z0-9_]*"
+        str,
+        None,
+        doc="environment variable holding the key (named ..._KEY, _TOKEN, _SECRET, _PASSWORD)",
+        pattern=r"[A-Z_][A-Z0-9_]*(KEY|TOKEN|SECRET|PASSWORD)",
     ),
     "input_per_mtok": Param(float, None, 0.0, 1000.0, "USD per million prompt tokens"),
     "output_per_mtok": Param(float, None, 0.0, 1000.0, "USD per million completion tokens"),

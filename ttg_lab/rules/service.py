@@ -24,6 +24,7 @@ from ttg_lab.rules.params import (
     validate_rule_fields,
     validate_scope,
 )
+from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     GateDecisionRow,
@@ -294,6 +295,7 @@ class RuleService:
         require_admin(self.user, "changing global settings")
         if not isinstance(key, str) or not key.strip():
             raise ValidationError("a setting needs a key")
+        refuse_secrets(value, f"setting {key}", key)
         if key in RULE_SETTINGS:
             value = validate_params(value) if value else {}
         with self.store.session() as session:

@@ -112,9 +112,11 @@ class ServiceManager:
         data = answer.json()
         return data if isinstance(data, dict) else None
 
-    def status(self) -> list[ServiceStatus]:
+    def status(self, token: str | None = None) -> list[ServiceStatus]:
+        """Each service's process and health (checked with ``token``, else the one in
+        the environment)."""
         state = self._state()
-        token = os.environ.get(TOKEN_ENV)
+        token = token or os.environ.get(TOKEN_ENV)
         result = []
         for service in SERVICES:
             entry = state.get(service, {})
@@ -175,13 +177,13 @@ class ServiceManager:
         self._save(state)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            statuses = [s for s in self.status() if s.service in chosen]
+            statuses = [s for s in self.status(token) if s.service in chosen]
             if all(s.healthy for s in statuses):
                 return statuses
             if any(not s.running for s in statuses):
                 break
             time.sleep(0.1)
-        return [s for s in self.status() if s.service in chosen]
+        return [s for s in self.status(token) if s.service in chosen]
 
     def stop(self, services: list[str] | None = None, wait: float = 10.0) -> list[str]:
         """Stop the chosen services; returns the ones that were running."""
