@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +52,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("dashboard")
-    db = folder / "dash.db"
-    shutil.copy(template_db, db)
-    url = f"sqlite:///{db}"
-    lab = open_lab(url)
-    prepare_default(lab)
-    lab.close()
+@contextmanager
+def voila(url: str, folder: Path, **env: str) -> Iterator[str]:
+    """Voila serving the dashboard notebook on ``url``; yields its base URL."""
     port = free_port()
-    env = {**os.environ, "TTG_LAB_DB_URL": url, "TTG_LAB_STATE_DIR": str(folder)}
+    full_env = {**os.environ, "TTG_LAB_DB_URL": url, "TTG_LAB_STATE_DIR": str(folder), **env}
     log = (folder / "voila.log").open("w")
     process = subprocess.Popen(
         voila_command("127.0.0.1", port, None),
-        env=env,
+        env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=str(PROJECT_ROOT / "notebooks"),
@@ -85,19 +80,39 @@ def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -
         process.wait(20)
 
 
-@pytest.fixture()
-def page(dashboard_url: str) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dashboard")
+    db = folder / "dash.db"
+    shutil.copy(template_db, db)
+    url = f"sqlite:///{db}"
+    lab = open_lab(url)
+    prepare_default(lab)
+    lab.close()
+    with voila(url, folder) as base:
+        yield base
+
+
+@contextmanager
+def browse(url: str) -> Iterator[Any]:
+    """A Chromium page on the dashboard at ``url``, once its tabs have rendered."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(dashboard_url, timeout=120_000)
+        tab.goto(url, timeout=120_000)
         tab.wait_for_selector(".lm-TabBar-tabLabel >> text=Leaderboard", timeout=120_000)
         tab.errors = errors
         yield tab
         browser.close()
+
+
+@pytest.fixture()
+def page(dashboard_url: str) -> Iterator[Any]:
+    with browse(dashboard_url) as tab:
+        yield tab
 
 
 def open_tab(page: Any, title: str) -> None:
@@ -182,10 +197,10 @@ def test_a_researcher_session(page: Any) -> None:
     field(page, "Name").fill("Bea")
     button(page, "Add user").click()
     page.wait_for_selector("text=added bea@lab.test as user", timeout=30_000)
-    page.get_by_label("User", exact=True).filter(visible=True).first.select_option("bea@lab.test")
+    page.get_by_label("User", exact=True).filter(visible=True).first.select_option("bea")
     page.get_by_label("Role", exact=True).filter(visible=True).first.select_option("admin")
     button(page, "Change role").click()
-    page.wait_for_selector("text=bea@lab.test is now admin", timeout=30_000)
+    page.wait_for_selector("text=bea is now admin", timeout=30_000)
     shot(page, "panel-admin")
 
     for title in ("Performance", "Rules", "MCP", "Analyst"):
@@ -219,3 +234,31 @@ def test_ask_the_analyst_and_follow_a_citation(page: Any) -> None:
     assert current[0] == "Reasoning" and "Day by day" in current
     shot(page, "analyst-citation")
     assert page.errors == []
+
+
+def test_a_jupyterhub_user_sees_only_their_work_and_no_admin_tab(
+    template_db: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "team.db"
+    shutil.copy(template_db, db)
+    url = f"sqlite:///{db}"
+    admin = open_lab(url)
+    theirs = admin.models.create("admin momentum", ai_model_id="baseline/momentum")
+    admin.start_run(theirs, path="direct", background=False, end="2025-06-20")
+    admin.users.add("bob@team.org", "Bob")
+    bob = open_lab(url, user="bob")
+    bob.models.create("bob momentum", ai_model_id="baseline/momentum")
+    bob.close()
+    admin.close()
+    with voila(url, tmp_path, JUPYTERHUB_USER="bob") as base, browse(base) as page:
+        assert "Bob (bob, user)" in page.content()
+        tabs = page.locator(".lm-TabBar-tabLabel").all_inner_texts()
+        assert "Leaderboard" in tabs and "Admin" not in tabs
+        open_tab(page, "Models")
+        models = page.locator(".ttg-table").filter(visible=True).first.inner_text()
+        assert "bob-momentum" in models and "admin-momentum" not in models
+        open_tab(page, "Reasoning")
+        options = field(page, "Model").locator("option").all_inner_texts()
+        assert "admin-momentum" not in options
+        shot(page, "ordinary-user")
+        assert page.errors == [] and "Traceback" not in page.content()

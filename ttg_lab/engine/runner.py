@@ -3,6 +3,8 @@
 Each step is one transaction (ledger rows, reasoning, messages, the marked-to-market
 portfolio and the run's progress). A crash loses at most the step in flight; resuming
 restores the portfolio from the last committed step and continues with the next one.
+A transaction that meets a locked or dropped database is run again (see
+:func:`ttg_lab.store.database.retrying`); a step found committed already is not written twice.
 """
 
 from __future__ import annotations
@@ -107,10 +109,22 @@ class RunExecutor:
         ctx = self.plan.ctx
         equity = simulate_step(ctx, self.plan.agent, step, clock, self.plan.last_marked)
         self.plan.last_marked = equity
+        self.store.retrying(lambda: self._save_step(step, clock, equity), f"commit of step {step}")
+        self._emit_step(step, clock, equity, ctx.record.ledger)
+
+    def _save_step(self, step: int, clock: datetime, equity: float) -> None:
+        """Write the step in one transaction, unless an earlier attempt committed it (its
+        connection dropped after the commit reached the server)."""
+        ctx = self.plan.ctx
         record = ctx.record
         filled = len(record.filled)
         run_id = self.plan.run_id
         with self.store.session() as session:
+            done = session.scalar(
+                select(RunStep.id).where(RunStep.run_id == run_id, RunStep.step_index == step)
+            )
+            if done is not None:
+                return
             session.execute(
                 insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger]
             )
@@ -160,7 +174,6 @@ class RunExecutor:
                     heartbeat_at=utcnow(),
                 )
             )
-        self._emit_step(step, clock, equity, record.ledger)
 
     def _emit_step(
         self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
@@ -205,6 +218,22 @@ class RunExecutor:
         )
 
     def _finish(self, status: str, error: str | None) -> str:
+        final_value = self.store.retrying(
+            lambda: self._save_end(status, error), f"recording the end of run {self.plan.run_id}"
+        )
+        self.store.retrying(
+            lambda: store_metrics(self.store, self.plan.run_id),
+            f"storing the metrics of run {self.plan.run_id}",
+        )
+        self._emit(
+            "ended",
+            f"run {self.plan.run_id} {status}" + (f": {error}" if error else ""),
+            data={"status": status, "final_value": final_value},
+        )
+        return status
+
+    def _save_end(self, status: str, error: str | None) -> float:
+        """Store the run's status and totals; returns its final value."""
         run_id = self.plan.run_id
         with self.store.session() as session:
             equity = list(
@@ -246,13 +275,7 @@ class RunExecutor:
                     worker=None,
                 )
             )
-        store_metrics(self.store, run_id)
-        self._emit(
-            "ended",
-            f"run {run_id} {status}" + (f": {error}" if error else ""),
-            data={"status": status, "final_value": final_value},
-        )
-        return status
+        return final_value
 
     def _emit(
         self,
@@ -270,13 +293,17 @@ def restore_state(
 ) -> tuple[Portfolio, RiskState, float, int]:
     """Portfolio, risk state and marked equity after the last committed step, and the
     next step to run (a fresh portfolio and step 0 for a new run)."""
-    with store.session() as session:
-        last = session.scalars(
-            select(RunStep)
-            .where(RunStep.run_id == run_id)
-            .order_by(RunStep.step_index.desc())
-            .limit(1)
-        ).first()
+
+    def last_step() -> RunStep | None:
+        with store.session() as session:
+            return session.scalars(
+                select(RunStep)
+                .where(RunStep.run_id == run_id)
+                .order_by(RunStep.step_index.desc())
+                .limit(1)
+            ).first()
+
+    last = store.retrying(last_step, f"reading the last step of run {run_id}")
     if last is None:
         return Portfolio(initial_cash), RiskState(), initial_cash, 0
     portfolio = Portfolio(last.cash, {k: float(v) for k, v in last.holdings.items()})

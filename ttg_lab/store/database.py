@@ -1,21 +1,56 @@
-"""Engine, sessions and migrations for the store.
+"""Engine, sessions, migrations and retries for the store.
 
 SQLite gets WAL mode, foreign keys and a busy timeout so a run thread and a reader
 (notebook, dashboard) can share the file; PostgreSQL uses the same code path.
+
+A transaction that fails for a passing reason (a locked SQLite file, a dropped server
+connection) can be run again with :func:`retrying`. Two environment variables tune this:
+
+``TTG_LAB_DB_BUSY_TIMEOUT``
+    Seconds a SQLite statement waits for another connection's lock (default 30).
+``TTG_LAB_DB_RETRIES``
+    How many times :func:`retrying` runs a transaction again (default 5), waiting 0.1 s,
+    0.2 s, 0.4 s ... (at most 2 s) in between.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ttg_lab.errors import ConfigError, TTGLabError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_ENV = "TTG_LAB_DB_BUSY_TIMEOUT"
+RETRIES_ENV = "TTG_LAB_DB_RETRIES"
+TRANSIENT_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "deadlock detected",
+    "could not serialize access",
+    "terminating connection",
+    "server closed the connection",
+    "connection is closed",
+    "connection refused",
+    "could not connect",
+)
+"""Fragments of driver messages that mean: the same transaction may well succeed later."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -28,12 +63,30 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (name and name.startswith(SEARCH_INDEXES))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def busy_timeout() -> float:
+    """Seconds a SQLite statement waits for a lock (``TTG_LAB_DB_BUSY_TIMEOUT``)."""
+    return _env_number(BUSY_TIMEOUT_ENV, 30.0)
+
+
+def _sqlite_pragmas(timeout: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.close()
 
 
@@ -43,10 +96,50 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        timeout = busy_timeout()
+        engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, timeout))
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+class DatabaseUnavailableError(TTGLabError):
+    """The database stayed locked or unreachable for the whole retry budget."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """A dropped connection, a lock or a serialization conflict: worth trying again."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    text = str(error.orig).lower()
+    return any(fragment in text for fragment in TRANSIENT_MESSAGES)
+
+
+def retrying(fn: Callable[[], T], what: str, database: str = "the database") -> T:
+    """``fn()`` (one whole transaction), run again after transient errors with a growing
+    pause, up to ``TTG_LAB_DB_RETRIES`` times; then a :class:`DatabaseUnavailableError`
+    naming ``what`` and ``database``. Other errors pass through at once."""
+    retries = int(_env_number(RETRIES_ENV, 5))
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            if attempt > retries:
+                raise DatabaseUnavailableError(
+                    f"{database}: {what} gave up after {attempt} attempts in "
+                    f"{time.monotonic() - started:.1f} s: {reason}"
+                ) from exc
+            pause = min(0.1 * 2 ** (attempt - 1), 2.0)
+            log.warning("%s: %s failed (%s); retry in %.1f s", database, what, reason, pause)
+            time.sleep(pause)
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -78,6 +171,15 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def name(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def retrying(self, fn: Callable[[], T], what: str) -> T:
+        """:func:`retrying` on this store: ``fn`` should open its own session."""
+        return retrying(fn, what, f"database {self.name}")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

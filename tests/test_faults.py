@@ -1,0 +1,427 @@
+"""Faults: a run killed again and again, a locked SQLite file, dropped PostgreSQL connections.
+
+Each scenario ends with the same ledger (order ids included), equity curve and final value
+as an uninterrupted run of the same model, period and seed, and never leaves a
+half-written step behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from support.pg import fresh_database
+
+from ttg_lab.engine.events import RunEvent
+from ttg_lab.lab import Lab, open_lab
+from ttg_lab.models import ModelInfo
+from ttg_lab.runs import LEDGER_COLUMNS, RunHandle
+from ttg_lab.store.schema import AgentLog, LedgerEntry, ReasoningEntry, RunStep
+
+START, END = "2025-06-10", "2025-09-04"
+STEPS = 60  # daily bars from START to END
+REASONING_COLUMNS = ["step_index", "ts", "type", "content", "context"]
+
+
+def make_model(lab: Lab, name: str) -> ModelInfo:
+    """A seeded random trader that trades on most days, under risk rules (stop loss,
+    drawdown halt) so the restored risk state matters too."""
+    model = lab.models.create(
+        name,
+        ai_model_id="baseline/random",
+        initial_cash=100_000.0,
+        parameters={"trade_probability": 0.8, "max_fraction": 0.3},
+    )
+    lab.rules.apply_preset(model, "conservative")
+    return model
+
+
+def assert_same_run(run: RunHandle, reference: RunHandle) -> None:
+    """Ledger, equity curve, reasoning and results equal the uninterrupted run's."""
+    ledger, expected = run.ledger(), reference.ledger()
+    assert (expected["status"] == "filled").sum() > STEPS // 2  # trades on most steps
+    pd.testing.assert_frame_equal(ledger[LEDGER_COLUMNS], expected[LEDGER_COLUMNS])
+    pd.testing.assert_frame_equal(run.equity(), reference.equity())
+    pd.testing.assert_frame_equal(
+        run.reasoning()[REASONING_COLUMNS], reference.reasoning()[REASONING_COLUMNS]
+    )
+    info, ref = run.info(), reference.info()
+    assert info["status"] == "completed" and info["steps_done"] == STEPS
+    for key in ("final_value", "final_return", "max_drawdown", "total_trades"):
+        assert info[key] == ref[key], key
+    with run.store.session() as session:
+        logs = session.scalars(
+            select(AgentLog.step_index).where(AgentLog.run_id == run.id).order_by(AgentLog.id)
+        ).all()
+    assert list(logs) == sorted(set(logs))  # one message log per step, none doubled
+
+
+def assert_no_partial_step(lab: Lab, run_id: int) -> int:
+    """Every row of the run belongs to a committed step; returns the steps done."""
+    done = int(lab.run(run_id).info()["steps_done"])
+    with lab.store.session() as session:
+        for table in (RunStep, LedgerEntry, ReasoningEntry):
+            held = set(session.scalars(select(table.step_index).where(table.run_id == run_id)))
+            assert held == set(range(done)), (table.__tablename__, done, sorted(held))
+    return done
+
+
+# -- crash and resume, many times ----------------------------------------------------------
+
+VICTIMS = '''
+"""Run (then resume) one run in forked children that SIGKILL themselves at planned points.
+
+argv: one JSON object (url, model, path, seed, start, end, plan: a list of [step, point]).
+The modules are imported once here, so a child starts at once. Prints a JSON line a kill.
+"""
+import json, os, signal, sys, traceback
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from ttg_lab.agents.baselines import SeededRandom
+from ttg_lab.lab import open_lab
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import LedgerEntry, RunStep, TradingModel, TradingRun
+
+args = json.loads(sys.argv[1])
+url, name, path, plan = args["url"], args["model"], args["path"], args["plan"]
+if path == "chat":
+    import ttg_lab.llm.agent  # noqa: F401  (the chat path's imports, shared by every child)
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def victim(step, point, run_id):
+    lab = open_lab(url, init=False)
+    on_event = None
+    if point == "committed":  # just after the step's transaction committed
+        def on_event(ev):
+            if ev.kind == "step" and ev.step_index == step:
+                die()
+    elif point == "deciding":  # while the agent decides: nothing of the step written yet
+        decide = SeededRandom.decide
+
+        def deciding(self, ctx):
+            if ctx.step_index == step:
+                die()
+            return decide(self, ctx)
+
+        SeededRandom.decide = deciding
+    else:  # "committing": the step's rows are written in its transaction, not committed
+        @event.listens_for(Session, "after_flush")
+        def committing(session, _context):
+            if any(isinstance(o, RunStep) and o.step_index == step for o in session.new):
+                die()
+    if run_id is None:
+        lab.start_run(name, start=args["start"], end=args["end"], seed=args["seed"],
+                      path=path, background=False, on_event=on_event)
+    else:
+        lab.resume_run(run_id, background=False, on_event=on_event)
+    os._exit(3)  # the kill point was never reached
+
+
+run_id = None
+for step, point in plan:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            victim(step, point, run_id)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    store = Store(url)
+    with store.session() as session:
+        run = session.scalars(
+            select(TradingRun).join(TradingModel).where(TradingModel.signature == name)
+            .order_by(TradingRun.id.desc())
+        ).first()
+        held = {
+            table.__tablename__: sorted(session.scalars(
+                select(table.step_index).where(table.run_id == run.id).distinct()))
+            for table in (RunStep, LedgerEntry)
+        }
+        report = {"step": step, "point": point, "run_id": run.id, "status": run.status,
+                  "steps_done": run.steps_done, **held}
+    store.dispose()
+    report["killed"] = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    print(json.dumps(report), flush=True)
+    run_id = run.id
+'''
+
+KILL_POINTS = ("committed", "deciding", "committing")
+
+
+def kill_plan(seed: int, kills: int) -> list[tuple[int, str]]:
+    """``kills`` distinct random steps, each with a kill point (every point used)."""
+    rng = random.Random(seed)
+    steps = sorted(rng.sample(range(1, STEPS - 1), kills))
+    points = [KILL_POINTS[i % len(KILL_POINTS)] for i in range(kills)]
+    rng.shuffle(points)
+    return list(zip(steps, points, strict=True))
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_many_random_steps_resumes_to_the_uninterrupted_result(
+    lab: Lab, db_url: str, backend: str, tmp_path: Path
+) -> None:
+    """Eight kills on SQLite (chat path, the default); three on PostgreSQL (direct path,
+    which skips the chat path's slow imports: the server's side is what is new there)."""
+    path, kills = ("chat", 8) if backend == "sqlite" else ("direct", 3)
+    model = make_model(lab, "crash often")
+    reference = lab.start_run(model, start=START, end=END, seed=5, path=path, background=False)
+    assert reference.status == "completed"
+
+    plan = kill_plan(2025, kills)
+    script = tmp_path / "victims.py"
+    script.write_text(VICTIMS)
+    args = {"url": db_url, "model": model.signature, "path": path, "seed": 5}
+    args.update(start=START, end=END, plan=plan)
+    victims = subprocess.run(
+        [sys.executable, str(script), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert victims.returncode == 0, victims.stderr[-3000:]
+    reports = [json.loads(line) for line in victims.stdout.splitlines()]
+    assert [(r["step"], r["point"]) for r in reports] == [tuple(p) for p in plan]
+    run_id = reports[0]["run_id"]
+    for report in reports:  # killed exactly where planned, leaving whole steps only
+        done = report["step"] + (report["point"] == "committed")
+        assert report["killed"] and report["run_id"] == run_id, (report, victims.stderr[-3000:])
+        assert report["status"] == "running" and report["steps_done"] == done, report
+        assert report["run_steps"] == report["ledger"] == list(range(done)), report
+    assert assert_no_partial_step(lab, run_id) == done
+
+    resumed = lab.resume_run(run_id, background=False)
+    assert_same_run(resumed, reference)
+    assert resumed.info()["run_number"] == 2
+
+
+# -- a locked SQLite file ------------------------------------------------------------------
+
+
+class WriteLock:
+    """Another connection holding the SQLite write lock (BEGIN IMMEDIATE) on a file."""
+
+    def __init__(self, db_url: str) -> None:
+        path = make_url(db_url).database
+        assert path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.held = False
+
+    def acquire(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+
+
+@pytest.fixture()
+def fast_locks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite waits 0.1 s for a lock; a transaction is retried 8 times (~6 s budget)."""
+    monkeypatch.setenv("TTG_LAB_DB_BUSY_TIMEOUT", "0.1")
+    monkeypatch.setenv("TTG_LAB_DB_RETRIES", "8")
+
+
+def test_a_briefly_locked_sqlite_file_delays_a_run_but_changes_nothing(
+    sqlite_url: str, fast_locks: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    lab = open_lab(sqlite_url)
+    lock = WriteLock(sqlite_url)
+    try:
+        model = make_model(lab, "locked briefly")
+        reference = lab.start_run(model, start=START, end=END, path="direct", background=False)
+
+        def hold_the_lock(ev: RunEvent) -> None:
+            if ev.kind == "step" and ev.step_index == 20:
+                lock.acquire()  # step 21 cannot commit until the timer releases it
+                threading.Timer(1.0, lock.release).start()
+
+        caplog.set_level(logging.WARNING, logger="ttg_lab")
+        run = lab.start_run(model, start=START, end=END, path="direct", on_event=hold_the_lock)
+        assert run.wait(60) == "completed", run.info()["error"]
+        assert_same_run(run, reference)
+        retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+        assert retries and all("database is locked" in m for m in retries), retries
+    finally:
+        lock.close()
+        lab.close()
+
+
+def test_a_sqlite_file_locked_too_long_fails_the_run_cleanly_and_resume_recovers(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTG_LAB_DB_BUSY_TIMEOUT", "0.1")
+    monkeypatch.setenv("TTG_LAB_DB_RETRIES", "2")
+    lab = open_lab(sqlite_url)
+    lock = WriteLock(sqlite_url)
+    try:
+        model = make_model(lab, "locked for good")
+        reference = lab.start_run(model, start=START, end=END, path="direct", background=False)
+
+        def hold_the_lock(ev: RunEvent) -> None:
+            if ev.kind == "step" and ev.step_index == 20:
+                lock.acquire()
+            if ev.kind == "error":  # the run gave up: let it record why
+                lock.release()
+
+        run = lab.start_run(model, start=START, end=END, path="direct", on_event=hold_the_lock)
+        assert run.wait(30) == "failed"
+        error = run.info()["error"]
+        assert error.startswith(f"step 21 ({reference.equity()['ts'][21]:%Y-%m-%d %H:%M}): ")
+        assert "database is locked" in error and str(make_url(sqlite_url).database) in error
+        assert "gave up after 3 attempts" in error
+        assert assert_no_partial_step(lab, run.id) == 21
+
+        resumed = lab.resume_run(run.id)
+        assert resumed.wait(60) == "completed"
+        assert_same_run(resumed, reference)
+    finally:
+        lock.close()
+        lab.close()
+
+
+# -- dropped PostgreSQL connections --------------------------------------------------------
+
+
+class ConnectionKiller:
+    """Terminates the run's PostgreSQL backends at planned points of planned steps.
+
+    ``plan`` maps a step to (point, times): the point is the first statement of the step
+    transaction (``ledger``), its last (``progress``), the ``commit``, or ``after commit``
+    (the commit succeeded but the client hears of a dropped connection, so it cannot know);
+    ``times`` is how many attempts of that step lose their connection.
+    """
+
+    def __init__(self, url: str, engine: Engine, plan: dict[int, tuple[str, int]]) -> None:
+        self.admin = create_engine(url, poolclass=NullPool)
+        self.engine = engine
+        self.plan = {step: [point, times] for step, (point, times) in plan.items()}
+        self.step = 0
+        self.in_step = False
+        self.kills: list[tuple[int, str]] = []
+        self._do_commit = engine.dialect.do_commit
+        engine.dialect.do_commit = self._commit  # type: ignore[method-assign]
+        event.listen(engine, "before_cursor_execute", self._statement)
+
+    def remove(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        del self.engine.dialect.do_commit
+        self.admin.dispose()
+
+    def on_event(self, ev: RunEvent) -> None:
+        if ev.kind == "step":
+            self.step = int(ev.step_index or 0) + 1
+
+    def _due(self, point: str) -> bool:
+        planned = self.plan.get(self.step)
+        if not self.in_step or planned is None or planned[0] != point or planned[1] == 0:
+            return False
+        planned[1] -= 1
+        self.kills.append((self.step, point))
+        with self.admin.connect() as conn:  # every other backend of the database
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        return True
+
+    def _statement(self, conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
+        if not threading.current_thread().name.startswith("ttg-run-"):
+            return
+        if statement.startswith("INSERT INTO ledger"):
+            self.in_step = True
+            self._due("ledger")
+        elif statement.startswith("UPDATE trading_runs SET steps_done"):
+            self._due("progress")
+
+    def _commit(self, dbapi_connection: Any) -> None:
+        self._due("commit")
+        self._do_commit(dbapi_connection)
+        dropped = self._due("after commit")
+        self.in_step = False
+        if dropped:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.fixture()
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A PostgreSQL copy of the template store (skipped without a server)."""
+    with fresh_database(template=pg_template) as url:
+        yield url
+
+
+@pytest.fixture()
+def pg_lab(pg_url: str) -> Iterator[Lab]:
+    lab = open_lab(pg_url)
+    yield lab
+    lab.close()
+
+
+def test_dropped_postgres_connections_are_retried_without_doubling_rows(
+    pg_lab: Lab, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTG_LAB_DB_RETRIES", "3")
+    model = make_model(pg_lab, "pg drops")
+    reference = pg_lab.start_run(model, start=START, end=END, path="direct", background=False)
+    killer = ConnectionKiller(
+        pg_url,
+        pg_lab.store.engine,
+        {
+            8: ("ledger", 1),
+            18: ("progress", 2),
+            28: ("commit", 1),
+            38: ("after commit", 1),
+            48: ("ledger", 4),  # more than the retry budget: the run fails
+        },
+    )
+    try:
+        run = pg_lab.start_run(model, start=START, end=END, path="direct", on_event=killer.on_event)
+        assert run.wait(120) == "failed"
+    finally:
+        killer.remove()
+    assert killer.kills == [
+        (8, "ledger"),
+        (18, "progress"),
+        (18, "progress"),
+        (28, "commit"),
+        (38, "after commit"),
+        *[(48, "ledger")] * 4,
+    ]
+    error = run.info()["error"]
+    assert error.startswith(f"step 48 ({reference.equity()['ts'][48]:%Y-%m-%d %H:%M}): ")
+    assert "gave up after 4 attempts" in error
+    assert make_url(pg_url).database in error and "ttg:ttg@" not in error
+    assert assert_no_partial_step(pg_lab, run.id) == 48
+
+    resumed = pg_lab.resume_run(run.id, background=False)
+    assert_same_run(resumed, reference)  # ledger, reasoning and logs: no row written twice
