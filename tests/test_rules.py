@@ -463,3 +463,19 @@ def test_resumed_run_keeps_its_risk_state(lab: Lab) -> None:
     assert resumed.wait(60) == "completed"
     columns = ["step_index", "action", "symbol", "quantity", "fill_price", "status", "reason"]
     pd.testing.assert_frame_equal(whole.ledger()[columns], resumed.ledger()[columns])
+
+
+def test_a_forced_exit_does_not_swallow_the_agents_first_order(lab: Lab) -> None:
+    """Regression: stop-loss exits took order id s{step}-c1, the id of the chat agent's
+    first tool call, so that order was dropped as a duplicate on the chat path."""
+    model = lab.models.create("stopped", ai_model_id="baseline/random", initial_cash=100_000.0)
+    lab.rules.apply_preset(model, "conservative")
+    ledgers = []
+    for path in ("chat", "direct"):
+        run = lab.start_run(model, path=path, background=False, end="2025-08-29")
+        ledgers.append(
+            run.ledger()[["step_index", "action", "symbol", "quantity", "order_id", "status"]]
+        )
+    forced = ledgers[1][ledgers[1]["order_id"].str.contains("-stop")]
+    assert not forced.empty, "the period must include a stop-loss exit"
+    pd.testing.assert_frame_equal(ledgers[0], ledgers[1])

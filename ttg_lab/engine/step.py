@@ -25,8 +25,9 @@ def simulate_step(
     """Run one step on ``ctx``; returns the equity marked at the bar's close."""
     ctx.advance(step, clock)
     ctx.start_step(last_marked)
-    for action, symbol, quantity, rule in stop_loss_exits(ctx):
-        trade.place_order(ctx, action, symbol, quantity, forced_by=rule)
+    for n, (action, symbol, quantity, rule) in enumerate(stop_loss_exits(ctx), start=1):
+        # a namespace of their own: the agent's order ids (s{step}-c1 ...) never collide
+        trade.place_order(ctx, action, symbol, quantity, f"s{step}-stop{n}", forced_by=rule)
     agent.run_step(ctx)
     record = ctx.record
     if not record.ledger:
