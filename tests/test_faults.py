@@ -250,14 +250,15 @@ def fast_locks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TTG_LAB_DB_RETRIES", "8")
 
 
+@pytest.mark.parametrize("path", ["direct", "chat"])  # chat also records its LLM calls
 def test_a_briefly_locked_sqlite_file_delays_a_run_but_changes_nothing(
-    sqlite_url: str, fast_locks: None, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, fast_locks: None, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     lab = open_lab(sqlite_url)
     lock = WriteLock(sqlite_url)
     try:
         model = make_model(lab, "locked briefly")
-        reference = lab.start_run(model, start=START, end=END, path="direct", background=False)
+        reference = lab.start_run(model, start=START, end=END, path=path, background=False)
 
         def hold_the_lock(ev: RunEvent) -> None:
             if ev.kind == "step" and ev.step_index == 20:
@@ -265,7 +266,7 @@ def test_a_briefly_locked_sqlite_file_delays_a_run_but_changes_nothing(
                 threading.Timer(1.0, lock.release).start()
 
         caplog.set_level(logging.WARNING, logger="ttg_lab")
-        run = lab.start_run(model, start=START, end=END, path="direct", on_event=hold_the_lock)
+        run = lab.start_run(model, start=START, end=END, path=path, on_event=hold_the_lock)
         assert run.wait(60) == "completed", run.info()["error"]
         assert_same_run(run, reference)
         retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]

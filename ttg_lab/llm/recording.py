@@ -214,31 +214,34 @@ class CallRecorder(AgentMiddleware):
         record.prompt_tokens += prompt_tokens
         record.completion_tokens += completion_tokens
         record.llm_cost += cost
-        with self.store.session() as session:
-            session.add(
-                LLMCall(
-                    run_id=self.run_id,
-                    chat_session_id=self.chat_session_id,
-                    step_index=self.context.step_index,
-                    attempt=self.attempt,
-                    call_index=call,
-                    ai_model_id=self.model_id,
-                    request_fingerprint=fingerprint,
-                    request={
-                        "messages": [plain_message(m) for m in messages],
-                        "tools": sorted(getattr(t, "name", str(t)) for t in tools),
-                        "sampling": self.sampling,
-                    },
-                    response=dump_message(answer) if answer is not None else {},
-                    tool_calls=[
-                        {"id": c.get("id"), "name": c["name"], "args": c["args"]}
-                        for c in (answer.tool_calls if answer is not None else [])
-                    ],
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    cost=cost,
-                    status=status,
-                    error=redact(f"{type(error).__name__}: {error}")[:4000] if error else None,
-                )
-            )
+        row = dict(
+            run_id=self.run_id,
+            chat_session_id=self.chat_session_id,
+            step_index=self.context.step_index,
+            attempt=self.attempt,
+            call_index=call,
+            ai_model_id=self.model_id,
+            request_fingerprint=fingerprint,
+            request={
+                "messages": [plain_message(m) for m in messages],
+                "tools": sorted(getattr(t, "name", str(t)) for t in tools),
+                "sampling": self.sampling,
+            },
+            response=dump_message(answer) if answer is not None else {},
+            tool_calls=[
+                {"id": c.get("id"), "name": c["name"], "args": c["args"]}
+                for c in (answer.tool_calls if answer is not None else [])
+            ],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            cost=cost,
+            status=status,
+            error=redact(f"{type(error).__name__}: {error}")[:4000] if error else None,
+        )
+
+        def insert() -> None:
+            with self.store.session() as session:
+                session.add(LLMCall(**row))
+
+        self.store.retrying(insert, f"recording LLM call {call} of step {self.context.step_index}")
