@@ -5,6 +5,7 @@ actions are refused to ordinary users, the leaderboard's public setting."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +222,27 @@ def test_user_commands_on_the_command_line(lab: Lab, db_url: str) -> None:
     assert code == 1 and "changing roles needs an admin; zoe is a user" in out
     code, out = ttg("users", "list")
     assert code == 0 and "zoe@team.org" in out and "yann@else.org" in out
+
+
+def test_a_batch_runs_as_the_user_who_started_it(
+    team: dict[str, Lab], db_url: str, tmp_path: Path
+) -> None:
+    from ttg_lab.batch.executors import LocalExecutor
+    from ttg_lab.batch.experiment import parse_experiment
+    from ttg_lab.batch.runner import BatchRunner
+
+    spec = parse_experiment(
+        {
+            "name": "alice-batch",
+            "concurrency": 1,
+            "base": {"mode": "daily", "path": "direct", **PERIOD},
+            "grid": {"ai_model_id": ["baseline/cash"]},
+        }
+    )
+    summary = BatchRunner(spec, db_url, tmp_path, LocalExecutor(), user="alice").run()
+    [result] = summary.results
+    assert result["status"] == "done", result
+    run_id = int(result["result"]["run_id"])
+    assert team["alice"].run(run_id).status == "completed"
+    with pytest.raises(NotFoundError):
+        team["bob"].run(run_id)

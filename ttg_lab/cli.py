@@ -547,7 +547,11 @@ def batch_cmd(
         if concurrency:
             spec.concurrency = concurrency
         runner = BatchRunner(
-            spec, lab.settings.db_url, lab.settings.reports_dir, make_executor(scheduler)
+            spec,
+            lab.settings.db_url,
+            lab.settings.reports_dir,
+            make_executor(scheduler),
+            user=lab.user.username,
         )
         todo = len(spec.runs) - sum(
             1 for s in spec.runs if runner.state().get(s.key, {}).get("status") == "done"

@@ -110,8 +110,9 @@ def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | N
         subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks")) if early else None
     )
     from ttg_lab.lab import open_lab
+    from ttg_lab.users import LOCAL_USERNAME
 
-    lab = open_lab(db_url)
+    lab = open_lab(db_url, user=LOCAL_USERNAME)  # preparing the store is the admin's job
     if not is_prepared(lab):
         print("preparing the embedded store (first start)...", flush=True)
         prepare_default(lab)

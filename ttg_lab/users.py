@@ -90,7 +90,7 @@ def resolve_user(store: Store, name: str | None = None) -> User:
                 f"this database connection belongs to {by_connection.username}, not {wanted}"
             )
         return by_connection
-    if not wanted:
+    if not wanted or wanted.strip().lower() == LOCAL_USERNAME:
         return ensure_local_user(store)
     user = find_user(store, wanted)
     if user is None:

@@ -30,6 +30,8 @@ def execute_notebook(job: Job) -> Result:
     output = Path(job["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
     os.environ["TTG_LAB_DB_URL"] = job["db_url"]
+    if job.get("user"):  # the runs belong to whoever started the batch
+        os.environ["TTG_LAB_USER"] = job["user"]
     if job.get("reports_dir"):
         os.environ["TTG_LAB_REPORTS_DIR"] = job["reports_dir"]
     base = {"key": job["key"], "output": str(output), "parameters": job["parameters"]}
@@ -123,9 +125,11 @@ class BatchRunner:
         reports_dir: Path,
         executor: Executor | None = None,
         template: Path | None = None,
+        user: str | None = None,
     ) -> None:
         self.experiment = experiment
         self.db_url = db_url
+        self.user = user
         self.folder = reports_dir / experiment.name
         self.executor = executor or make_executor(None)
         self.template = template or (Path(experiment.template) if experiment.template else TEMPLATE)
@@ -151,6 +155,7 @@ class BatchRunner:
             "template": str(self.template),
             "output": str(self.folder / f"{spec.key}.ipynb"),
             "db_url": self.db_url,
+            "user": self.user,
             "reports_dir": str(self.folder),
         }
 
@@ -181,7 +186,7 @@ class BatchRunner:
         frame.to_csv(self.folder / "summary.csv", index=False)
         run_ids = sorted({int(r) for r in frame["run_id"].dropna()})
         if len(run_ids) >= 2:
-            lab = open_lab(self.db_url, init=False)
+            lab = open_lab(self.db_url, init=False, user=self.user)
             try:
                 return comparison_report(lab, run_ids, self.folder / "summary.html")
             finally:
