@@ -38,6 +38,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def private_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Service pid files and logs go to the test's own folder, never the clone's data/."""
+    monkeypatch.setenv("TTG_LAB_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
 def local_admin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Labs act as the local admin unless a test names a user."""
     for name in ("JUPYTERHUB_USER", "TTG_LAB_USER"):

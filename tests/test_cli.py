@@ -86,8 +86,6 @@ def test_mcp_services_from_the_command_line(db_url: str, tmp_path: Path) -> None
     probe.bind(("127.0.0.1", 0))
     base = probe.getsockname()[1]
     probe.close()
-    env_state = {"TTG_LAB_STATE_DIR": str(tmp_path / "state")}
-    os.environ.update(env_state)
     try:
         out = ttg(db_url, "mcp", "start", "math", "price", "--base-port", str(base)).stdout
         assert out.count("True") >= 4  # running and healthy, twice
@@ -97,7 +95,6 @@ def test_mcp_services_from_the_command_line(db_url: str, tmp_path: Path) -> None
         assert refused.returncode == 1 and "without a token" in refused.stdout
     finally:
         out = ttg(db_url, "mcp", "stop").stdout
-        os.environ.pop("TTG_LAB_STATE_DIR")
     assert "math" in out and "price" in out
     assert "none were running" in ttg(db_url, "mcp", "stop").stdout
 
