@@ -152,3 +152,29 @@ def test_exposing_services_needs_a_token(lab: Lab, tmp_path: Path) -> None:
     manager = ServiceManager(replace(lab.settings, state_dir=tmp_path))
     with pytest.raises(ConfigError, match="without a token"):
         manager.start(host="0.0.0.0")
+
+
+def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> None:
+    from ttg_lab.lab import open_lab
+
+    period = {"start": "2025-06-10", "end": "2025-06-20", "background": False, "path": "direct"}
+    theirs = lab.start_run(lab.models.create("admin's", ai_model_id="baseline/cash"), **period)
+    lab.users.add("alice@team.org", "Alice")
+    alice = open_lab(lab.settings.db_url, user="alice")
+    mine = alice.start_run(alice.models.create("alice's", ai_model_id="baseline/cash"), **period)
+    assert alice.services.user == "alice"  # services started from her lab act as her
+    manager = ServiceManager(replace(alice.settings, state_dir=tmp_path), "alice")
+    [status] = manager.start(["trade"], ports={"trade": free_ports(1)[0]}, wait=60)
+    try:
+        assert status.healthy
+        error, answer = asyncio.run(
+            call(status.url, "get_portfolio", {}, {"X-TTG-Run": str(mine.id)})
+        )
+        assert not error and answer["cash"] == 10_000
+        error, answer = asyncio.run(
+            call(status.url, "get_portfolio", {}, {"X-TTG-Run": str(theirs.id)})
+        )
+        assert error and f"no run {theirs.id}" in str(answer)
+    finally:
+        manager.stop()
+        alice.close()

@@ -989,7 +989,7 @@ def mcp_serve(
     """Serve one SERVICE in the foreground (what `mcp start` runs)."""
     with clear_errors():
         lab = obj.lab()
-        serve(service, lab.settings.db_url, host, port or DEFAULT_PORTS[service], token)
+        serve(service, lab.settings.db_url, host, port or DEFAULT_PORTS[service], token, lab.user)
 
 
 if __name__ == "__main__":

@@ -259,7 +259,7 @@ class Lab:
     @property
     def services(self) -> ServiceManager:
         """Start, stop and check the MCP services (Math, Search, Trade, Price) over HTTP."""
-        return ServiceManager(self.settings)
+        return ServiceManager(self.settings, self.user.username)
 
     def close(self) -> None:
         self.store.dispose()

@@ -14,6 +14,7 @@ from ttg_lab.services.manager import MCP_PATH
 from ttg_lab.services.servers import build_service
 from ttg_lab.services.sessions import SessionRegistry
 from ttg_lab.store.database import Store
+from ttg_lab.store.schema import User
 from ttg_lab.tools.registry import tools_of
 
 
@@ -35,9 +36,12 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-def service_app(service: str, store: Store, token: str | None = None) -> Any:
-    """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``."""
-    registry = SessionRegistry(store)
+def service_app(
+    service: str, store: Store, token: str | None = None, user: User | None = None
+) -> Any:
+    """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``; run views are
+    limited to ``user``'s runs (any run without one)."""
+    registry = SessionRegistry(store, user)
     server = build_service(service, registry.resolve)
 
     @server.custom_route("/health", methods=["GET"])

@@ -16,12 +16,16 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.services.names import SERVICES
+
+if TYPE_CHECKING:
+    from ttg_lab.store.schema import User
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MCP_PATH = "/mcp"
@@ -70,10 +74,12 @@ def _alive(pid: int | None) -> bool:
 
 
 class ServiceManager:
-    """Manages the MCP service processes of one lab (one data folder)."""
+    """Manages the MCP service processes of one lab (one data folder). Services started
+    here act as ``user``: a run view shows only that user's runs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, user: str | None = None) -> None:
         self.settings = settings
+        self.user = user
         self.state_path = settings.state_dir / "mcp_services.json"
         self.log_dir = settings.state_dir / "logs"
 
@@ -146,6 +152,8 @@ class ServiceManager:
         state = self._state()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TTG_LAB_DB_URL": self.settings.db_url}
+        if self.user:
+            env["TTG_LAB_USER"] = self.user
         if token:
             env[TOKEN_ENV] = token
         for service in chosen:
@@ -218,8 +226,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def serve(service: str, store_url: str, host: str, port: int, token: str | None) -> None:
-    """Run one service in the foreground until interrupted."""
+def serve(
+    service: str,
+    store_url: str,
+    host: str,
+    port: int,
+    token: str | None,
+    user: User | None = None,
+) -> None:
+    """Run one service in the foreground until interrupted, acting as ``user``."""
     import uvicorn
 
     from ttg_lab.services.http import service_app
@@ -228,7 +243,7 @@ def serve(service: str, store_url: str, host: str, port: int, token: str | None)
     check_exposure(host, token)
     store = Store(store_url)
     store.migrate()
-    app = service_app(service, store, token)
+    app = service_app(service, store, token, user)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

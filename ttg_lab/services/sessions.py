@@ -24,13 +24,14 @@ from datetime import datetime
 from fastmcp.server.dependencies import get_http_headers
 from sqlalchemy import select
 
+from ttg_lab.access import check_run
 from ttg_lab.broker import COST_PRESETS, resolve_cost_model
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.runs import MODES, data_fingerprint, news_index, parse_time, price_index
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import RunStep, TradingRun
+from ttg_lab.store.schema import RunStep, TradingRun, User
 from ttg_lab.tools.context import RunContext
 
 SESSION_HEADER = "x-ttg-session"
@@ -45,8 +46,9 @@ DEFAULT_CASH = 10_000.0
 class SessionRegistry:
     """The sandbox and run sessions of one service process."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, user: User | None = None) -> None:
         self.store = store
+        self.user = user
         self._sandboxes: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -126,6 +128,8 @@ class SessionRegistry:
         if not text.strip().isdigit():
             raise ValidationError(f"{RUN_HEADER} must be a run id, got {text!r}")
         run_id = int(text)
+        if self.user is not None:  # another user's run is not found, as in the API
+            check_run(self.store, self.user, run_id)
         with self.store.session() as session:
             run = session.get(TradingRun, run_id)
             if run is None:
