@@ -246,3 +246,8 @@ def test_a_batch_runs_as_the_user_who_started_it(
     assert team["alice"].run(run_id).status == "completed"
     with pytest.raises(NotFoundError):
         team["bob"].run(run_id)
+    # and a rerun of it is hers too (it used to go to whoever the environment named)
+    from ttg_lab.batch.rerun import rerun
+
+    again = rerun(team["alice"], run_id)
+    assert again["identical"] and team["alice"].run(again["run_id"]).status == "completed"
