@@ -251,3 +251,36 @@ def test_a_batch_runs_as_the_user_who_started_it(
 
     again = rerun(team["alice"], run_id)
     assert again["identical"] and team["alice"].run(again["run_id"]).status == "completed"
+
+
+def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    house = admin.models.create("house momentum", ai_model_id="baseline/momentum")
+    run = admin.start_run(house, path="direct", background=False, **PERIOD)
+    with pytest.raises(NotFoundError):
+        alice.run(run.id)
+    admin.models.share(house)
+    # alice reads it everywhere: models, runs, ledger, metrics, analyst, leaderboard
+    assert "house-momentum" in [m.signature for m in alice.models.list()]
+    assert "house-momentum" in set(alice.runs()["model"])
+    assert len(alice.run(run.id).ledger()) == len(run.ledger())
+    assert alice.metrics(run.id)["total_return"] == admin.metrics(run.id)["total_return"]
+    assert alice.analyst(run.id).ask("How did it do?").text
+    assert set(alice.leaderboard()["model"]) == {"momentum", "house-momentum"}
+    assert set(ReasoningController(alice).models()) == {"house-momentum", "momentum"}
+    # ... and changes nothing of it
+    refused: list[Callable[[], Any]] = [
+        lambda: alice.models.update(house.id, description="mine"),
+        lambda: alice.models.delete(house.id),
+        lambda: alice.models.share(house.id, False),
+        lambda: alice.rules.add(house.id, "cap", {"max_position_pct": 10}),
+        lambda: alice.start_run(house.id, path="direct", background=False, **PERIOD),
+        lambda: alice.resume_run(run.id),
+    ]
+    for attempt in refused:
+        with pytest.raises(PermissionDeniedError, match="shared with you read-only"):
+            attempt()
+    assert admin.models.get(house.id).description == house.description
+    admin.models.share(house, False)
+    with pytest.raises(NotFoundError):
+        alice.run(run.id)

@@ -126,3 +126,27 @@ def test_the_lab_works_on_a_users_own_login(lab: Lab, logins: dict[str, str]) ->
 def test_database_logins_are_for_admins_on_postgresql(lab: Lab, logins: dict[str, str]) -> None:
     with pytest.raises(ValidationError, match="at least 8 characters"):
         lab.users.db_login("local", "short")
+
+
+def test_shared_models_are_readable_not_writable_with_raw_sql(
+    lab: Lab, logins: dict[str, str]
+) -> None:
+    house = lab.models.create("house cash", ai_model_id="baseline/cash")
+    run = lab.start_run(house, path="direct", background=False, **PERIOD)
+    with psql(logins["alice"]) as alice:
+        assert alice.execute(
+            "SELECT count(*) FROM ledger WHERE run_id = %s", (run.id,)
+        ).fetchone() == (0,)
+        lab.models.share(house)
+        rows = alice.execute("SELECT count(*) FROM ledger WHERE run_id = %s", (run.id,)).fetchone()
+        assert rows == (len(run.ledger()),)
+        assert (
+            alice.execute("UPDATE models SET name = 'mine' WHERE id = %s", (house.id,)).rowcount
+            == 0
+        )
+        assert alice.execute("DELETE FROM ledger WHERE run_id = %s", (run.id,)).rowcount == 0
+        assert (
+            alice.execute("UPDATE trading_runs SET status = 'x' WHERE id = %s", (run.id,)).rowcount
+            == 0
+        )
+    assert lab.run(run.id).status == "completed" and lab.models.get(house.id).name == "house cash"

@@ -1,9 +1,10 @@
 """Who may see and change what: one place for ownership and admin checks.
 
 Every model has an owner and every run belongs to a model. A lab acts as one user: an
-ordinary user sees and changes only what they own, an admin sees everything. Objects
-that exist but belong to someone else are reported as not found, so ids of other
-users' work reveal nothing. On PostgreSQL, row-level security (migration 0006) applies
+ordinary user changes only what they own and sees that plus shared models (read-only);
+an admin sees and changes everything. Objects a user may not see are reported as not
+found, so ids of other users' work reveal nothing; changing a shared model they can see
+is refused with PermissionDeniedError. On PostgreSQL, row-level security (migration 0006) applies
 the same rule in the database for connections made as a user's own role.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 
 from ttg_lab.errors import NotFoundError, PermissionDeniedError
 from ttg_lab.store.database import Store
@@ -35,30 +36,40 @@ def require_admin(user: User, action: str) -> None:
         )
 
 
-def own_models(user: User, query: Query) -> Query:
-    """``query`` (over ``models``) narrowed to what ``user`` may see."""
+def visible_models(user: User, query: Query) -> Query:
+    """``query`` (over ``models``) narrowed to what ``user`` may see: theirs and shared."""
     if is_admin(user):
         return query
-    return query.where(TradingModel.owner_id == user.id)
+    return query.where(or_(TradingModel.owner_id == user.id, TradingModel.shared.is_(True)))
 
 
-def check_run(store: Store, user: User, run_id: int) -> int:
-    """The model id of run ``run_id`` when ``user`` may see it; NotFoundError otherwise."""
+def check_owner(user: User, owner_id: int, what: str) -> None:
+    """Raise unless ``user`` may change ``what`` (owned by ``owner_id``)."""
+    if owner_id != user.id and not is_admin(user):
+        raise PermissionDeniedError(f"{what} is shared with you read-only; it is not yours")
+
+
+def check_run(store: Store, user: User, run_id: int, change: bool = False) -> int:
+    """The model id of run ``run_id`` when ``user`` may see it (``change``: and change
+    it); NotFoundError when they may not see it."""
     if isinstance(run_id, bool) or not isinstance(run_id, int):
         raise NotFoundError(f"no run {run_id!r}: run ids are whole numbers")
-    query = own_models(
+    query = visible_models(
         user,
-        select(TradingRun.model_id)
+        select(TradingRun.model_id, TradingModel.owner_id)
         .join(TradingModel, TradingModel.id == TradingRun.model_id)
         .where(TradingRun.id == run_id),
     )
     with store.session() as session:
-        model_id = session.scalar(query)
-    if model_id is None:
+        row = session.execute(query).first()
+    if row is None:
         raise NotFoundError(f"no run {run_id}")
-    return int(model_id)
+    if change:
+        check_owner(user, row.owner_id, f"run {run_id}")
+    return int(row.model_id)
 
 
 def leaderboard_owners(user: User, public: bool) -> list[int] | None:
-    """Owners whose models a user's leaderboard ranks (None: everyone's)."""
+    """Owners whose models a user's leaderboard ranks besides the shared ones (None:
+    everyone's)."""
     return None if public or is_admin(user) else [user.id]

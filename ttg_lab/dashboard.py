@@ -52,6 +52,7 @@ def prepare_default(lab: Lab) -> list[str]:
         if spec["name"] in known:
             continue
         model = lab.models.create(initial_cash=100_000.0, **spec)  # type: ignore[arg-type]
+        lab.models.share(model)  # the baselines are everyone's yardstick
         lab.start_run(model, mode="daily", path="direct", background=False)
         prepared.append(model.signature)
     return prepared

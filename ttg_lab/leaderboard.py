@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.metrics.bootstrap import iid_mean_interval
@@ -126,8 +126,8 @@ def leaderboard(
         query = query.where(
             TradingRun.period_end <= pd.Timestamp(end).to_pydatetime() + pd.Timedelta(days=1)
         )
-    if owners is not None:
-        query = query.where(TradingModel.owner_id.in_(owners))
+    if owners is not None:  # these owners' models and the shared ones
+        query = query.where(or_(TradingModel.owner_id.in_(owners), TradingModel.shared.is_(True)))
     with store.session() as session:
         rows = session.execute(query.order_by(TradingRun.id)).all()
     by_model: dict[int, list[Any]] = {}

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ttg_lab.access import own_models
+from ttg_lab.access import check_owner, visible_models
 from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, ValidationError
@@ -55,6 +55,7 @@ class ModelInfo:
     signature: str
     description: str
     active: bool
+    shared: bool
     market: str
     initial_cash: float
     tickers: list[str]
@@ -72,6 +73,7 @@ class ModelInfo:
             row.signature,
             row.description,
             row.active,
+            bool(row.shared),
             row.market,
             row.initial_cash,
             list(row.tickers),
@@ -201,8 +203,8 @@ class ModelService:
             return self.get(slugify(fields["signature"]) if fields.get("signature") else name)
 
     def get(self, ref: int | str | ModelInfo) -> ModelInfo:
-        """One of the user's models (any model for an admin) by id, signature or name;
-        the user's own model first where names repeat across users."""
+        """A model the user may see (theirs, shared ones; any for an admin) by id,
+        signature or name; the user's own model first where names repeat."""
         if isinstance(ref, ModelInfo):
             ref = ref.id
         if isinstance(ref, int) and not isinstance(ref, bool):
@@ -211,7 +213,7 @@ class ModelService:
             match = (TradingModel.signature == ref) | (TradingModel.name == ref)
         else:
             raise ValidationError(f"a model is named by id, signature or name, got {ref!r}")
-        query = own_models(self.user, select(TradingModel).where(match)).order_by(
+        query = visible_models(self.user, select(TradingModel).where(match)).order_by(
             (TradingModel.owner_id == self.user.id).desc(), TradingModel.id
         )
         with self.store.session() as session:
@@ -220,13 +222,29 @@ class ModelService:
                 raise NotFoundError(f"no model {ref!r}")
             return ModelInfo.of(row)
 
+    def owned(self, ref: int | str | ModelInfo) -> ModelInfo:
+        """A model the user may change: their own (any for an admin)."""
+        model = self.get(ref)
+        check_owner(self.user, model.owner_id, f"model {model.signature}")
+        return model
+
     def list(self) -> list[ModelInfo]:
-        """The user's models (every model for an admin)."""
+        """The models the user may see: theirs and shared ones (every model for an admin)."""
         with self.store.session() as session:
             rows = session.scalars(
-                own_models(self.user, select(TradingModel)).order_by(TradingModel.id)
+                visible_models(self.user, select(TradingModel)).order_by(TradingModel.id)
             )
             return [ModelInfo.of(r) for r in rows]
+
+    def share(self, ref: int | str | ModelInfo, shared: bool = True) -> ModelInfo:
+        """Show a model and its runs to every user, read-only (or stop showing them)."""
+        model = self.owned(ref)
+        with self.store.session() as session:
+            row = session.get(TradingModel, model.id)
+            assert row is not None
+            row.shared = bool(shared)
+            session.flush()
+            return ModelInfo.of(row)
 
     def frame(self) -> pd.DataFrame:
         """The models as a table."""
@@ -240,6 +258,7 @@ class ModelService:
                 "cash": m.initial_cash,
                 "tickers": len(m.tickers) or "all",
                 "active": m.active,
+                "shared": m.shared,
             }
             for m in self.list()
         ]
@@ -250,7 +269,7 @@ class ModelService:
         unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
         if unknown:
             raise ValidationError(f"cannot edit field(s): {', '.join(unknown)}")
-        current = self.get(ref)
+        current = self.owned(ref)
         merged = {f: getattr(current, f) for f in (*EDITABLE_FIELDS, "market")}
         merged.update(changes)
         if "ai_model_id" in changes and "parameters" not in changes:
@@ -269,7 +288,7 @@ class ModelService:
 
     def delete(self, ref: int | str | ModelInfo) -> None:
         """Delete a model with its runs and rules."""
-        model = self.get(ref)
+        model = self.owned(ref)
         with self.store.session() as session:
             session.execute(delete(TradingRun).where(TradingRun.model_id == model.id))
             session.execute(delete(TradingModel).where(TradingModel.id == model.id))

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 import ttg_lab
-from ttg_lab.access import check_run, own_models
+from ttg_lab.access import check_run, visible_models
 from ttg_lab.agents.factory import AgentRequest, build_agent, check_path, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
@@ -254,7 +254,7 @@ class RunService:
         provenance: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
-        info = self.models.get(model)
+        info = self.models.owned(model)
         check_path(info.ai_model_id, path)
         if replay_from is not None:
             self._check_replay_source(replay_from, info, path)
@@ -419,7 +419,7 @@ class RunService:
         self, run_id: int, background: bool = True, on_event: Subscriber | None = None
     ) -> RunHandle:
         """Continue a run from its last committed step (after a crash, stop or failure)."""
-        check_run(self.store, self.models.user, run_id)
+        check_run(self.store, self.models.user, run_id, change=True)
         live = _LIVE.get((self.store.url, run_id))
         if live is not None and live.running:
             raise RunStateError(f"run {run_id} is running in this process")
@@ -443,7 +443,7 @@ class RunService:
 
     def frame(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
         """Runs (of one model, or all) as a table, newest first."""
-        query = own_models(
+        query = visible_models(
             self.models.user, select(TradingRun, TradingModel.signature).join(TradingModel)
         )
         if model is not None:

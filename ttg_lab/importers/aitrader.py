@@ -884,6 +884,7 @@ def _import_model(
                 tickers=tickers,
                 ai_model_id=ai_model_id,
                 parameters={},
+                shared=origin == "shipped",  # the published runs are every user's reference
             )
             session.add(model_row)
             session.flush()

@@ -134,8 +134,8 @@ class RuleService:
         priority: int = 5,
         active: bool = True,
     ) -> RuleInfo:
-        """A new rule for ``model``, validated first."""
-        info = self.models.get(model)
+        """A new rule for ``model`` (one of the user's own), validated first."""
+        info = self.models.owned(model)
         name, category, priority, description = validate_rule_fields(
             name, category, priority, description
         )
@@ -188,6 +188,7 @@ class RuleService:
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise ValidationError(f"cannot edit rule field(s): {', '.join(unknown)}")
+        self.models.owned(model)
         current = self.get(model, name)
         merged = {**vars(current), **changes}
         new_name, category, priority, description = validate_rule_fields(
@@ -214,6 +215,7 @@ class RuleService:
             raise ValidationError(f"another rule is already named {new_name!r}") from None
 
     def remove(self, model: int | str | ModelInfo, name: str) -> None:
+        self.models.owned(model)
         rule = self.get(model, name)
         with self.store.session() as session:
             row = session.get(ModelRule, rule.id)
@@ -222,6 +224,7 @@ class RuleService:
 
     def apply_preset(self, model: int | str | ModelInfo, preset: str) -> builtins.list[RuleInfo]:
         """Add the rules of a named preset (all or nothing)."""
+        self.models.owned(model)
         if preset not in RULE_PRESETS:
             raise ValidationError(
                 f"unknown rule preset {preset!r}; known: {', '.join(RULE_PRESETS)}"
@@ -240,11 +243,12 @@ class RuleService:
         only for an admin."""
         if user_id not in (None, self.user.id):
             require_admin(self.user, "reading another user's trading profile")
+        return self._profile_of(user_id or self.user.id)
+
+    def _profile_of(self, user_id: int) -> dict[str, Any]:
         with self.store.session() as session:
             row = session.scalars(
-                select(UserTradingProfile).where(
-                    UserTradingProfile.user_id == (user_id or self.user.id)
-                )
+                select(UserTradingProfile).where(UserTradingProfile.user_id == user_id)
             ).first()
             return _profile_dict(row)
 
@@ -343,7 +347,7 @@ class RuleService:
         """The combined constraints a new run of ``model`` will enforce."""
         info = self.models.get(model)
         rules = [r.constraint() for r in self.list(info) if r.active]
-        profile = self.profile(info.owner_id)
+        profile = self._profile_of(info.owner_id)  # the owner's limits bind their runs
         limits = {
             PROFILE_FIELDS[k]: v
             for k, v in profile.items()

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -78,6 +79,8 @@ class TradingModel(Base):
     signature: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Visible to every user read-only (the imported AI-Trader runs, the demo baselines)."""
     market: Mapped[str] = mapped_column(String(16))
     initial_cash: Mapped[float] = mapped_column(Float)
     tickers: Mapped[list[Any]] = mapped_column(JSONType, default=list)

@@ -1,10 +1,11 @@
-"""Login names, sign-up allow-list, and row-level security on PostgreSQL
+"""Login names, sign-up allow-list, shared models, and row-level security on PostgreSQL
 
 Users get a login ``username`` (backfilled from the email) and an optional PostgreSQL
-``db_role``. On PostgreSQL every table holding a user's work gets row-level security:
-a connection made as a user's role sees and changes only that user's models, runs and
-everything under them (admins see all); shared market data is read-only to them. The
-lab's own connection owns the tables and so is not subject to the policies.
+``db_role``; models get ``shared`` (read-only for everyone; the imported AI-Trader runs
+are shared). On PostgreSQL every table holding a user's work gets row-level security:
+a connection made as a user's role changes only that user's models, runs and everything
+under them, and reads those plus shared models' (admins: everything); market data is
+read-only to them. The lab's own connection owns the tables and is not subject to it.
 
 Revision ID: 0006
 Revises: 0005
@@ -21,7 +22,9 @@ depends_on = None
 
 ME = "ttg_session_user_id()"
 ADMIN = "ttg_session_is_admin()"
-VISIBLE_RUNS = "run_id IN (SELECT id FROM trading_runs)"
+OWNED_MODELS = f"SELECT id FROM models WHERE owner_id = {ME} OR {ADMIN}"
+OWNED_RUNS = f"SELECT id FROM trading_runs WHERE model_id IN ({OWNED_MODELS})"
+VISIBLE_RUNS = "run_id IN (SELECT id FROM trading_runs)"  # RLS on trading_runs applies
 FUNCTIONS = [
     # SECURITY DEFINER so the lookup can read ``users``; session_user is the login role.
     "CREATE OR REPLACE FUNCTION ttg_session_user_id() RETURNS bigint LANGUAGE sql STABLE "
@@ -34,6 +37,21 @@ FUNCTIONS = [
 ]
 OWNED = {
     "models": f"owner_id = {ME} OR {ADMIN}",
+    "trading_runs": f"model_id IN ({OWNED_MODELS})",
+    "run_steps": f"run_id IN ({OWNED_RUNS})",
+    "ledger": f"run_id IN ({OWNED_RUNS})",
+    "agent_logs": f"run_id IN ({OWNED_RUNS})",
+    "reasoning_entries": f"run_id IN ({OWNED_RUNS})",
+    "gate_decisions": f"run_id IN ({OWNED_RUNS})",
+    "model_rules": f"model_id IN ({OWNED_MODELS})",
+    "user_trading_profiles": f"user_id = {ME} OR {ADMIN}",
+    "chat_sessions": f"user_id = {ME} OR {ADMIN}",
+    "chat_messages": "session_id IN (SELECT id FROM chat_sessions)",
+    "llm_calls": f"run_id IN ({OWNED_RUNS}) OR chat_session_id IN (SELECT id FROM chat_sessions)",
+}
+"""Tables a user writes (and reads) only where the condition holds."""
+SHARED_READ = {
+    "models": "shared",
     "trading_runs": "model_id IN (SELECT id FROM models)",
     "run_steps": VISIBLE_RUNS,
     "ledger": VISIBLE_RUNS,
@@ -41,12 +59,9 @@ OWNED = {
     "reasoning_entries": VISIBLE_RUNS,
     "gate_decisions": VISIBLE_RUNS,
     "model_rules": "model_id IN (SELECT id FROM models)",
-    "user_trading_profiles": f"user_id = {ME} OR {ADMIN}",
-    "chat_sessions": f"user_id = {ME} OR {ADMIN}",
-    "chat_messages": "session_id IN (SELECT id FROM chat_sessions)",
-    "llm_calls": f"{VISIBLE_RUNS} OR chat_session_id IN (SELECT id FROM chat_sessions)",
+    "llm_calls": VISIBLE_RUNS,
 }
-"""Tables a user reads and writes only where the condition holds."""
+"""What a user may also read: shared models and everything under them."""
 SHARED = ("stock_prices", "datasets", "news_items", "global_settings")
 """Tables everyone reads and only admins change."""
 
@@ -59,6 +74,8 @@ def _policies() -> list[str]:
             f"CREATE POLICY {table}_owner ON {table} FOR ALL "
             f"USING ({condition}) WITH CHECK ({condition})",
         ]
+    for table, condition in SHARED_READ.items():
+        statements.append(f"CREATE POLICY {table}_shared ON {table} FOR SELECT USING ({condition})")
     for table in SHARED:
         statements += [
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
@@ -78,6 +95,8 @@ def _policies() -> list[str]:
 
 def _drop_policies() -> list[str]:
     statements = []
+    for table in SHARED_READ:
+        statements.append(f"DROP POLICY IF EXISTS {table}_shared ON {table}")
     for table in OWNED:
         statements += [
             f"DROP POLICY IF EXISTS {table}_owner ON {table}",
@@ -101,6 +120,10 @@ def _drop_policies() -> list[str]:
 
 
 def upgrade() -> None:
+    op.add_column(
+        "models", sa.Column("shared", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.execute("UPDATE models SET shared = true WHERE signature LIKE 'aitrader-%'")
     op.add_column("users", sa.Column("username", sa.String(length=64), nullable=True))
     op.add_column("users", sa.Column("db_role", sa.String(length=63), nullable=True))
     users = sa.table(
@@ -146,3 +169,4 @@ def downgrade() -> None:
     # Plain DROP COLUMN: a batch rebuild of ``users`` would cascade deletes on SQLite.
     op.drop_column("users", "db_role")
     op.drop_column("users", "username")
+    op.drop_column("models", "shared")
