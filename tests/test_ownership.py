@@ -15,6 +15,7 @@ from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
 from widgets.admin import AdminController
 from widgets.app import Dashboard
+from widgets.models import ModelsController
 from widgets.reasoning import ReasoningController
 
 PERIOD = {"start": "2025-06-10", "end": "2025-06-24"}
@@ -281,6 +282,11 @@ def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:
         with pytest.raises(PermissionDeniedError, match="shared with you read-only"):
             attempt()
     assert admin.models.get(house.id).description == house.description
-    admin.models.share(house, False)
+    panel = ModelsController(alice)
+    panel.select("house-momentum")
+    assert not panel.toggle_share() and "shared with you read-only" in panel.error
+    panel = ModelsController(admin)
+    panel.select("house-momentum")
+    assert panel.toggle_share() and panel.message == "house-momentum is private again"
     with pytest.raises(NotFoundError):
         alice.run(run.id)

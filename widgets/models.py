@@ -98,6 +98,18 @@ class ModelsController(Controller):
             self.rows = self.lab.models.frame().to_dict("records")
         return self.ok
 
+    def toggle_share(self) -> bool:
+        """Share the selected model with every user (read-only), or stop sharing it."""
+        with self.action():
+            if not self.selected:
+                raise ValidationError("choose a model to share first")
+            model = self.lab.models.get(self.selected)
+            model = self.lab.models.share(model, not model.shared)
+            state = "shared with every user, read-only" if model.shared else "private again"
+            self.message = f"{model.signature} is {state}"
+            self.rows = self.lab.models.frame().to_dict("records")
+        return self.ok
+
     def request_delete(self, signature: str) -> None:
         """First step of deleting: ask for confirmation."""
         if not signature:
@@ -158,7 +170,7 @@ def view(ctl: ModelsController) -> w.Widget:
         w.link((ctl, trait), (widget, "value"))
     buttons = {
         label: w.Button(description=label)
-        for label in ("New", "Save", "Delete", "Confirm delete", "Cancel")
+        for label in ("New", "Save", "Share / unshare", "Delete", "Confirm delete", "Cancel")
     }
     buttons["Save"].button_style = "primary"
     buttons["Confirm delete"].button_style = "danger"
@@ -177,6 +189,7 @@ def view(ctl: ModelsController) -> w.Widget:
     )
     buttons["New"].on_click(lambda _: ctl.new())
     buttons["Save"].on_click(lambda _: ctl.save())
+    buttons["Share / unshare"].on_click(lambda _: ctl.toggle_share())
     buttons["Delete"].on_click(lambda _: ctl.request_delete(ctl.selected))
     buttons["Confirm delete"].on_click(lambda _: ctl.confirm_delete())
     buttons["Cancel"].on_click(lambda _: ctl.cancel_delete())
