@@ -557,6 +557,10 @@ AUDITED: dict[tuple[str, str], str] = {
         "ttg_lab/store/migrations/versions/0006_users_signup_row_level_security.py",
         "_drop_policies",
     ): "table names come from the module's own constants OWNED and SHARED",
+    (
+        "ttg_lab/store/migrations/versions/0006_users_signup_row_level_security.py",
+        "<module>",
+    ): "OWNED_MODELS and OWNED_RUNS are policy conditions built from the constants ME, ADMIN",
 }
 """Audited SQL built from identifiers (never from input), by (file, enclosing function)."""
 
