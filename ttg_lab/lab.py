@@ -249,8 +249,7 @@ class Lab:
         ``analyst.ai_model_id``) names one, the offline analyst otherwise."""
         from ttg_lab.analyst.analyst import Analyst
 
-        check_run(self.store, self.user, run_id)
-        return Analyst(self, run_id, model, parameters)
+        return Analyst(self, run_id, model, parameters)  # its tools check who may see the run
 
     def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
         """Runs of one model (or all), newest first."""

@@ -145,13 +145,21 @@ def _allow_listed(session: Any, email: str) -> str | None:
 
 def sign_up(store: Store, email: str, display_name: str, username: str | None = None) -> User:
     """Ask to join: approved at once when allow-listed, else pending an admin."""
+    return _insert_user(store, email, display_name, username, role=None)
+
+
+def _insert_user(
+    store: Store, email: str, display_name: str, username: str | None, role: str | None
+) -> User:
+    """A new user, in one transaction: approved with ``role`` when one is given (an admin
+    adding them), else with the allow-list's role, else pending."""
     email = _clean_email(email)
     if not (display_name or "").strip():
         raise ValidationError("a user needs a display name")
     with store.session() as session:
         if session.scalars(select(User).where(User.email == email)).first():
             raise ValidationError(f"{email} has signed up already")
-        role = _allow_listed(session, email)
+        role = role or _allow_listed(session, email)
         user = User(
             email=email,
             username=_username_for(session, email, username),
@@ -194,13 +202,7 @@ def add_user(
     """An admin adds (and so approves) a user."""
     require_admin(actor, "adding users")
     _check_role(role)
-    user = sign_up(store, email, display_name, username)
-    with store.session() as session:
-        row = session.get(User, user.id)
-        assert row is not None
-        row.role, row.approved = role, True
-        session.flush()
-        return row
+    return _insert_user(store, email, display_name, username, role)
 
 
 def approve(store: Store, actor: User, name: str, role: str | None = None) -> User:

@@ -9,6 +9,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
+from ttg_lab.access import is_admin
 from ttg_lab.errors import ValidationError
 from widgets.common import Controller, status_html, table_html
 
@@ -33,7 +34,7 @@ class AdminController(Controller):
 
     @property
     def allowed(self) -> bool:
-        return bool(self.lab.users.me()["admin"])
+        return is_admin(self.lab.user)
 
     def _reload(self) -> None:
         self.users = self.lab.users.list().to_dict("records")

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("TTG_LAB_TEST_PG_URL", "")
@@ -28,7 +28,7 @@ def require_pg() -> str:
     return PG_URL
 
 
-def _admin_engine():  # type: ignore[no-untyped-def]
+def _admin_engine() -> Engine:
     return create_engine(
         make_url(require_pg()).set(database="postgres"), isolation_level="AUTOCOMMIT"
     )
