@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +17,10 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ConfigError
 from ttg_lab.lab import Lab
-from ttg_lab.services.manager import ServiceManager
+from ttg_lab.services.manager import ProcessIdentity, ServiceManager
 from ttg_lab.services.names import SERVICES
 
 
@@ -178,3 +181,41 @@ def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> 
     finally:
         manager.stop()
         alice.close()
+
+
+def test_stop_never_signals_a_process_a_stale_state_file_names(tmp_path: Path) -> None:
+    """A state file naming some other live process (an entry without an identity, one
+    whose start time differs as after pid reuse, one whose command line differs) is
+    cleaned up by status and stop; that process is never signalled."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        manager = ServiceManager(replace(resolve_settings(), state_dir=tmp_path))
+        real = ProcessIdentity.of(bystander.pid)
+        assert real is not None and real.cmdline[0] == sys.executable
+        where = {"pid": bystander.pid, "host": "127.0.0.1", "port": 9}
+        manager.state_path.write_text(
+            json.dumps(
+                {
+                    "math": where,
+                    "search": {
+                        **where,
+                        "start_ticks": real.start_ticks + 1,
+                        "cmdline": real.cmdline,
+                    },
+                    "trade": {
+                        **where,
+                        "start_ticks": real.start_ticks,
+                        "cmdline": [sys.executable, "-m", "ttg_lab.cli", "mcp", "serve", "trade"],
+                    },
+                    "price": {**where, "start_ticks": "soon", "cmdline": real.cmdline},
+                }
+            )
+        )
+        assert not any(s.running or s.pid for s in manager.status())
+        assert not manager.state_path.exists()  # cleaned up, not obeyed
+        manager.state_path.write_text(json.dumps({"math": where}))
+        assert manager.stop() == []
+        assert bystander.poll() is None and not manager.state_path.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()

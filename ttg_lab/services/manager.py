@@ -4,6 +4,11 @@ Each service runs in its own process (``ttg-lab mcp serve SERVICE``) on 127.0.0.
 configurable port; the manager keeps their pids and ports in a small state file in the
 data folder and checks their health over HTTP. The token, when one is used, travels in
 the environment, never on a command line.
+
+A pid in the state file is obeyed only while it is still the process the manager
+started: its start time and command line (from ``/proc/<pid>/stat`` and
+``/proc/<pid>/cmdline``, recorded at start) must match. Anything else is a stale entry:
+it is dropped from the file, and nothing is ever signalled.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -61,16 +67,63 @@ class ServiceStatus:
         return f"http://{self.host}:{self.port}{MCP_PATH}"
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What tells a process from a later one that got the same pid: when it started
+    (clock ticks after boot, field 22 of ``/proc/<pid>/stat``) and its command line."""
+
+    pid: int
+    start_ticks: int
+    cmdline: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        """The identity of live process ``pid``; None when there is none (or only a zombie)
+        or when this system has no ``/proc`` to tell (then nothing is ever signalled)."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if fields[0] in ("Z", "X"):  # exited, not yet reaped
+            return None
+        cmdline = tuple(part.decode(errors="replace") for part in raw.split(b"\0")[:-1])
+        return cls(pid, int(fields[19]), cmdline)
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """One service as the state file keeps it: where it listens and which process it is."""
+
+    host: str
+    port: int
+    process: ProcessIdentity
+
+    def running(self) -> bool:
+        """Whether the recorded process is still the one the manager started."""
+        return ProcessIdentity.of(self.process.pid) == self.process
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "pid": self.process.pid,
+            "start_ticks": self.process.start_ticks,
+            "cmdline": list(self.process.cmdline),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ServiceRecord | None:
+        """A record from the state file; None for an entry that does not say which
+        process it is (an older or tampered file): such an entry is never obeyed."""
+        try:
+            process = ProcessIdentity(
+                int(data["pid"]), int(data["start_ticks"]), tuple(str(a) for a in data["cmdline"])
+            )
+            return cls(str(data["host"]), int(data["port"]), process)
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 class ServiceManager:
@@ -83,18 +136,28 @@ class ServiceManager:
         self.state_path = settings.state_dir / "mcp_services.json"
         self.log_dir = settings.state_dir / "logs"
 
-    def _state(self) -> dict[str, dict[str, object]]:
-        if not self.state_path.exists():
-            return {}
+    def _state(self) -> dict[str, ServiceRecord]:
+        """The services whose recorded process still runs; stale entries (a process that
+        ended, a pid now used by another program, an entry without an identity) are
+        dropped from the file here, so they are never obeyed."""
         try:
             data = json.loads(self.state_path.read_text())
-        except json.JSONDecodeError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        records = {name: ServiceRecord.from_json(entry) for name, entry in data.items()}
+        live = {name: r for name, r in records.items() if r is not None and r.running()}
+        if data and len(live) != len(data):
+            self._save(live)
+        return live
 
-    def _save(self, state: dict[str, dict[str, object]]) -> None:
+    def _save(self, state: dict[str, ServiceRecord]) -> None:
+        if not state:
+            self.state_path.unlink(missing_ok=True)
+            return
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps(state, indent=2))
+        data = {name: record.to_json() for name, record in state.items()}
+        self.state_path.write_text(json.dumps(data, indent=2))
 
     @staticmethod
     def _pick(services: list[str] | None) -> list[str]:
@@ -125,15 +188,27 @@ class ServiceManager:
         token = token or os.environ.get(TOKEN_ENV)
         result = []
         for service in SERVICES:
-            entry = state.get(service, {})
-            host = str(entry.get("host", "127.0.0.1"))
-            port = int(str(entry.get("port", DEFAULT_PORTS[service])))
-            pid = int(str(entry["pid"])) if entry.get("pid") else None
-            health = self.health(host, port, token) if _alive(pid) else None
+            record = state.get(service)
+            if record is None:
+                result.append(
+                    ServiceStatus(
+                        service, "127.0.0.1", DEFAULT_PORTS[service], None, False, False, []
+                    )
+                )
+                continue
+            health = self.health(record.host, record.port, token)
             listed = health.get("tools", []) if health else []
             tools = [str(t) for t in listed] if isinstance(listed, list) else []
             result.append(
-                ServiceStatus(service, host, port, pid, _alive(pid), health is not None, tools)
+                ServiceStatus(
+                    service,
+                    record.host,
+                    record.port,
+                    record.process.pid,
+                    True,
+                    health is not None,
+                    tools,
+                )
             )
         return result
 
@@ -157,31 +232,23 @@ class ServiceManager:
         if token:
             env[TOKEN_ENV] = token
         for service in chosen:
-            entry = state.get(service, {})
-            if _alive(int(str(entry["pid"])) if entry.get("pid") else None):
+            if service in state:
                 continue
             port = (ports or {}).get(service, DEFAULT_PORTS[service])
-            log = (self.log_dir / f"mcp-{service}.log").open("ab")
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ttg_lab.cli",
-                    "mcp",
-                    "serve",
-                    service,
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            state[service] = {"pid": process.pid, "host": host, "port": port}
+            command: tuple[str, ...] = (sys.executable, "-m", "ttg_lab.cli", "mcp", "serve")
+            command += (service, "--host", host, "--port", str(port))
+            with (self.log_dir / f"mcp-{service}.log").open("ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            identity = _identity_after_exec(process, command)
+            if identity is not None:
+                state[service] = ServiceRecord(host, port, identity)
         self._save(state)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -199,25 +266,44 @@ class ServiceManager:
         state = self._state()
         stopped = []
         for service in chosen:
-            entry = state.pop(service, {})
-            pid = int(str(entry["pid"])) if entry.get("pid") else None
-            if not _alive(pid):
+            record = state.pop(service, None)
+            if record is None:
                 continue
-            assert pid is not None
-            os.kill(pid, signal.SIGTERM)
+            _signal(record, signal.SIGTERM)
             deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
+            while record.running() and time.monotonic() < deadline:
+                _reap(record.process.pid)
                 time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                _reap(pid)
+            _signal(record, signal.SIGKILL)
+            _reap(record.process.pid)
             stopped.append(service)
         self._save(state)
         return stopped
 
     def describe(self) -> list[dict[str, object]]:
         return [{**asdict(s), "url": s.url} for s in self.status()]
+
+
+def _identity_after_exec(
+    process: subprocess.Popen[bytes], command: tuple[str, ...]
+) -> ProcessIdentity | None:
+    """The identity of a child just started with ``command``, read once the kernel shows
+    that command line (for a moment around the exec it may show none); None if the child
+    is gone by then."""
+    deadline = time.monotonic() + 5.0
+    while process.poll() is None and time.monotonic() < deadline:
+        identity = ProcessIdentity.of(process.pid)
+        if identity is not None and identity.cmdline == command:
+            return identity
+        time.sleep(0.005)
+    return None
+
+
+def _signal(record: ServiceRecord, signum: int) -> None:
+    """Send ``signum`` to the service's process, only while it is still that process."""
+    if record.running():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.process.pid, signum)
 
 
 def _reap(pid: int) -> None:
