@@ -121,6 +121,49 @@ def test_equity_curves_per_run_and_benchmark(lab: Lab, runs: Runs) -> None:
     assert "USD" in money.layout.yaxis.title.text
 
 
+def test_each_run_is_drawn_against_its_own_markets_benchmark_over_its_own_bars(
+    lab: Lab, runs: Runs
+) -> None:
+    """A US, a crypto and an A-share run, and a US run over another period: four
+    benchmark lines (QQQ twice, CD5, 000016.SH), each over its run's bars, each ending at
+    that run's benchmark_return; two runs over the same bars share one line."""
+    others = {}
+    periods = {
+        "crypto": ("2025-11-01", "2025-11-15"),  # the CD5 index starts on 1 November
+        "cn": ("2025-09-01", "2025-10-31"),
+        "us": ("2025-06-10", "2025-07-31"),
+    }
+    for market, (start, end) in periods.items():
+        model = lab.models.create(
+            f"bh {market}", ai_model_id="baseline/buy_and_hold", market=market
+        )
+        others[market] = lab.start_run(model, path="direct", background=False, start=start, end=end)
+    ids = [runs.mom.id, runs.capped.id, others["crypto"].id, others["cn"].id, others["us"].id]
+    fig = charts.equity_curves(lab, ids)
+    lines = [t for t in fig.data if t.meta and "benchmark" in t.meta]
+    assert sorted(t.meta["benchmark"] for t in lines) == ["000016.SH", "CD5", "QQQ", "QQQ"]
+    served = {tuple(t.meta["run_ids"]): t for t in lines}
+    assert sorted(served) == sorted(
+        [
+            (runs.mom.id, runs.capped.id),
+            (others["crypto"].id,),
+            (others["cn"].id,),
+            (others["us"].id,),
+        ]
+    )
+    expected = {runs.mom.id: "QQQ", others["crypto"].id: "CD5", others["cn"].id: "000016.SH"}
+    expected[others["us"].id] = "QQQ"
+    for run_ids, line in served.items():
+        run_id = run_ids[0]
+        metrics = lab.metrics(run_id)
+        assert line.meta["benchmark"] == expected[run_id] == metrics["benchmark"]
+        assert list(pd.to_datetime(line.x)) == list(pd.to_datetime(lab.run(run_id).equity()["ts"]))
+        assert line.y[-1] == pytest.approx(1 + metrics["benchmark_return"])
+        assert all(lab.run(r).info()["model"] in line.name for r in run_ids)  # says whose it is
+    with pytest.raises(ValidationError, match=r"different currencies \(CNY, USD\)"):
+        charts.equity_curves(lab, [runs.mom.id, others["cn"].id], normalise=False)
+
+
 def test_equity_curves_say_when_the_benchmark_is_missing(
     lab: Lab, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -124,14 +125,14 @@ def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
     return fig
 
 
-def _note(fig: go.Figure, message: str) -> None:
+def _note(fig: go.Figure, message: str, y: float = 0.5) -> None:
     """A visible explanation inside the plot (why something is missing)."""
     fig.add_annotation(
         text=text(message),
         xref="paper",
         yref="paper",
         x=0.5,
-        y=0.5,
+        y=y,
         showarrow=False,
         font={"size": 14, "color": "#DDDDDD"},
     )
@@ -168,26 +169,32 @@ def _equity(lab: Lab, run_id: int) -> pd.DataFrame:
 def equity_curves(
     lab: Lab, run_ids: Sequence[int], benchmark: bool = True, normalise: bool = True
 ) -> go.Figure:
-    """Equity of several runs, one point per bar, against buy-and-hold of the benchmark.
+    """Equity of several runs, one point per bar, each against buy-and-hold of its own
+    market's benchmark over its own bars.
 
     With ``normalise`` each curve is equity / initial cash (1.0 = the starting money), so
-    runs with different cash compare; otherwise money. The benchmark is the first run's
-    market benchmark bought at the close of that run's first bar, over the same bars
-    (so its last point is 1 + the run's ``benchmark_return``); when the data lacks it,
-    the chart says so instead.
+    runs with different cash, markets and periods compare; otherwise money, which needs
+    runs in one currency. A run's benchmark is bought at the open of that run's first bar
+    and follows that run's bars (so its last point is 1 + the run's ``benchmark_return``);
+    runs of one market and interval over the same bars share one benchmark line. Where
+    the data lacks a benchmark, the chart says so instead.
     """
     ids = list(dict.fromkeys(run_ids))
     if not ids:
         raise ValidationError("equity_curves needs at least one run id")
     infos = [_run(lab, run_id) for run_id in ids]
+    currencies = sorted({_currency(info) for info in infos})
+    if not normalise and len(currencies) > 1:
+        raise ValidationError(
+            f"runs {', '.join(str(i) for i in ids)} are in different currencies "
+            f"({', '.join(currencies)}): draw them normalised (growth of 1) instead of in money"
+        )
     colours = model_colours(info["model"] for info in infos)
     seen: dict[str, int] = {}
     fig = go.Figure()
-    first_equity: pd.DataFrame | None = None
+    frames: dict[int, pd.DataFrame] = {}
     for info in infos:
-        frame = _equity(lab, info["id"])
-        if first_equity is None:
-            first_equity = frame
+        frame = frames[info["id"]] = _equity(lab, info["id"])
         cash = float(info["snapshot"]["model"]["initial_cash"])
         values = frame["equity"].to_numpy(dtype=float)
         dash = ("solid", "dash", "dot", "dashdot", "longdash")[seen.get(info["model"], 0) % 5]
@@ -213,56 +220,89 @@ def equity_curves(
                 meta={"run_id": info["id"]},
             )
         )
-    first = infos[0]
-    if benchmark and first_equity is not None:
-        _add_benchmark(lab, fig, first, first_equity, normalise)
-    currency = _currency(first)
+    if benchmark:
+        _add_benchmarks(lab, fig, infos, frames, normalise, colours)
     _layout(
         fig,
         "Equity vs buy-and-hold of the benchmark" if benchmark else "Equity",
         xaxis_title="date",
-        yaxis_title="growth of 1 (start = 1.0)" if normalise else f"equity ({currency})",
+        yaxis_title="growth of 1 (start = 1.0)" if normalise else f"equity ({currencies[0]})",
         yaxis_tickformat=".2f" if normalise else ",.0f",
     )
     return fig
 
 
-def _add_benchmark(
-    lab: Lab, fig: go.Figure, info: dict[str, Any], equity: pd.DataFrame, normalise: bool
+def _add_benchmarks(
+    lab: Lab,
+    fig: go.Figure,
+    infos: list[dict[str, Any]],
+    frames: dict[int, pd.DataFrame],
+    normalise: bool,
+    colours: dict[str, str],
 ) -> None:
+    """One benchmark line per market, interval and set of bars among the runs (and per
+    starting cash when drawn in money), each labelled with the runs it belongs to."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    notes: list[str] = []
+    for info in infos:
+        stamps = tuple(frames[info["id"]]["ts"])
+        if not stamps:
+            notes.append(f"{_label(info)} has no bars yet")
+            continue
+        cash = None if normalise else float(info["snapshot"]["model"]["initial_cash"])
+        key = (info["snapshot"]["model"]["market"], _interval(info), stamps, cash)
+        groups.setdefault(key, []).append(info)
+    for served in groups.values():
+        first = served[0]
+        times = pd.DatetimeIndex(frames[first["id"]]["ts"])
+        growth = _benchmark_growth(lab, first, times)
+        market = first["snapshot"]["model"]["market"]
+        symbol = get_market(market).benchmark
+        if isinstance(growth, str):
+            notes.append(growth)
+            continue
+        cash = float(first["snapshot"]["model"]["initial_cash"])
+        y = growth if normalise else growth * cash
+        name = f"{symbol} buy-and-hold"
+        if len(groups) > 1:
+            name += " for " + ", ".join(_label(info) for info in served)
+        number = "%{y:.4f}" if normalise else "%{y:,.2f}"
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=y,
+                customdata=growth - 1.0,
+                mode="lines",
+                name=text(name),
+                line={
+                    "color": BENCHMARK_COLOUR if len(groups) == 1 else colours[first["model"]],
+                    "dash": "dot",
+                    "width": 2,
+                },
+                hovertemplate=f"{text(name)}: {number} (%{{customdata:+.2%}})<extra></extra>",
+                meta={"benchmark": symbol, "run_ids": [info["id"] for info in served]},
+            )
+        )
+    for i, message in enumerate(dict.fromkeys(notes)):
+        _note(fig, message, y=0.5 - 0.08 * i)
+
+
+def _benchmark_growth(
+    lab: Lab, info: dict[str, Any], times: pd.DatetimeIndex
+) -> npt.NDArray[np.float64] | str:
+    """Growth of 1 in the run's market benchmark at the run's bars, bought at the first
+    bar's open like the run's own orders (as ``benchmark_return``); or why there is none."""
     market = info["snapshot"]["model"]["market"]
     symbol = get_market(market).benchmark
     closes = benchmark_closes(lab.store, market, _interval(info))
-    if equity.empty:
-        _note(fig, "the run has no bars yet")
-        return
     if closes is None:
-        _note(fig, f"benchmark {symbol} is not in the {market} {_interval(info)} data")
-        return
-    times = pd.DatetimeIndex(equity["ts"])
+        return f"benchmark {symbol} is not in the {market} {_interval(info)} data"
     bench = closes.reindex(times).ffill().bfill().to_numpy(dtype=float)
     if not (np.all(np.isfinite(bench)) and np.all(bench > 0)):
-        _note(fig, f"benchmark {symbol} has no prices over these bars")
-        return
-    index = _index(lab, info)
-    entry = index.bar_value(symbol, times[0].to_pydatetime(), "open")
-    start = entry if entry and entry > 0 else bench[0]  # bought like the run: first open
-    growth = bench / start
-    cash = float(info["snapshot"]["model"]["initial_cash"])
-    y = growth if normalise else growth * cash
-    number = "%{y:.4f}" if normalise else "%{y:,.2f}"
-    fig.add_trace(
-        go.Scatter(
-            x=times,
-            y=y,
-            customdata=growth - 1.0,
-            mode="lines",
-            name=f"{text(symbol)} buy-and-hold",
-            line={"color": BENCHMARK_COLOUR, "dash": "dot", "width": 2},
-            hovertemplate=f"{text(symbol)}: {number} (%{{customdata:+.2%}})<extra></extra>",
-            meta={"benchmark": symbol},
-        )
-    )
+        return f"benchmark {symbol} has no prices over the bars of {_label(info)}"
+    entry = _index(lab, info).bar_value(symbol, times[0].to_pydatetime(), "open")
+    growth: npt.NDArray[np.float64] = bench / (entry if entry and entry > 0 else bench[0])
+    return growth
 
 
 def deepest_drawdown(values: np.ndarray) -> tuple[int, int] | None:

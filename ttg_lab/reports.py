@@ -568,7 +568,7 @@ def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None 
     """Write a comparison of several runs as a self-contained HTML file; returns its path.
 
     Default path: ``<reports_dir>/comparison-<ids>.html``. Contains the runs, their
-    metrics side by side, overlaid equity curves against the first run's benchmark, and
+    metrics side by side, overlaid equity curves each against its own market's benchmark, and
     leaderboard bars of their returns and Sharpe ratios.
     """
     ids = list(dict.fromkeys(int(i) for i in run_ids))
