@@ -4,13 +4,16 @@ form gives a clear message and saves nothing."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from ttg_lab.lab import Lab
+from ttg_lab import charts
+from ttg_lab.lab import Lab, open_lab
+from widgets import leaderboard, performance, rules
 from widgets.admin import AdminController
 from widgets.analyst import AnalystController
-from widgets.app import PANELS, Dashboard
+from widgets.app import PANELS, Dashboard, dashboard
 from widgets.leaderboard import LeaderboardController
 from widgets.models import ModelsController
 from widgets.monitor import MonitorController
@@ -244,3 +247,130 @@ def test_the_dashboard_builds_every_panel(lab: Lab) -> None:
     widget = Dashboard(lab).widget()
     tabs = widget.children[1]
     assert list(tabs.titles) == [title for title, _, _ in PANELS]
+
+
+def test_every_panel_reads_the_store_when_its_tab_is_opened(lab: Lab, db_url: str) -> None:
+    """A model and run created by another process since the dashboard was built appear in
+    every panel as soon as its tab is opened, without a Refresh."""
+    board = Dashboard(lab)
+    board.widget()
+    other = open_lab(db_url)
+    model = other.models.create("late comer", ai_model_id="baseline/momentum")
+    run = other.start_run(model, path="direct", background=False, end="2025-06-30")
+    other.close()
+    ctl = board.controllers
+    assert "late-comer" not in [r["signature"] for r in ctl["Models"].rows]  # as built
+    for index in [*range(1, len(board.panels)), 0]:
+        board.tabs.selected_index = index
+    assert "late-comer" in [r["signature"] for r in ctl["Models"].rows]
+    assert "late-comer" in [r["model"] for r in ctl["Leaderboard"].rows]
+    assert "late-comer" in ctl["Run"].models
+    assert "late-comer" in ctl["Reasoning"].model_choices
+    assert "late-comer" in ctl["Rules"].model_choices
+    for title in ("Monitor", "Performance", "Analyst"):
+        assert run.id in [run_id for _, run_id in ctl[title].choices], title
+    assert all(c.ok for c in ctl.values()), {t: c.error for t, c in ctl.items() if not c.ok}
+
+
+def test_a_panel_shows_nothing_of_a_model_deleted_elsewhere(lab: Lab, db_url: str) -> None:
+    """Opening a tab after another process deleted the model a panel shows empties what it
+    showed of that model and its run; the user's other choices stay."""
+    kept = lab.models.create("kept", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
+    kept_run = lab.start_run(kept, path="direct", background=False, end="2025-06-20")
+    model = lab.models.create("doomed", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
+    lab.rules.add(model, "cap", {"max_position_pct": 20})
+    run = lab.start_run(model, path="direct", background=False, end="2025-06-20")
+    board = Dashboard(lab)
+    board.widget()
+    ctl = board.controllers
+    ctl["Models"].select("doomed")
+    ctl["Run"].model = "kept"
+    ctl["Monitor"].watch(run.id)
+    ctl["Performance"].run_ids = [kept_run.id, run.id]
+    assert ctl["Performance"].show()
+    ctl["Reasoning"].choose("doomed")
+    ctl["Rules"].choose("doomed")
+    ctl["Rules"].load_attribution(run.id)
+    ctl["Analyst"].open(run.id)
+    assert ctl["Reasoning"].results and ctl["Rules"].attribution and ctl["Analyst"].analyst
+    other = open_lab(db_url)
+    other.models.delete("doomed")
+    other.close()
+    for index in [*range(1, len(board.panels)), 0]:
+        board.tabs.selected_index = index
+    assert ctl["Models"].selected == "" and ctl["Models"].name == ""
+    assert ctl["Run"].model == "kept"
+    assert ctl["Monitor"].run_id == 0 and ctl["Monitor"].feed == []
+    perf = ctl["Performance"]
+    assert perf.run_ids == [kept_run.id] and [r["run"] for r in perf.summary] == [kept_run.id]
+    reasoning = ctl["Reasoning"]
+    assert (reasoning.model, reasoning.run_id, reasoning.results) == ("", 0, [])
+    assert (ctl["Rules"].model, ctl["Rules"].rules, ctl["Rules"].attribution) == ("", [], [])
+    assert ctl["Analyst"].run_id == 0 and ctl["Analyst"].history == []
+    assert all(c.ok for c in ctl.values()), {t: c.error for t, c in ctl.items() if not c.ok}
+
+
+def test_the_dashboard_reads_the_store_when_a_page_takes_a_preheated_kernel(
+    lab: Lab, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Voila runs the notebook ahead of any page: what was created between the pre-heat
+    and the page opening is on the page."""
+    import voila.utils
+
+    def page_opens_later() -> None:
+        other = open_lab(db_url)
+        other.models.create("after preheat", ai_model_id="baseline/momentum")
+        other.close()
+
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    monkeypatch.setattr(voila.utils, "wait_for_request", page_opens_later)
+    board = dashboard(db_url)
+    assert board is not None
+    assert "after-preheat" in [r["signature"] for r in board.controllers["Models"].rows]
+
+
+def titles(drawn: dict[int, Any]) -> list[str]:
+    return [str(f.layout.title.text) for f in drawn.values() if f is not None]
+
+
+def test_no_panel_keeps_a_chart_of_an_earlier_choice(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: dict[int, Any] = {}  # what each chart output of a view shows now
+
+    def record(output: Any, figure: Any) -> None:
+        drawn[id(output)] = figure
+
+    for module in (performance, leaderboard, rules):
+        monkeypatch.setattr(module, "show_figure", record)
+    model = lab.models.create("charted", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    lab.rules.add(model, "cap", {"max_position_pct": 20})
+    run = lab.start_run(model, path="direct", background=False)
+    symbol = charts.most_traded_symbol(lab, run.id)
+    perf = PerformanceController(lab)
+    performance.view(perf)
+    perf.run_ids, perf.symbol = [run.id], str(symbol)
+    assert perf.show() and any("trades of" in t for t in titles(drawn))
+    perf.symbol = ""
+    assert perf.show() and titles(drawn) and not any("trades of" in t for t in titles(drawn))
+    perf.symbol = "NOPE"
+    assert not perf.show() and titles(drawn) == [] and perf.summary == []
+
+    drawn.clear()
+    board = LeaderboardController(lab)
+    leaderboard.view(board)
+    assert any(t.startswith("Leaderboard") for t in titles(drawn))
+    board.market = "crypto"
+    board.refresh()
+    assert board.rows == [] and titles(drawn) == []
+
+    drawn.clear()
+    editor = RulesController(lab)
+    rules.view(editor)
+    editor.choose("charted")
+    editor.load_attribution(run.id)
+    assert any(t.startswith("Rule attribution") for t in titles(drawn))
+    lab.models.create("plain", ai_model_id="baseline/cash")
+    editor.refresh()
+    editor.choose("plain")
+    assert editor.attribution == [] and titles(drawn) == []

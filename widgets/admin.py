@@ -11,7 +11,7 @@ import traitlets
 
 from ttg_lab.access import is_admin
 from ttg_lab.errors import ValidationError
-from widgets.common import Controller, status_html, table_html
+from widgets.common import Controller, set_options, status_html, table_html
 
 
 class AdminController(Controller):
@@ -42,6 +42,7 @@ class AdminController(Controller):
         self.settings = self.lab.rules.settings()
 
     def refresh(self) -> None:
+        """Read the users, the allow-list and the settings again."""
         with self.action():
             self._reload()
 
@@ -119,7 +120,7 @@ def view(ctl: AdminController) -> w.Widget:
 
     def redraw(*_: Any) -> None:
         users.value = table_html(pd.DataFrame(ctl.users))
-        who.options = [u["username"] or u["email"] for u in ctl.users]
+        set_options(who, [u["username"] or u["email"] for u in ctl.users], who.value)
         allow_list.value = table_html(pd.DataFrame(ctl.allow_list))
         settings.value = table_html(
             pd.DataFrame(

@@ -13,7 +13,7 @@ import ipywidgets as w
 import traitlets
 
 from ttg_lab.errors import TTGLabError, ValidationError
-from widgets.common import Controller, status_html
+from widgets.common import Controller, on_pick, set_options, status_html
 from widgets.dispatch import call_soon
 
 
@@ -26,21 +26,37 @@ class AnalystController(Controller):
     citations: traitlets.List[Any] = traitlets.List()
     suggestions: traitlets.List[Any] = traitlets.List()
     pending_accept = traitlets.Unicode("")
+    choices: traitlets.List[Any] = traitlets.List()
+    """The runs the user can ask about, as (label, run id)."""
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self.analyst: Any = None
         self.on_cite: Callable[[str, str], None] | None = None
+        self.refresh()
 
-    def runs(self) -> list[tuple[str, int]]:
-        return [
-            (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
-            for r in self.lab.runs().to_dict("records")
-        ]
+    def refresh(self) -> None:
+        """Read the runs again, and the open conversation (it may have grown elsewhere);
+        a run that is gone closes its conversation."""
+        with self.action():
+            self.choices = [
+                (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
+                for r in self.lab.runs().to_dict("records")
+            ]
+            if self.run_id and self.run_id not in [run_id for _, run_id in self.choices]:
+                self._close()
+            elif self.analyst is not None and not self.busy:
+                self.history = self.analyst.history()
+
+    def _close(self) -> None:
+        """No conversation open: nothing of an earlier run stays on screen."""
+        self.run_id, self.analyst, self.history = 0, None, []
+        self.citations, self.suggestions, self.streaming, self.pending_accept = [], [], "", ""
 
     def open(self, run_id: int) -> None:
         """Open (or reload) the conversation about a run."""
         with self.action():
+            self._close()
             if not run_id:
                 raise ValidationError("choose a run to ask about")
             self.run_id = run_id
@@ -68,15 +84,17 @@ class AnalystController(Controller):
         return self.ok
 
     def _answer(self, question: str) -> None:
+        analyst = self.analyst  # the conversation asked; the panel may open another meanwhile
         try:
-            for piece in self.analyst.ask_stream(question):
+            for piece in analyst.ask_stream(question):
                 call_soon(self._appender(piece))
-            answer = self.analyst.last_answer
+            answer = analyst.last_answer
 
             def finish() -> None:
-                self.history = self.analyst.history()
-                self.citations = [vars(c) for c in answer.citations]
-                self.suggestions = [s.to_dict() for s in answer.suggestions]
+                if self.analyst is analyst:
+                    self.history = analyst.history()
+                    self.citations = [vars(c) for c in answer.citations]
+                    self.suggestions = [s.to_dict() for s in answer.suggestions]
                 self.streaming, self.busy = "", False
 
             call_soon(finish)
@@ -121,7 +139,7 @@ class AnalystController(Controller):
 
 
 def view(ctl: AnalystController) -> w.Widget:
-    run = w.Dropdown(description="Run", options=[("", 0), *ctl.runs()])
+    run = w.Dropdown(description="Run", options=[("", 0), *ctl.choices])
     question = w.Textarea(placeholder="How did this run do, and why?", layout=w.Layout(width="70%"))
     w.link((ctl, "question"), (question, "value"))
     send = w.Button(description="Ask", button_style="primary")
@@ -192,7 +210,11 @@ def view(ctl: AnalystController) -> w.Widget:
             "pending_accept",
         ],
     )
-    run.observe(lambda change: ctl.open(change["new"]) if change["new"] else None, names="value")
+    ctl.observe(
+        lambda _: set_options(run, [("", 0), *ctl.choices], ctl.run_id),
+        names=["choices", "run_id"],
+    )
+    on_pick(run, lambda run_id: ctl.open(run_id) if run_id else None)
     send.on_click(lambda _: ctl.ask())
     confirm.on_click(lambda _: ctl.confirm_accept())
     cancel.on_click(lambda _: ctl.cancel_accept())

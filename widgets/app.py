@@ -1,8 +1,18 @@
-"""The dashboard: every panel in one tabbed app, dark themed, served by Voila."""
+"""The dashboard: every panel in one tabbed app, dark themed, served by Voila.
+
+Every panel reads the store when it is shown: each time its tab is opened, and when a
+page opens. Voila runs the dashboard notebook in a pre-heated kernel before anyone asks
+for a page, so :func:`dashboard` builds the app then, waits until a page takes the kernel
+and only then has the shown panel read the store (else the page would show the store as
+it was at pre-heat).
+"""
 
 from __future__ import annotations
 
 import html
+import logging
+import os
+import warnings
 from typing import Any
 
 import ipywidgets as w
@@ -25,6 +35,8 @@ from widgets import (
     services,
 )
 from widgets.common import THEME_CSS
+
+log = logging.getLogger(__name__)
 
 PANELS = (
     ("Models", models.ModelsController, models.view),
@@ -64,9 +76,15 @@ class Dashboard:
                 self.tabs.selected_index = [t for t, _, _ in self.panels].index("Reasoning")
             self._reasoning.show(kind, ref)
 
+    def refresh(self) -> None:
+        """Have the shown panel read the store (the others do when they are opened)."""
+        index = self.tabs.selected_index if hasattr(self, "tabs") else 0
+        self.controllers[self.panels[index or 0][0]].refresh()
+
     def widget(self) -> w.Widget:
         """The tabbed app. A panel's view is built the first time its tab is opened, so
-        the first render only draws the first panel."""
+        the first render only draws the first panel; every opening of a tab has its panel
+        read the store."""
         slots = [w.VBox() for _ in self.panels]
         tabs = w.Tab(children=slots)
         tabs.titles = tuple(title for title, _, _ in self.panels)
@@ -76,10 +94,12 @@ class Dashboard:
                 title, _, make = self.panels[index]
                 slots[index].children = (make(self.controllers[title]),)
 
-        tabs.observe(
-            lambda change: build(change["new"]) if change["new"] is not None else None,
-            names="selected_index",
-        )
+        def opened(change: dict[str, Any]) -> None:
+            if change["new"] is not None:
+                build(change["new"])
+                self.refresh()
+
+        tabs.observe(opened, names="selected_index")
         build(0)
         self.tabs = tabs
         user = self.lab.user
@@ -104,4 +124,21 @@ def dashboard(db_url: str | None = None, user: str | None = None) -> Dashboard |
         return None
     board = Dashboard(lab)
     display(board.widget())
+    if wait_for_page():
+        board.refresh()
     return board
+
+
+def wait_for_page() -> bool:
+    """In a kernel Voila pre-heats, block until a page takes the kernel and say so;
+    elsewhere (a kernel started for a page, a notebook, a test) return False at once.
+    Voila's request variables (``QUERY_STRING``, ...) are in ``os.environ`` afterwards."""
+    if os.environ.get("VOILA_PREHEAT") != "True":
+        return False
+    from voila.utils import wait_for_request
+
+    with warnings.catch_warnings(record=True) as caught:
+        wait_for_request()  # warns and returns when it cannot reach Voila
+    for warning in caught:
+        log.warning("the dashboard could not wait for its page: %s", warning.message)
+    return True

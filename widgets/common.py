@@ -38,6 +38,12 @@ class Controller(traitlets.HasTraits):
         super().__init__(**kwargs)
         self.lab = lab
 
+    def refresh(self) -> None:
+        """Read again from the store everything the panel shows (its lists, choices and
+        the run or model it shows). The dashboard calls it each time the panel's tab is
+        opened and when a page opens, so no panel shows the store as it was earlier."""
+        raise NotImplementedError(f"{type(self).__name__} must say how it reads the store")
+
     @contextmanager
     def action(self, done: str = "") -> Iterator[None]:
         """Run a user action: on success show ``done``; on failure show why."""
@@ -176,14 +182,51 @@ def status_html(controller: Controller) -> str:
     return ""
 
 
+def on_pick(picker: Any, callback: Callable[[Any], None]) -> None:
+    """Call ``callback(value)`` when the user picks a value in ``picker``; not when the
+    panel swaps its options (see :func:`set_options`)."""
+
+    def changed(change: dict[str, Any]) -> None:
+        if not getattr(picker, "_ttg_swapping", False):
+            callback(change["new"])
+
+    picker.observe(changed, names="value")
+
+
+def set_options(picker: Any, options: list[Any], value: Any) -> None:
+    """Give a picker new options and select ``value`` where it is still one of them.
+
+    ipywidgets selects the first option (or nothing) on every change of options, so
+    without this a panel that reads the store again would undo the user's choice; the
+    swap is invisible to callbacks added with :func:`on_pick`.
+    """
+    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    multiple = isinstance(picker.value, tuple)
+    picker._ttg_swapping = True
+    try:
+        if list(picker.options) != list(options):
+            picker.options = options
+        if multiple:
+            picker.value = tuple(v for v in value if v in values)
+        elif value in values:
+            picker.value = value
+    finally:
+        picker._ttg_swapping = False
+
+
 _PLOTLY_SHIPPED = False
 
 
 def show_figure(output: Any, figure: Any) -> None:
-    """Draw a plotly figure into an ``ipywidgets.Output``. The first figure of a kernel
-    also ships plotly.js (embedded, so the dashboard works offline); later ones only data."""
+    """Draw a plotly figure into an ``ipywidgets.Output``, or empty it when ``figure`` is
+    None (a chart of an earlier selection must not stay on screen). The first figure of a
+    kernel also ships plotly.js (embedded, so the dashboard works offline); later ones only
+    data."""
     from IPython.display import HTML, display
 
+    if figure is None:
+        output.clear_output()
+        return
     global _PLOTLY_SHIPPED
     loader = "" if _PLOTLY_SHIPPED else plotly_loader()
     _PLOTLY_SHIPPED = True

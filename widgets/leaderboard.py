@@ -22,6 +22,7 @@ SHOWN = [
     "total_return",
     "sharpe",
     "max_drawdown",
+    "benchmark",
     "benchmark_return",
     "vs_benchmark",
     "mean_return",
@@ -96,13 +97,17 @@ def view(ctl: LeaderboardController) -> w.Widget:
         shown = frame[[c for c in SHOWN if c in frame.columns]] if not frame.empty else frame
         table.value = table_html(ctl.table.view(shown), FORMATS)
         status.value = status_html(ctl)
-        if not frame.empty:
-            try:
-                show_figure(chart, leaderboard_bars(frame))
-            except Exception as exc:  # a chart problem must not hide the table
-                ctl.error = str(exc)
+
+    def draw(*_: Any) -> None:  # an empty board clears the chart of an earlier filter
+        frame = ctl.frame()
+        try:
+            show_figure(chart, None if frame.empty else leaderboard_bars(frame))
+        except Exception as exc:  # a chart problem must not hide the table
+            show_figure(chart, None)
+            ctl.error = str(exc)
 
     ctl.observe(redraw, names=["rows", "error", "message"])
+    ctl.observe(draw, names="rows")
     for widget in (market, mode, sort):
         widget.observe(lambda _: ctl.refresh(), names="value")
     refresh.on_click(lambda _: ctl.refresh())
@@ -117,6 +122,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
     prev_page.on_click(lambda _: turn(False))
     next_page.on_click(lambda _: turn(True))
     redraw()
+    draw()
     return w.VBox(
         [
             w.HTML('<div class="ttg-title">Leaderboard</div>'),

@@ -10,7 +10,7 @@ import traitlets
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money
-from widgets.common import Controller, status_html, table_html
+from widgets.common import Controller, on_pick, set_options, status_html, table_html
 
 MARKETS = ["us", "cn", "crypto"]
 
@@ -40,8 +40,11 @@ class ModelsController(Controller):
         return self.lab.models.available_ai_models()
 
     def refresh(self) -> None:
+        """Read the models again; the form of a model that is gone is emptied."""
         with self.action():
             self.rows = self.lab.models.frame().to_dict("records")
+            if self.selected and self.selected not in [r["signature"] for r in self.rows]:
+                self.new()
 
     def new(self) -> None:
         """Empty the form for a new model."""
@@ -178,15 +181,13 @@ def view(ctl: ModelsController) -> w.Widget:
     def redraw(*_: Any) -> None:
         frame = pd.DataFrame(ctl.rows)
         table.value = table_html(frame, {"cash": money})
-        picker.options = ["", *[r["signature"] for r in ctl.rows]]
+        set_options(picker, ["", *[r["signature"] for r in ctl.rows]], ctl.selected)
         status.value = status_html(ctl)
         buttons["Confirm delete"].layout.display = "" if ctl.pending_delete else "none"
         buttons["Cancel"].layout.display = "" if ctl.pending_delete else "none"
 
-    ctl.observe(redraw, names=["rows", "message", "error", "pending_delete"])
-    picker.observe(
-        lambda change: ctl.select(change["new"]) if change["new"] else ctl.new(), names="value"
-    )
+    ctl.observe(redraw, names=["rows", "message", "error", "pending_delete", "selected"])
+    on_pick(picker, lambda signature: ctl.select(signature) if signature else ctl.new())
     buttons["New"].on_click(lambda _: ctl.new())
     buttons["Save"].on_click(lambda _: ctl.save())
     buttons["Share / unshare"].on_click(lambda _: ctl.toggle_share())

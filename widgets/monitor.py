@@ -1,7 +1,7 @@
 """Live monitor: positions, cash, equity and the trade feed of a run, updating as it trades.
 
 A run executing in this kernel pushes its events; any other run (another process, a
-batch worker) is read from the store with :meth:`MonitorController.refresh`, which the
+batch worker) is read from the store with :meth:`MonitorController.load`, which the
 view calls every couple of seconds while the run is going.
 """
 
@@ -18,7 +18,14 @@ import traitlets
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money, percent
-from widgets.common import Controller, cards_html, status_html, table_html
+from widgets.common import (
+    Controller,
+    cards_html,
+    on_pick,
+    set_options,
+    status_html,
+    table_html,
+)
 from widgets.dispatch import call_soon
 
 FEED_ROWS = 50
@@ -35,34 +42,50 @@ class MonitorController(Controller):
     initial_cash = traitlets.Float(0.0)
     positions = traitlets.Dict()
     feed: traitlets.List[Any] = traitlets.List()
+    choices: traitlets.List[Any] = traitlets.List()
+    """The runs the user can watch, as (label, run id)."""
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self._unsubscribe: Any = None
+        self.refresh()
 
-    def runs(self) -> list[tuple[str, int]]:
-        frame = self.lab.runs()
-        return [
-            (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
-            for r in frame.to_dict("records")
-        ]
+    def refresh(self) -> None:
+        """Read the runs again, and the watched run's state; a run that is gone is no
+        longer shown."""
+        with self.action():
+            self.choices = [
+                (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
+                for r in self.lab.runs().to_dict("records")
+            ]
+            if self.run_id and self.run_id not in [run_id for _, run_id in self.choices]:
+                self._follow(0)
+            elif self.run_id:
+                self.load()
 
     def watch(self, run_id: int) -> None:
         """Follow run ``run_id``: load its state and subscribe to it when it runs here."""
         with self.action():
-            if self._unsubscribe:
-                self._unsubscribe()
-                self._unsubscribe = None
+            self._follow(0)
             if not run_id:
                 raise ValidationError("choose a run to watch")
-            self.run_id = run_id
-            self.refresh()
+            self._follow(run_id)
+            self.load()
             handle = self.lab.run(run_id)
             if handle.running:
                 self._unsubscribe = handle.subscribe(self._on_event, replay=False)
 
-    def refresh(self) -> None:
-        """Read the run's latest committed state from the store."""
+    def _follow(self, run_id: int) -> None:
+        """Stop following the current run and show ``run_id`` (0: none) from scratch."""
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.run_id, self.status, self.clock = run_id, "", ""
+        self.cash = self.equity = self.initial_cash = 0.0
+        self.positions, self.feed = {}, []
+
+    def load(self) -> None:
+        """Read the watched run's latest committed state from the store."""
         with self.action():
             handle = self.lab.run(self.run_id)
             info = handle.info()
@@ -118,7 +141,7 @@ class MonitorController(Controller):
 
 
 def view(ctl: MonitorController) -> w.Widget:
-    picker = w.Dropdown(description="Run", options=[("", 0), *ctl.runs()])
+    picker = w.Dropdown(description="Run", options=[("", 0), *ctl.choices])
     reload_runs = w.Button(description="↻ runs")
     cards, positions, feed, status = w.HTML(), w.HTML(), w.HTML(), w.HTML()
 
@@ -141,16 +164,18 @@ def view(ctl: MonitorController) -> w.Widget:
     ctl.observe(
         redraw, names=["cash", "equity", "positions", "feed", "status", "clock", "error", "message"]
     )
-    picker.observe(
-        lambda change: ctl.watch(change["new"]) if change["new"] else None, names="value"
+    ctl.observe(
+        lambda _: set_options(picker, [("", 0), *ctl.choices], ctl.run_id),
+        names=["choices", "run_id"],
     )
-    reload_runs.on_click(lambda _: setattr(picker, "options", [("", 0), *ctl.runs()]))
+    on_pick(picker, lambda run_id: ctl.watch(run_id) if run_id else None)
+    reload_runs.on_click(lambda _: ctl.refresh())
 
     async def poll() -> None:
         while True:
             await asyncio.sleep(2.0)
             if ctl.run_id and ctl.status == "running" and ctl._unsubscribe is None:
-                ctl.refresh()
+                ctl.load()
 
     with contextlib.suppress(RuntimeError):  # no loop in plain Python: no polling
         asyncio.get_event_loop().create_task(poll())

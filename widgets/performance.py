@@ -11,7 +11,7 @@ import traitlets
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import by_unit
 from ttg_lab.metrics.reference import METRICS
-from widgets.common import Controller, show_figure, status_html
+from widgets.common import Controller, set_options, show_figure, status_html
 
 HEADLINE = (
     "total_return",
@@ -22,6 +22,7 @@ HEADLINE = (
     "calmar",
     "win_rate",
     "trades",
+    "benchmark",
     "benchmark_return",
     "vs_benchmark",
 )
@@ -32,19 +33,37 @@ class PerformanceController(Controller):
     symbol = traitlets.Unicode("")
     figures = traitlets.Dict()
     summary: traitlets.List[Any] = traitlets.List()
+    choices: traitlets.List[Any] = traitlets.List()
+    """The finished runs the user can chart, as (label, run id)."""
 
-    def runs(self) -> list[tuple[str, int]]:
-        frame = self.lab.runs()
-        frame = frame[frame["status"].isin(["completed", "stopped"])]
-        return [
-            (f"{r['id']}: {r['model']} #{r['run_number']} {r['mode']}", int(r["id"]))
-            for r in frame.to_dict("records")
-        ]
+    def __init__(self, lab: Any) -> None:
+        super().__init__(lab)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the finished runs again; charts of a chosen run that is gone are redrawn
+        without it (or cleared)."""
+        with self.action():
+            frame = self.lab.runs()
+            frame = frame[frame["status"].isin(["completed", "stopped"])]
+            self.choices = [
+                (f"{r['id']}: {r['model']} #{r['run_number']} {r['mode']}", int(r["id"]))
+                for r in frame.to_dict("records")
+            ]
+        known = {run_id for _, run_id in self.choices}
+        if any(run_id not in known for run_id in self.run_ids):
+            self.run_ids = [run_id for run_id in self.run_ids if run_id in known]
+            if self.run_ids:
+                self.show()
+            else:
+                self.figures, self.summary = {}, []
 
     def show(self) -> bool:
-        """Build the charts and the headline metrics of the chosen runs."""
+        """Build the charts and the headline metrics of the chosen runs. What an earlier
+        choice drew is gone first, even when this one fails."""
         from ttg_lab import charts
 
+        self.figures, self.summary = {}, []
         with self.action():
             if not self.run_ids:
                 raise ValidationError("choose one or more runs")
@@ -80,7 +99,7 @@ def view(ctl: PerformanceController) -> w.Widget:
     from widgets.common import table_html
 
     runs = w.SelectMultiple(
-        description="Runs", options=ctl.runs(), rows=8, layout=w.Layout(width="60%")
+        description="Runs", options=ctl.choices, rows=8, layout=w.Layout(width="60%")
     )
     symbol = w.Text(description="Symbol", placeholder="trades on this symbol's chart")
     go = w.Button(description="Show", button_style="primary")
@@ -91,17 +110,24 @@ def view(ctl: PerformanceController) -> w.Widget:
     def redraw(*_: Any) -> None:
         status.value = status_html(ctl)
         summary.value = table_html(pd.DataFrame(ctl.summary))
-        for name, figure in ctl.figures.items():
-            show_figure(outputs[name], figure)
+
+    def draw(*_: Any) -> None:  # every output: a chart this choice lacks is cleared
+        for name, output in outputs.items():
+            show_figure(output, ctl.figures.get(name))
 
     def on_show(_: Any) -> None:
         ctl.run_ids, ctl.symbol = list(runs.value), symbol.value
         ctl.show()
 
-    ctl.observe(redraw, names=["figures", "summary", "error", "message"])
+    ctl.observe(redraw, names=["summary", "error", "message"])
+    ctl.observe(draw, names="figures")
+    ctl.observe(
+        lambda _: set_options(runs, ctl.choices, tuple(ctl.run_ids)), names=["choices", "run_ids"]
+    )
     go.on_click(on_show)
-    reload_runs.on_click(lambda _: setattr(runs, "options", ctl.runs()))
+    reload_runs.on_click(lambda _: ctl.refresh())
     redraw()
+    draw()
     return w.VBox(
         [
             w.HTML('<div class="ttg-title">Performance</div>'),

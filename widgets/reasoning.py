@@ -13,7 +13,14 @@ import traitlets
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money, when
 from ttg_lab.reasoning import REASONING_TYPES, run_steps_with_reasoning, search_reasoning, trades_of
-from widgets.common import Controller, TableState, status_html, table_html
+from widgets.common import (
+    Controller,
+    TableState,
+    on_pick,
+    set_options,
+    status_html,
+    table_html,
+)
 
 PAGE = 25
 
@@ -33,14 +40,35 @@ class ReasoningController(Controller):
     step_entries: traitlets.List[Any] = traitlets.List()
     step_trades: traitlets.List[Any] = traitlets.List()
     focus = traitlets.Unicode("search")  # which view to show: search | day
+    model_choices = traitlets.List(traitlets.Unicode())
+    """The models the user can read (signatures)."""
+    run_choices: traitlets.List[Any] = traitlets.List()
+    """The chosen model's runs, as (label, run id)."""
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self.table = TableState(page_size=PAGE)
         self._steps: list[tuple[int, Any]] = []
+        self.refresh()
 
-    def models(self) -> list[str]:
-        return [m.signature for m in self.lab.models.list()]
+    def refresh(self) -> None:
+        """Read the models, the chosen model's runs and the chosen run's entries again (a
+        running run has new steps); a model or run that is gone is no longer shown."""
+        with self.action():
+            self.model_choices = [m.signature for m in self.lab.models.list()]
+            if self.model not in self.model_choices:
+                self._clear()
+                self.model, self.run_choices = "", []
+                return
+            if not self.model:
+                return
+            self.run_choices = self.runs()
+            if self.run_id not in [run_id for _, run_id in self.run_choices]:
+                self._clear()
+                return
+            self._steps = run_steps_with_reasoning(self.lab.store, self.run_id)
+        if self.ok and self.run_id:
+            self.search()
 
     def runs(self) -> list[tuple[str, int]]:
         if not self.model:
@@ -55,11 +83,19 @@ class ReasoningController(Controller):
             for r in frame.to_dict("records")
         ]
 
+    def _clear(self) -> None:
+        """Show no run: nothing of an earlier choice stays on screen."""
+        self.run_id, self.total, self.results = 0, 0, []
+        self.step_position, self.step_entries, self.step_trades = -1, [], []
+        self._steps = []
+        self.table.page = 0
+
     def choose(self, model: str, run_id: int | None = None) -> None:
         """Pick a model and (by default) its latest run, then search."""
         with self.action():
+            self._clear()
             self.model = model
-            runs = self.runs()
+            self.run_choices = runs = self.runs()
             if not runs:
                 raise ValidationError(f"model {model} has no runs yet")
             chosen = run_id or runs[0][1]
@@ -166,8 +202,8 @@ def entries_html(rows: list[dict[str, Any]]) -> str:
 
 
 def view(ctl: ReasoningController) -> w.Widget:
-    model = w.Dropdown(description="Model", options=["", *ctl.models()])
-    run = w.Dropdown(description="Run", options=[])
+    model = w.Dropdown(description="Model", options=["", *ctl.model_choices])
+    run = w.Dropdown(description="Run", options=ctl.run_choices)
     types = w.SelectMultiple(
         description="Types", options=list(REASONING_TYPES), value=list(REASONING_TYPES), rows=4
     )
@@ -187,15 +223,9 @@ def view(ctl: ReasoningController) -> w.Widget:
         w.HTML(),
     )
 
-    def on_model(change: dict[str, Any]) -> None:
-        if change["new"]:
-            ctl.choose(change["new"])
-            run.options = ctl.runs()
-            run.value = ctl.run_id or None
-
-    def on_run(change: dict[str, Any]) -> None:
-        if change["new"] and change["new"] != ctl.run_id:
-            ctl.choose(ctl.model, change["new"])
+    def on_run(run_id: int | None) -> None:
+        if run_id and run_id != ctl.run_id:
+            ctl.choose(ctl.model, run_id)
 
     def apply_filters(_: Any) -> None:
         ctl.types, ctl.start, ctl.end, ctl.text = (
@@ -221,8 +251,15 @@ def view(ctl: ReasoningController) -> w.Widget:
         redraw,
         names=["results", "message", "error", "step_entries", "step_trades", "step_position"],
     )
-    model.observe(on_model, names="value")
-    run.observe(on_run, names="value")
+    ctl.observe(
+        lambda _: set_options(model, ["", *ctl.model_choices], ctl.model),
+        names=["model_choices", "model"],
+    )
+    ctl.observe(
+        lambda _: set_options(run, ctl.run_choices, ctl.run_id), names=["run_choices", "run_id"]
+    )
+    on_pick(model, lambda signature: ctl.choose(signature) if signature else None)
+    on_pick(run, on_run)
     go.on_click(apply_filters)
     prev_page.on_click(lambda _: ctl.previous_page())
     next_page.on_click(lambda _: ctl.next_page())

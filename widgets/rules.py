@@ -13,7 +13,14 @@ import traitlets
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money
 from ttg_lab.rules.params import CATEGORIES, RULE_PARAMS
-from widgets.common import Controller, show_figure, status_html, table_html
+from widgets.common import (
+    Controller,
+    on_pick,
+    set_options,
+    show_figure,
+    status_html,
+    table_html,
+)
 
 
 class RulesController(Controller):
@@ -26,14 +33,32 @@ class RulesController(Controller):
     scope = traitlets.Unicode("{}")
     description = traitlets.Unicode("")
     attribution: traitlets.List[Any] = traitlets.List()
+    model_choices = traitlets.List(traitlets.Unicode())
+    """The models the user can see (signatures)."""
+    run_choices: traitlets.List[Any] = traitlets.List()
+    """The chosen model's runs, as (label, run id), for attribution."""
 
-    def models(self) -> list[str]:
-        return [m.signature for m in self.lab.models.list()]
+    def __init__(self, lab: Any) -> None:
+        super().__init__(lab)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the models, and the chosen model's rules and runs, again; a model that is
+        gone is no longer shown."""
+        with self.action():
+            self.model_choices = [m.signature for m in self.lab.models.list()]
+            if self.model not in self.model_choices:
+                self.model, self.rules, self.run_choices, self.attribution = "", [], [], []
+            elif self.model:
+                self.rules = [vars(r) for r in self.lab.rules.list(self.model)]
+                self.run_choices = self.runs()
 
     def choose(self, model: str) -> None:
+        """Show ``model``'s rules and runs; the attribution of another model's run goes."""
         with self.action():
-            self.model = model
+            self.model, self.rules, self.run_choices, self.attribution = model, [], [], []
             self.rules = [vars(r) for r in self.lab.rules.list(model)]
+            self.run_choices = self.runs()
 
     def _json(self, text: str, what: str) -> Any:
         try:
@@ -113,7 +138,7 @@ class RulesController(Controller):
 def view(ctl: RulesController) -> w.Widget:
     from ttg_lab.charts import rule_attribution
 
-    model = w.Dropdown(description="Model", options=["", *ctl.models()])
+    model = w.Dropdown(description="Model", options=["", *ctl.model_choices])
     name = w.Text(description="Name")
     category = w.Dropdown(description="Category", options=list(CATEGORIES))
     priority = w.BoundedIntText(description="Priority", min=1, max=10)
@@ -134,7 +159,7 @@ def view(ctl: RulesController) -> w.Widget:
         w.Button(description=d) for d in ("Save", "Edit", "Pause/resume", "Remove")
     )
     save.button_style, remove.button_style = "primary", "danger"
-    run = w.Dropdown(description="Run", options=[])
+    run = w.Dropdown(description="Run", options=ctl.run_choices)
     attribute = w.Button(description="Attribution")
     table, status, attribution, chart = w.HTML(), w.HTML(), w.HTML(), w.Output()
     known = w.HTML("<small>Limits: " + ", ".join(RULE_PARAMS) + "</small>")
@@ -143,22 +168,21 @@ def view(ctl: RulesController) -> w.Widget:
         table.value = table_html(
             pd.DataFrame(ctl.rules).drop(columns=["id", "model_id"], errors="ignore")
         )
-        pick.options = [r["name"] for r in ctl.rules]
+        set_options(pick, [r["name"] for r in ctl.rules], pick.value)
         status.value = status_html(ctl)
         frame = pd.DataFrame(ctl.attribution)
         attribution.value = table_html(
             frame, {"final_value": money, "final_without": money, "pnl_effect": money}
         )
-        if not frame.empty:
-            show_figure(chart, rule_attribution(frame))
-
-    def on_model(change: dict[str, Any]) -> None:
-        if change["new"]:
-            ctl.choose(change["new"])
-            run.options = ctl.runs()
+        show_figure(chart, None if frame.empty else rule_attribution(frame))
 
     ctl.observe(redraw, names=["rules", "attribution", "message", "error"])
-    model.observe(on_model, names="value")
+    ctl.observe(
+        lambda _: set_options(model, ["", *ctl.model_choices], ctl.model),
+        names=["model_choices", "model"],
+    )
+    ctl.observe(lambda _: set_options(run, ctl.run_choices, run.value), names="run_choices")
+    on_pick(model, lambda signature: ctl.choose(signature) if signature else None)
     save.on_click(lambda _: ctl.save())
     edit.on_click(lambda _: ctl.edit(pick.value) if pick.value else None)
     toggle.on_click(lambda _: ctl.toggle(pick.value) if pick.value else None)

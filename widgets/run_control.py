@@ -13,7 +13,7 @@ import traitlets
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import ValidationError
 from ttg_lab.runs import RunHandle
-from widgets.common import Controller, status_html
+from widgets.common import Controller, set_options, status_html
 from widgets.dispatch import call_soon
 
 TERMINAL_LINES = 500
@@ -34,15 +34,21 @@ class RunControlController(Controller):
     total = traitlets.Int(0)
     equity = traitlets.Float(0.0)
     terminal = traitlets.List(traitlets.Unicode())
+    models = traitlets.List(traitlets.Unicode())
+    """The models the user can run (signatures), as the store has them."""
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self._lines: deque[str] = deque(maxlen=TERMINAL_LINES)
         self.handle: RunHandle | None = None
+        self.refresh()
 
-    @property
-    def model_names(self) -> list[str]:
-        return [m.signature for m in self.lab.models.list()]
+    def refresh(self) -> None:
+        """Read the models again; a chosen model that is gone is no longer chosen."""
+        with self.action():
+            self.models = [m.signature for m in self.lab.models.list()]
+            if self.model not in self.models:
+                self.model = ""
 
     def start_run(self) -> bool:
         """Start a run of the chosen model over the chosen period."""
@@ -98,7 +104,7 @@ class RunControlController(Controller):
 
 
 def view(ctl: RunControlController) -> w.Widget:
-    model = w.Dropdown(description="Model", options=["", *ctl.model_names])
+    model = w.Dropdown(description="Model", options=["", *ctl.models])
     mode = w.ToggleButtons(options=["daily", "intraday"])
     start = w.Text(description="Start", placeholder="YYYY-MM-DD (default: data start)")
     end = w.Text(description="End", placeholder="YYYY-MM-DD (default: data end)")
@@ -135,9 +141,10 @@ def view(ctl: RunControlController) -> w.Widget:
         status.value = status_html(ctl)
 
     ctl.observe(redraw, names=["done", "total", "status", "terminal", "message", "error", "equity"])
+    ctl.observe(lambda change: set_options(model, ["", *change["new"]], ctl.model), names="models")
     go.on_click(lambda _: ctl.start_run())
     stop.on_click(lambda _: ctl.stop_run())
-    refresh.on_click(lambda _: setattr(model, "options", ["", *ctl.model_names]))
+    refresh.on_click(lambda _: ctl.refresh())
     redraw()
     return w.VBox(
         [
