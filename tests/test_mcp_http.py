@@ -50,6 +50,11 @@ def url_of(manager: ServiceManager, service: str) -> str:
     return next(s.url for s in manager.status() if s.service == service)
 
 
+def signed(manager: ServiceManager, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` with the token ``mcp start`` made for the manager's user."""
+    return {"Authorization": f"Bearer {manager.token()}", **(headers or {})}
+
+
 async def call(
     url: str, tool: str, args: dict[str, Any], headers: dict[str, str]
 ) -> tuple[bool, Any]:
@@ -67,9 +72,10 @@ async def call(
             return bool(result.isError), text
 
 
-async def list_tools(url: str) -> list[Any]:
+async def list_tools(url: str, headers: dict[str, str]) -> list[Any]:
     async with (
-        streamable_http_client(url) as (read, write, _),
+        httpx.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as (read, write, _),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
@@ -78,7 +84,7 @@ async def list_tools(url: str) -> list[Any]:
 
 @pytest.mark.slow
 def test_external_client_lists_and_calls_the_four_services(services: ServiceManager) -> None:
-    listed = {s: asyncio.run(list_tools(url_of(services, s))) for s in SERVICES}
+    listed = {s: asyncio.run(list_tools(url_of(services, s), signed(services))) for s in SERVICES}
     names = {s: sorted(t.name for t in tools) for s, tools in listed.items()}
     assert names == {
         "math": ["add", "divide", "max_units", "multiply", "subtract"],
@@ -90,7 +96,7 @@ def test_external_client_lists_and_calls_the_four_services(services: ServiceMana
     assert buy.inputSchema["properties"]["quantity"]["type"] == "number"
     assert set(buy.inputSchema["required"]) == {"symbol", "quantity"}
 
-    session = {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-15"}
+    session = signed(services, {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-15"})
     price = url_of(services, "price")
     error, past = asyncio.run(
         call(price, "get_price_local", {"symbol": "AAPL", "date": "2025-07-14"}, session)
@@ -103,7 +109,8 @@ def test_external_client_lists_and_calls_the_four_services(services: ServiceMana
     error, today = asyncio.run(call(price, "get_price_local", {"symbol": "AAPL"}, session))
     assert not error and set(today) == {"symbol", "time", "open"}
 
-    error, answer = asyncio.run(call(url_of(services, "math"), "multiply", {"a": 6, "b": 7}, {}))
+    math = url_of(services, "math")
+    error, answer = asyncio.run(call(math, "multiply", {"a": 6, "b": 7}, signed(services)))
     assert not error and answer == 42
 
     trade = url_of(services, "trade")
@@ -115,11 +122,13 @@ def test_external_client_lists_and_calls_the_four_services(services: ServiceMana
     assert oversold["status"] == "rejected" and "6 held" in oversold["reason"]
 
     # A second session in parallel has its own cash, positions and clock.
-    other = {"X-TTG-Session": "bob", "X-TTG-Clock": "2025-09-02", "X-TTG-Cash": "500"}
+    other = signed(
+        services, {"X-TTG-Session": "bob", "X-TTG-Clock": "2025-09-02", "X-TTG-Cash": "500"}
+    )
 
     async def both() -> list[tuple[bool, Any]]:
         return await asyncio.gather(
-            call(trade, "get_portfolio", {}, {"X-TTG-Session": "alice"}),
+            call(trade, "get_portfolio", {}, signed(services, {"X-TTG-Session": "alice"})),
             call(trade, "get_portfolio", {}, other),
         )
 
@@ -130,9 +139,8 @@ def test_external_client_lists_and_calls_the_four_services(services: ServiceMana
     assert bob["positions"] == [] and bob["cash"] == 500 and bob["time"].startswith("2025-09-02")
 
     # The clock moves forward, never back.
-    error, moved = asyncio.run(
-        call(trade, "get_portfolio", {}, {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-01"})
-    )
+    back = signed(services, {"X-TTG-Session": "alice", "X-TTG-Clock": "2025-07-01"})
+    error, moved = asyncio.run(call(trade, "get_portfolio", {}, back))
     assert error and "cannot move back" in moved
 
 
@@ -142,7 +150,7 @@ def test_run_sessions_are_read_only_views(services: ServiceManager, lab: Lab) ->
     run = lab.start_run(
         model, start="2025-06-10", end="2025-06-20", background=False, path="direct"
     )
-    headers = {"X-TTG-Run": str(run.id)}
+    headers = signed(services, {"X-TTG-Run": str(run.id)})
     error, portfolio = asyncio.run(call(url_of(services, "trade"), "get_portfolio", {}, headers))
     assert not error and portfolio["positions"][0]["symbol"] == "QQQ"
     error, refused = asyncio.run(
@@ -171,11 +179,11 @@ def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> 
     try:
         assert status.healthy
         error, answer = asyncio.run(
-            call(status.url, "get_portfolio", {}, {"X-TTG-Run": str(mine.id)})
+            call(status.url, "get_portfolio", {}, signed(manager, {"X-TTG-Run": str(mine.id)}))
         )
         assert not error and answer["cash"] == 10_000
         error, answer = asyncio.run(
-            call(status.url, "get_portfolio", {}, {"X-TTG-Run": str(theirs.id)})
+            call(status.url, "get_portfolio", {}, signed(manager, {"X-TTG-Run": str(theirs.id)}))
         )
         assert error and f"no run {theirs.id}" in str(answer)
     finally:
@@ -219,3 +227,45 @@ def test_stop_never_signals_a_process_a_stale_state_file_names(tmp_path: Path) -
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path: Path) -> None:
+    """``mcp start`` makes a per-user token (mode 0600 in the state folder); without it a
+    local process gets 401, also on 127.0.0.1, and /health names no session. A service
+    serving without a token refuses run views."""
+    from ttg_lab.errors import PermissionDeniedError
+    from ttg_lab.services.sessions import SessionRegistry
+
+    run = lab.start_run(
+        lab.models.create("private", ai_model_id="baseline/cash"),
+        start="2025-06-10",
+        end="2025-06-12",
+        background=False,
+        path="direct",
+    )
+    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path / "state"), "local")
+    [status] = manager.start(["trade"], ports={"trade": free_ports(1)[0]}, wait=60)
+    try:
+        assert status.healthy
+        assert manager.token_path.name == "mcp-token-local"
+        assert manager.token_path.stat().st_mode & 0o777 == 0o600
+        token = manager.token()
+        assert token and len(token) >= 32
+        base = status.url.removesuffix("/mcp")
+        view = {"X-TTG-Run": str(run.id)}
+        assert httpx.post(status.url, json={}, headers=view).status_code == 401
+        assert httpx.get(f"{base}/health").status_code == 401
+        error, answer = asyncio.run(call(status.url, "get_portfolio", {}, signed(manager, view)))
+        assert not error and answer["cash"] == 10_000
+        secret_name = {"X-TTG-Session": "alices-private-session"}
+        asyncio.run(call(status.url, "get_portfolio", {}, signed(manager, secret_name)))
+        health = httpx.get(f"{base}/health", headers=signed(manager))
+        assert health.status_code == 200 and "sessions" not in health.json()
+        assert "alices-private-session" not in health.text
+        [again] = manager.start(["trade"], wait=0)  # a second start reuses the token
+        assert manager.token() == token and again.pid == status.pid
+    finally:
+        manager.stop()
+    unguarded = SessionRegistry(lab.store, lab.user, run_views=False)
+    with pytest.raises(PermissionDeniedError, match="run views need the service's token"):
+        unguarded.context_for(view)

@@ -200,6 +200,64 @@ def test_the_dashboard_acts_as_the_jupyterhub_user(
     assert "newcomer" in set(team["admin"].users.pending()["username"])
 
 
+def signed_in_through_jupyterhub(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The environment JupyterHub's spawner gives a user's server."""
+    monkeypatch.setenv("JUPYTERHUB_USER", name)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-api-token-of-" + name)
+
+
+def test_under_jupyterhub_the_hub_user_is_who_the_lab_is(
+    team: dict[str, Lab], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed in through the Hub, bob is bob: --user, user= and TTG_LAB_USER cannot make
+    him alice or the local admin, nor make him an admin; an admin of the Hub may act as
+    another user."""
+    from click.testing import CliRunner
+
+    from ttg_lab.cli import main
+    from widgets.app import dashboard
+
+    signed_in_through_jupyterhub(monkeypatch, "bob")
+    bob = open_lab(db_url)
+    assert bob.user.username == "bob"
+    bob.close()
+    for claim in ("alice", "local", "carol@team.org"):
+        with pytest.raises(PermissionDeniedError, match=f"acting as {claim} needs an admin; bob"):
+            open_lab(db_url, user=claim)
+    monkeypatch.setenv("TTG_LAB_USER", "alice")
+    with pytest.raises(PermissionDeniedError, match="acting as alice needs an admin"):
+        open_lab(db_url)
+    assert dashboard(db_url) is None  # shown the refusal instead of alice's work
+    monkeypatch.delenv("TTG_LAB_USER")
+    escalate = ["--db", db_url, "--user", "local", "users", "role", "bob", "admin"]
+    result = CliRunner().invoke(main, escalate)
+    assert result.exit_code == 1 and "acting as local needs an admin; bob" in result.output
+    roles = team["admin"].users.list().set_index("username")["role"]
+    assert roles["bob"] == "user" and "carol" not in roles
+
+    team["admin"].users.set_role("bob", "admin")
+    as_alice = open_lab(db_url, user="alice")
+    assert as_alice.user.username == "alice" and [m.name for m in as_alice.models.list()] == [
+        "momentum"
+    ]
+    as_alice.close()
+
+
+def test_without_the_hubs_token_jupyterhub_user_is_only_a_claim(
+    team: dict[str, Lab], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JUPYTERHUB_USER without the Hub's token is a claim like --user: the local admin
+    may make it, an ordinary user may not (a demoted local admin neither)."""
+    monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+    as_alice = open_lab(db_url)
+    assert as_alice.user.username == "alice"
+    as_alice.close()
+    team["admin"].users.set_role("alice", "admin")
+    team["admin"].users.set_role("local", "user")
+    with pytest.raises(PermissionDeniedError, match="acting as alice needs an admin; local"):
+        open_lab(db_url)
+
+
 def test_user_commands_on_the_command_line(lab: Lab, db_url: str) -> None:
     from click.testing import CliRunner
 

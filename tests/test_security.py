@@ -469,7 +469,7 @@ def test_names_tickers_rules_and_chat_text_are_data(lab: Lab, tmp_path: Path) ->
     assert search_reasoning(lab.store, run_id=run.id)[1] > 0
 
     # MCP session headers are data too
-    registry = SessionRegistry(lab.store)
+    registry = SessionRegistry(lab.store, lab.user)
     assert registry.context_for({"X-TTG-Session": SQL}).run_id == 0
     assert SQL in registry.sessions()
     with pytest.raises(ValidationError, match="must be a run id"):
@@ -689,7 +689,7 @@ def test_mcp_services_and_dashboard_bind_to_loopback_by_default(
     with pytest.raises(ConfigError, match="without a token"):
         dashboard.serve(url, host="0.0.0.0")
     with pytest.raises(ConfigError, match="without a token"):
-        manager.serve("math", url, "0.0.0.0", free_port(), None)
+        manager.serve("math", url, "0.0.0.0", free_port(), None, lab.user)
     for args in (["dashboard", "--host", "0.0.0.0"], ["mcp", "serve", "math", "--host", "::"]):
         result = CliRunner().invoke(cli, ["--db", url, *args])
         assert result.exit_code == 1 and "without a token" in result.output, result.output

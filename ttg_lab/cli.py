@@ -105,7 +105,10 @@ pass_ctx = click.make_pass_decorator(LabContext)
 @click.option(
     "--user",
     default=None,
-    help="act as this user (default: $JUPYTERHUB_USER, $TTG_LAB_USER, else the local admin)",
+    help=(
+        "act as this user (default: $TTG_LAB_USER, else who you are: the JupyterHub user, "
+        "else the local admin); acting as someone else needs an admin"
+    ),
 )
 @click.version_option(package_name="ttg-lab")
 @click.pass_context

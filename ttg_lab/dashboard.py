@@ -94,6 +94,28 @@ def has_market_data(db_url: str) -> bool:
         return False
 
 
+def _prepare(db_url: str) -> None:
+    """Prepare the store on a first start, as the local admin (who owns the shared
+    baselines); only an admin may, so a first start by an ordinary user is refused."""
+    from ttg_lab.access import require_admin
+    from ttg_lab.lab import open_lab
+    from ttg_lab.users import LOCAL_USERNAME
+
+    lab = open_lab(db_url)  # whoever the environment says serves the dashboard
+    try:
+        if is_prepared(lab):
+            return
+        require_admin(lab.user, "preparing the store on the dashboard's first start")
+    finally:
+        lab.close()
+    lab = open_lab(db_url, user=LOCAL_USERNAME)
+    try:
+        print("preparing the embedded store (first start)...", flush=True)
+        prepare_default(lab)
+    finally:
+        lab.close()
+
+
 def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | None = None) -> int:
     """Start Voila and print the URL, preparing the store first on a first start; returns
     Voila's exit code. On a store that already has its data, Voila starts at once and the
@@ -104,20 +126,20 @@ def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | N
         )
     command = voila_command(host, port, token)
     env = {**os.environ, "TTG_LAB_DB_URL": db_url}
+    if host not in ("0.0.0.0", "::", ""):  # where a pre-heated kernel asks for its page
+        env["VOILA_APP_IP"] = f"[{host}]" if ":" in host else host
     if token:
         env["JUPYTER_TOKEN"] = token
     early = has_market_data(db_url)
     process = (
         subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks")) if early else None
     )
-    from ttg_lab.lab import open_lab
-    from ttg_lab.users import LOCAL_USERNAME
-
-    lab = open_lab(db_url, user=LOCAL_USERNAME)  # preparing the store is the admin's job
-    if not is_prepared(lab):
-        print("preparing the embedded store (first start)...", flush=True)
-        prepare_default(lab)
-    lab.close()
+    try:
+        _prepare(db_url)
+    except BaseException:
+        if process is not None:
+            process.terminate()
+        raise
     if process is None:
         process = subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks"))
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")

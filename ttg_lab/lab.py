@@ -267,7 +267,8 @@ class Lab:
 def open_lab(db_url: str | None = None, init: bool = True, user: str | None = None) -> Lab:
     """Open the lab on ``db_url`` (default: ``TTG_LAB_DB_URL`` or ``data/ttg_lab.db``)
     acting as ``user`` (see :func:`ttg_lab.users.resolve_user`: a PostgreSQL login's own
-    user, else ``user``, ``JUPYTERHUB_USER``, ``TTG_LAB_USER``, else the local admin).
+    user; else the JupyterHub user or the local admin, who, when an admin, may act as
+    ``user`` or ``TTG_LAB_USER``).
 
     The schema is always brought up to date; with ``init`` the shipped market data is
     loaded when the store has none yet.

@@ -1,6 +1,10 @@
 """Users of the lab: who the lab acts as, sign-up through an admin-approved allow-list,
 roles, and PostgreSQL logins for row-level security.
 
+Identity is authenticated where the environment can say it (a PostgreSQL login of the
+user's own, JupyterHub's spawner environment) and claimed everywhere else (``--user``,
+``user=``, ``TTG_LAB_USER``); only an admin may act on a claim to be someone else.
+
 A fresh store gets one local admin (username ``local``). Anyone else signs up: an email
 on the allow-list (exact, or a whole ``@domain``) is approved at once with the listed
 role; any other sign-up waits for an admin's approval.
@@ -14,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
-from ttg_lab.access import require_admin
+from ttg_lab.access import is_admin, require_admin
 from ttg_lab.errors import ConfigError, NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import SignupAllowEntry, User
@@ -23,9 +27,12 @@ LOCAL_USER_EMAIL = "local@ttg-lab"
 LOCAL_USERNAME = "local"
 ROLES: tuple[str, ...] = ("admin", "user")
 USER_ENV = "TTG_LAB_USER"
-"""Config: the user a lab (and the dashboard) acts as outside JupyterHub."""
+"""Config: the user a lab (and the dashboard) acts as; a claim, like ``--user``."""
 HUB_USER_ENV = "JUPYTERHUB_USER"
-"""Set by JupyterHub in a user's server; the dashboard acts as that user."""
+"""Set by JupyterHub in a user's server: the user the Hub signed in."""
+HUB_TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+"""Set by JupyterHub beside ``JUPYTERHUB_USER`` in the server it spawns; with it, the
+Hub's user is authenticated, without it ``JUPYTERHUB_USER`` is only a claim."""
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,118}$")
 
@@ -74,33 +81,72 @@ def session_user(store: Store) -> User | None:
         return session.get(User, user_id)
 
 
-def resolve_user(store: Store, name: str | None = None) -> User:
-    """The user a lab acts as: the connection's own role on PostgreSQL, else ``name``,
-    else JupyterHub's user, else ``TTG_LAB_USER``, else the local admin.
+def hub_user() -> str | None:
+    """The user JupyterHub authenticated for this server: ``JUPYTERHUB_USER`` when the
+    Hub's API token is in the environment too (both are set by the Hub's spawner)."""
+    name = os.environ.get(HUB_USER_ENV, "").strip()
+    return name if name and os.environ.get(HUB_TOKEN_ENV, "").strip() else None
 
-    An unknown name signs up (approved when allow-listed); a user still waiting for
-    approval is refused with a message that says so.
-    """
-    by_connection = session_user(store)
-    wanted = name or os.environ.get(HUB_USER_ENV) or os.environ.get(USER_ENV)
-    if by_connection is not None:
-        names = {by_connection.username, by_connection.email.lower()}
-        if wanted and wanted.strip().lower() not in names:
-            raise ConfigError(
-                f"this database connection belongs to {by_connection.username}, not {wanted}"
-            )
-        return by_connection
-    if not wanted or wanted.strip().lower() == LOCAL_USERNAME:
-        return ensure_local_user(store)
-    user = find_user(store, wanted)
-    if user is None:
-        email = wanted if "@" in wanted else f"{wanted}@jupyterhub"
-        user = sign_up(store, email, wanted, username=None if "@" in wanted else wanted)
+
+def _names(user: User) -> set[str]:
+    return {user.username or "", user.email.lower()}
+
+
+def _approved(user: User) -> User:
     if not user.approved:
         raise PermissionDeniedError(
             f"{user.username} has signed up and is waiting for an admin's approval"
         )
     return user
+
+
+def _find_or_sign_up(store: Store, name: str) -> User:
+    """The user called ``name``; an unknown name (a JupyterHub user new to the lab) signs
+    up, approved when allow-listed."""
+    if name.lower() == LOCAL_USERNAME:
+        return ensure_local_user(store)
+    user = find_user(store, name)
+    if user is None:
+        email = name if "@" in name else f"{name}@jupyterhub"
+        user = sign_up(store, email, name, username=None if "@" in name else name)
+    return user
+
+
+def resolve_user(store: Store, name: str | None = None) -> User:
+    """The user a lab acts as.
+
+    Who the lab *is* comes from what authenticates: on PostgreSQL a user's own login is
+    that user, whatever else is named; under JupyterHub (see :func:`hub_user`) the Hub's
+    user; otherwise the local admin of this machine. A claim to act as someone else
+    (``name``, i.e. ``--user`` or ``user=``; else ``JUPYTERHUB_USER`` when the Hub did
+    not set it; else ``TTG_LAB_USER``) is granted only to an approved admin.
+    An unknown name signs up (approved when allow-listed); a user still waiting for
+    approval is refused with a message that says so.
+    """
+    hub = hub_user()
+    claims = (name, None if hub else os.environ.get(HUB_USER_ENV), os.environ.get(USER_ENV))
+    claim = next((c.strip() for c in claims if c and c.strip()), None)
+    by_connection = session_user(store)
+    if by_connection is not None:
+        for wanted in (claim, hub):
+            if wanted and wanted.lower() not in _names(by_connection):
+                raise ConfigError(
+                    f"this database connection belongs to {by_connection.username}, not {wanted}"
+                )
+        return by_connection
+    if hub is not None:
+        if hub.lower() in (LOCAL_USERNAME, LOCAL_USER_EMAIL):
+            raise ConfigError(f"the JupyterHub user {hub!r} has the name of the lab's local admin")
+        me, how = _approved(_find_or_sign_up(store, hub)), "signed in through JupyterHub"
+    else:
+        me, how = ensure_local_user(store), "this machine's user"
+    if claim is None or claim.lower() in _names(me):
+        return me
+    if not is_admin(me):
+        raise PermissionDeniedError(
+            f"acting as {claim} needs an admin; {me.username} ({how}) is a {me.role}"
+        )
+    return _approved(_find_or_sign_up(store, claim))
 
 
 def _check_role(role: str) -> None:

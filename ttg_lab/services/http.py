@@ -36,23 +36,17 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-def service_app(
-    service: str, store: Store, token: str | None = None, user: User | None = None
-) -> Any:
-    """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``; run views are
-    limited to ``user``'s runs (any run without one)."""
-    registry = SessionRegistry(store, user)
+def service_app(service: str, store: Store, token: str | None, user: User) -> Any:
+    """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``. With a token,
+    every request must carry it and run views show ``user``'s runs; without one it
+    serves sandboxes only. The health answer names no session."""
+    registry = SessionRegistry(store, user, run_views=token is not None)
     server = build_service(service, registry.resolve)
 
     @server.custom_route("/health", methods=["GET"])
     async def health(_: Request) -> JSONResponse:
         return JSONResponse(
-            {
-                "service": service,
-                "status": "ok",
-                "tools": [t.name for t in tools_of(service)],
-                "sessions": registry.sessions(),
-            }
+            {"service": service, "status": "ok", "tools": [t.name for t in tools_of(service)]}
         )
 
     middleware = [Middleware(TokenGuard, token=token)] if token else []

@@ -2,8 +2,12 @@
 
 Each service runs in its own process (``ttg-lab mcp serve SERVICE``) on 127.0.0.1 at a
 configurable port; the manager keeps their pids and ports in a small state file in the
-data folder and checks their health over HTTP. The token, when one is used, travels in
-the environment, never on a command line.
+data folder and checks their health over HTTP.
+
+Every request needs the token of the user who started them, also on 127.0.0.1: ``start``
+creates it once per user (``mcp-token-<user>`` in the state folder, readable by the
+owner only) unless one is given. It travels to the services in the environment, never
+on a command line.
 
 A pid in the state file is obeyed only while it is still the process the manager
 started: its start time and command line (from ``/proc/<pid>/stat`` and
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -135,6 +140,31 @@ class ServiceManager:
         self.user = user
         self.state_path = settings.state_dir / "mcp_services.json"
         self.log_dir = settings.state_dir / "logs"
+        self.token_path = settings.state_dir / (f"mcp-token-{user}" if user else "mcp-token")
+        """Where ``start`` keeps this user's token (mode 0600)."""
+
+    def token(self, create: bool = False) -> str | None:
+        """This user's service token (None when there is none yet and ``create`` is
+        false). A token file that others could read is refused, never used."""
+        path = self.token_path
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(32))
+        try:
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                raise ConfigError(
+                    f"{path} can be read by other users (mode {mode:o}); delete it and "
+                    "start the services again for a new token"
+                )
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            raise ConfigError(f"{path} belongs to another user; it is not your token") from None
 
     def _state(self) -> dict[str, ServiceRecord]:
         """The services whose recorded process still runs; stale entries (a process that
@@ -183,9 +213,9 @@ class ServiceManager:
 
     def status(self, token: str | None = None) -> list[ServiceStatus]:
         """Each service's process and health (checked with ``token``, else the one in
-        the environment)."""
+        the environment, else this user's)."""
         state = self._state()
-        token = token or os.environ.get(TOKEN_ENV)
+        token = token or os.environ.get(TOKEN_ENV) or self.token()
         result = []
         for service in SERVICES:
             record = state.get(service)
@@ -220,17 +250,17 @@ class ServiceManager:
         token: str | None = None,
         wait: float = 20.0,
     ) -> list[ServiceStatus]:
-        """Start the chosen services (all by default) unless already running."""
+        """Start the chosen services (all by default) unless already running, guarded by
+        ``token`` (else the one in the environment, else this user's, created here)."""
         chosen = self._pick(services)
-        token = token or os.environ.get(TOKEN_ENV)
-        check_exposure(host, token)
+        check_exposure(host, token or os.environ.get(TOKEN_ENV))
+        token = token or os.environ.get(TOKEN_ENV) or self.token(create=True)
         state = self._state()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TTG_LAB_DB_URL": self.settings.db_url}
         if self.user:
             env["TTG_LAB_USER"] = self.user
-        if token:
-            env[TOKEN_ENV] = token
+        env[TOKEN_ENV] = str(token)
         for service in chosen:
             if service in state:
                 continue
@@ -313,14 +343,10 @@ def _reap(pid: int) -> None:
 
 
 def serve(
-    service: str,
-    store_url: str,
-    host: str,
-    port: int,
-    token: str | None,
-    user: User | None = None,
+    service: str, store_url: str, host: str, port: int, token: str | None, user: User
 ) -> None:
-    """Run one service in the foreground until interrupted, acting as ``user``."""
+    """Run one service in the foreground until interrupted, acting as ``user``. Without
+    a token it serves sandboxes only: run views need the token."""
     import uvicorn
 
     from ttg_lab.services.http import service_app

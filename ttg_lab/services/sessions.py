@@ -8,7 +8,8 @@ An external MCP client names its session in request headers:
   ``X-TTG-Clock`` moves the clock forward to the first bar at or after it; it never
   moves back.
 - ``X-TTG-Run: ID`` — a read-only view of a stored run at its latest committed step:
-  prices, news and its portfolio at that clock; trading is refused.
+  prices, news and its portfolio at that clock; trading is refused. Only runs the
+  service's user may see, and only on a service guarded by that user's token.
 
 Sessions never share state: two names are two portfolios and two clocks.
 """
@@ -26,7 +27,7 @@ from sqlalchemy import select
 
 from ttg_lab.access import check_run
 from ttg_lab.broker import COST_PRESETS, resolve_cost_model
-from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.runs import MODES, data_fingerprint, news_index, parse_time, price_index
@@ -46,9 +47,11 @@ DEFAULT_CASH = 10_000.0
 class SessionRegistry:
     """The sandbox and run sessions of one service process."""
 
-    def __init__(self, store: Store, user: User | None = None) -> None:
+    def __init__(self, store: Store, user: User, run_views: bool = True) -> None:
         self.store = store
         self.user = user
+        self.run_views = run_views
+        """Whether run views are served (only behind the user's token)."""
         self._sandboxes: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -127,9 +130,13 @@ class SessionRegistry:
     def _run_view(self, text: str) -> RunContext:
         if not text.strip().isdigit():
             raise ValidationError(f"{RUN_HEADER} must be a run id, got {text!r}")
+        if not self.run_views:
+            raise PermissionDeniedError(
+                "run views need the service's token: start it with `ttg-lab mcp start` "
+                "(or pass --token) and send 'Authorization: Bearer <token>'"
+            )
         run_id = int(text)
-        if self.user is not None:  # another user's run is not found, as in the API
-            check_run(self.store, self.user, run_id)
+        check_run(self.store, self.user, run_id)  # another user's run is not found
         with self.store.session() as session:
             run = session.get(TradingRun, run_id)
             if run is None:
