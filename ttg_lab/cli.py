@@ -7,16 +7,17 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ttg_lab.errors import TTGLabError
+from ttg_lab.dates import FORMATS
+from ttg_lab.errors import TTGLabError, ValidationError
 from ttg_lab.formatting import money, percent
-from ttg_lab.services.manager import DEFAULT_PORTS, serve
+from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
 from ttg_lab.services.names import SERVICES
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-up is quick
@@ -31,6 +32,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 DEMO_PERIOD = ("2025-06-10", "2025-10-30")
 DEMO_CASH = 100_000.0
+DATE_HELP = f"{FORMATS}, exchange-local; a UTC offset such as +02:00 is converted"
 """Enough for whole shares of every NASDAQ-100 name at equal weight (some trade above $1,000)."""
 DEMO_MODELS: list[dict[str, Any]] = [
     {"name": "demo buy and hold QQQ", "ai_model_id": "baseline/buy_and_hold", "tickers": ["QQQ"]},
@@ -149,13 +151,37 @@ def data_list(obj: LabContext) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--market", required=True, help="us, cn or crypto")
 @click.option("--format", "fmt", default="auto", help="alphavantage, aitrader-jsonl, csv or auto")
-@click.option("--name", default=None, help="dataset name (default: file name)")
+@click.option("--name", default=None, help="name of this load (default: file name)")
+@click.option(
+    "--label",
+    type=click.Choice(["start", "end"]),
+    default="start",
+    show_default=True,
+    help="the file stamps intraday bars by their start (Alpha Vantage) or their end "
+    "(AI-Trader's A-share hourly files)",
+)
+@click.option("--replace", is_flag=True, help="overwrite stored bars that differ from the file's")
 @pass_ctx
-def data_load(obj: LabContext, path: str, market: str, fmt: str, name: str | None) -> None:
-    """Import a price file into the store."""
+def data_load(
+    obj: LabContext,
+    path: str,
+    market: str,
+    fmt: str,
+    name: str | None,
+    label: Literal["start", "end"],
+    replace: bool,
+) -> None:
+    """Merge a price file into the store: new bars added, identical ones skipped, bars
+    that differ from the stored ones refused (listed) unless --replace."""
     with clear_errors():
-        rows = obj.lab().data.load(path, market, format=fmt, name=name)
-        console.print(f"loaded {rows:,} bars from {path}")
+        result = obj.lab().data.load(
+            path, market, format=fmt, name=name, label=label, replace=replace
+        )
+        console.print(result.summary(), highlight=False)
+        for conflict in result.conflicts if result.replaced else ():
+            console.print(f"  replaced {conflict}", highlight=False)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @data.command("news")
@@ -292,6 +318,23 @@ def models_create(
         console.print(f"created model {model.signature} (id {model.id})")
 
 
+@models.command("delete")
+@click.argument("model")
+@click.option("--yes", is_flag=True, help="confirm: the model's runs are deleted with it")
+@pass_ctx
+def models_delete(obj: LabContext, model: str, yes: bool) -> None:
+    """Delete MODEL with all its runs (refused while one of them is running)."""
+    with clear_errors():
+        lab = obj.lab()
+        info = lab.models.owned(model)
+        if not yes:
+            raise ValidationError(
+                f"deleting {info.signature} deletes its runs too; add --yes to confirm"
+            )
+        lab.models.delete(info)
+        console.print(f"deleted model {info.signature} (id {info.id}) and its runs")
+
+
 def follow(handle: RunHandle, label: str) -> str:
     """Show a progress bar for a running run until it ends; returns its status."""
     info = handle.info()
@@ -322,8 +365,16 @@ def follow(handle: RunHandle, label: str) -> str:
         except KeyboardInterrupt:
             handle.stop()
             status = handle.wait()
-        unsubscribe()
+        finally:
+            unsubscribe()
     return status
+
+
+def exit_unless(completed: bool) -> None:
+    """The exit status of a run command: 0 only when the run completed (and, for a
+    replay, reproduced its source); 1 when it failed, stopped or was taken over."""
+    if not completed:
+        sys.exit(1)
 
 
 def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
@@ -341,6 +392,8 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
                 "max_drawdown": info["max_drawdown"],
                 "trades": info["total_trades"],
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
+                "llm_cost": info["llm_cost"],
+                "wasted_llm_cost": info["wasted_llm_cost"],
             }
         )
     import pandas as pd
@@ -353,6 +406,8 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
     "return": percent,
     "max_drawdown": percent,
     "fees": money,
+    "llm_cost": money,
+    "wasted_llm_cost": money,
 }
 
 
@@ -361,8 +416,8 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
 @click.option(
     "--mode", type=click.Choice(["daily", "intraday"]), default="daily", show_default=True
 )
-@click.option("--start", default=None, help="first day (default: start of the data)")
-@click.option("--end", default=None, help="last day (default: end of the data)")
+@click.option("--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)")
+@click.option("--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)")
 @click.option("--costs", default="default", show_default=True, help="zero, default or ibkr-fixed")
 @click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -398,8 +453,7 @@ def run(
         )
         status = follow(handle, info["model"])
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
-        if status == "failed":
-            sys.exit(1)
+        exit_unless(status == "completed")
 
 
 @main.command()
@@ -409,8 +463,9 @@ def resume(obj: LabContext, run_id: int) -> None:
     """Continue RUN_ID from its last committed step."""
     with clear_errors():
         handle = obj.lab().resume_run(run_id)
-        follow(handle, f"run {run_id}")
+        status = follow(handle, f"run {run_id}")
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+        exit_unless(status == "completed")
 
 
 @main.command()
@@ -461,12 +516,11 @@ def replay(obj: LabContext, run_id: int) -> None:
     with clear_errors():
         lab = obj.lab()
         handle = lab.replay_run(run_id)
-        follow(handle, f"replay of run {run_id}")
+        status = follow(handle, f"replay of run {run_id}")
         print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
         same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
         console.print("ledgers identical" if same else "[red]ledgers differ[/red]")
-        if not same:
-            sys.exit(1)
+        exit_unless(status == "completed" and same)
 
 
 @main.command()
@@ -624,8 +678,8 @@ def chat_cmd(obj: LabContext, run_id: int, question: tuple[str, ...], model: str
 @main.command("leaderboard")
 @click.option("--market", default=None, help="us, cn or crypto")
 @click.option("--mode", type=click.Choice(["daily", "intraday"]), default=None)
-@click.option("--start", default=None, help="runs starting on or after this day")
-@click.option("--end", default=None, help="runs ending on or before this day")
+@click.option("--start", default=None, help=f"runs starting on or after this day ({FORMATS})")
+@click.option("--end", default=None, help=f"runs ending on or before this day ({FORMATS})")
 @click.option("--sort", default="sharpe", show_default=True)
 @pass_ctx
 def leaderboard_cmd(
@@ -923,17 +977,18 @@ def mcp() -> None:
     """MCP services (math, search, trade, price) over streamable HTTP."""
 
 
-def _print_services(lab: Lab) -> None:
+def _print_services(statuses: list[ServiceStatus]) -> None:
     rows = [
         {
             "service": s.service,
             "url": s.url,
             "pid": s.pid or "",
+            "state": s.state,
             "running": s.running,
             "healthy": s.healthy,
             "tools": ", ".join(s.tools),
         }
-        for s in lab.services.status()
+        for s in statuses
     ]
     import pandas as pd
 
@@ -945,21 +1000,52 @@ def _print_services(lab: Lab) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--base-port", type=int, default=None, help="ports base, base+1.. (default 8101..)")
 @click.option("--token", envvar="TTG_LAB_MCP_TOKEN", default=None, help="required off 127.0.0.1")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="seconds to wait for the services to answer",
+)
 @pass_ctx
 def mcp_start(
-    obj: LabContext, services: tuple[str, ...], host: str, base_port: int | None, token: str | None
+    obj: LabContext,
+    services: tuple[str, ...],
+    host: str,
+    base_port: int | None,
+    token: str | None,
+    wait: float,
 ) -> None:
-    """Start SERVICES (default: all four) in the background."""
+    """Start SERVICES (default: all four) in the background and wait until they answer."""
     with clear_errors():
-        lab = obj.lab()
+        manager = obj.lab().services
         ports = {s: base_port + i for i, s in enumerate(SERVICES)} if base_port else None
-        statuses = lab.services.start(list(services) or None, host=host, ports=ports, token=token)
-        _print_services(lab)
-        if not all(s.healthy for s in statuses):
+        started = manager.start(list(services) or None, host=host, ports=ports, token=token)
+        names = [s.service for s in started]
+        with console.status(f"waiting up to {wait:g} s for {', '.join(names)} to answer"):
+            statuses = manager.wait_until_up(names, wait, token)
+        _print_services(statuses)
+        down = [s for s in statuses if s.state in ("stopped", "unhealthy")]
+        starting = [s for s in statuses if s.state == "starting"]
+        for s in down:
             console.print(
-                f"[red]not all services are healthy; see {lab.settings.data_dir / 'logs'}[/red]"
+                f"[red]{s.service} is {s.state}; see its log: {s.log}[/red]", highlight=False
             )
+        if starting:
+            console.print(
+                f"[yellow]still starting after {wait:g} s: "
+                f"{', '.join(s.service for s in starting)} (a busy machine can take longer; "
+                f"`ttg-lab mcp status` shows when they answer); logs: "
+                f"{', '.join(str(s.log) for s in starting)}[/yellow]",
+                highlight=False,
+            )
+        if down or starting:
             sys.exit(1)
+        console.print(
+            f"{len(statuses)} of {len(statuses)} healthy; clients send "
+            f"'Authorization: Bearer <token>' with the token in {manager.token_path}",
+            highlight=False,
+        )
 
 
 @mcp.command("stop")
@@ -977,7 +1063,7 @@ def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
 def mcp_status(obj: LabContext) -> None:
     """Show which services run and answer their health check."""
     with clear_errors():
-        _print_services(obj.lab())
+        _print_services(obj.lab().services.status())
 
 
 @mcp.command("serve")

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import or_, select
 
+from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import ValidationError
+from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.bootstrap import iid_mean_interval
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import TradingModel, TradingRun
@@ -95,7 +97,11 @@ def leaderboard(
     sort: str = "sharpe",
     owners: list[int] | None = None,
 ) -> pd.DataFrame:
-    """One row per model with completed runs matching the filters, best first by ``sort``."""
+    """One row per model with completed runs matching the filters, best first by ``sort``.
+
+    ``start`` and ``end`` are days: runs whose period starts on or after ``start``'s day and
+    ends on or before ``end``'s day (a time with a UTC offset needs ``market``).
+    """
     if sort not in SORTABLE:
         raise ValidationError(
             f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORTABLE))}"
@@ -120,12 +126,13 @@ def leaderboard(
         query = query.where(TradingModel.market == market)
     if mode:
         query = query.where(TradingRun.mode == mode)
-    if start is not None:
-        query = query.where(TradingRun.period_start >= pd.Timestamp(start).to_pydatetime())
-    if end is not None:
-        query = query.where(
-            TradingRun.period_end <= pd.Timestamp(end).to_pydatetime() + pd.Timedelta(days=1)
-        )
+    timezone = MARKETS[market].timezone if market in MARKETS else None
+    begin = parse_optional_date(start, "leaderboard start", timezone)
+    finish = parse_optional_date(end, "leaderboard end", timezone)
+    if begin is not None:  # the bounds are days: a run's period is a span of days
+        query = query.where(TradingRun.period_start >= day_of(begin))
+    if finish is not None:
+        query = query.where(TradingRun.period_end <= inclusive_end(day_of(finish)))
     if owners is not None:  # these owners' models and the shared ones
         query = query.where(or_(TradingModel.owner_id.in_(owners), TradingModel.shared.is_(True)))
     with store.session() as session:

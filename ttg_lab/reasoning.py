@@ -10,7 +10,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import bindparam, func, literal_column, select, table
 
+from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import ValidationError
+from ttg_lab.market.markets import MARKETS
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, TradingModel, TradingRun
 
@@ -51,8 +53,12 @@ def search_reasoning(
         )
     if limit < 1 or limit > 1000 or offset < 0:
         raise ValidationError("limit must be 1 to 1000 and offset not negative")
-    begin = pd.Timestamp(start).to_pydatetime() if start else None
-    finish = pd.Timestamp(end).to_pydatetime() if end else None
+    given = start is not None or end is not None
+    timezone, interval = _scope(store, run_id, model) if given else (None, None)
+    begin = parse_optional_date(start, "reasoning start", timezone)
+    finish = parse_optional_date(end, "reasoning end", timezone)
+    if begin is not None and interval == "1d":
+        begin = day_of(begin)  # a daily step is named by its day
     if begin and finish and finish < begin:
         raise ValidationError(f"end {finish:%Y-%m-%d} is before start {begin:%Y-%m-%d}")
     conditions: list[Any] = []
@@ -65,10 +71,7 @@ def search_reasoning(
     if begin:
         conditions.append(ReasoningEntry.ts >= begin)
     if finish:
-        conditions.append(
-            ReasoningEntry.ts
-            <= (finish if finish.hour or finish.minute else finish.replace(hour=23, minute=59))
-        )
+        conditions.append(ReasoningEntry.ts <= inclusive_end(finish))
     if step is not None:
         conditions.append(ReasoningEntry.step_index == step)
     if text and text.strip():
@@ -93,6 +96,26 @@ def search_reasoning(
         total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
         rows = session.execute(base.order_by(ReasoningEntry.id).limit(limit).offset(offset)).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=COLUMNS), int(total)
+
+
+def _scope(store: Store, run_id: int | None, model: str | None) -> tuple[str | None, str | None]:
+    """The time zone of the one market the filtered entries trade in, and the bar interval
+    of the one run they come from (None where not known)."""
+    query = select(TradingModel.market, TradingRun.mode).join(
+        TradingRun, TradingRun.model_id == TradingModel.id
+    )
+    if run_id is not None:
+        query = query.where(TradingRun.id == run_id)
+    elif model:
+        query = query.where(TradingModel.signature == model)
+    else:
+        return None, None
+    with store.session() as session:
+        row = session.execute(query.limit(1)).first()
+    if row is None or row.market not in MARKETS:
+        return None, None
+    interval = "1d" if run_id is not None and row.mode == "daily" else None
+    return MARKETS[row.market].timezone, interval
 
 
 def _text_condition(store: Store, text: str) -> Any:

@@ -243,3 +243,9 @@ def plotly_loader() -> str:
     from plotly.offline import get_plotlyjs
 
     return f'<script type="text/javascript">{get_plotlyjs()}</script>'
+
+
+def field_value(text: str) -> str | None:
+    """A text field's value for the API: a blank field means "not given" (the default its
+    placeholder names); anything else goes to the API as typed, which parses it."""
+    return text if text.strip() else None

@@ -16,6 +16,7 @@ from ttg_lab.reasoning import REASONING_TYPES, run_steps_with_reasoning, search_
 from widgets.common import (
     Controller,
     TableState,
+    field_value,
     on_pick,
     set_options,
     status_html,
@@ -117,8 +118,8 @@ class ReasoningController(Controller):
                 self.lab.store,
                 run_id=self.run_id,
                 types=list(self.types) or None,
-                start=self.start or None,
-                end=self.end or None,
+                start=field_value(self.start),
+                end=field_value(self.end),
                 text=self.text or None,
                 limit=PAGE,
                 offset=self.table.page * PAGE,

@@ -13,7 +13,7 @@ import traitlets
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import ValidationError
 from ttg_lab.runs import RunHandle
-from widgets.common import Controller, set_options, status_html
+from widgets.common import Controller, field_value, set_options, status_html
 from widgets.dispatch import call_soon
 
 TERMINAL_LINES = 500
@@ -62,8 +62,8 @@ class RunControlController(Controller):
             self.handle = self.lab.start_run(
                 self.model,
                 mode=self.mode,
-                start=self.start or None,
-                end=self.end or None,
+                start=field_value(self.start),
+                end=field_value(self.end),
                 costs=self.costs,
                 path=self.path,
                 on_event=self._on_event,

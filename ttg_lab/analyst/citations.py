@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from ttg_lab.dates import parse_date
+from ttg_lab.errors import ValidationError
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, TradingRun
 
@@ -48,6 +50,17 @@ def resolve(store: Store, text: str, run_ids: set[int]) -> list[Citation]:
             elif kind == "run" and ref.isdigit():
                 valid = session.get(TradingRun, int(ref)) is not None
             elif kind == "date":
-                valid = re.fullmatch(r"\d{4}-\d{2}-\d{2}", ref) is not None
+                valid = _is_date(ref)
             found.append(Citation(kind, ref, valid, label))
     return found
+
+
+def _is_date(ref: str) -> bool:
+    """A cited day is valid when the one date parser reads it as a day (no 2025-02-30)."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", ref) is None:
+        return False
+    try:
+        parse_date(ref, "cited date")
+    except ValidationError:
+        return False
+    return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,10 @@ import pandas as pd
 from sqlalchemy import select
 
 from ttg_lab.access import check_run
+from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.formatting import when
+from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.compute import round_trips
 from ttg_lab.metrics.runs import metrics_for
 from ttg_lab.reasoning import REASONING_TYPES, search_reasoning
@@ -95,6 +98,25 @@ class AnalysisTools:
             check_run(self.store, self.user, run_id)
         self._run_row(run_id)
 
+    def _window(
+        self, run_id: int, start: object, end: object
+    ) -> tuple[datetime | None, datetime | None]:
+        """A date window of a run read by the one date parser in its market's time zone
+        (an end given as a day covers that day); either bound may be absent."""
+        if start is None and end is None:
+            return None, None
+        snapshot = self._run_row(run_id).strategy_snapshot
+        market = snapshot["model"]["market"]
+        timezone = MARKETS[market].timezone if market in MARKETS else None
+        begin = parse_optional_date(start, "start", timezone)
+        finish = parse_optional_date(end, "end", timezone)
+        if begin is not None and snapshot.get("interval", "1d") == "1d":
+            begin = day_of(begin)  # a daily bar is named by its day
+        finish = None if finish is None else inclusive_end(finish)
+        if begin is not None and finish is not None and finish < begin:
+            raise ValidationError(f"end {end} is before start {start}")
+        return begin, finish
+
     def ledger(self, run_id: int | None = None) -> pd.DataFrame:
         rid = run_id or self.run_id
         with self.store.session() as session:
@@ -143,10 +165,11 @@ class AnalysisTools:
         trips = self.trips()
         if symbol:
             trips = [t for t in trips if t["symbol"] == symbol.strip().upper()]
-        if start:
-            trips = [t for t in trips if t["exit_time"] >= pd.Timestamp(start)]
-        if end:
-            trips = [t for t in trips if t["exit_time"] <= pd.Timestamp(end) + pd.Timedelta(days=1)]
+        begin, finish = self._window(self.run_id, start, end)
+        if begin is not None:
+            trips = [t for t in trips if t["exit_time"] >= begin]
+        if finish is not None:
+            trips = [t for t in trips if t["exit_time"] <= finish]
         ordered = sorted(trips, key=lambda t: t["pnl"])
         by_symbol: dict[str, float] = {}
         for trip in trips:
@@ -181,13 +204,10 @@ class AnalysisTools:
         equity = self.equity(rid)
         ledger = self.ledger(rid)
         initial = float(snap["model"]["initial_cash"])
-        if start or end:
-            begin = pd.Timestamp(start) if start else equity.index[0]
-            finish = (
-                pd.Timestamp(end) + pd.Timedelta(hours=23, minutes=59) if end else equity.index[-1]
-            )
-            if finish < begin:
-                raise ValidationError(f"end {end} is before start {start}")
+        begin, finish = self._window(rid, start, end)
+        if begin is not None or finish is not None:
+            begin = equity.index[0] if begin is None else begin
+            finish = equity.index[-1] if finish is None else finish
             before = equity[equity.index < begin]
             initial = float(before.iloc[-1]) if len(before) else initial
             equity = equity[(equity.index >= begin) & (equity.index <= finish)]

@@ -87,6 +87,7 @@ def spec_key(parameters: dict[str, Any]) -> str:
 def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.agents.factory import validate_agent
     from ttg_lab.broker import resolve_cost_model
+    from ttg_lab.dates import parse_date
     from ttg_lab.market.markets import get_market
     from ttg_lab.rules.service import RULE_PRESETS
     from ttg_lab.secrets import refuse_secrets
@@ -117,7 +118,13 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
         raise ExperimentError(f"{where}: mode must be daily or intraday, got {merged['mode']!r}")
     if merged["rules_preset"] not in RULE_PRESETS:
         raise ExperimentError(f"{where}: unknown rules preset {merged['rules_preset']!r}")
-    if str(merged["end"]) < str(merged["start"]):
+    timezone = get_market(merged["market"]).timezone
+    try:
+        begin = parse_date(merged["start"], "start", timezone)
+        finish = parse_date(merged["end"], "end", timezone)
+    except ValidationError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
+    if finish < begin:
         raise ExperimentError(f"{where}: end {merged['end']} is before start {merged['start']}")
     try:
         refuse_secrets(merged, where)

@@ -27,10 +27,11 @@ from sqlalchemy import select
 
 from ttg_lab.access import check_run
 from ttg_lab.broker import COST_PRESETS, resolve_cost_model
+from ttg_lab.dates import day_of, parse_date
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.portfolio import Portfolio
-from ttg_lab.runs import MODES, data_fingerprint, news_index, parse_time, price_index
+from ttg_lab.runs import MODES, data_fingerprint, news_index, price_index
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import RunStep, TradingRun, User
 from ttg_lab.tools.context import RunContext
@@ -69,7 +70,7 @@ class SessionRegistry:
             if ctx is None:
                 ctx = self._new_sandbox(headers)
                 self._sandboxes[name] = ctx
-            elif headers.get(CLOCK_HEADER):
+            elif CLOCK_HEADER in headers:
                 self._move_clock(ctx, headers[CLOCK_HEADER])
         return ctx
 
@@ -107,10 +108,11 @@ class SessionRegistry:
     def _snap(self, ctx: RunContext, text: str | None) -> datetime:
         """The first bar time at or after ``text`` (the data's first bar when absent)."""
         calendar = ctx.index.calendar
-        if not text:
+        if text is None:
             return calendar[0]
-        wanted = parse_time(text, CLOCK_HEADER)
-        assert wanted is not None
+        wanted = parse_date(text, CLOCK_HEADER, ctx.market.timezone)
+        if ctx.index.interval == "1d":
+            wanted = day_of(wanted)  # a daily bar is named by its day
         i = bisect_left(calendar, wanted)
         if i == len(calendar):
             raise ValidationError(

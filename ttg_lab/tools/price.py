@@ -12,21 +12,19 @@ from typing import Any
 
 import pandas as pd
 
+from ttg_lab.dates import day_of, parse_date
 from ttg_lab.errors import ValidationError
 from ttg_lab.rules.gate import normalise_symbol
 from ttg_lab.tools.context import RunContext
 
 
-def parse_when(value: Any, clock: datetime) -> datetime:
-    """A datetime from a date/datetime or an ISO text ('2025-06-12', '2025-10-01 10:00')."""
-    if isinstance(value, datetime):
-        return value
-    if value is None or value == "":
-        return clock
-    try:
-        return pd.Timestamp(str(value)).to_pydatetime()
-    except (ValueError, TypeError):
-        raise ValidationError(f"cannot read {value!r} as a date or time") from None
+def parse_when(value: Any, ctx: RunContext) -> datetime:
+    """The bar time an agent asks for: now when not given, else its date read by the one
+    parser in the market's time zone (a daily bar is named by its day)."""
+    if value is None:
+        return ctx.clock
+    when = parse_date(value, "date", ctx.market.timezone)
+    return day_of(when) if ctx.index.interval == "1d" else when
 
 
 def get_price_local(ctx: RunContext, symbol: str, date: str | None = None) -> dict[str, Any]:
@@ -36,7 +34,7 @@ def get_price_local(ctx: RunContext, symbol: str, date: str | None = None) -> di
     the open is known. Asking for a later time is refused as look-ahead.
     """
     sym = normalise_symbol(symbol)
-    when = parse_when(date, ctx.clock)
+    when = parse_when(date, ctx)
     view = ctx.view
     if when == ctx.clock:
         return {"symbol": sym, "time": _fmt(when), "open": view.open(sym)}
