@@ -88,7 +88,7 @@ def test_mcp_services_from_the_command_line(db_url: str, tmp_path: Path) -> None
     probe.close()
     try:
         out = ttg(db_url, "mcp", "start", "math", "price", "--base-port", str(base)).stdout
-        assert out.count("True") >= 4  # running and healthy, twice
+        assert out.count("True") >= 4 and "2 of 2 healthy" in out  # running and healthy, twice
         status = ttg(db_url, "mcp", "status").stdout
         assert f"http://127.0.0.1:{base}/mcp" in status and "get_price_local" in status
         refused = ttg(db_url, "mcp", "start", "--host", "0.0.0.0", check=False)
@@ -97,6 +97,33 @@ def test_mcp_services_from_the_command_line(db_url: str, tmp_path: Path) -> None
         out = ttg(db_url, "mcp", "stop").stdout
     assert "math" in out and "price" in out
     assert "none were running" in ttg(db_url, "mcp", "stop").stdout
+
+
+@pytest.mark.slow
+def test_mcp_start_waits_until_the_services_answer_or_says_they_are_still_starting(
+    tmp_path: Path,
+) -> None:
+    """With too short a wait the command says which services are still starting and
+    where their logs are (exit 1); asked again it waits until they answer (exit 0)."""
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    logs = Path(os.environ["TTG_LAB_STATE_DIR"]) / "logs"
+    try:
+        early = ttg(
+            url, "mcp", "start", "math", "--base-port", str(base), "--wait", "0", check=False
+        )
+        assert early.returncode == 1, early.stdout
+        assert "still starting after 0 s: math" in early.stdout, early.stdout
+        assert str(logs / "mcp-math.log") in early.stdout.replace("\n", "")
+        later = ttg(url, "mcp", "start", "math", "--wait", "300").stdout
+        assert "1 of 1 healthy" in later and "mcp-token-local" in later.replace("\n", "")
+        assert "healthy" in ttg(url, "mcp", "status").stdout
+    finally:
+        ttg(url, "mcp", "stop")
 
 
 def test_replay_from_the_command_line(db_url: str) -> None:

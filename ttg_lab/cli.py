@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,9 +15,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from ttg_lab.dates import FORMATS
-from ttg_lab.errors import TTGLabError, ValidationError
+from ttg_lab.errors import TTGLabError
 from ttg_lab.formatting import money, percent
-from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
+from ttg_lab.services.manager import DEFAULT_PORTS, serve
 from ttg_lab.services.names import SERVICES
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-up is quick
@@ -151,37 +151,13 @@ def data_list(obj: LabContext) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--market", required=True, help="us, cn or crypto")
 @click.option("--format", "fmt", default="auto", help="alphavantage, aitrader-jsonl, csv or auto")
-@click.option("--name", default=None, help="name of this load (default: file name)")
-@click.option(
-    "--label",
-    type=click.Choice(["start", "end"]),
-    default="start",
-    show_default=True,
-    help="the file stamps intraday bars by their start (Alpha Vantage) or their end "
-    "(AI-Trader's A-share hourly files)",
-)
-@click.option("--replace", is_flag=True, help="overwrite stored bars that differ from the file's")
+@click.option("--name", default=None, help="dataset name (default: file name)")
 @pass_ctx
-def data_load(
-    obj: LabContext,
-    path: str,
-    market: str,
-    fmt: str,
-    name: str | None,
-    label: Literal["start", "end"],
-    replace: bool,
-) -> None:
-    """Merge a price file into the store: new bars added, identical ones skipped, bars
-    that differ from the stored ones refused (listed) unless --replace."""
+def data_load(obj: LabContext, path: str, market: str, fmt: str, name: str | None) -> None:
+    """Import a price file into the store."""
     with clear_errors():
-        result = obj.lab().data.load(
-            path, market, format=fmt, name=name, label=label, replace=replace
-        )
-        console.print(result.summary(), highlight=False)
-        for conflict in result.conflicts if result.replaced else ():
-            console.print(f"  replaced {conflict}", highlight=False)
-        for warning in result.warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        rows = obj.lab().data.load(path, market, format=fmt, name=name)
+        console.print(f"loaded {rows:,} bars from {path}")
 
 
 @data.command("news")
@@ -318,23 +294,6 @@ def models_create(
         console.print(f"created model {model.signature} (id {model.id})")
 
 
-@models.command("delete")
-@click.argument("model")
-@click.option("--yes", is_flag=True, help="confirm: the model's runs are deleted with it")
-@pass_ctx
-def models_delete(obj: LabContext, model: str, yes: bool) -> None:
-    """Delete MODEL with all its runs (refused while one of them is running)."""
-    with clear_errors():
-        lab = obj.lab()
-        info = lab.models.owned(model)
-        if not yes:
-            raise ValidationError(
-                f"deleting {info.signature} deletes its runs too; add --yes to confirm"
-            )
-        lab.models.delete(info)
-        console.print(f"deleted model {info.signature} (id {info.id}) and its runs")
-
-
 def follow(handle: RunHandle, label: str) -> str:
     """Show a progress bar for a running run until it ends; returns its status."""
     info = handle.info()
@@ -365,16 +324,8 @@ def follow(handle: RunHandle, label: str) -> str:
         except KeyboardInterrupt:
             handle.stop()
             status = handle.wait()
-        finally:
-            unsubscribe()
+        unsubscribe()
     return status
-
-
-def exit_unless(completed: bool) -> None:
-    """The exit status of a run command: 0 only when the run completed (and, for a
-    replay, reproduced its source); 1 when it failed, stopped or was taken over."""
-    if not completed:
-        sys.exit(1)
 
 
 def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
@@ -392,8 +343,6 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
                 "max_drawdown": info["max_drawdown"],
                 "trades": info["total_trades"],
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
-                "llm_cost": info["llm_cost"],
-                "wasted_llm_cost": info["wasted_llm_cost"],
             }
         )
     import pandas as pd
@@ -406,8 +355,6 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
     "return": percent,
     "max_drawdown": percent,
     "fees": money,
-    "llm_cost": money,
-    "wasted_llm_cost": money,
 }
 
 
@@ -453,7 +400,8 @@ def run(
         )
         status = follow(handle, info["model"])
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
-        exit_unless(status == "completed")
+        if status == "failed":
+            sys.exit(1)
 
 
 @main.command()
@@ -463,9 +411,8 @@ def resume(obj: LabContext, run_id: int) -> None:
     """Continue RUN_ID from its last committed step."""
     with clear_errors():
         handle = obj.lab().resume_run(run_id)
-        status = follow(handle, f"run {run_id}")
+        follow(handle, f"run {run_id}")
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
-        exit_unless(status == "completed")
 
 
 @main.command()
@@ -516,11 +463,12 @@ def replay(obj: LabContext, run_id: int) -> None:
     with clear_errors():
         lab = obj.lab()
         handle = lab.replay_run(run_id)
-        status = follow(handle, f"replay of run {run_id}")
+        follow(handle, f"replay of run {run_id}")
         print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
         same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
         console.print("ledgers identical" if same else "[red]ledgers differ[/red]")
-        exit_unless(status == "completed" and same)
+        if not same:
+            sys.exit(1)
 
 
 @main.command()
@@ -977,18 +925,17 @@ def mcp() -> None:
     """MCP services (math, search, trade, price) over streamable HTTP."""
 
 
-def _print_services(statuses: list[ServiceStatus]) -> None:
+def _print_services(lab: Lab) -> None:
     rows = [
         {
             "service": s.service,
             "url": s.url,
             "pid": s.pid or "",
-            "state": s.state,
             "running": s.running,
             "healthy": s.healthy,
             "tools": ", ".join(s.tools),
         }
-        for s in statuses
+        for s in lab.services.status()
     ]
     import pandas as pd
 
@@ -1000,52 +947,21 @@ def _print_services(statuses: list[ServiceStatus]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--base-port", type=int, default=None, help="ports base, base+1.. (default 8101..)")
 @click.option("--token", envvar="TTG_LAB_MCP_TOKEN", default=None, help="required off 127.0.0.1")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="seconds to wait for the services to answer",
-)
 @pass_ctx
 def mcp_start(
-    obj: LabContext,
-    services: tuple[str, ...],
-    host: str,
-    base_port: int | None,
-    token: str | None,
-    wait: float,
+    obj: LabContext, services: tuple[str, ...], host: str, base_port: int | None, token: str | None
 ) -> None:
-    """Start SERVICES (default: all four) in the background and wait until they answer."""
+    """Start SERVICES (default: all four) in the background."""
     with clear_errors():
-        manager = obj.lab().services
+        lab = obj.lab()
         ports = {s: base_port + i for i, s in enumerate(SERVICES)} if base_port else None
-        started = manager.start(list(services) or None, host=host, ports=ports, token=token)
-        names = [s.service for s in started]
-        with console.status(f"waiting up to {wait:g} s for {', '.join(names)} to answer"):
-            statuses = manager.wait_until_up(names, wait, token)
-        _print_services(statuses)
-        down = [s for s in statuses if s.state in ("stopped", "unhealthy")]
-        starting = [s for s in statuses if s.state == "starting"]
-        for s in down:
+        statuses = lab.services.start(list(services) or None, host=host, ports=ports, token=token)
+        _print_services(lab)
+        if not all(s.healthy for s in statuses):
             console.print(
-                f"[red]{s.service} is {s.state}; see its log: {s.log}[/red]", highlight=False
+                f"[red]not all services are healthy; see {lab.settings.data_dir / 'logs'}[/red]"
             )
-        if starting:
-            console.print(
-                f"[yellow]still starting after {wait:g} s: "
-                f"{', '.join(s.service for s in starting)} (a busy machine can take longer; "
-                f"`ttg-lab mcp status` shows when they answer); logs: "
-                f"{', '.join(str(s.log) for s in starting)}[/yellow]",
-                highlight=False,
-            )
-        if down or starting:
             sys.exit(1)
-        console.print(
-            f"{len(statuses)} of {len(statuses)} healthy; clients send "
-            f"'Authorization: Bearer <token>' with the token in {manager.token_path}",
-            highlight=False,
-        )
 
 
 @mcp.command("stop")
@@ -1063,7 +979,7 @@ def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
 def mcp_status(obj: LabContext) -> None:
     """Show which services run and answer their health check."""
     with clear_errors():
-        _print_services(obj.lab().services.status())
+        _print_services(obj.lab())
 
 
 @mcp.command("serve")

@@ -25,9 +25,9 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -55,6 +55,11 @@ DEFAULT_PORTS: dict[str, int] = {"math": 8101, "search": 8102, "trade": 8103, "p
 TOKEN_ENV = "TTG_LAB_MCP_TOKEN"
 
 
+ServiceState = Literal["stopped", "starting", "healthy", "unhealthy"]
+"""A service's state: no process; its process runs but does not answer yet; it answers
+its health check; it answers with an error (e.g. to a token it does not know)."""
+
+
 @dataclass
 class ServiceStatus:
     """What the manager knows about one service."""
@@ -63,13 +68,22 @@ class ServiceStatus:
     host: str
     port: int
     pid: int | None
-    running: bool
-    healthy: bool
+    state: ServiceState
     tools: list[str]
+    log: Path
+    """Where the service writes its output (why it did not come up)."""
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}{MCP_PATH}"
+
+    @property
+    def running(self) -> bool:
+        return self.state != "stopped"
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "healthy"
 
 
 @dataclass(frozen=True)
@@ -199,17 +213,17 @@ class ServiceManager:
             )
         return chosen
 
-    def health(self, host: str, port: int, token: str | None = None) -> dict[str, object] | None:
-        """The service's /health answer, or None when it does not answer."""
+    def _probe(self, host: str, port: int, token: str | None) -> tuple[ServiceState, list[str]]:
+        """A running service's state from its /health answer, with the tools it lists."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             answer = httpx.get(f"http://{host}:{port}/health", headers=headers, timeout=1.0)
         except httpx.HTTPError:
-            return None
+            return "starting", []
         if answer.status_code != 200:
-            return None
-        data = answer.json()
-        return data if isinstance(data, dict) else None
+            return "unhealthy", []
+        listed = answer.json().get("tools", [])
+        return "healthy", [str(t) for t in listed] if isinstance(listed, list) else []
 
     def status(self, token: str | None = None) -> list[ServiceStatus]:
         """Each service's process and health (checked with ``token``, else the one in
@@ -218,29 +232,28 @@ class ServiceManager:
         token = token or os.environ.get(TOKEN_ENV) or self.token()
         result = []
         for service in SERVICES:
+            log = self.log_dir / f"mcp-{service}.log"
             record = state.get(service)
             if record is None:
-                result.append(
-                    ServiceStatus(
-                        service, "127.0.0.1", DEFAULT_PORTS[service], None, False, False, []
-                    )
-                )
+                port = DEFAULT_PORTS[service]
+                result.append(ServiceStatus(service, "127.0.0.1", port, None, "stopped", [], log))
                 continue
-            health = self.health(record.host, record.port, token)
-            listed = health.get("tools", []) if health else []
-            tools = [str(t) for t in listed] if isinstance(listed, list) else []
-            result.append(
-                ServiceStatus(
-                    service,
-                    record.host,
-                    record.port,
-                    record.process.pid,
-                    True,
-                    health is not None,
-                    tools,
-                )
-            )
+            health, tools = self._probe(record.host, record.port, token)
+            pid = record.process.pid
+            result.append(ServiceStatus(service, record.host, record.port, pid, health, tools, log))
         return result
+
+    def wait_until_up(
+        self, services: list[str], timeout: float, token: str | None = None
+    ) -> list[ServiceStatus]:
+        """The statuses of ``services`` once none is still starting, or at ``timeout``
+        seconds (then some may still be starting: a busy machine can take a while)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = [s for s in self.status(token) if s.service in services]
+            if time.monotonic() >= deadline or all(s.state != "starting" for s in statuses):
+                return statuses
+            time.sleep(0.2)
 
     def start(
         self,
@@ -248,10 +261,12 @@ class ServiceManager:
         host: str = "127.0.0.1",
         ports: dict[str, int] | None = None,
         token: str | None = None,
-        wait: float = 20.0,
+        wait: float = 0.0,
     ) -> list[ServiceStatus]:
         """Start the chosen services (all by default) unless already running, guarded by
-        ``token`` (else the one in the environment, else this user's, created here)."""
+        ``token`` (else the one in the environment, else this user's, created here).
+        Returns at once, with the new ones ``starting``, unless asked to ``wait`` (seconds)
+        for them to answer: see :meth:`wait_until_up`."""
         chosen = self._pick(services)
         check_exposure(host, token or os.environ.get(TOKEN_ENV))
         token = token or os.environ.get(TOKEN_ENV) or self.token(create=True)
@@ -280,15 +295,7 @@ class ServiceManager:
             if identity is not None:
                 state[service] = ServiceRecord(host, port, identity)
         self._save(state)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            statuses = [s for s in self.status(token) if s.service in chosen]
-            if all(s.healthy for s in statuses):
-                return statuses
-            if any(not s.running for s in statuses):
-                break
-            time.sleep(0.1)
-        return [s for s in self.status(token) if s.service in chosen]
+        return self.wait_until_up(chosen, wait, token)
 
     def stop(self, services: list[str] | None = None, wait: float = 10.0) -> list[str]:
         """Stop the chosen services; returns the ones that were running."""
@@ -309,9 +316,6 @@ class ServiceManager:
             stopped.append(service)
         self._save(state)
         return stopped
-
-    def describe(self) -> list[dict[str, object]]:
-        return [{**asdict(s), "url": s.url} for s in self.status()]
 
 
 def _identity_after_exec(
