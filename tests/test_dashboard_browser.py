@@ -1,5 +1,9 @@
 """The dashboard as a researcher uses it: Voila serving the notebook, real Chromium
-driven by Playwright. Screenshots of every panel land in reports/screenshots/."""
+driven by Playwright. Screenshots of every panel land in reports/screenshots/.
+
+Kernels are counted in the process table (the Voila process's children): Voila serves
+no list of its kernels.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from ttg_lab.config import PROJECT_ROOT
@@ -45,6 +51,9 @@ if not Path(CHROMIUM).exists():
 
 pytestmark = pytest.mark.slow
 
+CULL_AFTER = 6
+"""Seconds an unconnected idle kernel lives in these tests (300 in ``ttg-lab dashboard``)."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,14 +61,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Server:
+    """A Voila serving the dashboard: its base URL, port and process."""
+
+    url: str
+    port: int
+    pid: int
+    db_url: str
+
+    def kernels(self) -> list[psutil.Process]:
+        return psutil.Process(self.pid).children()
+
+    def waiting_for_a_page(self, kernel: psutil.Process) -> bool:
+        """A pre-heated kernel that is ready waits for its page on Voila's query socket;
+        (a dashboard that did not wait would instead have gone idle: CPU time still)."""
+        try:
+            if any(c.raddr and c.raddr.port == self.port for c in kernel.net_connections()):
+                return True
+            before = kernel.cpu_times()
+            time.sleep(1.5)
+            return bool(time.time() - kernel.create_time() > 5 and kernel.cpu_times() == before)
+        except psutil.NoSuchProcess:
+            return False
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until only the pre-heated kernel is left, ready for a page."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            kernels = self.kernels()
+            if len(kernels) == 1 and self.waiting_for_a_page(kernels[0]):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"Voila did not settle: kernels {[k.pid for k in self.kernels()]}")
+
+
 @contextmanager
-def voila(url: str, folder: Path, **env: str) -> Iterator[str]:
-    """Voila serving the dashboard notebook on ``url``; yields its base URL."""
+def voila(url: str, folder: Path, **env: str) -> Iterator[Server]:
+    """Voila serving the dashboard notebook on ``url``."""
     port = free_port()
     full_env = {**os.environ, "TTG_LAB_DB_URL": url, "TTG_LAB_STATE_DIR": str(folder), **env}
     log = (folder / "voila.log").open("w")
     process = subprocess.Popen(
-        voila_command("127.0.0.1", port, None),
+        voila_command("127.0.0.1", port, None, cull_after=CULL_AFTER),
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -74,14 +118,14 @@ def voila(url: str, folder: Path, **env: str) -> Iterator[str]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        yield base
+        yield Server(base, port, process.pid, url)
     finally:
         process.terminate()
         process.wait(20)
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("dashboard")
     db = folder / "dash.db"
     shutil.copy(template_db, db)
@@ -89,8 +133,13 @@ def dashboard_url(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -
     lab = open_lab(url)
     prepare_default(lab)
     lab.close()
-    with voila(url, folder) as base:
-        yield base
+    with voila(url, folder) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(dashboard: Server) -> str:
+    return dashboard.url
 
 
 @contextmanager
@@ -250,7 +299,7 @@ def test_a_jupyterhub_user_sees_only_their_work_and_no_admin_tab(
     bob.models.create("bob momentum", ai_model_id="baseline/momentum")
     bob.close()
     admin.close()
-    with voila(url, tmp_path, JUPYTERHUB_USER="bob") as base, browse(base) as page:
+    with voila(url, tmp_path, JUPYTERHUB_USER="bob") as server, browse(server.url) as page:
         assert "Bob (bob, user)" in page.content()
         tabs = page.locator(".lm-TabBar-tabLabel").all_inner_texts()
         assert "Leaderboard" in tabs and "Admin" not in tabs
@@ -262,3 +311,54 @@ def test_a_jupyterhub_user_sees_only_their_work_and_no_admin_tab(
         assert "admin-momentum" not in options
         shot(page, "ordinary-user")
         assert page.errors == [] and "Traceback" not in page.content()
+
+
+def test_a_page_shows_what_was_created_after_its_kernel_was_preheated(dashboard: Server) -> None:
+    """Voila runs the dashboard in a kernel before anyone asks for a page: a model and run
+    created since are in Models and on the Leaderboard of the page opened next."""
+    dashboard.settle()
+    lab = open_lab(dashboard.db_url)
+    model = lab.models.create("After Preheat", ai_model_id="baseline/momentum")
+    lab.start_run(model, path="direct", background=False, end="2025-07-31")
+    lab.close()
+    with browse(dashboard.url) as page:
+        models = page.locator(".ttg-table").filter(visible=True).first.inner_text()
+        assert "after-preheat" in models
+        open_tab(page, "Leaderboard")
+        leaderboard = page.locator(".ttg-table td", has_text="after-preheat")
+        leaderboard.filter(visible=True).first.wait_for(timeout=30_000)
+        assert page.errors == []
+
+
+def test_reloaded_and_closed_pages_end_their_kernels(dashboard: Server) -> None:
+    """Each reload ends the kernel of the page it replaces at once (Voila's shutdown is
+    let in); a closed page's kernel ends too (Chromium sends nothing when a tab closes
+    headless: Voila's culler ends a kernel with no page after CULL_AFTER seconds). After
+    three reloads and a close only the pre-heated kernel is left."""
+    dashboard.settle()
+    counts = [len(dashboard.kernels())]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(dashboard.url, timeout=120_000)
+        page.wait_for_selector(".lm-TabBar-tabLabel >> text=Leaderboard", timeout=120_000)
+        for _ in range(3):
+            before = {k.pid for k in dashboard.kernels()}
+            started = time.time()
+            page.reload(timeout=120_000)
+            page.wait_for_selector(".lm-TabBar-tabLabel >> text=Leaderboard", timeout=120_000)
+            while time.time() - started < 5 and before <= {k.pid for k in dashboard.kernels()}:
+                time.sleep(0.2)
+            ended = before - {k.pid for k in dashboard.kernels()}
+            assert ended, (
+                f"no kernel ended within 5 s of a reload (the culler waits {CULL_AFTER} s)"
+            )
+            counts.append(len(dashboard.kernels()))
+        page.close(run_before_unload=True)
+        deadline = time.time() + CULL_AFTER + 20
+        while time.time() < deadline and len(dashboard.kernels()) > 1:
+            time.sleep(0.5)
+        counts.append(len(dashboard.kernels()))
+        browser.close()
+    print(f"kernels: at start, after each reload, after the close: {counts}")
+    assert counts[-1] == 1, counts

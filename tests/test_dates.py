@@ -245,7 +245,7 @@ def test_the_price_tools_date_goes_through_the_parser_on_both_paths(lab: Lab) ->
 
 
 def test_the_session_clock_header_goes_through_the_parser(lab: Lab) -> None:
-    sessions = SessionRegistry(lab.store)
+    sessions = SessionRegistry(lab.store, lab.user)
     for bad in ("", "NaT", "soon"):
         with pytest.raises(ValidationError, match=r"^x-ttg-clock .* is not a date"):
             sessions.context_for({"X-TTG-Session": f"bad {bad}", "X-TTG-Clock": bad})

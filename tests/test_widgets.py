@@ -3,6 +3,9 @@ form gives a clear message and saves nothing."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import time
 from typing import Any
 
@@ -313,18 +316,33 @@ def test_a_panel_shows_nothing_of_a_model_deleted_elsewhere(lab: Lab, db_url: st
 def test_the_dashboard_reads_the_store_when_a_page_takes_a_preheated_kernel(
     lab: Lab, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Voila runs the notebook ahead of any page: what was created between the pre-heat
-    and the page opening is on the page."""
-    import voila.utils
+    """Voila runs the notebook ahead of any page and, when a page takes the kernel, sends
+    it the page's request over ``voila/query/<kernel id>``: what was created between the
+    pre-heat and the page opening is on the page, and the page's query string is known."""
+    from websockets.sync.server import ServerConnection, serve
 
-    def page_opens_later() -> None:
-        other = open_lab(db_url)
+    asked: list[str] = []
+
+    def voila_query(socket: ServerConnection) -> None:
+        asked.append(str(socket.request.path if socket.request else ""))
+        other = open_lab(db_url)  # meanwhile, another process creates a model
         other.models.create("after preheat", ai_model_id="baseline/momentum")
         other.close()
+        socket.send(json.dumps({"QUERY_STRING": "run=7"}))  # then a page opens
 
-    monkeypatch.setenv("VOILA_PREHEAT", "True")
-    monkeypatch.setattr(voila.utils, "wait_for_request", page_opens_later)
-    board = dashboard(db_url)
+    with serve(voila_query, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for name, value in {
+            "VOILA_PREHEAT": "True",
+            "VOILA_APP_PORT": str(server.socket.getsockname()[1]),
+            "VOILA_SERVER_URL": "/",
+            "VOILA_KERNEL_ID": "k-1",
+            "QUERY_STRING": "",
+        }.items():
+            monkeypatch.setenv(name, value)
+        board = dashboard(db_url)
+        server.shutdown()
+    assert asked == ["/voila/query/k-1"] and os.environ["QUERY_STRING"] == "run=7"
     assert board is not None
     assert "after-preheat" in [r["signature"] for r in board.controllers["Models"].rows]
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from ttg_lab.dates import FORMATS
 from ttg_lab.errors import TTGLabError
 from ttg_lab.formatting import money, percent
-from ttg_lab.services.manager import DEFAULT_PORTS, serve
+from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
 from ttg_lab.services.names import SERVICES
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-up is quick
@@ -925,17 +925,18 @@ def mcp() -> None:
     """MCP services (math, search, trade, price) over streamable HTTP."""
 
 
-def _print_services(lab: Lab) -> None:
+def _print_services(statuses: list[ServiceStatus]) -> None:
     rows = [
         {
             "service": s.service,
             "url": s.url,
             "pid": s.pid or "",
+            "state": s.state,
             "running": s.running,
             "healthy": s.healthy,
             "tools": ", ".join(s.tools),
         }
-        for s in lab.services.status()
+        for s in statuses
     ]
     import pandas as pd
 
@@ -947,21 +948,52 @@ def _print_services(lab: Lab) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--base-port", type=int, default=None, help="ports base, base+1.. (default 8101..)")
 @click.option("--token", envvar="TTG_LAB_MCP_TOKEN", default=None, help="required off 127.0.0.1")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="seconds to wait for the services to answer",
+)
 @pass_ctx
 def mcp_start(
-    obj: LabContext, services: tuple[str, ...], host: str, base_port: int | None, token: str | None
+    obj: LabContext,
+    services: tuple[str, ...],
+    host: str,
+    base_port: int | None,
+    token: str | None,
+    wait: float,
 ) -> None:
-    """Start SERVICES (default: all four) in the background."""
+    """Start SERVICES (default: all four) in the background and wait until they answer."""
     with clear_errors():
-        lab = obj.lab()
+        manager = obj.lab().services
         ports = {s: base_port + i for i, s in enumerate(SERVICES)} if base_port else None
-        statuses = lab.services.start(list(services) or None, host=host, ports=ports, token=token)
-        _print_services(lab)
-        if not all(s.healthy for s in statuses):
+        started = manager.start(list(services) or None, host=host, ports=ports, token=token)
+        names = [s.service for s in started]
+        with console.status(f"waiting up to {wait:g} s for {', '.join(names)} to answer"):
+            statuses = manager.wait_until_up(names, wait, token)
+        _print_services(statuses)
+        down = [s for s in statuses if s.state in ("stopped", "unhealthy")]
+        starting = [s for s in statuses if s.state == "starting"]
+        for s in down:
             console.print(
-                f"[red]not all services are healthy; see {lab.settings.data_dir / 'logs'}[/red]"
+                f"[red]{s.service} is {s.state}; see its log: {s.log}[/red]", highlight=False
             )
+        if starting:
+            console.print(
+                f"[yellow]still starting after {wait:g} s: "
+                f"{', '.join(s.service for s in starting)} (a busy machine can take longer; "
+                f"`ttg-lab mcp status` shows when they answer); logs: "
+                f"{', '.join(str(s.log) for s in starting)}[/yellow]",
+                highlight=False,
+            )
+        if down or starting:
             sys.exit(1)
+        console.print(
+            f"{len(statuses)} of {len(statuses)} healthy; clients send "
+            f"'Authorization: Bearer <token>' with the token in {manager.token_path}",
+            highlight=False,
+        )
 
 
 @mcp.command("stop")
@@ -979,7 +1011,7 @@ def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
 def mcp_status(obj: LabContext) -> None:
     """Show which services run and answer their health check."""
     with clear_errors():
-        _print_services(obj.lab())
+        _print_services(obj.lab().services.status())
 
 
 @mcp.command("serve")

@@ -1,5 +1,12 @@
 """``ttg-lab dashboard``: prepare the embedded default store and serve the dashboard with
-Voila (preheated kernels, no tracebacks or source shown to viewers)."""
+Voila (preheated kernels, no tracebacks or source shown to viewers).
+
+Every page gets a kernel of its own, and a page that is reloaded, left or closed ends it:
+its script posts Voila's shutdown with the ``_xsrf`` cookie our identity provider issues
+(:mod:`ttg_lab.voila_identity`), and a kernel no page is connected to that has done
+nothing for :data:`KERNEL_CULL_AFTER` seconds is ended by Voila's culler (a browser may
+close a tab without the shutdown request).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ if TYPE_CHECKING:
 from ttg_lab.services.manager import LOOPBACK_HOSTS
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
+KERNEL_CULL_AFTER = 300
+"""Seconds a kernel with no page connected and no activity lives on before it is ended."""
 BASELINE_MODELS: list[dict[str, object]] = [
     {
         "name": "Baseline buy and hold QQQ",
@@ -58,8 +67,11 @@ def prepare_default(lab: Lab) -> list[str]:
     return prepared
 
 
-def voila_command(host: str, port: int, token: str | None) -> list[str]:
-    """The Voila command line that serves the dashboard notebook."""
+def voila_command(
+    host: str, port: int, token: str | None, cull_after: int = KERNEL_CULL_AFTER
+) -> list[str]:
+    """The Voila command line that serves the dashboard notebook; kernels of pages that
+    are gone end (see the module's docstring), idle ones after ``cull_after`` seconds."""
     voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
     if voila is None:
         raise ConfigError("voila is not installed; run: pip install -e '.[dev]'")
@@ -75,6 +87,10 @@ def voila_command(host: str, port: int, token: str | None) -> list[str]:
         "--preheat_kernel=True",
         "--pool_size=1",
         "--Voila.port_retries=0",
+        # pages get the _xsrf cookie, so a closed or reloaded page ends its kernel
+        "--Voila.identity_provider_class=ttg_lab.voila_identity.DashboardIdentityProvider",
+        f"--MappingKernelManager.cull_idle_timeout={cull_after}",
+        f"--MappingKernelManager.cull_interval={min(60, max(1, cull_after // 3))}",
     ]
     # the token itself goes to Voila in JUPYTER_TOKEN (see serve), never on the command line
     command.append("--Voila.auto_token=True" if token else "--Voila.auto_token=False")

@@ -10,9 +10,9 @@ it was at pre-heat).
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
-import warnings
 from typing import Any
 
 import ipywidgets as w
@@ -132,13 +132,28 @@ def dashboard(db_url: str | None = None, user: str | None = None) -> Dashboard |
 def wait_for_page() -> bool:
     """In a kernel Voila pre-heats, block until a page takes the kernel and say so;
     elsewhere (a kernel started for a page, a notebook, a test) return False at once.
-    Voila's request variables (``QUERY_STRING``, ...) are in ``os.environ`` afterwards."""
+
+    This is ``voila.utils.wait_for_request`` without its imports (55 MB and seconds per
+    kernel): Voila sends a pre-heated kernel its page's request variables (``QUERY_STRING``,
+    ...) over ``voila/query/<kernel id>`` when a page takes it; they are in ``os.environ``
+    afterwards.
+    """
     if os.environ.get("VOILA_PREHEAT") != "True":
         return False
-    from voila.utils import wait_for_request
+    from websockets.exceptions import WebSocketException
+    from websockets.sync.client import connect
 
-    with warnings.catch_warnings(record=True) as caught:
-        wait_for_request()  # warns and returns when it cannot reach Voila
-    for warning in caught:
-        log.warning("the dashboard could not wait for its page: %s", warning.message)
+    env = os.environ
+    base = env.get("VOILA_WS_BASE_URL") or env.get("VOILA_SERVER_URL", "/")
+    url = (
+        f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:"
+        f"{env.get('VOILA_APP_PORT', '8866')}{base}voila/query/{env.get('VOILA_KERNEL_ID')}"
+    )
+    try:
+        with connect(url, open_timeout=10) as socket:
+            request = json.loads(socket.recv())
+    except (OSError, TimeoutError, ValueError, WebSocketException) as exc:
+        log.warning("the dashboard could not wait for its page at %s: %s", url, exc)
+        return True
+    os.environ.update({str(k): str(v) for k, v in request.items()})
     return True
