@@ -3,11 +3,14 @@
 - from `ttg-lab dashboard` start to the first full render (target < 5 s) on an
   embedded store that is already prepared, and on a brand-new one (first start);
 - first render with 1,000 runs and 1,000,000 reasoning entries in the store (< 5 s);
-- reasoning search over those 1M entries (target < 300 ms), within a run and across all.
+- reasoning search over those 1M entries (target < 300 ms), within a run and across all;
+- a session on a pre-heated kernel: page open to first full render, opening a tab (its
+  panel reads the store), and the kernels left after three reloads and leaving the page.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -20,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 from sqlalchemy import insert
 
 from ttg_lab.lab import open_lab
@@ -75,6 +79,77 @@ def time_to_render(db_url: str) -> float:
             elapsed = time.perf_counter() - start
             browser.close()
         return elapsed
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def kernels(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The dashboard's kernels: the Voila process's children, from the process table."""
+    found = []
+    for child in psutil.Process(process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+def preheated(process: subprocess.Popen[bytes], port: int) -> bool:
+    """A kernel is pre-heated and waiting for its page on Voila's query socket."""
+    for kernel in kernels(process):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any(c.raddr and c.raddr.port == port for c in kernel.net_connections()):
+                return True
+    return False
+
+
+def page_session(db_url: str) -> None:
+    """Open a page on a pre-heated kernel, open two tabs, reload three times, leave."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    cli = str(Path(sys.executable).parent / "ttg-lab")
+    process = subprocess.Popen(
+        [cli, "dashboard", "--port", str(port)],
+        env={**os.environ, "TTG_LAB_DB_URL": db_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tabs = ".lm-TabBar-tabLabel"
+    try:
+        while not preheated(process, port):
+            time.sleep(0.1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
+            page.wait_for_selector(".ttg-table", timeout=120_000)
+            elapsed = time.perf_counter() - start
+            print(f"page open to first full render, pre-heated kernel: {elapsed:.2f} s")
+            for label in ("first", "second"):
+                for title in ("Leaderboard", "Models"):
+                    start = time.perf_counter()
+                    page.locator(tabs, has_text=title).click()
+                    page.locator(".ttg-table").filter(visible=True).first.wait_for()
+                    if title == "Leaderboard":
+                        ms = (time.perf_counter() - start) * 1000
+                        print(f"opening the Leaderboard tab ({label} time): {ms:.0f} ms")
+            counts = [len(kernels(process))]
+            for _ in range(3):
+                page.reload(timeout=120_000)
+                page.wait_for_selector(".ttg-table", timeout=120_000)
+                time.sleep(1.5)
+                counts.append(len(kernels(process)))
+            page.goto("about:blank")  # the user leaves the page
+            time.sleep(3)
+            counts.append(len(kernels(process)))
+            memory = sum(k.memory_info().rss for k in kernels(process)) / 1e6
+            browser.close()
+        print(
+            f"kernels after open, each of 3 reloads, leaving: {counts} "
+            f"(one is the pre-heated kernel for the next page; {memory:.0f} MB in all)"
+        )
     finally:
         process.terminate()
         process.wait(20)
@@ -152,6 +227,7 @@ def main() -> None:
     print(
         f"start to first full render, prepared store: {time_to_render(fresh):.1f} s (target < 5 s)"
     )
+    page_session(fresh)
 
     big = folder / "big.db"
     shutil.copy(folder / "fresh.db", big)

@@ -171,11 +171,19 @@ def test_rules_editor_validates_on_save_and_shows_attribution(lab: Lab) -> None:
     assert ctl.attribution[0]["rule"] == "cap" and ctl.attribution[0]["blocked"] == 1
 
 
+def html_of(widget: Any) -> str:
+    """The HTML a view shows, from all its HTML widgets."""
+    own = str(widget.value) if hasattr(widget, "value") and isinstance(widget.value, str) else ""
+    return own + "".join(html_of(child) for child in getattr(widget, "children", ()))
+
+
 def test_leaderboard_performance_services_admin_and_analyst(lab: Lab) -> None:
     model = lab.models.create("board", ai_model_id="baseline/momentum", initial_cash=100_000.0)
     run = lab.start_run(model, path="direct", background=False)
     board = LeaderboardController(lab)
     assert [r["model"] for r in board.rows] == ["board"]
+    shown = html_of(leaderboard.view(board))  # the board names the benchmark of its returns
+    assert "<th>benchmark</th>" in shown and '<td class="">QQQ</td>' in shown
     board.market = "crypto"
     board.refresh()
     assert board.rows == []
@@ -189,6 +197,7 @@ def test_leaderboard_performance_services_admin_and_analyst(lab: Lab) -> None:
     assert (
         set(perf.figures) == {"equity", "drawdown", "allocation"}
         and perf.summary[0]["run"] == run.id
+        and perf.summary[0]["benchmark"] == "QQQ"  # which benchmark the return is of
     )
 
     services = ServicesController(lab)
@@ -355,9 +364,11 @@ def test_no_panel_keeps_a_chart_of_an_earlier_choice(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drawn: dict[int, Any] = {}  # what each chart output of a view shows now
+    draws: list[Any] = []
 
     def record(output: Any, figure: Any) -> None:
         drawn[id(output)] = figure
+        draws.append(figure)
 
     for module in (performance, leaderboard, rules):
         monkeypatch.setattr(module, "show_figure", record)
@@ -375,9 +386,15 @@ def test_no_panel_keeps_a_chart_of_an_earlier_choice(
     assert not perf.show() and titles(drawn) == [] and perf.summary == []
 
     drawn.clear()
+    lab.start_run(model, path="direct", background=False)  # two runs: a mean of returns
+    single = lab.models.create("single", ai_model_id="baseline/cash")  # one run: no mean
+    lab.start_run(single, path="direct", background=False, end="2025-06-30")
     board = LeaderboardController(lab)
     leaderboard.view(board)
     assert any(t.startswith("Leaderboard") for t in titles(drawn))
+    before = len(draws)
+    board.refresh()  # opening the tab again: the same board is not drawn again
+    assert len(draws) == before
     board.market = "crypto"
     board.refresh()
     assert board.rows == [] and titles(drawn) == []

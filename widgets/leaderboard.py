@@ -64,11 +64,13 @@ class LeaderboardController(Controller):
         self.refresh()
 
     def refresh(self) -> None:
+        """Rank the models again; rows equal to those shown change nothing on screen (empty
+        values are None, not NaN, which never equals itself)."""
         with self.action():
             board = self.lab.leaderboard(
                 market=self.market or None, mode=self.mode or None, sort=self.sort
             )
-            self.rows = board.to_dict("records")
+            self.rows = board.astype(object).where(board.notna(), None).to_dict("records")
             self.message = f"{len(board)} models"
 
     def frame(self) -> pd.DataFrame:
