@@ -24,6 +24,7 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User
+from ttg_lab.text import check_name, check_text
 
 DEFAULT_AI_MODEL = "baseline/momentum"
 MAX_CASH = 1e12
@@ -101,12 +102,7 @@ class ModelService:
             )
 
     def _validate(self, values: dict[str, Any]) -> dict[str, Any]:
-        name = values.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError("name must not be empty")
-        if len(name) > 200:
-            raise ValidationError("name must be at most 200 characters")
-        values["name"] = name.strip()
+        values["name"] = check_name(values.get("name"), "name", 200)
         market = get_market(values["market"])
         cash = values.get("initial_cash")
         if isinstance(cash, bool) or not isinstance(cash, int | float) or not math.isfinite(cash):
@@ -131,9 +127,7 @@ class ModelService:
         values["parameters"] = validate_agent(ai_model_id, values.get("parameters"))
         refuse_secrets(values, f"model {values['name']!r}")
         for text in ("description", "custom_rules", "custom_instructions"):
-            if not isinstance(values.get(text) or "", str):
-                raise ValidationError(f"{text} must be text")
-            values[text] = values.get(text) or ""
+            values[text] = check_text(values.get(text) or "", text)
         return values
 
     def create(

@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 from ttg_lab.errors import DataFileError, ValidationError
 from ttg_lab.news.items import (
-    MAX_URL_CHARS,
     News,
     earliest_per_url,
     make_news,
     naive_utc,
     sort_news,
+    url_problem,
 )
 
 ALPHAVANTAGE_TIMEZONE = ZoneInfo("America/New_York")
@@ -199,9 +199,11 @@ def _names(entries: Any, key: str) -> list[str]:
 
 
 def _http_url(value: Any) -> str:
+    """The record's URL if a news item may link to it (:func:`url_problem`)."""
     url = _text(value)
-    if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS:
-        raise UnusableRecord(f"no usable http(s) URL ({url[:80]!r})", undated=False)
+    problem = url_problem(url)
+    if problem is not None:
+        raise UnusableRecord(f"no usable http(s) URL: {problem}", undated=False)
     return url
 
 
@@ -454,6 +456,9 @@ def news_from_json(record: Any, path: Path, number: int) -> News:
     for field in ("url", "title", "published_at"):
         if not isinstance(record.get(field), str) or not record[field].strip():
             raise DataFileError(path, f"missing or empty '{field}'", number)
+    problem = url_problem(record["url"].strip())
+    if problem is not None:
+        raise DataFileError(path, problem, number)
     for field in ("source", "summary", "content"):
         if record.get(field) is not None and not isinstance(record[field], str):
             raise DataFileError(path, f"'{field}' must be a string", number)

@@ -7,9 +7,11 @@ time are never created (importers count and drop them).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from ttg_lab.errors import ValidationError
 
@@ -20,6 +22,39 @@ MAX_SOURCE_CHARS = 64
 """Width of ``news_items.source``."""
 MAX_URL_CHARS = 2000
 """Width of ``news_items.url``."""
+
+
+WEB_SCHEMES = ("http", "https")
+"""The only URLs a news item may link to: a ``javascript:``, ``data:`` or ``file:`` link
+shown in a panel or a report is an attack, not a source."""
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a news item's link (None when it can): it must be an
+    absolute http(s) URL with a host, without spaces or control characters, at most
+    :data:`MAX_URL_CHARS` long."""
+    shown = url if len(url) <= 80 else url[:80] + "..."
+    if not url.strip():
+        return "a news item needs a URL"
+    if len(url) > MAX_URL_CHARS:
+        return f"URL longer than {MAX_URL_CHARS} characters: {shown!r}"
+    if _BAD_URL_CHARS.search(url):
+        return f"URL {shown!r} contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"URL {shown!r} is malformed"
+    if parts.scheme.lower() not in WEB_SCHEMES or not host:
+        return f"URL {shown!r} is not an http(s) link with a host"
+    return None
+
+
+def _clean(text: str) -> str:
+    """``text`` trimmed, without NUL characters (which no store keeps: PostgreSQL refuses
+    them) and other control characters but tabs and line breaks."""
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
 
 
 def naive_utc(when: datetime) -> datetime:
@@ -59,10 +94,13 @@ class News:
             raise ValidationError(f"published_at of {self.url!r} is not a datetime")
         if self.published_at.tzinfo is not None:
             raise ValidationError(f"published_at of {self.url!r} must be naive UTC")
-        if not self.url.strip():
-            raise ValidationError("a news item needs a URL")
-        if len(self.url) > MAX_URL_CHARS:
-            raise ValidationError(f"URL longer than {MAX_URL_CHARS} characters: {self.url[:80]}...")
+        problem = url_problem(self.url)
+        if problem is not None:
+            raise ValidationError(problem)
+        for name in ("source", "title", "summary", "content", *("symbols", "topics")):
+            value = getattr(self, name)
+            if any("\x00" in text for text in (value if isinstance(value, tuple) else (value,))):
+                raise ValidationError(f"{name} of {self.url!r} contains a NUL character")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the shipped/user JSONL format; ``published_at`` ISO UTC)."""
@@ -89,17 +127,17 @@ def make_news(
     symbols: tuple[str, ...] | list[str] = (),
     topics: tuple[str, ...] | list[str] = (),
 ) -> News:
-    """A :class:`News` with text trimmed, content cut, the time rounded up to a second and
-    tags deduplicated (order kept)."""
+    """A :class:`News` with text trimmed (control characters dropped), content cut, the
+    time rounded up to a second and tags deduplicated (order kept)."""
     return News(
-        source=source.strip()[:MAX_SOURCE_CHARS],
+        source=_clean(source)[:MAX_SOURCE_CHARS],
         url=url.strip(),
-        title=title.strip(),
-        summary=summary.strip(),
-        content=content.strip()[:MAX_CONTENT_CHARS],
+        title=_clean(title),
+        summary=_clean(summary),
+        content=_clean(content)[:MAX_CONTENT_CHARS],
         published_at=ceil_second(naive_utc(published_at)),
-        symbols=tuple(dict.fromkeys(s.strip() for s in symbols if s and s.strip())),
-        topics=tuple(dict.fromkeys(t.strip() for t in topics if t and t.strip())),
+        symbols=tuple(dict.fromkeys(_clean(s) for s in symbols if s and _clean(s))),
+        topics=tuple(dict.fromkeys(_clean(t) for t in topics if t and _clean(t))),
     )
 
 

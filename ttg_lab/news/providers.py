@@ -29,7 +29,7 @@ from ttg_lab.news.importers import (
     host_of,
     parse_publish_time,
 )
-from ttg_lab.news.items import News, make_news, naive_utc
+from ttg_lab.news.items import News, make_news, naive_utc, url_problem
 from ttg_lab.news.search import NewsHit, NewsIndex, hit_for, published_before
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,8 @@ def _jina_item(entry: Any) -> News:
     if not isinstance(entry, dict):
         raise UnusableRecord("not an object", undated=False)
     url = entry.get("url")
-    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-        raise UnusableRecord("no URL", undated=False)
+    if not isinstance(url, str) or url_problem(url.strip()) is not None:
+        raise UnusableRecord("no usable http(s) URL", undated=False)
     stamp = entry.get("date") or entry.get("publishedTime")
     published = parse_publish_time(stamp if isinstance(stamp, str) else None)
     if published is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttg_lab.errors import ValidationError
+from ttg_lab.text import check_name, check_text
 
 CATEGORIES: tuple[str, ...] = (
     "risk",
@@ -167,12 +168,9 @@ def validate_scope(scope: Any) -> dict[str, Any]:
 def validate_rule_fields(
     name: Any, category: Any, priority: Any, description: Any
 ) -> tuple[str, str, int, str]:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ValidationError("a rule needs a name of 1 to 200 characters")
+    name = check_name(name, "a rule name", 200)
     if category not in CATEGORIES:
         raise ValidationError(f"category must be one of {', '.join(CATEGORIES)}, got {category!r}")
     if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
         raise ValidationError(f"priority must be a whole number from 1 to 10, got {priority!r}")
-    if not isinstance(description, str):
-        raise ValidationError("description must be text")
-    return name.strip(), category, priority, description
+    return name, category, priority, check_text(description, "a rule description")

@@ -1,0 +1,47 @@
+"""Checks for names and text that users and files give and the store keeps.
+
+One place, so every entry point refuses the same things the same way: PostgreSQL
+refuses a NUL character outright (SQLite would store it), and control characters make a
+name unreadable and unmatchable on screen.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ttg_lab.errors import ValidationError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def check_name(value: object, what: str, max_length: int) -> str:
+    """``value`` stripped, if it is a non-empty one-line name of at most ``max_length``
+    characters without control characters; else a :class:`ValidationError` saying why."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{what} must not be empty")
+    name = value.strip()
+    if len(name) > max_length:
+        raise ValidationError(f"{what} must be at most {max_length} characters, got {len(name)}")
+    bad = _CONTROL.search(name)
+    if bad is not None:
+        raise ValidationError(
+            f"{what} {_shown(name)} contains the control character {bad.group()!r}"
+        )
+    return name
+
+
+def check_text(value: object, what: str) -> str:
+    """``value`` if it is text without NUL or other control characters (tabs and line
+    breaks are fine); else a :class:`ValidationError` naming the character."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text")
+    bad = _CONTROL_BUT_LAYOUT.search(value)
+    if bad is not None:
+        raise ValidationError(f"{what} contains the control character {bad.group()!r}")
+    return value
