@@ -1,4 +1,6 @@
-"""Loader and shipped data: idempotent, all-or-nothing loads; the shipped Parquet files."""
+"""Loader and shipped data: idempotent, all-or-nothing loads; the shipped Parquet files.
+
+Store tests run on SQLite and PostgreSQL (``empty_db_url``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ttg_lab.errors import DataFileError, NotFoundError
 from ttg_lab.market import loader
@@ -22,8 +24,8 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(f"sqlite:///{tmp_path}/t.db")
+def store(empty_db_url: str) -> Iterator[Store]:
+    db = Store(empty_db_url)
     db.migrate()
     yield db
     db.dispose()
@@ -35,36 +37,38 @@ def count_rows(store: Store) -> int:
 
 
 def test_load_file_and_read_back(store: Store) -> None:
-    rows = loader.load_file(store, FIXTURES / "daily_prices_AAPL.json", "us")
-    assert rows == 10
+    result = loader.load_file(store, FIXTURES / "daily_prices_AAPL.json", "us")
+    assert (result.added, result.skipped, result.conflicts) == (10, 0, ())
     frame = loader.read_price_frame(store, "us", "1d")
     expected = read_alpha_vantage_json(FIXTURES / "daily_prices_AAPL.json").frame
     pd.testing.assert_frame_equal(frame, expected)
     datasets = loader.list_datasets(store)
-    assert datasets["name"].tolist() == ["daily_prices_AAPL"]
+    assert datasets["name"].tolist() == ["us_daily"]
     row = datasets.iloc[0]
     assert (row["market"], row["interval"], row["rows"]) == ("us", "1d", 10)
-    assert row["symbols"] == ["AAPL"]
-    assert row["fingerprint"] == loader.fingerprint(expected)
+    assert row["symbols"] == ["AAPL"] and row["source"] == "daily_prices_AAPL"
     assert row["first_ts"] == pd.Timestamp("2025-10-17")
     assert row["last_ts"] == pd.Timestamp("2025-10-30")
+    [load] = loader.list_loads(store).to_dict("records")
+    assert (load["name"], load["rows"]) == ("daily_prices_AAPL", 10)
+    assert load["fingerprint"] == loader.fingerprint(expected)
 
 
 def test_read_price_frame_filters(store: Store) -> None:
-    loader.load_file(store, FIXTURES / "A_stock_hourly.csv", "cn", name="cn_h")
+    loader.load_file(store, FIXTURES / "A_stock_hourly.csv", "cn", name="cn_h", label="end")
     frame = loader.read_price_frame(
         store,
         "cn",
         "60min",
         symbols=["600519.SH"],
-        start="2025-10-09 11:30",
-        end="2025-10-09 14:00",
+        start="2025-10-09 10:30",
+        end="2025-10-09 13:00",
     )
     assert list(frame.columns) == BAR_COLUMNS
     assert frame["ts"].dtype == "datetime64[ns]"
     assert frame["ts"].tolist() == [
-        pd.Timestamp("2025-10-09 11:30"),
-        pd.Timestamp("2025-10-09 14:00"),
+        pd.Timestamp("2025-10-09 10:30"),
+        pd.Timestamp("2025-10-09 13:00"),
     ]
     assert frame["close"].tolist() == [1427.92, 1436.2]
     empty = loader.read_price_frame(store, "cn", "1d")
@@ -73,28 +77,27 @@ def test_read_price_frame_filters(store: Store) -> None:
 
 def test_reload_is_idempotent(store: Store) -> None:
     path = FIXTURES / "hourly_prices_AAPL.json"
-    assert loader.load_file(store, path, "us", name="aapl") == 12
+    assert loader.load_file(store, path, "us", name="aapl").added == 12
     first = loader.list_datasets(store)
-    assert loader.load_file(store, path, "us", name="aapl") == 12
+    again = loader.load_file(store, path, "us", name="aapl")
+    assert (again.added, again.skipped, again.changed) == (0, 12, False)
     assert count_rows(store) == 12
     second = loader.list_datasets(store)
     assert len(second) == 1
-    assert second["fingerprint"].tolist() == first["fingerprint"].tolist()
+    pd.testing.assert_frame_equal(second, first)
 
 
-def test_reload_replaces_rows_of_the_same_symbols(store: Store) -> None:
+def test_a_load_of_fewer_bars_keeps_the_others(store: Store) -> None:
     path = FIXTURES / "daily_prices_AAPL.json"
     loader.load_file(store, path, "us", name="aapl")
     bars = read_alpha_vantage_json(path)
     fewer = ImportedBars(bars.frame.iloc[:3].copy(), "1d", "three days")
-    assert loader.load_bars(store, "aapl", "us", fewer) == 3
-    assert count_rows(store) == 3
-    row = loader.list_datasets(store).iloc[0]
-    assert (row["rows"], row["source"]) == (3, "three days")
-    # Another market's rows of the same symbol are not touched.
-    loader.load_bars(store, "aapl-crypto", "crypto", bars)
-    loader.load_bars(store, "aapl", "us", fewer)
-    assert count_rows(store) == 13
+    result = loader.load_bars(store, "aapl", "us", fewer)
+    assert (result.added, result.skipped) == (0, 3)
+    assert count_rows(store) == 10
+    # Another market's bars of the same symbol are another dataset.
+    assert loader.load_bars(store, "aapl-crypto", "crypto", bars).added == 10
+    assert count_rows(store) == 20
 
 
 def test_failed_load_leaves_previous_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,18 +105,20 @@ def test_failed_load_leaves_previous_rows(store: Store, monkeypatch: pytest.Monk
     loader.load_file(store, path, "us", name="aapl")
     before = loader.read_price_frame(store, "us", "1d")
     before_sets = loader.list_datasets(store)
+    before_loads = loader.list_loads(store)
 
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(loader, "_record_dataset", boom)
+    monkeypatch.setattr(loader, "_record_load", boom)
     bars = read_alpha_vantage_json(path)
     changed = bars.frame.copy()
     changed["close"] = changed["open"]
     with pytest.raises(RuntimeError, match="disk full"):
-        loader.load_bars(store, "aapl", "us", ImportedBars(changed, "1d", "changed"))
+        loader.load_bars(store, "aapl", "us", ImportedBars(changed, "1d", "changed"), replace=True)
     pd.testing.assert_frame_equal(loader.read_price_frame(store, "us", "1d"), before)
     pd.testing.assert_frame_equal(loader.list_datasets(store), before_sets)
+    pd.testing.assert_frame_equal(loader.list_loads(store), before_loads)
 
 
 def test_broken_file_loads_nothing(store: Store, tmp_path: Path) -> None:
@@ -121,7 +126,7 @@ def test_broken_file_loads_nothing(store: Store, tmp_path: Path) -> None:
     text = (FIXTURES / "A_stock_hourly.csv").read_text(encoding="utf-8")
     path.write_text(text.replace(",7750\n", ",-7750\n"), encoding="utf-8")
     with pytest.raises(DataFileError) as excinfo:
-        loader.load_file(store, path, "cn")
+        loader.load_file(store, path, "cn", label="end")
     assert excinfo.value.line == 9
     assert count_rows(store) == 0
     assert loader.list_datasets(store).empty
@@ -169,7 +174,7 @@ def test_shipped_catalogue() -> None:
         ("us_daily", 102, 10200, "2025-06-10", "2025-10-30", {100}),
         ("us_hourly", 102, 17748, "2025-10-01 10:00", "2025-11-10 15:00", {174}),
         ("cn_daily", 51, 5533, "2025-06-11", "2025-11-18", {99, 103, 105, 108, 109}),
-        ("cn_hourly", 50, 6000, "2025-10-09 10:30", "2025-11-19 15:00", {120}),
+        ("cn_hourly", 50, 6000, "2025-10-09 09:30", "2025-11-19 14:00", {120}),
         ("crypto_daily", 11, 3565, "2024-11-26", "2025-11-15", {15, 355}),
     ],
 )
@@ -224,17 +229,16 @@ def test_load_shipped_is_idempotent(store: Store) -> None:
         "crypto_daily": 0,
     }
     assert count_rows(store) == 9565
-    datasets = loader.list_datasets(store).set_index("name")
-    assert datasets.loc["crypto_daily", "fingerprint"] == loader.fingerprint(
+    loads = loader.list_loads(store).set_index("name")
+    assert loads.loc["crypto_daily", "fingerprint"] == loader.fingerprint(
         read_shipped("crypto_daily", DATA_DIR)
     )
-    # Rows replaced behind the dataset's back make the next load_shipped restore them.
-    loader.load_bars(
-        store,
-        "user",
-        "cn",
-        ImportedBars(read_csv_bars(FIXTURES / "A_stock_hourly.csv").frame, "60min", "x"),
-    )
-    assert loader.load_shipped(store, DATA_DIR, ["cn_hourly"]) == {"cn_hourly": 6000}
+    # Bars deleted behind the store's back are restored, and only those.
+    with store.session() as session:
+        session.execute(
+            delete(StockPrice).where(StockPrice.market == "cn", StockPrice.symbol == "600519.SH")
+        )
+    assert loader.load_shipped(store, DATA_DIR, ["cn_hourly"]) == {"cn_hourly": 120}
+    assert count_rows(store) == 9565
     with pytest.raises(NotFoundError):
         loader.load_shipped(store, DATA_DIR, ["nope"])

@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
@@ -151,13 +151,37 @@ def data_list(obj: LabContext) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--market", required=True, help="us, cn or crypto")
 @click.option("--format", "fmt", default="auto", help="alphavantage, aitrader-jsonl, csv or auto")
-@click.option("--name", default=None, help="dataset name (default: file name)")
+@click.option("--name", default=None, help="name of this load (default: file name)")
+@click.option(
+    "--label",
+    type=click.Choice(["start", "end"]),
+    default="start",
+    show_default=True,
+    help="the file stamps intraday bars by their start (Alpha Vantage) or their end "
+    "(AI-Trader's A-share hourly files)",
+)
+@click.option("--replace", is_flag=True, help="overwrite stored bars that differ from the file's")
 @pass_ctx
-def data_load(obj: LabContext, path: str, market: str, fmt: str, name: str | None) -> None:
-    """Import a price file into the store."""
+def data_load(
+    obj: LabContext,
+    path: str,
+    market: str,
+    fmt: str,
+    name: str | None,
+    label: Literal["start", "end"],
+    replace: bool,
+) -> None:
+    """Merge a price file into the store: new bars added, identical ones skipped, bars
+    that differ from the stored ones refused (listed) unless --replace."""
     with clear_errors():
-        rows = obj.lab().data.load(path, market, format=fmt, name=name)
-        console.print(f"loaded {rows:,} bars from {path}")
+        result = obj.lab().data.load(
+            path, market, format=fmt, name=name, label=label, replace=replace
+        )
+        console.print(result.summary(), highlight=False)
+        for conflict in result.conflicts if result.replaced else ():
+            console.print(f"  replaced {conflict}", highlight=False)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @data.command("news")

@@ -28,6 +28,7 @@ from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import PermissionDeniedError
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
+from ttg_lab.market.bars import BarLabel
 from ttg_lab.metrics.runs import run_metrics
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
@@ -56,11 +57,24 @@ class DataAPI:
         require_admin(self.user, action)
         return self.user
 
-    def load(self, path: str, market: str, format: str = "auto", name: str | None = None) -> int:
-        """Import a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store
-        (admins: market data is shared by every user)."""
+    def load(
+        self,
+        path: str,
+        market: str,
+        format: str = "auto",
+        name: str | None = None,
+        label: BarLabel = "start",
+        replace: bool = False,
+    ) -> loader.MergeResult:
+        """Merge a price file (Alpha Vantage JSON, AI-Trader JSONL, CSV) into the store
+        (admins: market data is shared by every user). New bars are added, identical ones
+        skipped; bars that differ from the stored ones refuse the load with a report
+        (:class:`~ttg_lab.market.loader.BarConflictError`) unless ``replace``. ``label``:
+        whether the file stamps intraday bars by their ``start`` or their ``end``."""
         self._admin("loading market data")
-        return loader.load_file(self.store, path, market, format=format, name=name)
+        return loader.load_file(
+            self.store, path, market, format=format, name=name, label=label, replace=replace
+        )
 
     def load_shipped(self, names: builtins.list[str] | None = None) -> dict[str, int]:
         """Load the shipped market data, news corpus and AI-Trader runs (skipping what is

@@ -10,6 +10,12 @@ typed reasoning entries.
 Both sources, a real folder and the compact shipped file, are read into the same
 in-memory layout (:class:`ModelSource`), and one code path imports it.
 
+Times: AI-Trader's clock names a bar the way its data files do. Its A-share hourly
+files label a bar by its end (10:30 is the bar 09:30-10:30, whose open AI-Trader filled
+at), while our bars carry their start, so its lines and logs of such runs are booked at
+the start of the bar they traded in (:data:`CLOCK_LABELS`); the log's own clock is kept
+in each reasoning entry's context.
+
 Prices: AI-Trader filled orders at the bar's open ("buy price"). The ledger's
 ``fill_price`` is OUR stored open of that bar; when we have no bar for the symbol at
 that time, it is the price implied by AI-Trader's own cash change (``|Δcash| / amount``)
@@ -27,8 +33,8 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +48,9 @@ from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.reasoning import split_sections
 from ttg_lab.market.asof import PriceIndex
+from ttg_lab.market.bars import INTRADAY_MINUTES, BarLabel
 from ttg_lab.market.markets import get_market
+from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.models import slugify
 from ttg_lab.runs import data_fingerprint, price_index
@@ -70,11 +78,24 @@ ACTIONS: dict[str, str] = {
 }
 """AI-Trader's action names and the ledger action each one maps to."""
 
+MAX_SYMBOL_CHARS = 32
+"""Width of the ledger's symbol column."""
+MAX_UNITS = 1e12
+MAX_CASH = 1e15
+"""Larger amounts or cash are a unit or parsing error, not a trade."""
+_SYMBOL = re.compile(rf"[^\s\x00-\x1f\x7f]{{1,{MAX_SYMBOL_CHARS}}}")
+
 QTY_TOLERANCE = 1.5e-4
 """Holdings differences below this are rounding (AI-Trader rounds crypto to 4 decimals)."""
 CASH_TOLERANCE = 0.01
 PRICE_NOTE_THRESHOLD = 0.001
 """A fill whose AI-Trader price differs from our open by more than this (relative) says so."""
+
+CLOCK_LABELS: dict[tuple[str, str], BarLabel] = {
+    (d.market, d.interval): d.source_label for d in SHIPPED.values()
+}
+"""How AI-Trader's clock labels the bars of each (market, interval): as its data files,
+which are the sources of our shipped datasets."""
 
 MARKET_LABELS: dict[str, str] = {"us": "US", "cn": "A-shares", "crypto": "crypto"}
 INTERVAL_LABELS: dict[str, str] = {"1d": "daily", "60min": "hourly"}
@@ -312,6 +333,17 @@ def _parse_time(text: Any) -> datetime | None:
         return None
 
 
+def _symbol_problem(symbol: str) -> str | None:
+    """Why ``symbol`` cannot be a position's symbol, or None."""
+    if _SYMBOL.fullmatch(symbol):
+        return None
+    shown = repr(symbol) if len(symbol) <= 40 else f"{symbol[:40]!r}... ({len(symbol)} characters)"
+    return (
+        f"symbol {shown} is not a symbol (1 to {MAX_SYMBOL_CHARS} characters, no spaces "
+        "or control characters)"
+    )
+
+
 def _parse_position_line(raw: str, number: int, first: bool) -> PositionLine | str:
     """A PositionLine, or the reason the line is malformed."""
     try:
@@ -323,19 +355,28 @@ def _parse_position_line(raw: str, number: int, first: bool) -> PositionLine | s
     when = _parse_time(data.get("date"))
     if when is None:
         return f"missing or unreadable 'date': {data.get('date')!r}"
+    if when > datetime.now() + timedelta(days=1):
+        return f"date {when} is in the future"
     positions = data.get("positions")
     if not isinstance(positions, dict):
         return "missing 'positions' object"
     cash = _number(positions.get("CASH"))
     if cash is None:
         return f"'positions' lacks a numeric CASH: {positions.get('CASH')!r}"
+    if abs(cash) > MAX_CASH:
+        return f"CASH {cash:g} is implausible"
     holdings: dict[str, float] = {}
     for symbol, qty in positions.items():
         if symbol == "CASH":
             continue
+        problem = _symbol_problem(symbol)
+        if problem is not None:
+            return f"position {problem}"
         value = _number(qty)
         if value is None:
             return f"position {symbol!r} is not a number: {qty!r}"
+        if abs(value) > MAX_UNITS:
+            return f"position {symbol!r} {value:g} is implausible"
         holdings[str(symbol)] = value
     ident = data.get("id")
     ident = ident if isinstance(ident, int) and not isinstance(ident, bool) else None
@@ -353,9 +394,15 @@ def _parse_position_line(raw: str, number: int, first: bool) -> PositionLine | s
         return f"amount is not a number: {action.get('amount')!r}"
     if amount < 0:
         return f"negative amount {amount:g}"
+    if amount > MAX_UNITS:
+        return f"amount {amount:g} is implausible"
     symbol = action.get("symbol")
     if mapped != "no_trade" and (not isinstance(symbol, str) or not symbol.strip()):
         return f"{raw_action} without a symbol"
+    if isinstance(symbol, str) and symbol.strip():
+        problem = _symbol_problem(symbol.strip())
+        if problem is not None:
+            return f"{raw_action}: {problem}"
     stated = _number(action.get("price"))
     return PositionLine(
         number,
@@ -431,6 +478,8 @@ def _parse_log_line(raw: str, number: int) -> LogLine | str:
         text = _content_text(message.get("content"))
         if text is None:
             return f"message {i} has no text 'content'"
+        if "\x00" in text:
+            return f"message {i} contains a NUL character"
         messages.append({"role": message["role"], "content": text})
     signature = data.get("signature")
     timestamp = data.get("timestamp")
@@ -655,12 +704,14 @@ def _import_model(
     result: ModelResult,
 ) -> None:
     source = model.source
+    tickers = sorted({s for line in model.positions for s in line.holdings})
+    market = get_market(market_code or infer_market(tickers))
+    interval = infer_interval(model.positions)
+    mode = "daily" if interval == "1d" else "intraday"
+    clock_label = CLOCK_LABELS.get((market.code, interval), "start")
+    model = at_bar_starts(model, interval, clock_label)
     lines = model.positions
     initial = lines[0]
-    tickers = sorted({s for line in lines for s in line.holdings})
-    market = get_market(market_code or infer_market(tickers))
-    interval = infer_interval(lines)
-    mode = "daily" if interval == "1d" else "intraday"
     fingerprint = data_fingerprint(store, market.code, interval)
     index = price_index(store, market.code, interval, fingerprint)
     end = max([lines[-1].when, *(log.when for log in model.logs)])
@@ -673,6 +724,12 @@ def _import_model(
     result.market, result.interval, result.bars = market.code, interval, len(calendar)
     result.initial_cash = initial.cash
     notes = result.notes
+    if clock_label == "end":
+        notes.append(
+            f"AI-Trader's clock labels {interval} bars by their end: each line and log is "
+            f"booked at the start of its bar ({INTRADAY_MINUTES[interval]} minutes earlier), "
+            "the bar whose open it traded at"
+        )
 
     def step_of(when: datetime) -> int:
         return max(0, bisect_right(calendar, when) - 1)
@@ -864,7 +921,7 @@ def _import_model(
         ).one_or_none()
         files = source.source_files()
         if model_row is not None:
-            existing = _existing_run(session, model_row.id, files)
+            existing = _existing_run(session, model_row.id, files, clock_label)
             if existing is not None:
                 result.status, result.run_id, result.model_id = "skipped", existing, model_row.id
                 result.notes.append(f"already imported as run {existing}; nothing written")
@@ -905,6 +962,7 @@ def _import_model(
             "source": origin,
             "source_path": source.rel,
             "source_files": files,
+            "source_bar_labels": clock_label,
             "trimmed_copy": source.trimmed,
             "model": model_config,
             "tickers": tickers,
@@ -954,15 +1012,36 @@ def _import_model(
             session.execute(insert(ReasoningEntry), [{**e, "run_id": run.id} for e in entries])
 
 
-def _existing_run(session: Session, model_id: int, files: dict[str, str]) -> int | None:
-    """A run of the model imported from exactly these files, if any."""
+def _existing_run(
+    session: Session, model_id: int, files: dict[str, str], clock_label: BarLabel
+) -> int | None:
+    """A run of the model imported from exactly these files and booked with the same
+    reading of AI-Trader's clock, if any (runs imported before bars carried their start
+    took every clock as a bar start)."""
     runs = session.execute(
         select(TradingRun.id, TradingRun.strategy_snapshot).where(TradingRun.model_id == model_id)
     )
     for run_id, snap in runs:
-        if snap.get("imported_from") == "aitrader" and snap.get("source_files") == files:
+        if (
+            snap.get("imported_from") == "aitrader"
+            and snap.get("source_files") == files
+            and snap.get("source_bar_labels", "start") == clock_label
+        ):
             return int(run_id)
     return None
+
+
+def at_bar_starts(model: ParsedModel, interval: str, clock_label: BarLabel) -> ParsedModel:
+    """``model`` with its lines and logs at the start of the bar they name (unchanged when
+    AI-Trader's clock already names bars by their start)."""
+    if clock_label == "start" or interval not in INTRADAY_MINUTES:
+        return model
+    shift = timedelta(minutes=INTRADAY_MINUTES[interval])
+    return replace(
+        model,
+        positions=[replace(line, when=line.when - shift) for line in model.positions],
+        logs=[replace(log, when=log.when - shift) for log in model.logs],
+    )
 
 
 def _states_per_bar(

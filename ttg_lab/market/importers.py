@@ -4,6 +4,12 @@ Every reader returns the canonical bar frame (``BAR_COLUMNS``, sorted by symbol 
 or raises :class:`DataFileError` naming the file and, where it can, the line: a broken
 file is refused whole, never half-returned. All readers share :func:`validate_bars`.
 
+Intraday stamps are read with the source's label convention (``label="start"``, the
+default, or ``"end"``) and stored as bar starts (see :mod:`ttg_lab.market.bars`); an
+intraday file may not mix in date-only stamps (daily bars). Checks that need the market
+(symbols, calendar, price range) run when the bars are loaded
+(:mod:`ttg_lab.market.checks`); the result keeps each bar's source line for them.
+
 Numbers must be plain decimals (``"271.99"``, ``"1e3"``); anything else is refused with
 its line. The Alpha Vantage reader can opt in to thousands separators (``"1,435.11"``),
 which one of AI-Trader's own A-share files contains.
@@ -16,7 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +30,14 @@ import numpy as np
 import pandas as pd
 
 from ttg_lab.errors import DataFileError, ValidationError
-from ttg_lab.market.bars import BAR_COLUMNS, INTERVALS, ImportedBars
+from ttg_lab.market.bars import (
+    BAR_COLUMNS,
+    INTERVALS,
+    BarLabel,
+    ImportedBars,
+    check_label,
+    to_starts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,7 @@ _FIELD_ALIASES: dict[str, str] = {
 _FIELD_PREFIX = re.compile(r"^\d+[a-z]?\.\s*")
 _SERIES_KEY = re.compile(r"^Time Series \((?P<what>[^)]*)\)$")
 _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+_DATE_ONLY = re.compile(r"^\s*(?:\d{4}-\d{2}-\d{2}|\d{8})\s*$")
 _GROUPED_NUMBER = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?$")
 
 _TS_ALIASES = ("timestamp", "ts", "datetime", "date", "trade_date", "time")
@@ -244,15 +258,20 @@ def _split_document(doc: Any, path: Path, line: int | None) -> tuple[str | None,
 
 
 def read_alpha_vantage_json(
-    path: str | Path, symbol: str | None = None, thousands: bool = False
+    path: str | Path,
+    symbol: str | None = None,
+    thousands: bool = False,
+    label: BarLabel = "start",
 ) -> ImportedBars:
     """Bars of one Alpha Vantage ``TIME_SERIES_DAILY`` / ``TIME_SERIES_INTRADAY`` JSON file.
 
     The interval comes from the series key (``Time Series (Daily)`` -> ``1d``,
     ``Time Series (60min)`` -> ``60min``); the symbol from ``Meta Data``/``2. Symbol``
     unless ``symbol`` is given. Errors name the line of the offending timestamp key.
-    ``thousands=True`` also accepts grouped numbers such as ``"1,435.11"``.
+    ``thousands=True`` also accepts grouped numbers such as ``"1,435.11"``. Alpha Vantage
+    stamps intraday bars by their start (its 15:00 bar closes at the day's close).
     """
+    label = check_label(label)
     path = Path(path)
     text = _read_text(path)
     doc = _loads(text, path)
@@ -268,11 +287,12 @@ def read_alpha_vantage_json(
 
     raw = _Raw.empty()
     _series_bars(raw, series, canonical_symbol(name), path, line_of, thousands)
-    return ImportedBars(_to_frame(raw, interval, path), interval, str(path))
+    frame, row_lines = _to_frame(raw, interval, path, label)
+    return ImportedBars(frame, interval, str(path), row_lines)
 
 
 def read_aitrader_merged_jsonl(
-    path: str | Path, partial: Literal["error", "skip"] = "error"
+    path: str | Path, partial: Literal["error", "skip"] = "error", label: BarLabel = "start"
 ) -> JsonlImport:
     """Bars of an AI-Trader ``merged.jsonl``: one Alpha Vantage-style object per line.
 
@@ -285,8 +305,10 @@ def read_aitrader_merged_jsonl(
       an open; the skipped bars are listed in the result's ``skipped`` and logged. A
       partial bar anywhere else is still an error.
 
-    Errors name the physical line of the file (the symbol's line).
+    Errors name the physical line of the file (the symbol's line). AI-Trader's US files
+    (Alpha Vantage) stamp bars by their start, its A-share hourly files by their end.
     """
+    label = check_label(label)
     if partial not in ("error", "skip"):
         raise ValidationError(f"partial must be 'error' or 'skip', not {partial!r}")
     path = Path(path)
@@ -323,10 +345,10 @@ def read_aitrader_merged_jsonl(
                 skipped.append(f"{symbol} {stamp} (line {number})")
     if interval is None:
         raise DataFileError(path, "no bars found")
-    frame = _to_frame(raw, interval, path)
+    frame, lines = _to_frame(raw, interval, path, label)
     if skipped:
         log.info("%s: skipped %d trailing partial bar(s)", path, len(skipped))
-    return JsonlImport(frame, interval, str(path), tuple(skipped))
+    return JsonlImport(frame, interval, str(path), lines, tuple(skipped))
 
 
 def _fixed_line(number: int) -> Callable[[str, int], int | None]:
@@ -347,16 +369,21 @@ def _csv_column(header: Sequence[str], aliases: Sequence[str]) -> int | None:
 
 
 def read_csv_bars(
-    path: str | Path, interval: str | None = None, symbol: str | None = None
+    path: str | Path,
+    interval: str | None = None,
+    symbol: str | None = None,
+    label: BarLabel = "start",
 ) -> ImportedBars:
     """Bars of a plain CSV with a header row; extra columns are ignored.
 
     Needs a timestamp column (``timestamp``/``ts``/``datetime``/``date``/``trade_date``),
     a symbol column (``symbol``/``stock_code``/``ts_code``) unless ``symbol`` is given,
     and ``open``, ``high``, ``low``, ``close``, ``volume`` (or ``vol``). Without
-    ``interval``, bars all at midnight are ``1d`` and anything else ``60min``. Errors name
-    the physical line.
+    ``interval``, bars all at midnight are ``1d`` and anything else ``60min`` (where a
+    date-only stamp is then refused as a daily bar among intraday ones). Errors name the
+    physical line.
     """
+    label = check_label(label)
     path = Path(path)
     text = _read_text(path)
     reader = csv.reader(text.splitlines(keepends=True))
@@ -393,7 +420,8 @@ def read_csv_bars(
         stamps = _parse_stamps(raw.stamps, path, raw.lines)
         interval = "1d" if bool((stamps == stamps.normalize()).all()) else "60min"
     _check_interval(interval, path, None)
-    return ImportedBars(_to_frame(raw, interval, path), interval, str(path))
+    frame, lines = _to_frame(raw, interval, path, label)
+    return ImportedBars(frame, interval, str(path), lines)
 
 
 def _parse_stamps(
@@ -415,16 +443,41 @@ def _parse_stamps(
     return pd.DatetimeIndex(parsed.astype("datetime64[ns]"))
 
 
-def _to_frame(raw: _Raw, interval: str, path: Path) -> pd.DataFrame:
-    """The canonical sorted frame of ``raw``, validated against ``path``'s lines."""
+def _to_frame(
+    raw: _Raw, interval: str, path: Path, label: BarLabel
+) -> tuple[pd.DataFrame, tuple[int | None, ...]]:
+    """The canonical sorted frame of ``raw`` (stamps as bar starts) and each row's line,
+    validated against ``path``'s lines."""
     if not raw.symbols:
         raise DataFileError(path, "no bars found")
+    if interval != "1d":
+        for stamp, line in zip(raw.stamps, raw.lines, strict=True):
+            if _DATE_ONLY.match(stamp):
+                raise DataFileError(
+                    path,
+                    f"{stamp!r} has no time of day: a daily bar among {interval} bars",
+                    line,
+                )
     values = np.asarray(raw.values, dtype="float64").reshape(len(raw.symbols), len(VALUE_COLUMNS))
     frame = pd.DataFrame(values, columns=list(VALUE_COLUMNS))
-    frame.insert(0, "ts", _parse_stamps(raw.stamps, path, raw.lines))
+    frame.insert(0, "ts", to_starts(_parse_stamps(raw.stamps, path, raw.lines), interval, label))
     frame.insert(0, "symbol", pd.Series(raw.symbols, dtype=object))
     validate_bars(frame, path, interval, raw.lines)
-    return sort_bars(frame)
+    order = _bar_order(frame)
+    return sort_bars(frame), tuple(raw.lines[i] for i in order)
+
+
+def _bar_order(frame: pd.DataFrame) -> list[int]:
+    """Row positions of ``frame`` in canonical (symbol, ts) order, as :func:`sort_bars`."""
+    keys = pd.DataFrame({"symbol": frame["symbol"].to_numpy(), "ts": frame["ts"].to_numpy()})
+    return keys.sort_values(["symbol", "ts"], kind="mergesort").index.tolist()
+
+
+def sorted_bars(bars: ImportedBars) -> ImportedBars:
+    """``bars`` with the frame in canonical order (:func:`sort_bars`), lines following."""
+    order = _bar_order(bars.frame)
+    lines = None if bars.lines is None else tuple(bars.lines[i] for i in order)
+    return replace(bars, frame=sort_bars(bars.frame), lines=lines)
 
 
 def sort_bars(frame: pd.DataFrame) -> pd.DataFrame:
@@ -504,12 +557,25 @@ def validate_bars(
     fail(keys.duplicated().to_numpy(), lambda r: f"{bar(r)}: duplicate timestamp")
 
 
-Reader = Callable[[Path], ImportedBars]
+Reader = Callable[[Path, BarLabel], ImportedBars]
+
+
+def _read_av(path: Path, label: BarLabel) -> ImportedBars:
+    return read_alpha_vantage_json(path, label=label)
+
+
+def _read_jsonl(path: Path, label: BarLabel) -> ImportedBars:
+    return read_aitrader_merged_jsonl(path, label=label)
+
+
+def _read_csv(path: Path, label: BarLabel) -> ImportedBars:
+    return read_csv_bars(path, label=label)
+
 
 READERS: dict[str, Reader] = {
-    "alphavantage": read_alpha_vantage_json,
-    "aitrader-jsonl": read_aitrader_merged_jsonl,
-    "csv": read_csv_bars,
+    "alphavantage": _read_av,
+    "aitrader-jsonl": _read_jsonl,
+    "csv": _read_csv,
 }
 """Formats :func:`read_bars` knows, by name."""
 
@@ -535,12 +601,14 @@ def detect_format(path: Path) -> str:
     return "alphavantage"
 
 
-def read_bars(path: str | Path, format: str = "auto") -> ImportedBars:
-    """Bars of ``path`` read by the named reader (``format="auto"``: detected)."""
+def read_bars(path: str | Path, format: str = "auto", label: BarLabel = "start") -> ImportedBars:
+    """Bars of ``path`` read by the named reader (``format="auto"``: detected), intraday
+    stamps read as bar starts (``label="start"``) or ends (``"end"``)."""
+    label = check_label(label)
     path = Path(path)
     name = detect_format(path) if format == "auto" else format
     reader = READERS.get(name)
     if reader is None:
         known = ", ".join(["auto", *sorted(READERS)])
         raise ValidationError(f"unknown bar file format {format!r}; known formats: {known}")
-    return reader(path)
+    return reader(path, label)

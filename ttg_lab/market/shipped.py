@@ -1,8 +1,10 @@
 """Market data that ships with the repository, and the one-off build that produced it.
 
 The shipped datasets are Parquet files (``data/market/<name>.parquet``, zstd) holding
-the canonical bar frame. :func:`build_shipped` made them from AI-Trader's public data
-layout; the product only ever reads the Parquet files (:func:`read_shipped`).
+the canonical bar frame, every bar stamped with its start (see :mod:`ttg_lab.market.bars`).
+:func:`build_shipped` made them from AI-Trader's public data layout, converting each
+source's label convention (:attr:`ShippedDataset.source_label`) and checking the bars
+against their market; the product only ever reads the Parquet files (:func:`read_shipped`).
 
 Maintainers rebuild with ``python -m ttg_lab.market.shipped SOURCE_DIR OUT_DIR``.
 """
@@ -19,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from ttg_lab.errors import DataFileError, NotFoundError
-from ttg_lab.market.bars import ImportedBars
+from ttg_lab.market.bars import INTRADAY_MINUTES, BarLabel, ImportedBars
+from ttg_lab.market.checks import check_market_bars, compare_with_daily
 from ttg_lab.market.importers import (
     read_aitrader_merged_jsonl,
     read_alpha_vantage_json,
@@ -27,6 +30,7 @@ from ttg_lab.market.importers import (
     sort_bars,
     validate_bars,
 )
+from ttg_lab.market.markets import MARKETS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,16 @@ class ShippedDataset:
     interval: str
     filename: str
     description: str
+    source_label: BarLabel = "start"
+    """How the source stamps its intraday bars; the build stores their starts."""
+
+    def earlier_builds(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
+        """What earlier releases shipped as this dataset, rebuilt from ``frame``: before
+        bars carried their start, an end-labelled source was stored as labelled."""
+        if self.source_label != "end" or self.interval not in INTRADAY_MINUTES:
+            return []
+        shift = pd.Timedelta(minutes=INTRADAY_MINUTES[self.interval])
+        return [frame.assign(ts=frame["ts"] + shift)]
 
 
 SHIPPED: dict[str, ShippedDataset] = {
@@ -64,9 +78,11 @@ SHIPPED: dict[str, ShippedDataset] = {
             "us",
             "60min",
             "us_hourly.parquet",
-            "NASDAQ-100 (AI-Trader's 101 tickers) and QQQ, 60-minute bars labelled "
+            "NASDAQ-100 (AI-Trader's 101 tickers) and QQQ, 60-minute bars starting "
             "10:00..15:00 US/Eastern, 2025-10-01 10:00..2025-11-10 15:00 (174 bars per "
-            "symbol). Alpha Vantage TIME_SERIES_INTRADAY via AI-Trader.",
+            "symbol). Alpha Vantage TIME_SERIES_INTRADAY via AI-Trader, which stamps bars "
+            "by their start (the 15:00 bar closes at the day's close); the source has no "
+            "09:30-10:00 bar.",
         ),
         ShippedDataset(
             "cn_daily",
@@ -86,9 +102,14 @@ SHIPPED: dict[str, ShippedDataset] = {
             "cn",
             "60min",
             "cn_hourly.parquet",
-            "SSE-50 constituents, 60-minute bars labelled 10:30, 11:30, 14:00, 15:00 "
-            "Asia/Shanghai, 2025-10-09 10:30..2025-11-19 15:00 (120 bars per symbol). "
-            "AI-Trader's A_stock_hourly.csv. No index bars.",
+            "SSE-50 constituents, 60-minute bars starting 09:30, 10:30, 13:00, 14:00 "
+            "Asia/Shanghai, 2025-10-09 09:30..2025-11-19 14:00 (120 bars per symbol). "
+            "AI-Trader's A_stock_hourly.csv, which labels each bar by its end (10:30, 11:30, "
+            "14:00, 15:00: the 10:30 bar opens at the day's open). No index bars. Up to "
+            "their ex-dividend days (2025-10-14..2025-11-07) the source's prices of 12 "
+            "symbols are lowered by the dividend (0.04-0.98 CNY), so they differ from "
+            "cn_daily there.",
+            source_label="end",
         ),
         ShippedDataset(
             "crypto_daily",
@@ -296,15 +317,25 @@ def build_shipped(source_dir: Path, out_dir: Path) -> dict[str, int]:
         "us_hourly": _build_us(source_dir / "us_hourly", notes),
         "cn_daily": _build_cn_daily(source_dir / "a_stock", notes),
         "cn_hourly": read_csv_bars(
-            source_dir / "a_stock" / "A_stock_data" / "A_stock_hourly.csv", interval="60min"
+            source_dir / "a_stock" / "A_stock_data" / "A_stock_hourly.csv",
+            interval="60min",
+            label=SHIPPED["cn_hourly"].source_label,
         ).frame,
         "crypto_daily": _build_crypto(source_dir / "crypto", notes),
     }
+    for name, dataset in SHIPPED.items():
+        daily = frames.get(f"{dataset.market}_daily")
+        if dataset.interval in INTRADAY_MINUTES and daily is not None:
+            check = compare_with_daily(
+                frames[name], daily, MARKETS[dataset.market], dataset.interval
+            )
+            notes.append(f"{name}: {check.summary()}")
     rows: dict[str, int] = {}
     for name, frame in frames.items():
         dataset = SHIPPED[name]
         path = out_dir / dataset.filename
         validate_bars(frame, path, dataset.interval)
+        check_market_bars(ImportedBars(frame, dataset.interval, str(path)), MARKETS[dataset.market])
         for symbol, missing in calendar_gaps(frame).items():
             shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:5])
             notes.append(f"{name}: {symbol} lacks {len(missing)} bar(s) of the calendar: {shown}")
