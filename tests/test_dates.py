@@ -28,6 +28,7 @@ from ttg_lab.lab import Lab
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.portfolio import Portfolio
+from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
 from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.services.servers import build_service
@@ -168,7 +169,7 @@ def test_analyst_windows_and_date_citations_use_the_parser(lab: Lab) -> None:
     run = lab.start_run(
         model, path="direct", start="2025-07-01", end="2025-07-10", background=False
     )
-    tools = AnalysisTools(lab.store, run.id)
+    tools = AnalysisTools(RunReader(lab.store, lab.user), run.id)
     with pytest.raises(ValidationError, match=r"^start '' is not a date"):
         tools.calculate_metrics(start="")
     with pytest.raises(ValidationError, match=r"^end 'NaT' is not a date"):
@@ -176,7 +177,7 @@ def test_analyst_windows_and_date_citations_use_the_parser(lab: Lab) -> None:
     window = tools.calculate_metrics(start=AWARE, end="2025-07-03T12:00:00+00:00")
     assert (window["start"], window["end"]) == ("2025-07-01", "2025-07-03")
     cited = {
-        c.ref: c.valid for c in resolve(lab.store, "[date:2025-07-01] [date:2025-02-30]", set())
+        c.ref: c.valid for c in resolve(tools.reader, "[date:2025-07-01] [date:2025-02-30]", set())
     }
     assert cited == {"2025-07-01": True, "2025-02-30": False}
 
@@ -245,7 +246,7 @@ def test_the_price_tools_date_goes_through_the_parser_on_both_paths(lab: Lab) ->
 
 
 def test_the_session_clock_header_goes_through_the_parser(lab: Lab) -> None:
-    sessions = SessionRegistry(lab.store, lab.user)
+    sessions = SessionRegistry(RunReader(lab.store, lab.user))
     for bad in ("", "NaT", "soon"):
         with pytest.raises(ValidationError, match=r"^x-ttg-clock .* is not a date"):
             sessions.context_for({"X-TTG-Session": f"bad {bad}", "X-TTG-Clock": bad})

@@ -208,7 +208,9 @@ class DashboardPoller:
             self.problems.append(f"{name} message: {ctl.message}")
 
     def _running(self) -> list[int]:
-        return [run_id for label, run_id in self._monitor.runs() if "(running)" in label]
+        self._monitor.refresh()  # the runs, read as when the Monitor tab is opened
+        self._check("monitor.refresh", self._monitor)
+        return [run_id for label, run_id in self._monitor.choices if "(running)" in label]
 
     def _monitor_cycle(self) -> None:
         """Monitor tab on a running run, the run control's model list, performance's runs."""
@@ -218,13 +220,14 @@ class DashboardPoller:
             run_id = running[self._turn % len(running)]
             self._monitor.watch(run_id)
             self._check("monitor.watch", self._monitor)
-            self._monitor.refresh()
-            self._check("monitor.refresh", self._monitor)
+            self._monitor.load()
+            self._check("monitor.load", self._monitor)
             if self._monitor.status == "running":
                 self.seen_running.add(run_id)
-        assert set(self.signatures) <= set(self._run_control.model_names)
+        self._run_control.refresh()
+        assert set(self.signatures) <= set(self._run_control.models)
         self._check("run_control", self._run_control)
-        self._performance.runs()
+        self._performance.refresh()
         self._check("performance", self._performance)
 
     def _browse_cycle(self) -> None:

@@ -234,6 +234,7 @@ def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path
     local process gets 401, also on 127.0.0.1, and /health names no session. A service
     serving without a token refuses run views."""
     from ttg_lab.errors import PermissionDeniedError
+    from ttg_lab.reader import RunReader
     from ttg_lab.services.sessions import SessionRegistry
 
     run = lab.start_run(
@@ -266,6 +267,6 @@ def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path
         assert manager.token() == token and again.pid == status.pid
     finally:
         manager.stop()
-    unguarded = SessionRegistry(lab.store, lab.user, run_views=False)
+    unguarded = SessionRegistry(RunReader(lab.store, lab.user), run_views=False)
     with pytest.raises(PermissionDeniedError, match="run views need the service's token"):
         unguarded.context_for(view)

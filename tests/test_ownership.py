@@ -123,6 +123,130 @@ def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
     assert admin.run(bob_run).status == "completed"
 
 
+def foreign_ids(lab: Lab) -> dict[str, int]:
+    """Ids of one user's work, by the kind a tool argument names (``..._<kind>_id``)."""
+    from sqlalchemy import select
+
+    from ttg_lab.store.schema import ChatSession, LedgerEntry, ReasoningEntry
+
+    run_id = run_of(lab)
+    chat = lab.analyst(run_id)
+    with lab.store.session() as session:
+        trade = session.scalar(select(LedgerEntry.id).where(LedgerEntry.run_id == run_id))
+        entry = session.scalar(select(ReasoningEntry.id).where(ReasoningEntry.run_id == run_id))
+        assert session.get(ChatSession, chat.session_id) is not None
+    assert trade is not None and entry is not None
+    ids = {"run": run_id, "model": only(lab).id, "trade": trade, "reasoning": entry}
+    return {**ids, "entry": entry, "session": chat.session_id, "chat": chat.session_id}
+
+
+def sample_arguments(fields: dict[str, str | None], ids: dict[str, int]) -> dict[str, Any]:
+    """Arguments for a tool from its fields (name -> JSON type when required): every
+    ``*_id`` from ``ids`` by its kind (a new kind of id must be added to
+    :func:`foreign_ids`), every other required one a plain sample."""
+    samples: dict[str, Any] = {
+        "string": "AAPL",
+        "integer": 1,
+        "number": 1.0,
+        "boolean": False,
+        "array": [],
+        "object": {"max_position_pct": 10},
+    }
+    arguments = {}
+    for name, kind in fields.items():
+        if name == "id" or (name.endswith("_id") and name != "order_id"):
+            known = [k for k in ids if name == f"{k}_id" or name.endswith(f"_{k}_id")]
+            assert known, f"tool argument {name}: which kind of id is it? add it to foreign_ids"
+            arguments[name] = ids[known[0]]
+        elif kind is not None:
+            arguments[name] = samples[kind]
+    return arguments
+
+
+def test_every_agent_tool_answers_not_found_for_another_users_ids(team: dict[str, Lab]) -> None:
+    """Every tool of every agent, taken from the registries (the analyst's tool list and
+    the trader's MCP tools), called as bob with alice's ids (runs, trades, reasoning
+    entries, models, chats) or bound to alice's run, is "not found"; the same calls with
+    bob's own ids answer. No tool holds a store: they read through bob's reader."""
+    import asyncio
+    import dataclasses
+    import inspect
+    import json
+
+    from fastmcp import Client
+
+    from ttg_lab.analyst.citations import resolve
+    from ttg_lab.analyst.llm import analysis_tools
+    from ttg_lab.analyst.tools import AnalysisTools
+    from ttg_lab.reader import RunReader
+    from ttg_lab.services.servers import build_service
+    from ttg_lab.services.sessions import SessionRegistry
+    from ttg_lab.store.database import Store
+    from ttg_lab.tools.context import RunContext
+    from ttg_lab.tools.registry import TOOLS
+
+    bob = team["bob"]
+    theirs, mine = foreign_ids(team["alice"]), foreign_ids(bob)
+    reader = RunReader(bob.store, bob.user)
+
+    # the analyst: bound to alice's run it does not exist; each id argument given hers
+    for bind in (lambda: bob.analyst(theirs["run"]), lambda: AnalysisTools(reader, theirs["run"])):
+        with pytest.raises(NotFoundError, match=f"no run {theirs['run']}"):
+            bind()
+    analyst = bob.analyst(mine["run"])
+    assert not [v for v in vars(analyst.tools).values() if isinstance(v, Store)]
+    tools = analysis_tools(analyst.tools)
+    assert {t.name for t in tools} == {*AnalysisTools.TOOLS, "propose_rule"}
+    with_ids = 0
+    for tool in tools:
+        schema = tool.args_schema.model_json_schema()  # type: ignore[union-attr]
+        required = set(schema.get("required", []))
+        fields = {
+            n: (f.get("type") if n in required else None) for n, f in schema["properties"].items()
+        }
+        foreign = sample_arguments(fields, theirs)
+        own = json.loads(tool.invoke(sample_arguments(fields, mine)))
+        assert "error" not in own and "refused" not in own, (tool.name, own)
+        if foreign == sample_arguments(fields, mine):
+            continue  # no id argument: it reads only the run it is bound to (bob's)
+        with_ids += 1
+        answer = json.loads(tool.invoke(foreign))
+        assert answer == {"error": f"no run {theirs['run']}"}, (tool.name, answer)
+    assert with_ids >= 2  # calculate_metrics(run_id=...) and compare_runs(other_run_id=...)
+
+    # citations of alice's work in an answer never resolve, even naming her run as the
+    # analyst's; bob's own do
+    text = "[run:{run}] [trade:{trade}] [reasoning:{reasoning}]"
+    run_ids = {theirs["run"], mine["run"]}
+    assert [c.valid for c in resolve(reader, text.format(**theirs), run_ids)] == [False] * 3
+    assert [c.valid for c in resolve(reader, text.format(**mine), run_ids)] == [True] * 3
+
+    # the trader's tools: a view of alice's run does not exist for any of them; math
+    # tools take no run context at all, so they cannot read anyone's work
+    assert not [f for f in dataclasses.fields(RunContext) if "Store" in str(f.type)]
+    registry = SessionRegistry(reader)
+
+    async def call(spec_name: str, service: str, run_id: int) -> tuple[bool, str]:
+        server = build_service(service, lambda: registry.context_for({"X-TTG-Run": str(run_id)}))
+        async with Client(server) as client:
+            listed = {t.name: t for t in await client.list_tools()}
+            schema = listed[spec_name].inputSchema
+            fields = {n: schema["properties"][n].get("type") for n in schema.get("required", [])}
+            args = sample_arguments(fields, {})
+            result = await client.call_tool(spec_name, args, raise_on_error=False)
+            return result.is_error, result.content[0].text  # type: ignore[union-attr]
+
+    for spec in TOOLS:
+        if not spec.needs_context:
+            parameters = inspect.signature(spec.function).parameters.values()
+            assert not [p for p in parameters if "RunContext" in str(p.annotation)], spec.name
+            continue
+        error, text = asyncio.run(call(spec.name, spec.service, theirs["run"]))
+        assert error and text == f"no run {theirs['run']}", (spec.name, text)
+        error, text = asyncio.run(call(spec.name, spec.service, mine["run"]))
+        assert f"no run {mine['run']}" not in text, (spec.name, text)
+
+
 def test_ordinary_users_cannot_reach_admin_actions(team: dict[str, Lab], tmp_path: Any) -> None:
     alice = team["alice"]
     csv = tmp_path / "prices.csv"
@@ -155,7 +279,7 @@ def test_ordinary_users_cannot_reach_admin_actions(team: dict[str, Lab], tmp_pat
     assert not panel.save_setting() and "needs an admin" in panel.error
     # widgets list only her own models, and a cited id of bob's run opens nothing
     reasoning = ReasoningController(alice)
-    assert reasoning.models() == ["momentum"]
+    assert reasoning.model_choices == ["momentum"]
     reasoning.choose("momentum", run_of(team["bob"]))
     assert "no run" in reasoning.error and reasoning.run_id == 0
 
@@ -326,7 +450,7 @@ def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:
     assert alice.metrics(run.id)["total_return"] == admin.metrics(run.id)["total_return"]
     assert alice.analyst(run.id).ask("How did it do?").text
     assert set(alice.leaderboard()["model"]) == {"momentum", "house-momentum"}
-    assert set(ReasoningController(alice).models()) == {"house-momentum", "momentum"}
+    assert set(ReasoningController(alice).model_choices) == {"house-momentum", "momentum"}
     # ... and changes nothing of it
     refused: list[Callable[[], Any]] = [
         lambda: alice.models.update(house.id, description="mine"),

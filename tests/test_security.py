@@ -30,6 +30,7 @@ from ttg_lab import dashboard
 from ttg_lab.cli import main as cli
 from ttg_lab.errors import ConfigError, TTGLabError, ValidationError
 from ttg_lab.lab import Lab, open_lab
+from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
 from ttg_lab.reports import comparison_report, run_report
 from ttg_lab.services.manager import TOKEN_ENV, ServiceManager, check_exposure
@@ -469,7 +470,7 @@ def test_names_tickers_rules_and_chat_text_are_data(lab: Lab, tmp_path: Path) ->
     assert search_reasoning(lab.store, run_id=run.id)[1] > 0
 
     # MCP session headers are data too
-    registry = SessionRegistry(lab.store, lab.user)
+    registry = SessionRegistry(RunReader(lab.store, lab.user))
     assert registry.context_for({"X-TTG-Session": SQL}).run_id == 0
     assert SQL in registry.sessions()
     with pytest.raises(ValidationError, match="must be a run id"):

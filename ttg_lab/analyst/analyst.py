@@ -17,7 +17,8 @@ from ttg_lab.analyst.citations import Citation, resolve
 from ttg_lab.analyst.offline import OfflineAnalyst
 from ttg_lab.analyst.tools import AnalysisTools, Suggestion
 from ttg_lab.errors import NotFoundError, ValidationError
-from ttg_lab.store.schema import ChatMessage, ChatSession, TradingRun
+from ttg_lab.reader import RunReader
+from ttg_lab.store.schema import ChatMessage, ChatSession
 
 MAX_QUESTION = 4000
 
@@ -47,30 +48,24 @@ class Analyst:
         parameters: dict[str, Any] | None = None,
     ) -> None:
         self.lab = lab
-        self.tools = AnalysisTools(lab.store, run_id, lab.user)
-        self.run_id = run_id
-        with lab.store.session() as session:
-            run = session.get(TradingRun, run_id)
-            assert run is not None
-            self.model_id = run.model_id
-            runs = session.execute(
-                select(TradingRun.run_number, TradingRun.id).where(
-                    TradingRun.model_id == run.model_id
-                )
-            ).all()
+        self.reader = RunReader(lab.store, lab.user)
+        self.tools = AnalysisTools(self.reader, run_id)  # another user's run is not found
+        self.run_id = self.tools.run_id
+        self.model_id = self.tools.model_id
+        self.model_runs = self.reader.model_runs(run_id)
+        with lab.store.session() as session:  # the conversation is the user's own
             chat = session.scalars(
                 select(ChatSession).where(
-                    ChatSession.model_id == run.model_id,
-                    ChatSession.run_id == run_id,
+                    ChatSession.model_id == self.model_id,
+                    ChatSession.run_id == self.run_id,
                     ChatSession.user_id == lab.user.id,
                 )
             ).first()
             if chat is None:
-                chat = ChatSession(model_id=run.model_id, run_id=run_id, user_id=lab.user.id)
+                chat = ChatSession(model_id=self.model_id, run_id=self.run_id, user_id=lab.user.id)
                 session.add(chat)
                 session.flush()
             self.session_id = chat.id
-        self.model_runs = {int(n): int(i) for n, i in runs}
         self.llm = None
         configured = model or lab.rules.settings().get("analyst.ai_model_id")
         if configured:
@@ -154,7 +149,7 @@ class Analyst:
         run_ids = {self.run_id, *self.model_runs.values()}
         suggestions = [s for s in self.tools.suggestions.values() if s.id in text or s.name in text]
         self.last_answer = Answer(
-            text, resolve(self.lab.store, text, run_ids), suggestions, calls, source
+            text, resolve(self.reader, text, run_ids), suggestions, calls, source
         )
 
     def ask(self, question: str) -> Answer:

@@ -1,17 +1,15 @@
 """Citations in analyst answers: ``[trade:ID]``, ``[reasoning:ID]``, ``[date:YYYY-MM-DD]``,
-``[run:ID]``. Each is checked against the store, so a made-up id shows as unresolved."""
+``[run:ID]``. Each is checked through the acting user's reader, so a made-up id, or one
+of another user's work, shows as unresolved."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from ttg_lab.dates import parse_date
-from ttg_lab.errors import ValidationError
-from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, TradingRun
+from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.reader import RunReader
 
 PATTERN = re.compile(r"\[(trade|reasoning|date|run):([0-9][0-9-]*)\]")
 
@@ -24,34 +22,33 @@ class Citation:
     label: str
 
 
-def resolve(store: Store, text: str, run_ids: set[int]) -> list[Citation]:
-    """Every citation in ``text``, in order, each marked valid when it exists (trades and
-    reasoning must belong to one of ``run_ids``)."""
+def resolve(reader: RunReader, text: str, run_ids: set[int]) -> list[Citation]:
+    """Every citation in ``text``, in order, each marked valid when it exists and the
+    reader's user may see it (trades and reasoning must belong to one of ``run_ids``)."""
     found: list[Citation] = []
     seen: set[tuple[str, str]] = set()
-    with store.session() as session:
-        for kind, ref in PATTERN.findall(text):
-            if (kind, ref) in seen:
-                continue
-            seen.add((kind, ref))
-            valid, label = False, f"{kind} {ref}"
+    for kind, ref in PATTERN.findall(text):
+        if (kind, ref) in seen:
+            continue
+        seen.add((kind, ref))
+        valid, label = False, f"{kind} {ref}"
+        try:
             if kind == "trade" and ref.isdigit():
-                row = session.execute(
-                    select(
-                        LedgerEntry.run_id, LedgerEntry.action, LedgerEntry.symbol, LedgerEntry.ts
-                    ).where(LedgerEntry.id == int(ref))
-                ).first()
-                if row is not None and row[0] in run_ids:
-                    valid, label = True, f"{row[1]} {row[2]} {row[3]:%Y-%m-%d}"
+                trade = reader.trade(int(ref))
+                if trade.run_id in run_ids:
+                    valid, label = True, f"{trade.action} {trade.symbol} {trade.ts:%Y-%m-%d}"
             elif kind == "reasoning" and ref.isdigit():
-                entry = session.get(ReasoningEntry, int(ref))
-                if entry is not None and entry.run_id in run_ids:
+                entry = reader.reasoning_entry(int(ref))
+                if entry.run_id in run_ids:
                     valid, label = True, f"{entry.type} {entry.ts:%Y-%m-%d}"
             elif kind == "run" and ref.isdigit():
-                valid = session.get(TradingRun, int(ref)) is not None
+                reader.run(int(ref))
+                valid = True
             elif kind == "date":
                 valid = _is_date(ref)
-            found.append(Citation(kind, ref, valid, label))
+        except NotFoundError:
+            valid = False
+        found.append(Citation(kind, ref, valid, label))
     return found
 
 

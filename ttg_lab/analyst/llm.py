@@ -43,7 +43,8 @@ class Position:
 
 
 def analysis_tools(tools: AnalysisTools) -> list[StructuredTool]:
-    """The analysis functions as LangChain tools (deliberate errors go back as text)."""
+    """Every tool of the LLM analyst: the analysis functions as LangChain tools, and
+    ``propose_rule`` (deliberate errors go back as text)."""
 
     def wrap(name: str) -> StructuredTool:
         function = getattr(tools, name)
@@ -64,16 +65,7 @@ def analysis_tools(tools: AnalysisTools) -> list[StructuredTool]:
             args_schema=_schema_of(function),
         )
 
-    return [
-        wrap(n)
-        for n in (
-            "analyze_trades",
-            "calculate_metrics",
-            "get_reasoning",
-            "compare_runs",
-            "suggest_rules",
-        )
-    ] + [_proposal_tool(tools)]
+    return [wrap(n) for n in AnalysisTools.TOOLS] + [_proposal_tool(tools)]
 
 
 def _schema_of(function: Any) -> Any:

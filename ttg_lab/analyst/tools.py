@@ -1,5 +1,7 @@
-"""Read-only analysis tools over the store, scoped to one run (and its model's other runs).
+"""Read-only analysis tools about one run (and, to compare, other runs its user may see).
 
+They read through a :class:`~ttg_lab.reader.RunReader` of the acting user and hold no
+store, so another user's run, trade or reasoning entry is "not found" to every tool.
 Both analysts use them: the LLM analyst as tool calls, the offline analyst directly.
 Every result carries the ids it rests on (ledger ids, order ids, reasoning entry ids,
 dates), and answers cite them as ``[trade:ID]``, ``[reasoning:ID]`` and ``[date:YYYY-MM-DD]``
@@ -16,35 +18,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-from ttg_lab.access import check_run
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
-from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import when
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.compute import round_trips
-from ttg_lab.metrics.runs import metrics_for
-from ttg_lab.reasoning import REASONING_TYPES, search_reasoning
-from ttg_lab.rules.attribution import load_recorded, replay, replay_with
+from ttg_lab.reader import RunReader
+from ttg_lab.reasoning import REASONING_TYPES
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.params import validate_params
-from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LedgerEntry, RunStep, TradingRun, User
-
-LEDGER_COLUMNS = [
-    "id",
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "order_id",
-    "status",
-    "reason",
-]
 
 
 @dataclass
@@ -68,35 +51,28 @@ class Suggestion:
 
 
 class AnalysisTools:
-    """The analyst's view of the store, bound to one run, reading as ``user`` (only runs
-    that user may see; any run when None)."""
+    """The analyst's view of one run, read through the acting user's reader."""
 
-    def __init__(self, store: Store, run_id: int, user: User | None = None) -> None:
-        self.store = store
-        self.user = user
-        if user is not None:
-            check_run(store, user, run_id)
-        with store.session() as session:
-            run = session.get(TradingRun, run_id)
-            if run is None:
-                raise NotFoundError(f"no run {run_id}")
-            self.model_id = run.model_id
-        self.run_id = run_id
+    TOOLS: tuple[str, ...] = (
+        "analyze_trades",
+        "calculate_metrics",
+        "get_reasoning",
+        "compare_runs",
+        "suggest_rules",
+    )
+    """The methods the LLM analyst may call as tools (with ``propose_rule``, see
+    :func:`ttg_lab.analyst.llm.analysis_tools`)."""
+
+    def __init__(self, reader: RunReader, run_id: int) -> None:
+        self.reader = reader
+        run = reader.run(run_id)  # another user's run is not found
+        self.run_id = run.id
+        self.model_id = run.model_id
         self.suggestions: dict[str, Suggestion] = {}
 
     # -- data ---------------------------------------------------------------------------
-    def _run_row(self, run_id: int) -> TradingRun:
-        with self.store.session() as session:
-            run = session.get(TradingRun, run_id)
-            if run is None:
-                raise NotFoundError(f"no run {run_id}")
-            return run
-
-    def _check_scope(self, run_id: int) -> None:
-        """The analyst reads this run and, to compare, any other run its user may see."""
-        if self.user is not None:
-            check_run(self.store, self.user, run_id)
-        self._run_row(run_id)
+    def _rid(self, run_id: int | None) -> int:
+        return self.run_id if run_id is None else run_id
 
     def _window(
         self, run_id: int, start: object, end: object
@@ -105,12 +81,11 @@ class AnalysisTools:
         (an end given as a day covers that day); either bound may be absent."""
         if start is None and end is None:
             return None, None
-        snapshot = self._run_row(run_id).strategy_snapshot
-        market = snapshot["model"]["market"]
-        timezone = MARKETS[market].timezone if market in MARKETS else None
+        run = self.reader.run(run_id)
+        timezone = MARKETS[run.market].timezone if run.market in MARKETS else None
         begin = parse_optional_date(start, "start", timezone)
         finish = parse_optional_date(end, "end", timezone)
-        if begin is not None and snapshot.get("interval", "1d") == "1d":
+        if begin is not None and run.interval == "1d":
             begin = day_of(begin)  # a daily bar is named by its day
         finish = None if finish is None else inclusive_end(finish)
         if begin is not None and finish is not None and finish < begin:
@@ -118,26 +93,10 @@ class AnalysisTools:
         return begin, finish
 
     def ledger(self, run_id: int | None = None) -> pd.DataFrame:
-        rid = run_id or self.run_id
-        with self.store.session() as session:
-            rows = session.execute(
-                select(*[getattr(LedgerEntry, c) for c in LEDGER_COLUMNS])
-                .where(LedgerEntry.run_id == rid)
-                .order_by(LedgerEntry.id)
-            ).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=LEDGER_COLUMNS)
+        return self.reader.ledger(self._rid(run_id))
 
     def equity(self, run_id: int | None = None) -> pd.Series:
-        rid = run_id or self.run_id
-        with self.store.session() as session:
-            rows = session.execute(
-                select(RunStep.ts, RunStep.equity)
-                .where(RunStep.run_id == rid)
-                .order_by(RunStep.step_index)
-            ).all()
-        return pd.Series(
-            [r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), dtype=float
-        )
+        return self.reader.equity(self._rid(run_id))
 
     def trips(self, run_id: int | None = None) -> list[dict[str, Any]]:
         ledger = self.ledger(run_id)
@@ -197,13 +156,11 @@ class AnalysisTools:
         run_id: int | None = None,
     ) -> dict[str, Any]:
         """Metrics of the run (or a window of it), with the benchmark over the same bars."""
-        rid = run_id or self.run_id
-        run = self._run_row(rid)
-        snap = run.strategy_snapshot
-        market, interval = snap["model"]["market"], snap.get("interval", "1d")
+        run = self.reader.run(self._rid(run_id))
+        rid = run.id
         equity = self.equity(rid)
         ledger = self.ledger(rid)
-        initial = float(snap["model"]["initial_cash"])
+        initial = run.initial_cash
         begin, finish = self._window(rid, start, end)
         if begin is not None or finish is not None:
             begin = equity.index[0] if begin is None else begin
@@ -214,7 +171,7 @@ class AnalysisTools:
             ledger = ledger[(ledger["ts"] >= begin) & (ledger["ts"] <= finish)]
             if equity.empty:
                 raise ValidationError("no bars of the run fall in that window")
-        metrics = metrics_for(self.store, market, interval, equity, initial, ledger)
+        metrics = self.reader.metrics(run.market, run.interval, equity, initial, ledger)
         chosen = keys or [
             "start",
             "end",
@@ -252,9 +209,8 @@ class AnalysisTools:
         if type and type not in REASONING_TYPES:
             raise ValidationError(f"type must be one of {', '.join(REASONING_TYPES)}")
         words = " ".join(w for w in (symbol, text) if w) or None
-        frame, total = search_reasoning(
-            self.store,
-            run_id=self.run_id,
+        frame, total = self.reader.reasoning(
+            self.run_id,
             types=[type] if type else None,
             start=date,
             end=date,
@@ -279,7 +235,7 @@ class AnalysisTools:
     def compare_runs(self, other_run_id: int) -> dict[str, Any]:
         """This run against another: metrics side by side, where their decisions first
         diverged, and the P&L by symbol of each."""
-        self._check_scope(other_run_id)
+        self.reader.run(other_run_id)  # any run the user may see; others are not found
         mine, theirs = self.calculate_metrics(), self.calculate_metrics(run_id=other_run_id)
         a, b = self.ledger(), self.ledger(other_run_id)
         fa = a[a["status"] == "filled"][["step_index", "ts", "action", "symbol", "quantity"]]
@@ -306,7 +262,7 @@ class AnalysisTools:
                 "note": "one run kept trading after the other stopped",
             }
         pnl_a = {k: round(v, 2) for k, v in self.analyze_trades(top=1)["pnl_by_symbol"].items()}
-        other_tools = AnalysisTools(self.store, other_run_id, self.user)
+        other_tools = AnalysisTools(self.reader, other_run_id)
         pnl_b = {
             k: round(v, 2) for k, v in other_tools.analyze_trades(top=1)["pnl_by_symbol"].items()
         }
@@ -403,12 +359,12 @@ class AnalysisTools:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError("a suggested rule needs a name")
         params = validate_params(parameters)
-        recorded = load_recorded(self.store, self.run_id)
+        recorded = self.reader.recorded(self.run_id)
         rules = RuleSet.from_list(recorded.snapshot.get("rules", []))
-        actual = replay_with(self.store, recorded, rules)
+        actual, _ = self.reader.replay(recorded, rules)
         rule_name = f"suggested: {name}"
         added = RuleSet((*rules.constraints, Constraint(rule_name, "model", params)))
-        with_rule, decisions = replay(self.store, recorded, added)
+        with_rule, decisions = self.reader.replay(recorded, added)
         changed = sum(
             1
             for d in decisions

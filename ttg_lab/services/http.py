@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ttg_lab.reader import RunReader
 from ttg_lab.services.manager import MCP_PATH
 from ttg_lab.services.servers import build_service
 from ttg_lab.services.sessions import SessionRegistry
@@ -40,7 +41,7 @@ def service_app(service: str, store: Store, token: str | None, user: User) -> An
     """The Starlette app serving ``service`` at ``/mcp`` plus ``/health``. With a token,
     every request must carry it and run views show ``user``'s runs; without one it
     serves sandboxes only. The health answer names no session."""
-    registry = SessionRegistry(store, user, run_views=token is not None)
+    registry = SessionRegistry(RunReader(store, user), run_views=token is not None)
     server = build_service(service, registry.resolve)
 
     @server.custom_route("/health", methods=["GET"])

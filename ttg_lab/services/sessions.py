@@ -23,17 +23,14 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from fastmcp.server.dependencies import get_http_headers
-from sqlalchemy import select
 
-from ttg_lab.access import check_run
 from ttg_lab.broker import COST_PRESETS, resolve_cost_model
 from ttg_lab.dates import day_of, parse_date
-from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
+from ttg_lab.errors import PermissionDeniedError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.portfolio import Portfolio
-from ttg_lab.runs import MODES, data_fingerprint, news_index, price_index
-from ttg_lab.store.database import Store
-from ttg_lab.store.schema import RunStep, TradingRun, User
+from ttg_lab.reader import RunReader
+from ttg_lab.runs import MODES
 from ttg_lab.tools.context import RunContext
 
 SESSION_HEADER = "x-ttg-session"
@@ -46,11 +43,11 @@ DEFAULT_CASH = 10_000.0
 
 
 class SessionRegistry:
-    """The sandbox and run sessions of one service process."""
+    """The sandbox and run sessions of one service process, reading through the reader
+    of the user it serves."""
 
-    def __init__(self, store: Store, user: User, run_views: bool = True) -> None:
-        self.store = store
-        self.user = user
+    def __init__(self, reader: RunReader, run_views: bool = True) -> None:
+        self.reader = reader
         self.run_views = run_views
         """Whether run views are served (only behind the user's token)."""
         self._sandboxes: dict[str, RunContext] = {}
@@ -90,9 +87,7 @@ class SessionRegistry:
             raise ValidationError(f"{CASH_HEADER} must be a number") from None
         if not math.isfinite(cash) or cash <= 0:
             raise ValidationError(f"{CASH_HEADER} must be a positive number, got {cash:g}")
-        index = price_index(
-            self.store, market.code, interval, data_fingerprint(self.store, market.code, interval)
-        )
+        index = self.reader.price_index(market.code, interval)
         ctx = RunContext(
             run_id=0,
             market=market,
@@ -100,7 +95,7 @@ class SessionRegistry:
             tickers=frozenset(s for s in index.symbols if s != market.benchmark),
             portfolio=Portfolio(cash),
             costs=COST_PRESETS["default"],
-            news=news_index(self.store),
+            news=self.reader.news_index(),
         )
         ctx.advance(0, self._snap(ctx, headers.get(CLOCK_HEADER)))
         return ctx
@@ -137,37 +132,24 @@ class SessionRegistry:
                 "run views need the service's token: start it with `ttg-lab mcp start` "
                 "(or pass --token) and send 'Authorization: Bearer <token>'"
             )
-        run_id = int(text)
-        check_run(self.store, self.user, run_id)  # another user's run is not found
-        with self.store.session() as session:
-            run = session.get(TradingRun, run_id)
-            if run is None:
-                raise NotFoundError(f"no run {run_id}")
-            snap = dict(run.strategy_snapshot)
-            steps_done = run.steps_done
-            period = (run.period_start, run.period_end)
-            last = session.scalars(
-                select(RunStep)
-                .where(RunStep.run_id == run_id)
-                .order_by(RunStep.step_index.desc())
-                .limit(1)
-            ).first()
-            cash = last.cash if last else snap["model"]["initial_cash"]
-            holdings = dict(last.holdings) if last else {}
-        market = get_market(snap["model"]["market"])
-        interval = snap["interval"]
-        index = price_index(self.store, market.code, interval, snap["data_fingerprint"])
-        calendar = index.calendar_between(*period)
+        run = self.reader.run(int(text))  # another user's run is not found
+        snap = run.snapshot
+        last = self.reader.last_step(run.id)
+        cash = last.cash if last else run.initial_cash
+        holdings = last.holdings if last else {}
+        market = get_market(run.market)
+        index = self.reader.price_index(market.code, run.interval, snap["data_fingerprint"])
+        calendar = index.calendar_between(*run.period)
         ctx = RunContext(
-            run_id=run_id,
+            run_id=run.id,
             market=market,
             index=index,
             tickers=frozenset(snap["tickers"]),
-            portfolio=Portfolio(cash, {k: float(v) for k, v in holdings.items()}),
+            portfolio=Portfolio(cash, dict(holdings)),
             costs=resolve_cost_model(snap["costs"]),
             fill=snap["fill"],
-            news=news_index(self.store),
+            news=self.reader.news_index(),
             read_only=True,
         )
-        ctx.advance(steps_done, calendar[min(steps_done, len(calendar) - 1)])
+        ctx.advance(run.steps_done, calendar[min(run.steps_done, len(calendar) - 1)])
         return ctx

@@ -1,0 +1,238 @@
+"""The one way agents' tools read users' work: a reader that knows the acting user.
+
+Every read of a run, its ledger, equity, reasoning, recorded orders, one of its trades or
+reasoning entries first checks that the acting user may see the run (their own, a
+shared model's, any for an admin); anything else is "not found", exactly like an id that
+does not exist. The analyst's tools and the MCP services' run views hold a reader and no
+store, so no tool can skip the check. Market data and news belong to everyone: the
+reader passes those reads through, unscoped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from ttg_lab.access import check_run
+from ttg_lab.errors import NotFoundError
+from ttg_lab.market.asof import PriceIndex
+from ttg_lab.metrics.runs import metrics_for
+from ttg_lab.news.search import NewsIndex
+from ttg_lab.reasoning import search_reasoning
+from ttg_lab.rules.attribution import RecordedRun, load_recorded, replay
+from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.runs import data_fingerprint, news_index, price_index
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, RunStep, TradingRun, User
+
+LEDGER_COLUMNS: list[str] = [
+    "id",
+    "step_index",
+    "ts",
+    "action",
+    "symbol",
+    "quantity",
+    "fill_price",
+    "fees",
+    "order_id",
+    "status",
+    "reason",
+]
+"""What :meth:`RunReader.ledger` returns, in order."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as its reader may show it."""
+
+    id: int
+    model_id: int
+    run_number: int
+    status: str
+    period: tuple[datetime, datetime]
+    steps_done: int
+    snapshot: dict[str, Any]
+
+    @property
+    def market(self) -> str:
+        return str(self.snapshot["model"]["market"])
+
+    @property
+    def interval(self) -> str:
+        return str(self.snapshot.get("interval", "1d"))
+
+    @property
+    def initial_cash(self) -> float:
+        return float(self.snapshot["model"]["initial_cash"])
+
+
+@dataclass(frozen=True)
+class StepState:
+    """The portfolio of a run's latest committed step."""
+
+    cash: float
+    holdings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    """One ledger row, as a citation shows it."""
+
+    id: int
+    run_id: int
+    action: str
+    symbol: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class ReasoningRecord:
+    """One reasoning entry, as a citation shows it."""
+
+    id: int
+    run_id: int
+    type: str
+    ts: datetime
+
+
+class RunReader:
+    """Reads stored runs for one acting user; a run the user may not see is not found."""
+
+    def __init__(self, store: Store, user: User) -> None:
+        self._store = store
+        self.user = user
+
+    # -- the user's work: every read checks the run -----------------------------------
+    def run(self, run_id: Any) -> RunRecord:
+        """Run ``run_id`` if the user may see it."""
+        check_run(self._store, self.user, run_id)
+        with self._store.session() as session:
+            run = session.get(TradingRun, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}")
+            return RunRecord(
+                run.id,
+                run.model_id,
+                run.run_number,
+                run.status,
+                (run.period_start, run.period_end),
+                run.steps_done,
+                dict(run.strategy_snapshot),
+            )
+
+    def model_runs(self, run_id: Any) -> dict[int, int]:
+        """Run number -> run id of every run of the model of run ``run_id``."""
+        model_id = self.run(run_id).model_id
+        with self._store.session() as session:
+            rows = session.execute(
+                select(TradingRun.run_number, TradingRun.id).where(TradingRun.model_id == model_id)
+            ).all()
+        return {int(number): int(rid) for number, rid in rows}
+
+    def ledger(self, run_id: Any) -> pd.DataFrame:
+        """Every ledger row of the run, in order (columns: :data:`LEDGER_COLUMNS`)."""
+        rid = self.run(run_id).id
+        with self._store.session() as session:
+            rows = session.execute(
+                select(*[getattr(LedgerEntry, c) for c in LEDGER_COLUMNS])
+                .where(LedgerEntry.run_id == rid)
+                .order_by(LedgerEntry.id)
+            ).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=LEDGER_COLUMNS)
+
+    def equity(self, run_id: Any) -> pd.Series:
+        """The run's equity at each committed step's close."""
+        rid = self.run(run_id).id
+        with self._store.session() as session:
+            rows = session.execute(
+                select(RunStep.ts, RunStep.equity)
+                .where(RunStep.run_id == rid)
+                .order_by(RunStep.step_index)
+            ).all()
+        return pd.Series(
+            [r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), dtype=float
+        )
+
+    def last_step(self, run_id: Any) -> StepState | None:
+        """The portfolio after the run's latest committed step (None before the first)."""
+        rid = self.run(run_id).id
+        with self._store.session() as session:
+            last = session.scalars(
+                select(RunStep)
+                .where(RunStep.run_id == rid)
+                .order_by(RunStep.step_index.desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return None
+            return StepState(last.cash, {k: float(v) for k, v in (last.holdings or {}).items()})
+
+    def reasoning(self, run_id: Any, **filters: Any) -> tuple[pd.DataFrame, int]:
+        """The run's reasoning entries matching ``filters`` (see
+        :func:`ttg_lab.reasoning.search_reasoning`) and how many match in all."""
+        return search_reasoning(self._store, run_id=self.run(run_id).id, **filters)
+
+    def recorded(self, run_id: Any) -> RecordedRun:
+        """What a counterfactual replay of the run needs: its snapshot and orders."""
+        return load_recorded(self._store, self.run(run_id).id)
+
+    def trade(self, ledger_id: Any) -> TradeRecord:
+        """Ledger row ``ledger_id`` if the user may see its run."""
+        found = None
+        if _is_id(ledger_id):
+            with self._store.session() as session:
+                row = session.get(LedgerEntry, ledger_id)
+                if row is not None:
+                    found = TradeRecord(row.id, row.run_id, row.action, row.symbol, row.ts)
+        if found is None or not self._sees(found.run_id):
+            raise NotFoundError(f"no trade {ledger_id!r}")
+        return found
+
+    def reasoning_entry(self, entry_id: Any) -> ReasoningRecord:
+        """Reasoning entry ``entry_id`` if the user may see its run."""
+        found = None
+        if _is_id(entry_id):
+            with self._store.session() as session:
+                row = session.get(ReasoningEntry, entry_id)
+                if row is not None:
+                    found = ReasoningRecord(row.id, row.run_id, row.type, row.ts)
+        if found is None or not self._sees(found.run_id):
+            raise NotFoundError(f"no reasoning entry {entry_id!r}")
+        return found
+
+    def _sees(self, run_id: int) -> bool:
+        try:
+            check_run(self._store, self.user, run_id)
+        except NotFoundError:
+            return False
+        return True
+
+    # -- everyone's data: market prices and news --------------------------------------
+    def price_index(self, market: str, interval: str, fingerprint: str | None = None) -> PriceIndex:
+        """The in-memory prices of a market's interval (as of ``fingerprint``: a run's
+        data version; the current data when None)."""
+        fingerprint = fingerprint or data_fingerprint(self._store, market, interval)
+        return price_index(self._store, market, interval, fingerprint)
+
+    def news_index(self) -> NewsIndex:
+        """The dated news corpus of the search tool."""
+        return news_index(self._store)
+
+    def metrics(
+        self, market: str, interval: str, equity: pd.Series, initial: float, ledger: pd.DataFrame
+    ) -> dict[str, Any]:
+        """Metrics of an equity curve against its market's benchmark over the same bars."""
+        return metrics_for(self._store, market, interval, equity, initial, ledger)
+
+    def replay(self, recorded: RecordedRun, rules: RuleSet) -> tuple[float, list[dict[str, Any]]]:
+        """Final equity and gate decisions of recorded orders replayed under ``rules``
+        (on the market data they were recorded against)."""
+        return replay(self._store, recorded, rules)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
