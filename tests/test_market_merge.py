@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete, func, insert, select
 
 from ttg_lab.cli import main
+from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market import loader
 from ttg_lab.market.bars import ImportedBars
@@ -285,3 +286,13 @@ def test_init_restamps_a_store_holding_the_end_stamped_a_share_bars(empty_db_url
         assert loader.load_shipped(store, DATA_DIR, ["cn_hourly"]) == {"cn_hourly": 0}
     finally:
         store.dispose()
+
+
+def test_a_load_name_keeps_to_one_market_and_interval(lab: Lab, tmp_path: Path) -> None:
+    """A load's row is part of its market's data fingerprint: the name cannot move."""
+    path = csv_file(tmp_path / "mine.csv", "2020-01-02,AAPL,74.06,75.15,73.80,75.09,1")
+    lab.data.load(str(path), "us")
+    coin = csv_file(tmp_path / "coin.csv", "2020-01-02,BTC-USDT,7000,7200,6900,7100,1")
+    with pytest.raises(ValidationError, match="'mine' holds us 1d bars"):
+        lab.data.load(str(coin), "crypto", name="mine")
+    assert count(lab.store, "crypto", "1d", "BTC-USDT") == 355

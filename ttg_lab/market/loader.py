@@ -68,6 +68,8 @@ BARS_PREFIX = "bars:"
 RESERVED_PREFIXES = (BARS_PREFIX, "news:")
 """Dataset names the lab writes itself; a load may not take them."""
 INTERVAL_NAMES: dict[str, str] = {"1d": "daily", "60min": "hourly"}
+MERGE_ATTEMPTS = 3
+"""Tries of a load whose insert lost a race with a concurrent load of the same bars."""
 CONFLICTS_SHOWN = 20
 """Conflicts a refusal lists in its message (all of them are in the result)."""
 
@@ -194,17 +196,11 @@ class MergeResult:
 
     def summary(self) -> str:
         """One line for people: the counts."""
-        counts = [
-            (self.added, "added"),
-            (self.skipped, "identical skipped"),
-            (self.replaced, "replaced"),
-            (self.kept, "kept as stored"),
-            (self.retired, "retired"),
-        ]
-        shown = [
-            f"{n:,} {what}" for n, what in counts if n or what in ("added", "identical skipped")
-        ]
-        return f"{self.name} ({self.market} {self.interval}): " + ", ".join(shown)
+        others = [(self.replaced, "replaced"), (self.kept, "kept as stored")]
+        others.append((self.retired, "retired"))
+        parts = [f"{self.added:,} added", f"{self.skipped:,} identical skipped"]
+        parts += [f"{n:,} {what}" for n, what in others if n]
+        return f"{self.name} ({self.market} {self.interval}): " + ", ".join(parts)
 
 
 class BarConflictError(ValidationError):
@@ -539,16 +535,17 @@ def _merge(
     validate_bars(bars.frame, bars.source, bars.interval, bars.lines)
     bars = sorted_bars(bars)
     check_market_bars(bars, spec)
-    for attempt in range(3):
+    attempt = 1
+    while True:
         try:
             return store.retrying(
                 lambda: _merge_once(store, name, spec, bars, on_conflict, retire),
                 f"loading {name}",
             )
         except IntegrityError:
-            if attempt == 2:
+            if attempt == MERGE_ATTEMPTS:
                 raise
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def load_bars(
