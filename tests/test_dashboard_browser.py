@@ -51,7 +51,7 @@ if not Path(CHROMIUM).exists():
 
 pytestmark = pytest.mark.slow
 
-CULL_AFTER = 6
+CULL_AFTER = 10
 """Seconds an unconnected idle kernel lives in these tests (300 in ``ttg-lab dashboard``)."""
 
 
