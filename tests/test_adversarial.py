@@ -4,13 +4,34 @@ valid, and instructions smuggled into its text change nothing."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import inspect
+import json
+import math
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, get_type_hints
 
+import pytest
+from fastmcp import Client
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
 
+from ttg_lab.agents.baselines import POLICIES, Decision, OrderIntent, Policy
+from ttg_lab.analyst.llm import analysis_tools
+from ttg_lab.broker import COST_PRESETS
 from ttg_lab.lab import Lab
+from ttg_lab.market.markets import get_market
+from ttg_lab.portfolio import Portfolio
+from ttg_lab.runs import data_fingerprint, price_index
+from ttg_lab.services.servers import build_services
 from ttg_lab.store.schema import AgentLog
+from ttg_lab.tools.context import RunContext
+from ttg_lab.tools.registry import TOOLS, tool_named
+
+COSTS = COST_PRESETS["zero"]
 
 KEY_ENV = "TTG_TEST_LLM_KEY"
 
@@ -97,3 +118,189 @@ def test_every_attack_is_refused_and_the_ledger_stays_valid(
     assert all(v > 0 for v in equity["holdings"].values())
     decisions = lab.rules.decisions(run.id)
     assert (decisions["verdict"] == "reject").sum() >= 6
+
+
+# ----------------------------------------------------- hostile tool calls, both paths
+
+HUGE = 200_000
+"""Characters of the huge strings a hostile agent sends."""
+
+HOSTILE_CALLS: list[tuple[str, dict[str, Any], str]] = [
+    # (tool, arguments, what its answer must say)
+    ("buy", {"symbol": "AAPL", "quantity": True}, "quantity must be a number, not a bool"),
+    ("buy", {"symbol": "AAPL", "quantity": 1, "order_id": "mine"}, '"status":"filled"'),
+    ("buy", {"symbol": "AAPL", "quantity": 3, "order_id": "mine"}, "order id s0-mine was used"),
+    ("buy", {"symbol": "AAPL", "quantity": 1, "order_id": "mine"}, '"duplicate":true'),
+    ("multiply", {"a": 1e308, "b": 10}, "multiply gives no finite number"),
+    ("add", {"a": 1e308, "b": 1e308}, "add gives no finite number"),
+    ("divide", {"a": 1e308, "b": 1e-308}, "divide gives no finite number"),
+    ("max_units", {"cash": 1e308, "price": 1e-300}, "max_units gives no finite number"),
+    ("multiply", {"a": True, "b": 2}, "a must be a number, not a bool"),
+    ("max_units", {"cash": True, "price": 1}, "cash must be a number, not a bool"),
+    ("max_units", {"cash": 100, "price": False}, "price must be a number, not a bool"),
+    ("get_price_history", {"symbol": "AAPL", "bars": True}, "bars must be a number, not a bool"),
+    ("get_information", {"query": "A" * HUGE}, "query is too long"),
+    ("buy", {"symbol": "X" * HUGE, "quantity": 1}, "symbol is too long"),
+    ("get_price_local", {"symbol": "Y" * HUGE}, "symbol is too long"),
+    ("get_price_local", {"symbol": "AAPL", "date": "2" * HUGE}, "is not a date"),
+    ("buy", {"symbol": "MSFT", "quantity": "1e400"}, "quantity must be a number, got inf"),
+    ("buy", {"symbol": "MSFT", "quantity": 1}, '"status":"filled"'),
+]
+"""One answer of a hostile model: every call must come back to it as an answer (an error
+or a refusal), never end the run."""
+
+
+def test_no_tool_call_of_a_hostile_model_can_fail_the_run(
+    lab: Lab, openai_stub: OpenAIStubServer, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-hostile-test-key")
+
+    def respond(request: ChatRequest) -> Reply:
+        if not any(m["role"] == "tool" for m in request.messages):
+            return ToolCalls([(name, args) for name, args, _ in HOSTILE_CALLS])
+        return Text("DECISION: done.\n<FINISH_SIGNAL>")
+
+    openai_stub.reset(respond)
+    model = lab.models.create(
+        "hostile",
+        ai_model_id="openai/gpt-5",
+        initial_cash=10_000.0,
+        tickers=["AAPL", "MSFT"],
+        parameters={"base_url": openai_stub.base_url, "api_key_env": KEY_ENV, "max_retries": 0},
+    )
+    run = lab.start_run(model, start="2025-07-01", end="2025-07-01", costs="zero")
+    assert run.wait(120) == "completed", run.info()["error"]
+
+    with lab.store.session() as session:
+        (log,) = session.scalars(select(AgentLog).where(AgentLog.run_id == run.id)).all()
+    answers = [m for m in log.messages if m["role"] == "tool"]
+    assert len(answers) == len(HOSTILE_CALLS)
+    for (name, _args, expected), answer in zip(HOSTILE_CALLS, answers, strict=True):
+        text = str(answer["content"])
+        compact = text.replace(": ", ":").replace(", ", ",")
+        assert expected in text or expected in compact, (name, text[:500])
+        assert len(answer["content"]) < 2_000  # nothing huge is echoed back
+
+    ledger = run.ledger()
+    filled = ledger.query("status == 'filled'")
+    assert list(zip(filled["symbol"], filled["quantity"], strict=True)) == [
+        ("AAPL", 1),
+        ("MSFT", 1),
+    ]
+    assert ledger["order_id"].is_unique and ledger["reason"].str.len().max() < 500
+    equity = run.equity().iloc[-1]
+    assert equity["holdings"] == {"AAPL": 1.0, "MSFT": 1.0}
+
+
+class HostilePolicy(Policy):
+    """A policy (the kind a researcher writes) whose orders are garbage."""
+
+    name = "hostile"
+    description = "Orders nothing sane"
+
+    def decide(self, ctx: RunContext) -> Decision:
+        junk: list[tuple[Any, Any, Any]] = [
+            ("buy", "AAPL", True),
+            ("buy", "AAPL", math.nan),
+            ("buy", "AAPL", math.inf),
+            ("buy", "AAPL", Decimal("2")),
+            ("buy", "AAPL", object()),
+            ("buy", "AAPL", [1]),
+            ("buy", "AAPL", "9" * HUGE),
+            ("buy", None, 1),
+            ("buy", 123, 1),
+            ("buy", "X" * HUGE, 1),
+            ("b" * HUGE, "AAPL", 1),
+            ("buy", "AAPL", 1),
+        ]
+        orders = [OrderIntent(action, symbol, quantity) for action, symbol, quantity in junk]
+        return Decision(orders=orders if ctx.step_index == 0 else [], analysis="junk")
+
+
+@pytest.mark.parametrize("path", ["direct", "chat"])
+def test_no_order_of_a_hostile_policy_can_fail_the_run(
+    lab: Lab, path: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(POLICIES, "hostile", HostilePolicy)
+    model = lab.models.create("junk orders", ai_model_id="baseline/hostile", tickers=["AAPL"])
+    run = lab.start_run(model, path=path, start="2025-07-01", end="2025-07-02", costs="zero")
+    assert run.wait(120) == "completed", run.info()["error"]
+    ledger = run.ledger()
+    filled = ledger.query("status == 'filled'")
+    assert list(zip(filled["symbol"], filled["quantity"], strict=True)) == [
+        ("AAPL", 2),  # a Decimal is a number
+        ("AAPL", 1),
+    ]
+    assert ledger["order_id"].is_unique and ledger["reason"].str.len().max() < 500
+    with lab.store.session() as session:
+        logs = session.scalars(select(AgentLog).where(AgentLog.run_id == run.id)).all()
+    answers = [m for log in logs for m in log.messages if m["role"] == "tool"]
+    assert len(answers) == 12 and all(len(json.dumps(m)) < 2_000 for m in answers)
+
+
+SAMPLE_ARGUMENTS: dict[str, Any] = {
+    "symbol": "AAPL",
+    "quantity": 1,
+    "query": "apple",
+    "a": 2,
+    "b": 3,
+    "cash": 100,
+    "price": 10,
+    "bars": 5,
+}
+
+
+def number_parameters(function: Any, skip: int = 0) -> list[str]:
+    hints = get_type_hints(function)
+    names = list(inspect.signature(function).parameters)[skip:]
+    return [n for n in names if hints.get(n) in (int, float, int | None, float | None)]
+
+
+def test_no_tool_of_any_agent_takes_a_bool_for_a_number(lab: Lab) -> None:
+    """Every number argument of every trader tool (over MCP) and analyst tool refuses
+    ``true``: pydantic's lax mode would read it as 1 (one share, one bar, run 1)."""
+    index = price_index(lab.store, "us", "1d", data_fingerprint(lab.store, "us", "1d"))
+    ctx = RunContext(0, get_market("us"), index, frozenset({"AAPL"}), Portfolio(1e4), COSTS)
+    ctx.advance(0, datetime(2025, 7, 15))
+    cases = [
+        (spec.name, name)
+        for spec in TOOLS
+        for name in number_parameters(spec.function, 1 if spec.needs_context else 0)
+    ]
+    assert {n for _, n in cases} >= {"quantity", "a", "b", "cash", "price", "bars"}
+
+    async def call_all() -> list[str]:
+        services = build_services(lambda: ctx)
+        texts = []
+        for tool, name in cases:
+            spec = tool_named(tool)
+            assert spec is not None
+            async with Client(services[spec.service]) as client:
+                args = {**SAMPLE_ARGUMENTS, name: True}
+                wanted = inspect.signature(spec.function).parameters
+                answer = await client.call_tool(
+                    tool, {k: v for k, v in args.items() if k in wanted}, raise_on_error=False
+                )
+            assert answer.is_error, (tool, name, answer)
+            texts.append(answer.content[0].text)
+        return texts
+
+    for (tool, name), text in zip(cases, asyncio.run(call_all()), strict=True):
+        assert f"{name} must be a number, not a bool" in text, (tool, text)
+    assert ctx.record.ledger == []  # nothing was traded
+
+    model = lab.models.create("bool analyst", ai_model_id="baseline/momentum", tickers=["AAPL"])
+    run = lab.start_run(
+        model, path="direct", start="2025-07-01", end="2025-07-10", background=False
+    )
+    analyst_tools = {t.name: t for t in analysis_tools(lab.analyst(run.id).tools)}
+    analysed = 0
+    for tool in analyst_tools.values():
+        schema = tool.args_schema
+        assert isinstance(schema, type) and issubclass(schema, BaseModel)
+        for name, info in schema.model_fields.items():
+            if info.annotation in (int, float, int | None, float | None):
+                with pytest.raises(PydanticValidationError, match=f"{name} must be a number"):
+                    tool.invoke({name: True})
+                analysed += 1
+    assert analysed >= 3  # top, limit, other_run_id, run_id

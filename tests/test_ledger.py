@@ -130,6 +130,33 @@ def test_same_order_id_never_trades_twice(index: PriceIndex) -> None:
     assert len(ctx.record.ledger) == 1
 
 
+def test_a_used_order_id_is_refused_for_another_order(index: PriceIndex) -> None:
+    """The same order again under its id is answered once; another order under that id is
+    refused (it used to get the first order's answer), and trades nothing."""
+    ctx = context(index)
+    trade.buy(ctx, "AAPL", 3, order_id="mine")
+    other = trade.buy(ctx, "AAPL", 5, order_id="mine")
+    assert (
+        other["status"] == "rejected"
+        and "order id mine was used for another order" in (other["reason"])
+    )
+    assert "buy 3 AAPL" in other["reason"]
+    for same in (3.0, "3", " aapl "):
+        args = ("AAPL", same) if same != " aapl " else (same, 3)
+        assert trade.buy(ctx, *args, order_id="mine")["duplicate"] is True
+    assert trade.sell(ctx, "AAPL", 3, order_id="mine")["status"] == "rejected"
+    assert ctx.portfolio.quantity("AAPL") == 3 and len(ctx.record.ledger) == 1
+
+
+def test_a_bool_is_never_a_quantity(index: PriceIndex) -> None:
+    ctx = context(index)
+    for flag in (True, False):
+        answer = trade.buy(ctx, "AAPL", flag)
+        assert answer["status"] == "rejected"
+        assert answer["reason"] == f"quantity must be a number, not a bool ({flag})"
+    assert ctx.portfolio.positions == {}
+
+
 def test_short_and_cover_round_trip(index: PriceIndex) -> None:
     ctx = context(index, costs=COST_PRESETS["zero"])
     assert trade.short(ctx, "NVDA", 10)["status"] == "filled"

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ttg_lab.errors import ValidationError
+from ttg_lab.errors import ValidationError, shown
 
 EARLIEST = datetime(1900, 1, 1)
 LATEST = datetime(2199, 12, 31, 23, 59, 59, 999999)
@@ -42,14 +42,8 @@ _ISO = re.compile(
 )
 
 
-def _shown(value: object) -> str:
-    """The value as the error shows it (a huge one cut short)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"
-
-
 def _refuse(value: object, what: str, why: str) -> ValidationError:
-    return ValidationError(f"{what} {_shown(value)} is not a date: {why}; give {FORMATS}")
+    return ValidationError(f"{what} {shown(value)} is not a date: {why}; give {FORMATS}")
 
 
 def _from_text(text: str, what: str) -> datetime:
@@ -99,7 +93,7 @@ def parse_date(value: object, what: str, timezone: str | None = None) -> datetim
     if when.utcoffset() is not None:
         if timezone is None:
             raise ValidationError(
-                f"{what} {_shown(value)} carries a UTC offset, but no market says which local time "
+                f"{what} {shown(value)} carries a UTC offset, but no market says which local time "
                 "it means here; give a naive exchange-local time"
             )
         when = when.astimezone(ZoneInfo(timezone))

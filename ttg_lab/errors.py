@@ -57,3 +57,10 @@ class LookAheadError(TTGLabError):
 
 class RunStateError(TTGLabError):
     """An operation does not fit the run's current state (e.g. resuming a completed run)."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``value`` as an error message shows it: its repr, a huge one cut short, so no
+    message (to a user, an agent or the ledger) grows with what was sent."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"

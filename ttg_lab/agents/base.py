@@ -14,6 +14,7 @@ from ttg_lab.agents.baselines import POLICIES, Decision, Policy
 from ttg_lab.agents.params import validate_parameters
 from ttg_lab.errors import NotFoundError
 from ttg_lab.tools import trade
+from ttg_lab.tools.answers import echo, json_safe
 from ttg_lab.tools.context import RunContext
 
 BASELINE_PREFIX = "baseline/"
@@ -50,7 +51,9 @@ def record_decision(
 ) -> None:
     """Reasoning entries and a message log for a baseline decision."""
     order_ids = [a["order_id"] for a in answers]
-    seen = {"clock": ctx.clock.isoformat(sep=" "), "cash": ctx.portfolio.cash, **decision.seen}
+    seen = json_safe(
+        {"clock": ctx.clock.isoformat(sep=" "), "cash": ctx.portfolio.cash, **decision.seen}
+    )
     if ctx.step_index == 0:
         ctx.record.reasoning.append({"type": "plan", "content": policy.plan(), "context": {}})
     if decision.analysis:
@@ -76,7 +79,7 @@ def record_decision(
             {
                 "role": "assistant",
                 "content": decision.analysis,
-                "tool_calls": [asdict(o) for o in decision.orders],
+                "tool_calls": [{k: echo(v) for k, v in asdict(o).items()} for o in decision.orders],
             },
             *({"role": "tool", "content": a} for a in answers),
         ]

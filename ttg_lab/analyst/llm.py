@@ -22,6 +22,7 @@ from ttg_lab.llm.messages import text_of
 from ttg_lab.llm.providers import LLMSettings, make_chat_model
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.store.database import Store
+from ttg_lab.tools.answers import argument_type
 from ttg_lab.tools.context import StepRecord
 
 SYSTEM = """You are a trading strategy analyst for TTG Lab. You answer questions about one
@@ -74,7 +75,7 @@ def _schema_of(function: Any) -> Any:
     fields: dict[str, Any] = {}
     for name, param in inspect.signature(function).parameters.items():
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (hints.get(name, Any), default)
+        fields[name] = (argument_type(name, hints.get(name, Any)), default)
     return create_model(f"{function.__name__}_args", **fields)
 
 

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, PrivateAttr
 from ttg_lab.agents.baselines import Decision, Policy
 from ttg_lab.llm.local import LocalChatModel
 from ttg_lab.llm.messages import FINISH_SIGNAL, text_of
+from ttg_lab.tools.answers import json_safe
 from ttg_lab.tools.context import RunContext
 
 ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
@@ -63,8 +64,8 @@ class BaselineChatModel(LocalChatModel):
             text.append(f"DECISION: no trade.\n{FINISH_SIGNAL}")
         calls = [
             {
-                "name": order.action,
-                "args": {"symbol": order.symbol, "quantity": order.quantity},
+                "name": str(order.action)[:100],
+                "args": json_safe({"symbol": order.symbol, "quantity": order.quantity}),
                 "id": f"c{i + 1}",
                 "type": "tool_call",
             }

@@ -8,14 +8,22 @@ The agent receives that answer as the tool's result.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
+from ttg_lab.errors import shown
 from ttg_lab.portfolio import ACTIONS, QTY_EPSILON
 from ttg_lab.tools.context import RunContext
 
 MAX_QUANTITY = 1e9
 """Quantities above this are refused as absurd, whatever the cash."""
+
+MAX_SYMBOL = 32
+"""Longest symbol text (the width of the ledger's symbol column)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,22 @@ def normalise_symbol(symbol: Any) -> str:
     return symbol.strip().upper() if isinstance(symbol, str) else ""
 
 
+def symbol_problem(symbol: Any) -> str:
+    """Why ``symbol`` cannot name a symbol ('' when it can): not text, empty, too long."""
+    sym = normalise_symbol(symbol)
+    if not sym:
+        return f"symbol must be a non-empty text, got {shown(symbol)}"
+    if len(sym) > MAX_SYMBOL:
+        return f"symbol is too long ({len(sym):,} characters; at most {MAX_SYMBOL})"
+    return ""
+
+
 def parse_quantity(quantity: Any) -> float | None:
-    """A float from an int, float or numeric string; None when it is not a number."""
-    if isinstance(quantity, bool):
+    """A float from a number (int, float, numpy, Decimal) or numeric text; None when it is
+    not a number. A bool is not a number: ``true`` is not one share."""
+    if isinstance(quantity, bool | np.bool_):
         return None
-    if isinstance(quantity, int | float):
+    if isinstance(quantity, numbers.Real | Decimal):
         return float(quantity)
     if isinstance(quantity, str):
         try:
@@ -79,23 +98,26 @@ def check_order(
     then the hard gates on the final quantity, which nothing switches off.
     """
     sym = normalise_symbol(symbol)
-    decision = GateDecision("allow", action, sym, 0.0, quantity)
+    decision = GateDecision("allow", action, sym[:MAX_SYMBOL], 0.0, quantity)
     if ctx.read_only:
         return decision.reject("session", "this session is read-only: it cannot trade")
     if action not in ACTIONS:
         return decision.reject(
-            "order", f"unknown action {action!r}; use one of {', '.join(ACTIONS)}"
+            "order", f"unknown action {shown(action)}; use one of {', '.join(ACTIONS)}"
         )
-    if not sym:
-        return decision.reject("symbol", f"symbol must be a non-empty text, got {symbol!r}")
+    problem = symbol_problem(symbol)
+    if problem:
+        return decision.reject("symbol", problem)
     if not ctx.index.has_symbol(sym):
         return decision.reject("symbol", f"unknown symbol {sym} in the {ctx.market.code} market")
     if sym not in ctx.tickers:
         return decision.reject("symbol", f"{sym} is not one of this model's tradable tickers")
 
     qty = parse_quantity(quantity)
+    if isinstance(quantity, bool | np.bool_):
+        return decision.reject("quantity", f"quantity must be a number, not a bool ({quantity})")
     if qty is None or not math.isfinite(qty):
-        return decision.reject("quantity", f"quantity must be a number, got {quantity!r}")
+        return decision.reject("quantity", f"quantity must be a number, got {shown(quantity)}")
     if qty <= 0:
         return decision.reject("quantity", f"quantity must be positive, got {qty:g}")
     if qty > MAX_QUANTITY:

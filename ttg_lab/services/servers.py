@@ -4,13 +4,15 @@ A service is a FastMCP server whose tools wrap the registry's plain functions. E
 tool call asks ``resolve`` for the run context it acts on: an in-memory server of a run
 always gets that run's context; the HTTP servers look the session up from the request.
 Deliberate errors (look-ahead, bad input) become MCP tool errors with their message, so
-the agent reads why, never a traceback.
+the agent reads why, never a traceback; so do a tool's unexpected failures and answers that
+could not be sent (an overflow, a huge or non-JSON result): no tool call can end a run.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
@@ -19,7 +21,9 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
 
 from ttg_lab.errors import TTGLabError
+from ttg_lab.secrets import redact
 from ttg_lab.services.names import SERVICES
+from ttg_lab.tools.answers import argument_type, error_text, tool_answer
 from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import ToolSpec, tools_of
 
@@ -33,6 +37,7 @@ SERVICE_TITLES: dict[str, str] = {
 ContextResolver = Callable[[], RunContext]
 
 logging.getLogger("fastmcp").setLevel(logging.CRITICAL)  # tool errors go to the agent, not stderr
+log = logging.getLogger(__name__)
 
 
 def _wrap(spec: ToolSpec, resolve: ContextResolver) -> Callable[..., Any]:
@@ -48,20 +53,23 @@ def _wrap(spec: ToolSpec, resolve: ContextResolver) -> Callable[..., Any]:
             if spec.needs_context:
                 ctx = resolve()
                 with ctx.lock:
-                    return fn(ctx, **kwargs)
-            return fn(**kwargs)
+                    return tool_answer(spec.name, fn(ctx, **kwargs))
+            return tool_answer(spec.name, fn(**kwargs))
         except TTGLabError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(error_text(str(exc))) from None
+        except Exception as exc:  # a tool's own failure is the agent's answer, not the run's end
+            log.debug("tool %s failed\n%s", spec.name, redact(traceback.format_exc()))
+            failure = redact(f"{spec.name} failed: {type(exc).__name__}: {exc}")
+            raise ToolError(error_text(failure)) from None
 
+    types = {p.name: argument_type(p.name, hints[p.name]) for p in params}
     call.__name__ = spec.name
     call.__doc__ = spec.description
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [p.replace(annotation=hints[p.name]) for p in params],
+        [p.replace(annotation=types[p.name]) for p in params],
         return_annotation=hints.get("return", Any),
     )
-    call.__annotations__ = {p.name: hints[p.name] for p in params} | {
-        "return": hints.get("return", Any)
-    }
+    call.__annotations__ = types | {"return": hints.get("return", Any)}
     return call
 
 

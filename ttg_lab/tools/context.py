@@ -20,6 +20,20 @@ from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 
 
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order as the agent asked for it, normalised: two calls with one order id are the
+    same order (answered once) exactly when their requests are equal."""
+
+    action: str
+    symbol: str
+    quantity: float | str  # the number asked for, or the text of what was not a number
+
+    def __str__(self) -> str:
+        quantity = f"{self.quantity:g}" if isinstance(self.quantity, float) else self.quantity
+        return f"{self.action} {quantity} {self.symbol}"
+
+
 @dataclass
 class StepRecord:
     """What happened during one step, written to the store in one transaction."""
@@ -30,6 +44,7 @@ class StepRecord:
     reasoning: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: dict[str, OrderRequest] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     llm_calls: int = 0
     prompt_tokens: int = 0

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ttg_lab.dates import day_of, parse_date
 from ttg_lab.errors import ValidationError
-from ttg_lab.rules.gate import normalise_symbol
+from ttg_lab.rules.gate import normalise_symbol, symbol_problem
 from ttg_lab.tools.context import RunContext
 
 
@@ -33,7 +33,7 @@ def get_price_local(ctx: RunContext, symbol: str, date: str | None = None) -> di
     Earlier bars are complete (open, high, low, close, volume); for the current bar only
     the open is known. Asking for a later time is refused as look-ahead.
     """
-    sym = normalise_symbol(symbol)
+    sym = _symbol(symbol)
     when = parse_when(date, ctx)
     view = ctx.view
     if when == ctx.clock:
@@ -48,7 +48,7 @@ def get_price_local(ctx: RunContext, symbol: str, date: str | None = None) -> di
 
 def get_price_history(ctx: RunContext, symbol: str, bars: int = 20) -> dict[str, Any]:
     """The last ``bars`` (1-1000) complete price bars of ``symbol`` before now, oldest first."""
-    sym = normalise_symbol(symbol)
+    sym = _symbol(symbol)
     if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= 1000:
         raise ValidationError(f"bars must be a whole number from 1 to 1000, got {bars!r}")
     frame = ctx.view.history(sym, bars)
@@ -57,6 +57,13 @@ def get_price_history(ctx: RunContext, symbol: str, bars: int = 20) -> dict[str,
         when = pd.Timestamp(record.pop("ts")).to_pydatetime()
         rows.append({"time": _fmt(when), **record})
     return {"symbol": sym, "bars": rows}
+
+
+def _symbol(symbol: Any) -> str:
+    problem = symbol_problem(symbol)
+    if problem:
+        raise ValidationError(problem)
+    return normalise_symbol(symbol)
 
 
 def _fmt(when: datetime) -> str:

@@ -13,6 +13,7 @@ from ttg_lab.errors import ValidationError
 from ttg_lab.news.items import iso_utc
 from ttg_lab.news.providers import configured_providers, search_online
 from ttg_lab.news.search import NewsHit, symbol_key, tokens
+from ttg_lab.tools.answers import MAX_QUERY_CHARS
 from ttg_lab.tools.context import RunContext
 
 RESULTS = 5
@@ -35,6 +36,10 @@ def get_information(ctx: RunContext, query: str) -> dict[str, Any]:
     if not isinstance(query, str) or not query.strip():
         raise ValidationError("get_information needs a non-empty query")
     query = query.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise ValidationError(
+            f"query is too long ({len(query):,} characters; at most {MAX_QUERY_CHARS:,})"
+        )
     as_of = ctx.market.to_utc(ctx.market.decision_time(ctx.clock, ctx.index.interval))
     symbols = _symbols_in(query, ctx)
     notes: list[str] = []

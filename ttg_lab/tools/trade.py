@@ -1,8 +1,9 @@
 """Trade tools: buy, sell, short, cover. Every order goes through the gate, then the broker.
 
 Each call returns a JSON-ready answer for the agent: the fill, or the refusal with its
-reason. Order ids make calls idempotent: the same id within a step returns the first
-answer again instead of trading twice.
+reason. Order ids make calls idempotent: the same order again under its id within a step
+returns the first answer instead of trading twice; another order under a used id is
+refused (it would otherwise get the first order's answer).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import math
 from typing import Any
 
 from ttg_lab.broker import Fill
-from ttg_lab.rules.gate import check_order, parse_quantity
-from ttg_lab.tools.context import RunContext
+from ttg_lab.rules.gate import MAX_SYMBOL, check_order, normalise_symbol, parse_quantity
+from ttg_lab.tools.answers import echo
+from ttg_lab.tools.context import OrderRequest, RunContext
 
 
 def place_order(
@@ -29,9 +31,23 @@ def place_order(
     order skips the rules but not the hard gates.
     """
     order_id = order_id or ctx.record.next_order_id()
+    request = _request(action, symbol, quantity)
     previous = ctx.record.results.get(order_id)
     if previous is not None:
-        return {**previous, "duplicate": True}
+        first = ctx.record.requests[order_id]
+        if request == first:
+            return {**previous, "duplicate": True}
+        return {
+            "status": "rejected",
+            "order_id": order_id,
+            "action": echo(action),
+            "symbol": echo(symbol),
+            "requested_quantity": echo(quantity),
+            "reason": f"order id {order_id} was used for another order in this step ({first});"
+            " send this order with a new order_id",
+            "rules": ["order"],
+        }
+    ctx.record.requests[order_id] = request
 
     portfolio = ctx.portfolio
     before = {
@@ -44,14 +60,15 @@ def place_order(
     if not decision.allowed:
         asked = parse_quantity(quantity)
         asked = asked if asked is not None and math.isfinite(asked) else 0.0
-        row = _ledger_row(ctx, order_id, action, (decision.symbol or str(symbol))[:32], asked)
+        shown_symbol = decision.symbol or str(symbol)[:MAX_SYMBOL]
+        row = _ledger_row(ctx, order_id, action, shown_symbol, asked)
         row.update(status="rejected", reason=decision.reason)
         answer = {
             "status": "rejected",
             "order_id": order_id,
-            "action": action,
-            "symbol": decision.symbol or str(symbol),
-            "requested_quantity": decision.requested,
+            "action": echo(action),
+            "symbol": shown_symbol,
+            "requested_quantity": echo(quantity),
             "reason": decision.reason,
             "rules": rules,
         }
@@ -92,8 +109,8 @@ def place_order(
             "order_id": order_id,
             "origin": f"rule:{forced_by}" if forced_by else "agent",
             "action": str(action)[:16],
-            "symbol": str(decision.symbol or symbol)[:32],
-            "requested": _jsonable(quantity),
+            "symbol": str(decision.symbol or symbol)[:MAX_SYMBOL],
+            "requested": echo(quantity),
             "quantity": decision.quantity if decision.allowed else 0.0,
             "verdict": decision.verdict,
             "firings": [{"rule": f.rule, "reason": f.reason} for f in decision.firings],
@@ -103,13 +120,14 @@ def place_order(
     return answer
 
 
-def _jsonable(value: Any) -> Any:
-    """A requested quantity as the agent sent it, safe for JSON."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        return value if math.isfinite(value) else str(value)
-    return str(value)[:100]
+def _request(action: Any, symbol: Any, quantity: Any) -> OrderRequest:
+    """The order as asked, normalised (1, 1.0 and "1" are one quantity)."""
+    asked = parse_quantity(quantity)
+    return OrderRequest(
+        str(action)[:16],
+        (normalise_symbol(symbol) or str(symbol))[:100],
+        asked if asked is not None and math.isfinite(asked) else str(echo(quantity)),
+    )
 
 
 def _ledger_row(
@@ -118,7 +136,7 @@ def _ledger_row(
     return {
         "step_index": ctx.step_index,
         "ts": ctx.clock,
-        "action": action,
+        "action": str(action)[:16],
         "symbol": symbol,
         "quantity": quantity,
         "fill_price": None,
