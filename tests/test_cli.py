@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from ttg_lab.lab import open_lab
+
 TTG_LAB = Path(sys.executable).parent / "ttg-lab"
 """The console script installed next to this interpreter."""
 
 
-def ttg(db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TTG_LAB_DB_URL": db_url, "COLUMNS": "200"}
+def ttg(
+    db_url: str, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TTG_LAB_DB_URL": db_url, "COLUMNS": "200", **(env or {})}
     result = subprocess.run(
         [str(TTG_LAB), *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -142,6 +146,42 @@ def test_replay_from_the_command_line(db_url: str) -> None:
     ttg(db_url, "run", "replayable", "--start", "2025-07-01", "--end", "2025-08-15")
     out = ttg(db_url, "replay", "1").stdout
     assert "ledgers identical" in out
+
+
+def test_run_resume_and_replay_exit_1_unless_the_run_completed(db_url: str) -> None:
+    """A run refused at the start writes nothing; a run that fails, its resume that
+    fails again and a replay with nothing to replay all exit 1 with the reason."""
+    lab = open_lab(db_url)
+    lab.models.create(
+        "unreachable",
+        ai_model_id="openai/gpt-5",
+        parameters={
+            "base_url": "http://127.0.0.1:9/v1",  # nothing listens there
+            "api_key_env": "TTG_DEAD_KEY",
+            "max_retries": 0,
+            "retry_delay": 0,
+            "timeout": 1,
+        },
+    )
+    period = ["--start", "2025-07-01", "--end", "2025-07-03"]
+    try:
+        refused = ttg(db_url, "run", "unreachable", *period, check=False)
+        assert refused.returncode == 1
+        assert "needs an API key: set the environment variable TTG_DEAD_KEY" in refused.stdout
+        assert lab.runs().empty  # nothing written
+
+        keyed = {"TTG_DEAD_KEY": "sk-dead-0000"}
+        failed = ttg(db_url, "run", "unreachable", *period, check=False, env=keyed)
+        assert failed.returncode == 1 and "ModelCallError" in failed.stdout
+        again = ttg(db_url, "resume", "1", check=False, env=keyed)
+        assert again.returncode == 1 and "ModelCallError" in again.stdout
+        assert lab.run(1).status == "failed"
+        replay = ttg(db_url, "replay", "1", check=False)
+        assert replay.returncode == 1
+        assert "run 1 has no recorded LLM calls to replay" in replay.stdout
+        assert len(lab.runs()) == 1  # no phantom replay run
+    finally:
+        lab.close()
 
 
 def test_rules_profile_and_settings_from_the_command_line(db_url: str) -> None:

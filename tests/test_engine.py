@@ -7,19 +7,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from ttg_lab.agents.baselines import CashOnly
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.lab import Lab
+from ttg_lab.llm.recording import ReplayError
 from ttg_lab.market.shipped import read_shipped
-from ttg_lab.store.schema import TradingRun
+from ttg_lab.store.leases import worker_id
+from ttg_lab.store.schema import Dataset, TradingRun, utcnow
 
 LEDGER_COLUMNS = [
     "step_index",
@@ -255,6 +260,111 @@ def test_resume_refuses_a_run_whose_process_is_alive(lab: Lab) -> None:
         row.worker = f"{os.uname().nodename}:1"  # pid 1 is alive
     with pytest.raises(RunStateError, match="still running"):
         lab.resume_run(run.id)
+
+
+def failing_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The cash baseline raises at ``step`` (the run fails there, resumable)."""
+    original = CashOnly.decide
+
+    def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
+        if ctx.step_index == step:
+            raise ZeroDivisionError("strategy divided by zero")
+        return original(self, ctx)
+
+    monkeypatch.setattr(CashOnly, "decide", decide)
+
+
+@pytest.mark.parametrize("beat_age", [5.0, 600.0])
+def test_a_worker_on_another_host_holds_its_run_while_its_heartbeat_is_fresh(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, beat_age: float
+) -> None:
+    failing_at(monkeypatch, 4)
+    model = lab.models.create("remote", ai_model_id="baseline/cash")
+    run = lab.start_run(model, start="2025-06-10", end="2025-06-20", background=False)
+    monkeypatch.undo()
+    with lab.store.session() as session:  # as if a process on another host ran it
+        row = session.get(TradingRun, run.id)
+        assert row is not None and row.status == "failed"
+        row.status, row.worker = "running", "otherhost:77"
+        row.heartbeat_at = utcnow() - timedelta(seconds=beat_age)
+    if beat_age < 60:  # TTG_LAB_RUN_STALE_AFTER's default
+        with pytest.raises(
+            RunStateError, match=r"still running in process otherhost:77 \(heartbeat 5\.\d s ago\)"
+        ):
+            lab.resume_run(run.id)
+        assert run.info()["worker"] == "otherhost:77"
+    else:
+        assert lab.resume_run(run.id, background=False).status == "completed"
+
+
+FOREIGN_CLI = (
+    "import socket, sys; socket.gethostname = lambda: 'otherhost'; "
+    "from ttg_lab.cli import main; main(sys.argv[1:])"
+)
+"""The command line as run on another host."""
+
+
+def test_a_slow_step_keeps_its_run_held_against_other_hosts(
+    lab: Lab, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A freshly started run spends longer in one step than the stale limit: its
+    heartbeat still beats, so `ttg-lab resume` on another host is refused."""
+    monkeypatch.setenv("TTG_LAB_RUN_STALE_AFTER", "1")
+    entered, release = threading.Event(), threading.Event()
+    original = CashOnly.decide
+
+    def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
+        if ctx.step_index == 2:
+            entered.set()
+            release.wait(120)
+        return original(self, ctx)
+
+    monkeypatch.setattr(CashOnly, "decide", decide)
+    model = lab.models.create("slow step", ai_model_id="baseline/cash")
+    run = lab.start_run(model, start="2025-06-10", end="2025-06-20", path="direct")
+    try:
+        assert entered.wait(60)
+        time.sleep(1.5)  # beyond the stale limit: only the heartbeat shows it alive
+        other = subprocess.run(
+            [sys.executable, "-c", FOREIGN_CLI, "--db", db_url, "resume", str(run.id)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        release.set()
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert f"error: run {run.id} is still running in process {worker_id()}" in other.stdout
+    assert run.wait(60) == "completed"
+    assert run.info()["steps_done"] == run.info()["steps_total"]
+
+
+def test_a_run_that_cannot_go_on_is_refused_and_left_as_it_was(lab: Lab) -> None:
+    """Resuming a run whose data changed, or replaying a run that made no LLM calls, is
+    refused before any row is written or changed."""
+    model = lab.models.create("changed data", ai_model_id="baseline/cash")
+    run = lab.start_run(model, start="2025-06-10", end="2025-06-20", path="direct")
+    assert run.wait(60) == "completed"
+    with lab.store.session() as session:  # as if it had failed at step 5
+        failed = session.get(TradingRun, run.id)
+        assert failed is not None
+        failed.status, failed.worker, failed.steps_done = "failed", None, 5
+        dataset = session.scalars(select(Dataset).where(Dataset.name == "us_daily")).one()
+        dataset.fingerprint = "0" * 64
+
+    def row() -> tuple[object, ...]:
+        with lab.store.session() as session:
+            stored = session.get(TradingRun, run.id)
+            assert stored is not None
+            return (stored.status, stored.worker, stored.attempt, stored.steps_done)
+
+    before = row()
+    with pytest.raises(RunStateError, match=f"run {run.id}: the us 1d data changed"):
+        lab.resume_run(run.id)
+    with pytest.raises(ReplayError, match=f"run {run.id} has no recorded LLM calls"):
+        lab.replay_run(run.id)
+    assert row() == before == ("failed", None, 0, 5)
+    assert len(lab.runs()) == 1
 
 
 def test_crypto_trades_fractional_quantities(lab: Lab) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,19 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
 from ttg_lab.engine.events import RunEvent
+from ttg_lab.errors import NotFoundError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
 from ttg_lab.runs import LEDGER_COLUMNS, RunHandle
-from ttg_lab.store.schema import AgentLog, LedgerEntry, ReasoningEntry, RunStep
+from ttg_lab.store.database import Store
+from ttg_lab.store.leases import RunLostError
+from ttg_lab.store.schema import AgentLog, LedgerEntry, ReasoningEntry, RunStep, TradingRun, utcnow
 
 START, END = "2025-06-10", "2025-09-04"
 STEPS = 60  # daily bars from START to END
@@ -217,6 +225,277 @@ def test_a_run_killed_at_many_random_steps_resumes_to_the_uninterrupted_result(
     assert resumed.info()["run_number"] == 2
 
 
+# -- processes racing to resume one run ----------------------------------------------------
+
+RACERS = '''
+"""Rounds of forked processes racing through the CLI for one run.
+
+argv: one JSON object (url, model, start, end, seed, racers, kills, folder). Round 0: one
+child runs `ttg-lab run MODEL --path direct` and SIGKILLs itself just after committing
+step kills[0]. Each later round: `racers` children run `ttg-lab resume RUN`, entering the
+resume at the same moment (a barrier); the one that executes steps waits at its first step
+until the others have finished (so each of them met the run while it was held), then dies
+after committing step kills[round] (or runs to the end in the last round). Prints a JSON
+line per child.
+"""
+import json, multiprocessing, os, signal, sys, time
+from pathlib import Path
+
+from sqlalchemy import select
+
+import ttg_lab.cli as cli
+from ttg_lab.engine.events import EventBus
+from ttg_lab.runs import RunService
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import TradingModel, TradingRun
+
+args = json.loads(sys.argv[1])
+emit = EventBus.emit
+resume = RunService.resume
+
+
+def wait_for(folder, pattern, count):
+    deadline = time.monotonic() + 60
+    while len(list(folder.glob(pattern))) < count:
+        assert time.monotonic() < deadline, f"waited for {count} {pattern}"
+        time.sleep(0.005)
+
+
+def child(folder, i, racers, kill_at, command, barrier):
+    out = os.open(folder / f"out-{i}", os.O_WRONLY | os.O_CREAT)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    ran = []
+
+    def spy(bus, event):
+        if event.kind == "step":
+            if not ran:
+                ran.append(event.step_index)
+                (folder / f"ran-{i}").touch()
+                wait_for(folder, "done-*", racers - 1)
+            if event.step_index == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        emit(bus, event)
+
+    def resume_together(service, *args, **kwargs):
+        barrier.wait(60)
+        return resume(service, *args, **kwargs)
+
+    EventBus.emit = spy
+    RunService.resume = resume_together
+    code = 0
+    try:
+        cli.main(["--db", args["url"], *command])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    (folder / f"done-{i}").write_text(str(code))
+
+
+def race(number, racers, kill_at, command):
+    folder = Path(args["folder"]) / f"round-{number}"
+    folder.mkdir()
+    barrier = multiprocessing.Barrier(racers)
+    pids = {}
+    for i in range(racers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child(folder, i, racers, kill_at, command, barrier)
+            finally:
+                os._exit(0)
+        pids[pid] = i
+    for pid, i in pids.items():
+        _, status = os.waitpid(pid, 0)
+        done = folder / f"done-{i}"
+        print(json.dumps({
+            "round": number,
+            "racer": i,
+            "killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+            "code": int(done.read_text()) if done.exists() else None,
+            "ran": (folder / f"ran-{i}").exists(),
+            "output": (folder / f"out-{i}").read_text(),
+        }), flush=True)
+
+
+kills = args["kills"]
+race(0, 1, kills[0], ["run", args["model"], "--start", args["start"], "--end", args["end"],
+                      "--seed", str(args["seed"]), "--path", "direct"])
+store = Store(args["url"])
+with store.session() as session:
+    run_id = session.scalars(select(TradingRun.id).join(TradingModel)
+                             .where(TradingModel.signature == args["model"])
+                             .order_by(TradingRun.id.desc())).first()
+store.dispose()
+for number, kill_at in enumerate([*kills[1:], None], start=1):
+    race(number, args["racers"], kill_at, ["resume", str(run_id)])
+'''
+
+REFUSED = re.compile(
+    r"error: run (\d+) (is still running in process \S+ \(heartbeat|was just claimed by process)"
+)
+
+
+@pytest.mark.slow
+def test_processes_racing_to_resume_a_killed_run_let_exactly_one_in(
+    lab: Lab, db_url: str, tmp_path: Path
+) -> None:
+    """Three rounds of three CLI processes resuming one killed run at the same moment:
+    each round exactly one executes it, the others exit 1 saying who runs it, and the
+    final ledger is the uninterrupted run's."""
+    model = make_model(lab, "raced")
+    reference = lab.start_run(model, start=START, end=END, seed=5, path="direct", background=False)
+    script = tmp_path / "racers.py"
+    script.write_text(RACERS)
+    args = {"url": db_url, "model": model.signature, "start": START, "end": END, "seed": 5}
+    args.update(racers=3, kills=[9, 23, 41], folder=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, str(script), json.dumps(args)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads(line) for line in done.stdout.splitlines()]
+    assert reports[0]["ran"] and reports[0]["killed"], reports[0]
+    run_id = int(lab.runs(model).iloc[0]["id"])
+    for number in (1, 2, 3):
+        racers = [r for r in reports if r["round"] == number]
+        winners = [r for r in racers if r["ran"]]
+        assert len(racers) == 3 and len(winners) == 1, racers
+        (winner,) = winners
+        assert winner["killed"] if number < 3 else winner["code"] == 0, winner
+        for loser in racers:
+            if loser is not winner:
+                refused = REFUSED.search(loser["output"])
+                assert loser["code"] == 1 and refused, loser
+                assert int(refused.group(1)) == run_id, loser
+    resumed = lab.run(run_id)
+    assert_same_run(resumed, reference)
+    assert assert_no_partial_step(lab, run_id) == STEPS
+    assert resumed.info()["worker"] is None and not resumed.info()["live"]
+    with lab.store.session() as session:
+        attempts = set(session.scalars(select(RunStep.attempt).where(RunStep.run_id == run_id)))
+    assert attempts == {0, 1, 2, 3}  # each round's winner committed steps of its own
+
+
+OTHER_WORKER = "otherhost:4242"
+
+
+@pytest.mark.parametrize("takeover", ["claimed", "claimed and committed", "deleted"])
+def test_a_run_taken_from_its_worker_stops_it_before_it_writes_again(
+    lab: Lab, takeover: str
+) -> None:
+    """After step 20 another worker claims the run (and, in one case, commits step 21 as
+    it sees it), or the run is deleted: this worker stops at step 21 with a clear
+    RunLostError, never goes on with its own portfolio, and leaves the row alone."""
+    model = make_model(lab, "taken over")
+    reference = lab.start_run(model, start=START, end=END, path="direct", background=False)
+    day_21 = reference.equity()["ts"][21].to_pydatetime()
+
+    def take_over(ev: RunEvent) -> None:
+        if ev.kind != "step" or ev.step_index != 20:
+            return
+        with lab.store.session() as session:
+            row = session.get(TradingRun, ev.run_id)
+            assert row is not None
+            if takeover == "deleted":
+                session.delete(row)
+                return
+            row.worker, row.attempt, row.heartbeat_at = OTHER_WORKER, row.attempt + 1, utcnow()
+            if takeover == "claimed and committed":
+                row.steps_done = 22
+                session.add(
+                    RunStep(
+                        run_id=ev.run_id,
+                        step_index=21,
+                        ts=day_21,
+                        cash=1.0,
+                        equity=1.0,
+                        holdings={},
+                        attempt=row.attempt,
+                    )
+                )
+
+    run = lab.start_run(model, start=START, end=END, path="direct", on_event=take_over)
+    why = (
+        f"run {run.id} no longer exists"
+        if takeover == "deleted"
+        else rf"run {run.id} was taken over by {OTHER_WORKER} \(attempt 1; this process ran "
+        r"attempt 0\)"
+    )
+    with pytest.raises(RunLostError, match=rf"{why}.*; this process stopped at step 21 \("):
+        run.wait(60)
+    if takeover == "deleted":
+        with pytest.raises(NotFoundError):
+            run.info()
+        return
+    info = run.info()
+    assert (info["status"], info["worker"], info["steps_done"]) == (
+        "running",
+        OTHER_WORKER,
+        22 if takeover == "claimed and committed" else 21,
+    )
+    ledger, expected = run.ledger(), reference.ledger()
+    pd.testing.assert_frame_equal(  # this worker's steps 0..20 and nothing after
+        ledger[LEDGER_COLUMNS], expected[expected["step_index"] < 21][LEDGER_COLUMNS]
+    )
+    steps = run.equity()
+    mine = steps[steps["step_index"] < 21]
+    pd.testing.assert_frame_equal(mine, reference.equity()[reference.equity()["step_index"] < 21])
+    assert list(steps["step_index"]) == list(range(22 if takeover != "claimed" else 21))
+
+
+class Outage:
+    """The database turns unreachable for a run's own threads (steps, heartbeat, end),
+    as a dead server would, until lifted; the test's thread still reaches it."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.down = False
+        reach = store.session
+
+        @contextmanager
+        def session() -> Iterator[Session]:
+            if self.down and threading.current_thread().name.startswith(("ttg-run", "ttg-heart")):
+                raise OperationalError("COMMIT", {}, ConnectionRefusedError("connection refused"))
+            with reach() as opened:
+                yield opened
+
+        monkeypatch.setattr(store, "session", session)
+
+
+def test_a_run_whose_end_cannot_be_recorded_fails_and_stays_resumable(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away after step 20: step 21 and then the run's own end cannot
+    be written. The run ends ``failed`` for its caller with the reason, its heartbeat
+    stops (so any process may resume it once it is stale, this one at once), and the
+    resume reaches the uninterrupted ledger."""
+    monkeypatch.setenv("TTG_LAB_DB_RETRIES", "1")
+    monkeypatch.setenv("TTG_LAB_RUN_STALE_AFTER", "0.6")  # heartbeats every 0.1 s
+    model = make_model(lab, "outage")
+    reference = lab.start_run(model, start=START, end=END, path="direct", background=False)
+    outage = Outage(lab.store, monkeypatch)
+    errors: list[str] = []
+
+    def go_down(ev: RunEvent) -> None:
+        if ev.kind == "step" and ev.step_index == 20:
+            outage.down = True
+        if ev.kind == "error":
+            errors.append(ev.message)
+
+    run = lab.start_run(model, start=START, end=END, path="direct", on_event=go_down)
+    assert run.wait(60) == "failed"
+    outage.down = False
+    assert "step 21" in errors[0] and "connection refused" in errors[0]
+    assert errors[1].startswith(f"the end of run {run.id} (failed) could not be recorded: ")
+    assert errors[1].endswith("heartbeat is 0.6 s old, then any process may resume it")
+    info = run.info()
+    assert info["status"] == "running" and info["steps_done"] == 21 and not info["live"]
+    time.sleep(0.5)
+    assert run.info()["heartbeat_at"] == info["heartbeat_at"]  # nobody beats for it any more
+
+    resumed = lab.resume_run(run.id, background=False)
+    assert_same_run(resumed, reference)
+
+
+# -- a locked SQLite file ------------------------------------------------------------------
 # -- a locked SQLite file ------------------------------------------------------------------
 
 
@@ -316,9 +595,10 @@ class ConnectionKiller:
     """Terminates the run's PostgreSQL backends at planned points of planned steps.
 
     ``plan`` maps a step to (point, times): the point is the first statement of the step
-    transaction (``ledger``), its last (``progress``), the ``commit``, or ``after commit``
-    (the commit succeeded but the client hears of a dropped connection, so it cannot know);
-    ``times`` is how many attempts of that step lose their connection.
+    transaction (``progress``, the update fenced by the run's lease), its first insert
+    (``ledger``), the ``commit``, or ``after commit`` (the commit succeeded but the client
+    hears of a dropped connection, so it cannot know); ``times`` is how many attempts of
+    that step lose their connection.
     """
 
     def __init__(self, url: str, engine: Engine, plan: dict[int, tuple[str, int]]) -> None:
@@ -356,16 +636,24 @@ class ConnectionKiller:
             )
         return True
 
+    @staticmethod
+    def _in_run_thread() -> bool:
+        """Statements of the run's own thread (not its heartbeat's, nor the test's)."""
+        return threading.current_thread().name.startswith("ttg-run-")
+
     def _statement(self, conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
-        if not threading.current_thread().name.startswith("ttg-run-"):
+        if not self._in_run_thread():
             return
-        if statement.startswith("INSERT INTO ledger"):
+        if statement.startswith("UPDATE trading_runs SET steps_done"):
             self.in_step = True
-            self._due("ledger")
-        elif statement.startswith("UPDATE trading_runs SET steps_done"):
             self._due("progress")
+        elif statement.startswith("INSERT INTO ledger"):
+            self._due("ledger")
 
     def _commit(self, dbapi_connection: Any) -> None:
+        if not self._in_run_thread():
+            self._do_commit(dbapi_connection)
+            return
         self._due("commit")
         self._do_commit(dbapi_connection)
         dropped = self._due("after commit")

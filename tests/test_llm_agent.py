@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import delete, select
 from support.openai_server import ChatRequest, Fault, OpenAIStubServer, Reply, Text, ToolCalls
 
+from ttg_lab.errors import ConfigError
 from ttg_lab.lab import Lab
 from ttg_lab.llm.catalog import load_catalog
-from ttg_lab.store.schema import AgentLog, LLMCall
+from ttg_lab.store.schema import AgentLog, LLMCall, TradingRun
 
 KEY_ENV = "TTG_TEST_LLM_KEY"
 KEY = "sk-test-0123456789abcdef"
@@ -32,6 +33,8 @@ LEDGER = [
     "status",
     "reason",
 ]
+SAME = [c for c in LEDGER if c != "order_id"]
+"""What two runs of the same answers share (order ids follow the provider's call ids)."""
 
 
 def step_day(request: ChatRequest) -> str:
@@ -250,3 +253,71 @@ def test_the_key_never_reaches_the_store(lab: Lab, openai_stub: OpenAIStubServer
         for table in ("llm_calls", "trading_runs", "agent_logs", "models"):
             dump = str(conn.exec_driver_sql(f"SELECT * FROM {table}").fetchall())
             assert KEY not in dump and KEY[:8] + "01" not in dump, table
+
+
+def test_a_model_without_its_api_key_is_refused_before_anything_is_written(
+    lab: Lab, openai_stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = llm_model(lab, openai_stub, name="keyless", max_retries=0)
+    missing = f"openai/gpt-5 needs an API key: set the environment variable {KEY_ENV}"
+    with pytest.raises(ConfigError, match=missing):
+        lab.start_run(model, start="2025-07-01", end="2025-07-09")
+    assert lab.runs().empty  # no phantom "running 0/6" run
+
+    monkeypatch.setenv(KEY_ENV, KEY)  # a run that failed, resumed without the key
+    openai_stub.reset(trader(faults={4: Fault("status", status=401)}))
+    run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
+    assert run.wait(60) == "failed"
+    before = run.info()
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(ConfigError, match=missing):
+        lab.resume_run(run.id)
+    assert run.info() == before and len(lab.runs()) == 1
+
+
+def test_calls_of_steps_lost_before_a_resume_are_wasted_not_the_runs(
+    lab: Lab, openai_stub: OpenAIStubServer, key: str
+) -> None:
+    """Step 3 fails on its third model call and is done again after the resume: its
+    first three calls are kept as wasted spend; the run's own calls, tokens and cost
+    equal an uninterrupted run's, and its replay reads exactly those."""
+    model = llm_model(lab, openai_stub, name="lossy", max_retries=0)
+    openai_stub.reset(trader())
+    reference = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
+    assert reference.wait(120) == "completed", reference.info()["error"]
+
+    openai_stub.reset(trader(faults={12: Fault("status", status=401)}))  # step 3, third call
+    run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
+    assert run.wait(120) == "failed" and "step 3" in run.info()["error"]
+    with lab.store.session() as session:
+        lost = session.scalars(
+            select(LLMCall).where(LLMCall.run_id == run.id, LLMCall.step_index == 3)
+        ).all()
+    assert [c.status for c in lost] == ["ok", "ok", "error"]
+    resumed = lab.resume_run(run.id)
+    assert resumed.wait(120) == "completed", resumed.info()["error"]
+
+    with lab.store.session() as session:
+        mine, theirs = (session.get(TradingRun, r.id) for r in (run, reference))
+    assert mine is not None and theirs is not None
+    assert mine.llm_calls == theirs.llm_calls == 18  # not 21: the lost calls are not the run's
+    assert (mine.prompt_tokens, mine.completion_tokens) == (
+        theirs.prompt_tokens,
+        theirs.completion_tokens,
+    )
+    assert mine.llm_cost == pytest.approx(theirs.llm_cost) and mine.llm_cost > 0
+    info = resumed.info()
+    assert info["wasted_llm_calls"] == 3
+    assert info["wasted_llm_cost"] == pytest.approx(sum(c.cost for c in lost))
+    assert info["wasted_llm_cost"] > 0
+    assert info["total_llm_cost"] == pytest.approx(info["llm_cost"] + info["wasted_llm_cost"])
+    assert mine.wasted_prompt_tokens == sum(c.prompt_tokens for c in lost) > 0
+    assert mine.wasted_completion_tokens == sum(c.completion_tokens for c in lost)
+    assert lab.metrics(run.id)["llm_cost"] == pytest.approx(lab.metrics(reference.id)["llm_cost"])
+    pd.testing.assert_frame_equal(resumed.ledger()[SAME], reference.ledger()[SAME])
+
+    openai_stub.stop()
+    replay = lab.replay_run(run.id)
+    assert replay.wait(120) == "completed", replay.info()["error"]
+    pd.testing.assert_frame_equal(replay.ledger()[SAME], resumed.ledger()[SAME])
+    assert replay.info()["llm_calls"] == 18 and replay.info()["wasted_llm_calls"] == 0

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 
-from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.agents.baselines import CashOnly
+from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.lab import Lab
+
+TTG_LAB = str(Path(sys.executable).parent / "ttg-lab")
 
 
 @pytest.mark.parametrize(
@@ -77,3 +86,45 @@ def test_signature_is_unique(lab: Lab) -> None:
     with pytest.raises(ValidationError, match="exists already"):
         lab.models.create("Twin")
     assert len(lab.models.list()) == 1
+
+
+def test_a_model_with_a_live_run_cannot_be_deleted(
+    lab: Lab, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the API, the Models panel and the command line: a clear refusal naming
+    the run while it runs; the run is unharmed and the model deletes once it ended."""
+    from widgets.models import ModelsController
+
+    entered, release = threading.Event(), threading.Event()
+    original = CashOnly.decide
+
+    def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
+        if ctx.step_index == 3:
+            entered.set()
+            release.wait(120)
+        return original(self, ctx)
+
+    monkeypatch.setattr(CashOnly, "decide", decide)
+    model = lab.models.create("busy", ai_model_id="baseline/cash")
+    run = lab.start_run(model, start="2025-06-10", end="2025-06-20", path="direct")
+    refusal = rf"model busy has a live run: run {run.id} \(#1\) in process \S+ \(heartbeat"
+    try:
+        assert entered.wait(60)
+        with pytest.raises(RunStateError, match=refusal):
+            lab.models.delete(model)
+        panel = ModelsController(lab)
+        panel.request_delete("busy")
+        assert not panel.confirm_delete() and re.search(refusal, panel.error)
+        command = subprocess.run(
+            [TTG_LAB, "--db", db_url, "models", "delete", "busy", "--yes"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert command.returncode == 1 and re.search(refusal, command.stdout), command.stdout
+    finally:
+        release.set()
+    assert run.wait(60) == "completed"
+    assert run.info()["steps_done"] == run.info()["steps_total"]
+    lab.models.delete(model)
+    assert lab.models.list() == [] and lab.runs().empty

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from ttg_lab.dates import FORMATS
-from ttg_lab.errors import TTGLabError
+from ttg_lab.errors import TTGLabError, ValidationError
 from ttg_lab.formatting import money, percent
 from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
 from ttg_lab.services.names import SERVICES
@@ -318,6 +318,23 @@ def models_create(
         console.print(f"created model {model.signature} (id {model.id})")
 
 
+@models.command("delete")
+@click.argument("model")
+@click.option("--yes", is_flag=True, help="confirm: the model's runs are deleted with it")
+@pass_ctx
+def models_delete(obj: LabContext, model: str, yes: bool) -> None:
+    """Delete MODEL with all its runs (refused while one of them is running)."""
+    with clear_errors():
+        lab = obj.lab()
+        info = lab.models.owned(model)
+        if not yes:
+            raise ValidationError(
+                f"deleting {info.signature} deletes its runs too; add --yes to confirm"
+            )
+        lab.models.delete(info)
+        console.print(f"deleted model {info.signature} (id {info.id}) and its runs")
+
+
 def follow(handle: RunHandle, label: str) -> str:
     """Show a progress bar for a running run until it ends; returns its status."""
     info = handle.info()
@@ -348,8 +365,16 @@ def follow(handle: RunHandle, label: str) -> str:
         except KeyboardInterrupt:
             handle.stop()
             status = handle.wait()
-        unsubscribe()
+        finally:
+            unsubscribe()
     return status
+
+
+def exit_unless(completed: bool) -> None:
+    """The exit status of a run command: 0 only when the run completed (and, for a
+    replay, reproduced its source); 1 when it failed, stopped or was taken over."""
+    if not completed:
+        sys.exit(1)
 
 
 def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
@@ -367,6 +392,8 @@ def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
                 "max_drawdown": info["max_drawdown"],
                 "trades": info["total_trades"],
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
+                "llm_cost": info["llm_cost"],
+                "wasted_llm_cost": info["wasted_llm_cost"],
             }
         )
     import pandas as pd
@@ -379,6 +406,8 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
     "return": percent,
     "max_drawdown": percent,
     "fees": money,
+    "llm_cost": money,
+    "wasted_llm_cost": money,
 }
 
 
@@ -424,8 +453,7 @@ def run(
         )
         status = follow(handle, info["model"])
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
-        if status == "failed":
-            sys.exit(1)
+        exit_unless(status == "completed")
 
 
 @main.command()
@@ -435,8 +463,9 @@ def resume(obj: LabContext, run_id: int) -> None:
     """Continue RUN_ID from its last committed step."""
     with clear_errors():
         handle = obj.lab().resume_run(run_id)
-        follow(handle, f"run {run_id}")
+        status = follow(handle, f"run {run_id}")
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+        exit_unless(status == "completed")
 
 
 @main.command()
@@ -487,12 +516,11 @@ def replay(obj: LabContext, run_id: int) -> None:
     with clear_errors():
         lab = obj.lab()
         handle = lab.replay_run(run_id)
-        follow(handle, f"replay of run {run_id}")
+        status = follow(handle, f"replay of run {run_id}")
         print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
         same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
         console.print("ledgers identical" if same else "[red]ledgers differ[/red]")
-        if not same:
-            sys.exit(1)
+        exit_unless(status == "completed" and same)
 
 
 @main.command()

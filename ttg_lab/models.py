@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.access import check_owner, visible_models
 from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
-from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User
+from ttg_lab.store.leases import live_holder
+from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User, utcnow
 from ttg_lab.text import check_name, check_text
 
 DEFAULT_AI_MODEL = "baseline/momentum"
@@ -281,9 +282,28 @@ class ModelService:
             return ModelInfo.of(row)
 
     def delete(self, ref: int | str | ModelInfo) -> None:
-        """Delete a model with its runs and rules."""
+        """Delete a model with its runs and rules; refused while one of its runs is live
+        (a process executing it still beats its heartbeat): stop it, or let it end, first."""
         model = self.owned(ref)
         with self.store.session() as session:
+            # lock the model and its runs first, so no run of it starts or is resumed
+            # until this transaction ends (the UPDATE takes SQLite's write lock)
+            session.execute(
+                update(TradingModel).where(TradingModel.id == model.id).values(updated_at=utcnow())
+            )
+            session.execute(
+                select(TradingModel.id).where(TradingModel.id == model.id).with_for_update()
+            )
+            runs = session.scalars(
+                select(TradingRun).where(TradingRun.model_id == model.id).with_for_update()
+            )
+            for run in runs:
+                holder = live_holder(self.store.url, run)
+                if holder is not None:
+                    raise RunStateError(
+                        f"model {model.signature} has a live run: run {run.id} "
+                        f"(#{run.run_number}) in {holder}; stop it or let it end, then delete"
+                    )
             session.execute(delete(TradingRun).where(TradingRun.model_id == model.id))
             session.execute(delete(TradingModel).where(TradingModel.id == model.id))
 

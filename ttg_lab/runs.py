@@ -8,8 +8,6 @@ A :class:`RunHandle` stops it, waits for it, and reads what it wrote.
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import threading
 from datetime import datetime
 from typing import Any
@@ -20,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 import ttg_lab
 from ttg_lab.access import check_run, visible_models
-from ttg_lab.agents.factory import AgentRequest, build_agent, check_path, validate_agent
+from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
-from ttg_lab.engine.runner import RunExecutor, RunPlan, restore_state, worker_id
+from ttg_lab.engine.runner import RunExecutor, RunSetup
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.asof import PriceIndex
@@ -36,16 +34,25 @@ from ttg_lab.news.store import read_news
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.service import RuleService
 from ttg_lab.store.database import Store
+from ttg_lab.store.leases import (
+    Lease,
+    RunLostError,
+    check_claimable,
+    claim,
+    live_holder,
+    worker_id,
+)
 from ttg_lab.store.schema import (
     Dataset,
     LedgerEntry,
     NewsItem,
     ReasoningEntry,
+    RunStatus,
     RunStep,
     TradingModel,
     TradingRun,
+    utcnow,
 )
-from ttg_lab.tools.context import RunContext
 
 LEDGER_COLUMNS: list[str] = [
     "step_index",
@@ -131,6 +138,8 @@ class RunHandle:
         self.bus = bus or EventBus()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._outcome: RunStatus | None = None
+        self._failure: RunLostError | None = None
 
     def __repr__(self) -> str:
         row = self.info()
@@ -159,6 +168,14 @@ class RunHandle:
                 "final_value": run.final_value,
                 "final_return": run.final_return,
                 "max_drawdown": run.max_drawdown,
+                "llm_calls": run.llm_calls,
+                "llm_cost": run.llm_cost,
+                "wasted_llm_calls": run.wasted_llm_calls,
+                "wasted_llm_cost": run.wasted_llm_cost,
+                "total_llm_cost": run.llm_cost + run.wasted_llm_cost,
+                "worker": run.worker,
+                "heartbeat_at": run.heartbeat_at,
+                "live": live_holder(self.store.url, run) is not None,
                 "snapshot": run.strategy_snapshot,
             }
 
@@ -179,16 +196,34 @@ class RunHandle:
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> str:
-        """Block until the run's thread ends (or ``timeout``); returns the status."""
+        """Block until the run's thread ends (or ``timeout``); returns the status. When this
+        process executed the run, that is the status it ended with (``failed`` also when
+        the end could not be recorded), and an execution another process took over
+        raises its :class:`~ttg_lab.store.leases.RunLostError`."""
         if self._thread is not None:
             self._thread.join(timeout)
-        return self.status
+            if self._thread.is_alive():
+                return self.status
+        if self._failure is not None:
+            raise self._failure
+        return self._outcome or self.status
 
     def start_thread(self, executor: RunExecutor) -> None:
         self._thread = threading.Thread(
-            target=executor.execute, name=f"ttg-run-{self.id}", daemon=True
+            target=self._execute, args=(executor,), name=f"ttg-run-{self.id}", daemon=True
         )
         self._thread.start()
+
+    def run_here(self, executor: RunExecutor) -> None:
+        """Execute in the calling thread; raises what a background run keeps for wait()."""
+        self._execute(executor)
+        self.wait()
+
+    def _execute(self, executor: RunExecutor) -> None:
+        try:
+            self._outcome = executor.execute()
+        except RunLostError as lost:  # kept for wait(): a background thread has nobody to tell
+            self._failure = lost
 
     def ledger(self) -> pd.DataFrame:
         """Every action of the run in order."""
@@ -306,12 +341,15 @@ class RunService:
             "data_fingerprint": fingerprint,
             "package_version": ttg_lab.__version__,
         }
-        run_id = self._insert_run(info, mode, calendar, snapshot)
-        return self._launch(run_id, background, on_event)
+        setup = self._prepare(snapshot, mode, (calendar[0], calendar[-1]), "the run")
+        lease = self._insert_run(info, mode, calendar, snapshot)
+        return self._launch(setup, lease, background, on_event)
 
     def _insert_run(
         self, info: ModelInfo, mode: str, calendar: list[datetime], snapshot: dict[str, Any]
-    ) -> int:
+    ) -> Lease:
+        """The new run's row, which is also this process's claim on it (attempt 0)."""
+        me = worker_id()
         for _attempt in range(5):  # two processes may race for the same run number
             try:
                 with self.store.session() as session:
@@ -329,13 +367,19 @@ class RunService:
                         period_end=calendar[-1],
                         strategy_snapshot=snapshot,
                         steps_total=len(calendar),
-                        worker=worker_id(),
+                        worker=me,
+                        heartbeat_at=utcnow(),
+                        attempt=0,
                     )
                     session.add(run)
                     session.flush()
-                    return run.id
+                    return Lease(self.store.url, run.id, me, 0)
             except IntegrityError:
-                continue
+                with self.store.session() as session:
+                    if session.get(TradingModel, info.id) is None:
+                        raise NotFoundError(
+                            f"no model {info.signature!r}: it was deleted"
+                        ) from None
         raise RunStateError(f"could not allocate a run number for model {info.signature}")
 
     def _check_replay_source(self, source_id: int, info: ModelInfo, path: str) -> None:
@@ -346,72 +390,60 @@ class RunService:
                 f"run {source_id} belongs to another model; replay it with its own"
             )
 
-    def _plan(self, run_id: int) -> RunPlan:
-        with self.store.session() as session:
-            run = session.get(TradingRun, run_id)
-            if run is None:
-                raise NotFoundError(f"no run {run_id}")
-            snap = dict(run.strategy_snapshot)
-            mode = run.mode
-            attempt = run.attempt
-            period = (run.period_start, run.period_end)
+    def _prepare(
+        self, snap: dict[str, Any], mode: str, period: tuple[datetime, datetime], what: str
+    ) -> RunSetup:
+        """Everything a run of snapshot ``snap`` needs, or the error that stops it (data
+        changed or missing, no API key, nothing to replay...), before anything is written."""
         model = snap["model"]
         market = get_market(model["market"])
         interval = MODES[mode]
         fingerprint = data_fingerprint(self.store, market.code, interval)
         if fingerprint != snap["data_fingerprint"]:
             raise RunStateError(
-                f"run {run_id}: the {market.code} {interval} data changed since the run started "
+                f"{what}: the {market.code} {interval} data changed since the run started "
                 "(fingerprint differs); start a new run instead"
             )
         index = price_index(self.store, market.code, interval, fingerprint)
-        calendar = index.calendar_between(*period)
-        portfolio, risk, last_marked, next_step = restore_state(
-            self.store, run_id, model["initial_cash"]
-        )
-        ctx = RunContext(
-            run_id=run_id,
+        return RunSetup(
+            initial_cash=model["initial_cash"],
+            calendar=index.calendar_between(*period),
             market=market,
             index=index,
             tickers=frozenset(snap["tickers"]),
-            portfolio=portfolio,
             costs=resolve_cost_model(snap["costs"]),
             fill=snap["fill"],
             seed=snap["seed"],
             news=news_index(self.store),
             rules=RuleSet.from_list(snap["rules"]),
-            risk=risk,
+            agent=prepare_agent(
+                self.store, model, snap.get("agent_path", "chat"), snap.get("replay_of")
+            ),
         )
-        agent = build_agent(
-            AgentRequest(
-                self.store,
-                run_id,
-                attempt,
-                model,
-                ctx,
-                path=snap.get("agent_path", "chat"),
-                replay_from=snap.get("replay_of"),
-            )
-        )
-        return RunPlan(run_id, model["initial_cash"], calendar, next_step, agent, ctx, last_marked)
 
-    def _launch(self, run_id: int, background: bool, on_event: Subscriber | None) -> RunHandle:
-        plan = self._plan(run_id)
-        handle = RunHandle(self.store, run_id)
+    def _launch(
+        self, setup: RunSetup, lease: Lease, background: bool, on_event: Subscriber | None
+    ) -> RunHandle:
+        handle = RunHandle(self.store, lease.run_id)
         if on_event is not None:
             handle.subscribe(on_event)
-        executor = RunExecutor(self.store, plan, handle.bus, handle._stop)
-        _LIVE[(self.store.url, run_id)] = handle
+        executor = RunExecutor(self.store, setup, lease, handle.bus, handle._stop)
+        _LIVE[(self.store.url, lease.run_id)] = handle
         if background:
             handle.start_thread(executor)
         else:
-            executor.execute()
+            handle.run_here(executor)
         return handle
 
     def resume(
         self, run_id: int, background: bool = True, on_event: Subscriber | None = None
     ) -> RunHandle:
-        """Continue a run from its last committed step (after a crash, stop or failure)."""
+        """Continue a run from its last committed step (after a crash, stop or failure).
+
+        A run another process still executes (its heartbeat fresh) is refused, and so is
+        one that could not go on (data changed, API key missing): nothing is changed then.
+        Otherwise the run is claimed in one conditional update, so of several processes
+        resuming it at once exactly one runs it and the others are refused."""
         check_run(self.store, self.models.user, run_id, change=True)
         live = _LIVE.get((self.store.url, run_id))
         if live is not None and live.running:
@@ -420,13 +452,11 @@ class RunService:
             run = session.get(TradingRun, run_id)
             if run is None:
                 raise NotFoundError(f"no run {run_id}")
-            if run.status == "completed":
-                raise RunStateError(f"run {run_id} is completed; nothing to resume")
-            if run.status == "running" and run.worker and _worker_alive(run.worker):
-                raise RunStateError(f"run {run_id} is still running in process {run.worker}")
-            run.status, run.error, run.ended_at, run.worker = "running", None, None, worker_id()
-            run.attempt += 1
-        return self._launch(run_id, background, on_event)
+            check_claimable(self.store.url, run)  # before preparing; the claim checks again
+            snap, mode = dict(run.strategy_snapshot), run.mode
+            period = (run.period_start, run.period_end)
+        setup = self._prepare(snap, mode, period, f"run {run_id}")
+        return self._launch(setup, claim(self.store, run_id), background, on_event)
 
     def get(self, run_id: int) -> RunHandle:
         """A handle on one of the user's runs (the live one if this process runs it)."""
@@ -476,22 +506,6 @@ class RunService:
                 for r, sig in session.execute(query.order_by(TradingRun.id.desc()))
             ]
         return pd.DataFrame(rows, columns=columns)
-
-
-def _worker_alive(worker: str) -> bool:
-    """Whether the process that owns a run is alive (only checkable on this host)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False  # a live run of this process is in _LIVE; this row is stale
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["MODES", "RunEvent", "RunHandle", "RunService"]

@@ -1,6 +1,13 @@
 """Agents: offline baselines and LLMs, acting only through the tools."""
 
 from ttg_lab.agents.base import Agent, DirectAgent, baseline_ids
-from ttg_lab.agents.factory import AgentRequest, build_agent, validate_agent
+from ttg_lab.agents.factory import AgentRecipe, prepare_agent, validate_agent
 
-__all__ = ["Agent", "AgentRequest", "DirectAgent", "baseline_ids", "build_agent", "validate_agent"]
+__all__ = [
+    "Agent",
+    "AgentRecipe",
+    "DirectAgent",
+    "baseline_ids",
+    "prepare_agent",
+    "validate_agent",
+]

@@ -9,14 +9,20 @@ functions directly: the same decisions, much faster, for large sweeps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ttg_lab.agents.base import Agent, DirectAgent, is_baseline, make_policy, policy_class
+from ttg_lab.agents.baselines import Policy
 from ttg_lab.agents.params import validate_parameters
 from ttg_lab.errors import ValidationError
 from ttg_lab.store.database import Store
 from ttg_lab.tools.context import RunContext
+
+if TYPE_CHECKING:  # the chat path's modules load only when a run takes it
+    from langchain_core.language_models import BaseChatModel
+
+    from ttg_lab.llm.recording import RecordedCall
 
 AGENT_PATHS: tuple[str, ...] = ("chat", "direct")
 
@@ -41,72 +47,95 @@ def check_path(ai_model_id: str, path: str) -> str:
     return path
 
 
-@dataclass(frozen=True)
-class AgentRequest:
-    """What a run needs to build its agent."""
-
-    store: Store
-    run_id: int
-    attempt: int
-    model: dict[str, Any]  # the snapshot's model config
-    context: RunContext
-    path: str = "chat"
-    replay_from: int | None = None
-
-
 def no_cost(prompt_tokens: int, completion_tokens: int) -> float:
     """Offline baselines cost nothing."""
     return 0.0
 
 
-def build_agent(request: AgentRequest) -> Agent:
-    """The agent of one run (built once per run)."""
-    ai_model_id = request.model["ai_model_id"]
-    parameters = request.model["parameters"]
-    if request.path == "direct":
-        return DirectAgent(make_policy(ai_model_id, parameters))
+@dataclass(frozen=True)
+class AgentRecipe:
+    """An agent ready to be built for a run: everything that can refuse it (parameters,
+    a missing API key, a replay source without a record) was checked when it was
+    prepared, so a run is refused before anything of it is written."""
 
-    from ttg_lab.llm.agent import ChatAgent
-    from ttg_lab.llm.baseline_chat import BaselineChatModel
-    from ttg_lab.llm.providers import llm_settings, make_chat_model
-    from ttg_lab.llm.recording import CallRecorder, load_record
-    from ttg_lab.llm.replay import OfflineModel
+    store: Store
+    model: dict[str, Any]  # the snapshot's model config
+    path: str
+    policy: Policy | None  # a baseline's decisions
+    chat_model: BaseChatModel | None = None  # an LLM's client (None for baselines, replay)
+    sampling: dict[str, Any] = field(default_factory=dict)
+    cost: Callable[[int, int], float] = no_cost
+    limits: tuple[int, float, float] = (10, 600.0, 0.0)  # max_steps, step_timeout, retry_delay
+    replay: dict[tuple[int, int], RecordedCall] | None = None  # the source's record
 
-    replay = load_record(request.store, request.replay_from) if request.replay_from else None
-    model: Any
-    cost: Callable[[int, int], float]
-    if is_baseline(ai_model_id):
-        sampling: dict[str, Any] = {}
-        max_steps, timeout, retry_delay = 10, 600.0, 0.0
-        model = BaselineChatModel(
-            policy=make_policy(ai_model_id, parameters), context=request.context
+    def build(self, run_id: int, attempt: int, context: RunContext) -> Agent:
+        """The agent of run ``run_id`` under ``attempt`` (built once per execution)."""
+        if self.path == "direct":
+            assert self.policy is not None
+            return DirectAgent(self.policy)
+
+        from ttg_lab.llm.agent import ChatAgent
+        from ttg_lab.llm.baseline_chat import BaselineChatModel
+        from ttg_lab.llm.recording import CallRecorder
+        from ttg_lab.llm.replay import OfflineModel
+
+        model: Any = self.chat_model
+        if self.replay is not None:
+            model = OfflineModel()  # replay never calls a model: answers come from the record
+        elif self.policy is not None:
+            model = BaselineChatModel(policy=self.policy, context=context)
+        recorder = CallRecorder(
+            self.store,
+            run_id,
+            attempt,
+            self.model["ai_model_id"],
+            self.sampling,
+            self.cost,
+            context,
+            self.replay,
+        )
+        max_steps, timeout, retry_delay = self.limits
+        return ChatAgent(
+            model,
+            recorder,
+            self.model,
+            max_steps=max_steps,
+            step_timeout=timeout,
+            retry_delay=retry_delay,
         )
 
-        cost = no_cost
-    else:
-        settings = llm_settings(ai_model_id, parameters)
-        sampling = settings.sampling
-        max_steps, timeout = settings.params["max_steps"], settings.params["step_timeout"]
-        retry_delay = settings.params["retry_delay"]
-        cost = settings.cost
-        model = make_chat_model(settings) if replay is None else None
-    if replay is not None:
-        model = OfflineModel()  # replay never calls a model: answers come from the record
-    recorder = CallRecorder(
-        request.store,
-        request.run_id,
-        request.attempt,
-        ai_model_id,
-        sampling,
-        cost,
-        request.context,
-        replay,
-    )
-    return ChatAgent(
+
+def prepare_agent(
+    store: Store, model: dict[str, Any], path: str = "chat", replay_from: int | None = None
+) -> AgentRecipe:
+    """The recipe of a run's agent, for the snapshot's ``model`` config; raises what would
+    stop the agent from being built (bad parameters, no API key, nothing to replay)."""
+    ai_model_id = model["ai_model_id"]
+    parameters = model["parameters"]
+    check_path(ai_model_id, path)
+    if path == "direct":
+        return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters))
+
+    from ttg_lab.llm.recording import load_record
+
+    replay = load_record(store, replay_from) if replay_from else None
+    if is_baseline(ai_model_id):
+        return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters), replay=replay)
+    from ttg_lab.llm.providers import llm_settings, make_chat_model
+
+    settings = llm_settings(ai_model_id, parameters)
+    return AgentRecipe(
+        store,
         model,
-        recorder,
-        request.model,
-        max_steps=max_steps,
-        step_timeout=timeout,
-        retry_delay=retry_delay,
+        path,
+        None,
+        chat_model=make_chat_model(settings) if replay is None else None,
+        sampling=settings.sampling,
+        cost=settings.cost,
+        limits=(
+            settings.params["max_steps"],
+            settings.params["step_timeout"],
+            settings.params["retry_delay"],
+        ),
+        replay=replay,
     )

@@ -5,13 +5,15 @@ portfolio and the run's progress). A crash loses at most the step in flight; res
 restores the portfolio from the last committed step and continues with the next one.
 A transaction that meets a locked or dropped database is run again (see
 :func:`ttg_lab.store.database.retrying`); a step found committed already is not written twice.
+
+The loop runs under the run's lease (:mod:`ttg_lab.store.leases`): every step commit
+starts with an UPDATE conditioned on the lease, so a process whose run was taken over
+stops before writing anything, and never goes on with its own in-memory portfolio.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import traceback
 from dataclasses import dataclass
@@ -19,21 +21,31 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from ttg_lab.agents.base import Agent
+from ttg_lab.agents.factory import AgentRecipe
+from ttg_lab.broker import CostModel
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.engine.step import simulate_step
+from ttg_lab.errors import RunStateError
+from ttg_lab.llm.usage import run_usage, usage_values
+from ttg_lab.market.asof import PriceIndex
+from ttg_lab.market.markets import Market
 from ttg_lab.metrics.runs import store_metrics
+from ttg_lab.news.search import NewsIndex
 from ttg_lab.portfolio import Portfolio
+from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
+from ttg_lab.store.leases import Lease, LeaseKeeper, RunLostError, stale_after, updated
 from ttg_lab.store.schema import (
     AgentLog,
     GateDecisionRow,
     LedgerEntry,
-    LLMCall,
     ReasoningEntry,
+    RunStatus,
     RunStep,
     TradingRun,
     utcnow,
@@ -41,11 +53,6 @@ from ttg_lab.store.schema import (
 from ttg_lab.tools.context import RunContext
 
 log = logging.getLogger(__name__)
-
-
-def worker_id() -> str:
-    """host:pid of this process, stored on the runs it executes."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -61,6 +68,48 @@ class RunPlan:
     last_marked: float
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """What a run needs that does not depend on its progress, prepared (and so checked)
+    before its row is written or claimed: a run that cannot start is refused with nothing
+    written."""
+
+    initial_cash: float
+    calendar: list[datetime]
+    market: Market
+    index: PriceIndex
+    tickers: frozenset[str]
+    costs: CostModel
+    fill: str
+    seed: int
+    news: NewsIndex
+    rules: RuleSet
+    agent: AgentRecipe
+
+    def plan(self, store: Store, lease: Lease) -> RunPlan:
+        """The plan of the lease's execution, from the run's last committed step."""
+        portfolio, risk, last_marked, next_step = restore_state(
+            store, lease.run_id, self.initial_cash
+        )
+        ctx = RunContext(
+            run_id=lease.run_id,
+            market=self.market,
+            index=self.index,
+            tickers=self.tickers,
+            portfolio=portfolio,
+            costs=self.costs,
+            fill=self.fill,
+            seed=self.seed,
+            news=self.news,
+            rules=self.rules,
+            risk=risk,
+        )
+        agent = self.agent.build(lease.run_id, lease.attempt, ctx)
+        return RunPlan(
+            lease.run_id, self.initial_cash, self.calendar, next_step, agent, ctx, last_marked
+        )
+
+
 def max_drawdown(equity: list[float]) -> float:
     """Largest peak-to-trough fall of an equity series, as a negative fraction (0 if none)."""
     peak = float("-inf")
@@ -73,58 +122,132 @@ def max_drawdown(equity: list[float]) -> float:
 
 
 class RunExecutor:
-    """Executes one prepared run; ``stop_event`` ends it cleanly between steps."""
+    """Executes one run under its lease; ``stop_event`` ends it cleanly between steps."""
 
     def __init__(
-        self, store: Store, plan: RunPlan, bus: EventBus, stop_event: threading.Event
+        self,
+        store: Store,
+        setup: RunSetup,
+        lease: Lease,
+        bus: EventBus,
+        stop_event: threading.Event,
     ) -> None:
         self.store = store
-        self.plan = plan
+        self.setup = setup
+        self.lease = lease
         self.bus = bus
         self.stop_event = stop_event
 
-    def execute(self) -> str:
-        """Run to the end (or stop/failure); returns the final status."""
-        plan = self.plan
-        self._emit(
-            "started", f"run {plan.run_id} from step {plan.start_step} of {len(plan.calendar)}"
-        )
-        step = plan.start_step
+    @property
+    def run_id(self) -> int:
+        return self.lease.run_id
+
+    def execute(self) -> RunStatus:
+        """Run to the end (or stop, or failure); returns the status the run ended with.
+
+        Raises :class:`RunLostError` when another process took the run over (or it was
+        deleted): this process then stops and writes nothing more; the run is the other's.
+        """
         try:
+            with LeaseKeeper(self.store, self.lease) as keeper:
+                status, error = self._run(keeper)
+            return self._finish(status, error)
+        except RunLostError as lost:
+            self._emit("error", str(lost))
+            self._emit("ended", f"run {self.run_id}: {lost}", data={"status": "taken over"})
+            raise
+
+    def _run(self, keeper: LeaseKeeper) -> tuple[RunStatus, str | None]:
+        """The steps; returns the run's end status and error (None when it completed)."""
+        plan: RunPlan | None = None
+        step: int | None = None
+        try:
+            plan = self.setup.plan(self.store, self.lease)
+            self.store.retrying(self._save_usage, f"accounting the LLM calls of run {self.run_id}")
+            self._emit(
+                "started", f"run {self.run_id} from step {plan.start_step} of {len(plan.calendar)}"
+            )
             for step in range(plan.start_step, len(plan.calendar)):
                 if self.stop_event.is_set():
-                    return self._finish("stopped", None)
-                self._step(step, plan.calendar[step])
-        except Exception as exc:  # any failure ends the run with its reason stored
-            when = plan.calendar[step]
-            reason = redact(f"step {step} ({when:%Y-%m-%d %H:%M}): {type(exc).__name__}: {exc}")
-            log.debug("run %s failed\n%s", plan.run_id, redact(traceback.format_exc()))
-            self._emit("error", reason)
-            return self._finish("failed", reason)
-        finally:
-            plan.agent.close()
-        return self._finish("completed", None)
-
-    def _step(self, step: int, clock: datetime) -> None:
-        ctx = self.plan.ctx
-        equity = simulate_step(ctx, self.plan.agent, step, clock, self.plan.last_marked)
-        self.plan.last_marked = equity
-        self.store.retrying(lambda: self._save_step(step, clock, equity), f"commit of step {step}")
-        self._emit_step(step, clock, equity, ctx.record.ledger)
-
-    def _save_step(self, step: int, clock: datetime, equity: float) -> None:
-        """Write the step in one transaction, unless an earlier attempt committed it (its
-        connection dropped after the commit reached the server)."""
-        ctx = self.plan.ctx
-        record = ctx.record
-        filled = len(record.filled)
-        run_id = self.plan.run_id
-        with self.store.session() as session:
-            done = session.scalar(
-                select(RunStep.id).where(RunStep.run_id == run_id, RunStep.step_index == step)
+                    return "stopped", None
+                if keeper.lost is not None:
+                    raise keeper.lost
+                self._step(plan, step, plan.calendar[step])
+        except Exception as exc:  # any failure ends the run with its reason stored ...
+            where = (
+                "before its first step"
+                if plan is None or step is None
+                else f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M})"
             )
-            if done is not None:
-                return
+            lost = exc if isinstance(exc, RunLostError) else self._lost()
+            if lost is not None:  # ... unless it is no longer ours (a takeover's UNIQUE error)
+                raise RunLostError(f"{lost}; this process stopped at {where}") from exc
+            reason = redact(f"{where}: {type(exc).__name__}: {exc}")
+            log.debug("run %s failed\n%s", self.run_id, redact(traceback.format_exc()))
+            self._emit("error", reason)
+            return "failed", reason
+        finally:
+            if plan is not None:
+                self._close(plan.agent)
+        return "completed", None
+
+    def _close(self, agent: Agent) -> None:
+        try:
+            agent.close()
+        except Exception as exc:  # closing must not change how the run ended
+            log.warning("run %s: closing its agent failed: %s", self.run_id, redact(str(exc)))
+
+    def _lost(self) -> RunLostError | None:
+        """Whether the lease was lost (None also when the database cannot tell)."""
+        try:
+            with self.store.session() as session:
+                return self.lease.lost(session)
+        except Exception:
+            return None
+
+    def _step(self, plan: RunPlan, step: int, clock: datetime) -> None:
+        ctx = plan.ctx
+        equity = simulate_step(ctx, plan.agent, step, clock, plan.last_marked)
+        plan.last_marked = equity
+        self.store.retrying(
+            lambda: self._save_step(plan, step, clock, equity), f"commit of step {step}"
+        )
+        self._emit_step(plan, step, clock, equity, ctx.record.ledger)
+
+    def _save_step(self, plan: RunPlan, step: int, clock: datetime, equity: float) -> None:
+        """Write the step in one transaction that first advances the run's progress under
+        the lease: a run taken over stops here, before writing anything. A step this
+        lease committed already (its connection dropped after the commit reached the
+        server) is not written twice."""
+        ctx = plan.ctx
+        record = ctx.record
+        run_id = self.run_id
+        with self.store.session() as session:
+            progressed = updated(
+                session,
+                update(TradingRun)
+                .where(self.lease.held(), TradingRun.steps_done == step)
+                .values(
+                    steps_done=step + 1,
+                    total_trades=TradingRun.total_trades + len(record.filled),
+                    llm_calls=TradingRun.llm_calls + record.llm_calls,
+                    prompt_tokens=TradingRun.prompt_tokens + record.prompt_tokens,
+                    completion_tokens=TradingRun.completion_tokens + record.completion_tokens,
+                    llm_cost=TradingRun.llm_cost + record.llm_cost,
+                    heartbeat_at=utcnow(),
+                ),
+            )
+            if progressed != 1:
+                committed = session.scalar(
+                    select(RunStep.attempt).where(
+                        RunStep.run_id == run_id, RunStep.step_index == step
+                    )
+                )
+                if committed == self.lease.attempt:
+                    return
+                raise self.lease.lost(session) or RunStateError(
+                    f"run {run_id}: step {step} does not follow the progress stored"
+                )
             session.execute(
                 insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger]
             )
@@ -159,26 +282,22 @@ class RunExecutor:
                     equity=equity,
                     holdings=ctx.portfolio.snapshot(),
                     risk_state=ctx.risk.to_dict(),
-                )
-            )
-            session.execute(
-                update(TradingRun)
-                .where(TradingRun.id == run_id)
-                .values(
-                    steps_done=step + 1,
-                    total_trades=TradingRun.total_trades + filled,
-                    llm_calls=TradingRun.llm_calls + record.llm_calls,
-                    prompt_tokens=TradingRun.prompt_tokens + record.prompt_tokens,
-                    completion_tokens=TradingRun.completion_tokens + record.completion_tokens,
-                    llm_cost=TradingRun.llm_cost + record.llm_cost,
-                    heartbeat_at=utcnow(),
+                    attempt=self.lease.attempt,
                 )
             )
 
+    def _save_usage(self) -> None:
+        """Account the run's LLM calls afresh (calls of steps lost before this execution
+        are wasted), under the lease."""
+        with self.store.session() as session:
+            values = usage_values(*run_usage(session, self.run_id))
+            if updated(session, update(TradingRun).where(self.lease.held()).values(values)) != 1:
+                raise self.lease.lost(session) or RunStateError(f"run {self.run_id} vanished")
+
     def _emit_step(
-        self, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
+        self, plan: RunPlan, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
     ) -> None:
-        for message in self.plan.ctx.record.messages:
+        for message in plan.ctx.record.messages:
             for call in message.get("tool_calls") or []:
                 args = ", ".join(f"{k}={v}" for k, v in (call.get("args") or {}).items())
                 self._emit("tool", f"{call.get('name')}({args})", step, clock, call)
@@ -205,36 +324,56 @@ class RunExecutor:
                 )
         self._emit(
             "step",
-            f"{clock:%Y-%m-%d %H:%M} equity {equity:,.2f} cash {self.plan.ctx.portfolio.cash:,.2f}",
+            f"{clock:%Y-%m-%d %H:%M} equity {equity:,.2f} cash {plan.ctx.portfolio.cash:,.2f}",
             step,
             clock,
             {
                 "equity": equity,
-                "cash": self.plan.ctx.portfolio.cash,
+                "cash": plan.ctx.portfolio.cash,
                 "done": step + 1,
-                "total": len(self.plan.calendar),
-                "positions": self.plan.ctx.portfolio.snapshot(),
+                "total": len(plan.calendar),
+                "positions": plan.ctx.portfolio.snapshot(),
             },
         )
 
-    def _finish(self, status: str, error: str | None) -> str:
-        final_value = self.store.retrying(
-            lambda: self._save_end(status, error), f"recording the end of run {self.plan.run_id}"
-        )
-        self.store.retrying(
-            lambda: store_metrics(self.store, self.plan.run_id),
-            f"storing the metrics of run {self.plan.run_id}",
-        )
+    def _finish(self, status: RunStatus, error: str | None) -> RunStatus:
+        """Record how the run ended; returns that status, or ``failed`` when the end could
+        not be recorded (the run then shows ``running`` until its heartbeat is stale, and
+        any process may resume it)."""
+        try:
+            final_value = self.store.retrying(
+                lambda: self._save_end(status, error), f"recording the end of run {self.run_id}"
+            )
+        except RunLostError:
+            raise
+        except Exception as exc:
+            reason = redact(
+                f"the end of run {self.run_id} ({status}) could not be recorded: "
+                f"{type(exc).__name__}: {exc}; it shows 'running' until its heartbeat is "
+                f"{stale_after():g} s old, then any process may resume it"
+            )
+            self._emit("error", reason)
+            self._emit("ended", f"run {self.run_id} failed: {reason}", data={"status": "failed"})
+            return "failed"
+        try:
+            self.store.retrying(
+                lambda: store_metrics(self.store, self.run_id),
+                f"storing the metrics of run {self.run_id}",
+            )
+        except Exception as exc:  # the end is recorded; lab.metrics(run) computes them again
+            self._emit("error", redact(f"metrics of run {self.run_id} not stored: {exc}"))
         self._emit(
             "ended",
-            f"run {self.plan.run_id} {status}" + (f": {error}" if error else ""),
+            f"run {self.run_id} {status}" + (f": {error}" if error else ""),
             data={"status": status, "final_value": final_value},
         )
         return status
 
-    def _save_end(self, status: str, error: str | None) -> float:
-        """Store the run's status and totals; returns its final value."""
-        run_id = self.plan.run_id
+    def _save_end(self, status: RunStatus, error: str | None) -> float:
+        """Store the run's status and totals and release its lease; returns its final
+        value."""
+        run_id = self.run_id
+        initial_cash = self.setup.initial_cash
         with self.store.session() as session:
             equity = list(
                 session.scalars(
@@ -248,34 +387,37 @@ class RunExecutor:
                 .select_from(LedgerEntry)
                 .where(LedgerEntry.run_id == run_id, LedgerEntry.status == "filled")
             )
-            usage = session.execute(
-                select(
-                    func.count(LLMCall.id),
-                    func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
-                    func.coalesce(func.sum(LLMCall.completion_tokens), 0),
-                    func.coalesce(func.sum(LLMCall.cost), 0.0),
-                ).where(LLMCall.run_id == run_id)
-            ).one()
-            final_value = equity[-1] if equity else self.plan.initial_cash
-            session.execute(
+            final_value = equity[-1] if equity else initial_cash
+            ended = updated(
+                session,
                 update(TradingRun)
-                .where(TradingRun.id == run_id)
+                .where(self.lease.held())
                 .values(
                     status=status,
                     error=error,
                     ended_at=utcnow(),
                     total_trades=trades or 0,
                     final_value=final_value,
-                    final_return=final_value / self.plan.initial_cash - 1.0,
+                    final_return=final_value / initial_cash - 1.0,
                     max_drawdown=max_drawdown(equity),
-                    llm_calls=usage[0],
-                    prompt_tokens=usage[1],
-                    completion_tokens=usage[2],
-                    llm_cost=float(usage[3]),
                     worker=None,
-                )
+                    **usage_values(*run_usage(session, run_id)),
+                ),
             )
+            if ended != 1 and not self._ended_already(session, status):
+                raise self.lease.lost(session) or RunStateError(f"run {run_id} vanished")
         return final_value
+
+    def _ended_already(self, session: Session, status: RunStatus) -> bool:
+        """Whether an earlier try of the end's transaction committed it (its connection
+        dropped after the commit reached the server)."""
+        run = session.get(TradingRun, self.run_id, populate_existing=True)
+        return (
+            run is not None
+            and run.attempt == self.lease.attempt
+            and run.worker is None
+            and run.status == status
+        )
 
     def _emit(
         self,
@@ -285,7 +427,7 @@ class RunExecutor:
         clock: datetime | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        self.bus.emit(RunEvent(self.plan.run_id, kind, message, step, clock, data or {}))
+        self.bus.emit(RunEvent(self.run_id, kind, message, step, clock, data or {}))
 
 
 def restore_state(

@@ -3,9 +3,10 @@ and a replay mode that answers from the record with no network at all.
 
 The recorder is a LangChain agent middleware around each model call. Calls are written
 when they happen, in their own transaction, so the spend of a step that crashed still
-counts. Replay looks each call up by (step, call number) in the source run's last
-attempt of that step and checks its request fingerprint: a missing or different call is
-a :class:`ReplayError`, never a silent live call.
+counts (as wasted, see :mod:`ttg_lab.llm.usage`). Replay looks each call up by (step,
+call number) among the calls of the attempt that committed that step and checks its
+request fingerprint: a missing or different call is a :class:`ReplayError`, never a
+silent live call.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any, Protocol
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, BaseMessage
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
+from ttg_lab.llm.usage import served_step
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LLMCall
+from ttg_lab.store.schema import LLMCall, RunStep
 from ttg_lab.tools.context import StepRecord
 
 CostFn = Callable[[int, int], float]
@@ -40,14 +42,9 @@ class RecordedCall:
 
 
 def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall]:
-    """The calls of a run, by (step, call number), from each step's last attempt."""
+    """The calls of a run's committed steps, by (step, call number): each step's calls
+    from the attempt that committed it (never those of a step lost and done again)."""
     with store.session() as session:
-        last_attempt = (
-            select(LLMCall.step_index, func.max(LLMCall.attempt).label("attempt"))
-            .where(LLMCall.run_id == run_id, LLMCall.status != "error")
-            .group_by(LLMCall.step_index)
-            .subquery()
-        )
         rows = session.execute(
             select(
                 LLMCall.step_index,
@@ -55,11 +52,7 @@ def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall
                 LLMCall.request_fingerprint,
                 LLMCall.response,
             )
-            .join(
-                last_attempt,
-                (LLMCall.step_index == last_attempt.c.step_index)
-                & (LLMCall.attempt == last_attempt.c.attempt),
-            )
+            .join(RunStep, served_step())
             .where(LLMCall.run_id == run_id, LLMCall.status != "error")
         ).all()
     if not rows:

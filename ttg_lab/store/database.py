@@ -63,7 +63,8 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (name and name.startswith(SEARCH_INDEXES))
 
 
-def _env_number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """A non-negative number from environment variable ``name`` (``default`` when unset)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -78,7 +79,7 @@ def _env_number(name: str, default: float) -> float:
 
 def busy_timeout() -> float:
     """Seconds a SQLite statement waits for a lock (``TTG_LAB_DB_BUSY_TIMEOUT``)."""
-    return _env_number(BUSY_TIMEOUT_ENV, 30.0)
+    return env_number(BUSY_TIMEOUT_ENV, 30.0)
 
 
 def _sqlite_pragmas(timeout: float, dbapi_connection: Any, _record: Any) -> None:
@@ -121,7 +122,7 @@ def retrying(fn: Callable[[], T], what: str, database: str = "the database") -> 
     """``fn()`` (one whole transaction), run again after transient errors with a growing
     pause, up to ``TTG_LAB_DB_RETRIES`` times; then a :class:`DatabaseUnavailableError`
     naming ``what`` and ``database``. Other errors pass through at once."""
-    retries = int(_env_number(RETRIES_ENV, 5))
+    retries = int(env_number(RETRIES_ENV, 5))
     started = time.monotonic()
     attempt = 0
     while True:

@@ -8,7 +8,7 @@ Simulated (market) timestamps are naive exchange-local datetimes; wall-clock tim
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
     JSON,
@@ -29,6 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+RunStatus = Literal["running", "completed", "stopped", "failed"]
+"""What ``trading_runs.status`` holds."""
 
 
 def utcnow() -> datetime:
@@ -105,7 +109,7 @@ class TradingRun(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     run_number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # running|completed|stopped|failed
+    status: Mapped[str] = mapped_column(String(16))  # a RunStatus
     error: Mapped[str | None] = mapped_column(Text, default=None)
     mode: Mapped[str] = mapped_column(String(16))  # daily | intraday
     period_start: Mapped[datetime] = mapped_column(DateTime)
@@ -121,11 +125,19 @@ class TradingRun(Base):
     max_drawdown: Mapped[float | None] = mapped_column(Float, default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)  # host:pid running it
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # +1 per resume
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # +1 per claim
+    # LLM usage of the committed steps (the run's own cost, what a replay reproduces) ...
     llm_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # ... and of steps lost in a crash, a failure or a takeover (spent, but not the run's)
+    wasted_llm_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    wasted_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    wasted_completion_tokens: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )
+    wasted_llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
     model: Mapped[TradingModel] = relationship()
@@ -145,6 +157,8 @@ class RunStep(Base):
     equity: Mapped[float] = mapped_column(Float)
     holdings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     risk_state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The run's attempt (claim) that committed the step: its LLM calls are the step's."""
 
 
 class LedgerEntry(Base):
@@ -338,7 +352,9 @@ class LLMCall(Base):
     """One request to a chat model and its answer, with tokens, latency and cost.
 
     Calls are written as they happen (not with the step), so the spend of a step that
-    crashed is still counted; replay uses the calls of each step's last attempt.
+    crashed is still counted. The calls of the attempt that committed a step are the
+    run's (its cost, what replay reads); the others are its wasted spend
+    (see :mod:`ttg_lab.llm.usage`).
     """
 
     __tablename__ = "llm_calls"
