@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ttg_lab.agents.baselines import CashOnly
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.events import RunEvent
-from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
+from ttg_lab.errors import ConfigError, NotFoundError, RunStateError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.llm.recording import ReplayError
 from ttg_lab.market.shipped import read_shipped
@@ -149,6 +149,17 @@ def test_bad_run_requests_record_nothing(lab: Lab, kwargs: dict[str, object], me
     model = lab.models.create("m", ai_model_id="baseline/cash")
     with pytest.raises(ValidationError, match=message):
         lab.start_run(model, **kwargs)  # type: ignore[arg-type]
+    assert lab.runs().empty
+
+
+@pytest.mark.parametrize("value", ["0", "soon"])
+def test_a_bad_stale_limit_refuses_the_run_before_anything_is_written(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    model = lab.models.create("m", ai_model_id="baseline/cash")
+    monkeypatch.setenv("TTG_LAB_RUN_STALE_AFTER", value)
+    with pytest.raises(ConfigError, match=f"TTG_LAB_RUN_STALE_AFTER must .*{value}"):
+        lab.start_run(model)
     assert lab.runs().empty
 
 

@@ -40,6 +40,7 @@ from ttg_lab.store.leases import (
     check_claimable,
     claim,
     live_holder,
+    stale_after,
     worker_id,
 )
 from ttg_lab.store.schema import (
@@ -395,6 +396,7 @@ class RunService:
     ) -> RunSetup:
         """Everything a run of snapshot ``snap`` needs, or the error that stops it (data
         changed or missing, no API key, nothing to replay...), before anything is written."""
+        stale_after()  # a bad TTG_LAB_RUN_STALE_AFTER too: the run's heartbeat depends on it
         model = snap["model"]
         market = get_market(model["market"])
         interval = MODES[mode]

@@ -205,6 +205,7 @@ class LeaseKeeper:
         self.store = store
         self.lease = lease
         self.lost: RunLostError | None = None
+        self._every = stale_after() / BEATS_PER_STALE
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, name=f"ttg-heartbeat-{lease.run_id}", daemon=True
@@ -223,8 +224,7 @@ class LeaseKeeper:
             _held.discard((self.lease.store_url, self.lease.run_id))
 
     def _beat(self) -> None:
-        every = stale_after() / BEATS_PER_STALE
-        while not self._stop.wait(every):
+        while not self._stop.wait(self._every):
             try:
                 with self.store.session() as session:
                     beat = update(TradingRun).where(self.lease.held()).values(heartbeat_at=utcnow())
