@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import sqlite3
@@ -583,6 +584,48 @@ def test_a_sqlite_file_locked_too_long_fails_the_run_cleanly_and_resume_recovers
         resumed = lab.resume_run(run.id)
         assert resumed.wait(60) == "completed"
         assert_same_run(resumed, reference)
+    finally:
+        lock.close()
+        lab.close()
+
+
+SLOW_CLI = (
+    "import sys, time; from ttg_lab.agents.baselines import CashOnly; decide = CashOnly.decide; "
+    "CashOnly.decide = lambda self, ctx: time.sleep(0.2) or decide(self, ctx); "
+    "from ttg_lab.cli import main; main(sys.argv[1:])"
+)
+"""The command line, its cash baseline taking 0.2 s a step."""
+
+
+def test_the_command_line_exits_1_when_the_database_stays_locked_to_the_end(
+    sqlite_url: str,
+) -> None:
+    """`ttg-lab run` meets a SQLite file locked from step 2 on, past its retries, for its
+    steps and its own end: it exits 1 saying why; the run, left `running`, resumes."""
+    lab = open_lab(sqlite_url)
+    lock = WriteLock(sqlite_url)
+    try:
+        lab.models.create("locked out", ai_model_id="baseline/cash")
+        env = {**os.environ, "TTG_LAB_DB_BUSY_TIMEOUT": "0.1", "TTG_LAB_DB_RETRIES": "1"}
+        command = [sys.executable, "-c", SLOW_CLI, "--db", sqlite_url, "run", "locked-out"]
+        cli = subprocess.Popen(
+            [*command, "--start", START, "--end", "2025-06-20", "--path", "direct"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while lab.runs().empty or lab.run(1).info()["steps_done"] < 2:
+            assert time.monotonic() < deadline and cli.poll() is None, "the run did not start"
+            time.sleep(0.02)
+        lock.acquire()
+        out, err = cli.communicate(timeout=120)
+        lock.release()
+        assert cli.returncode == 1, out + err
+        assert "could not be recorded" in out and "database is locked" in out, out
+        assert lab.run(1).info()["status"] == "running"
+        assert lab.resume_run(1, background=False).status == "completed"
     finally:
         lock.close()
         lab.close()
