@@ -8,8 +8,10 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 import re
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +37,14 @@ from ttg_lab.reasoning import search_reasoning
 from ttg_lab.reports import comparison_report, run_report
 from ttg_lab.services.manager import TOKEN_ENV, ServiceManager, check_exposure
 from ttg_lab.services.sessions import SessionRegistry
-from ttg_lab.store.schema import Base, ChatMessage, LedgerEntry, TradingModel, TradingRun
+from ttg_lab.store.schema import (
+    Base,
+    ChatMessage,
+    LedgerEntry,
+    ModelRule,
+    TradingModel,
+    TradingRun,
+)
 from ttg_lab.users import add_user, list_users
 from widgets.analyst import AnalystController
 from widgets.app import Dashboard
@@ -404,6 +413,250 @@ def test_panels_never_show_or_log_a_key(
     analyst.ask(wait=True)
     assert "provider refused" in status_html(analyst)
     assert not [w for w in needles(ROUTER_KEY) if w in status_html(analyst)]
+
+
+TYPED_ENV = "TTG_TYPED_BROKER_PASSWORD"
+"""A secret of the environment that does not look like any provider's key."""
+
+CHOICE_COLUMNS: dict[str, str] = {
+    "users.role": "admin | user",
+    "models.market": "a known market",
+    "trading_runs.mode": "daily | intraday",
+    "model_rules.category": "a known category",
+    "user_trading_profiles.experience": "a known level",
+    "user_trading_profiles.risk_tolerance": "a known level",
+    "signup_allowlist.role": "admin | user",
+    "datasets.market": "a known market",
+}
+"""Columns a user chooses into from a fixed set: anything else is refused (masked)."""
+
+MACHINE_COLUMNS: dict[str, str] = {
+    "users.db_role": "made from the username",
+    "trading_runs.status": "run state",
+    "trading_runs.error": "the run's failure, masked (redact)",
+    "trading_runs.worker": "host:pid",
+    "trading_runs.metrics": "numbers",
+    "run_steps.holdings": "symbols and quantities",
+    "run_steps.risk_state": "numbers and dates",
+    "ledger.action": "a trade action",
+    "ledger.symbol": "a known symbol",
+    "ledger.holdings": "symbols and quantities",
+    "ledger.order_id": "made from the step and call",
+    "ledger.status": "fill state",
+    "ledger.reason": "the gate's answer",
+    "agent_logs.messages": "the step's messages: prompts built from refused-checked text",
+    "reasoning_entries.type": "a reasoning type",
+    "reasoning_entries.content": "the agent's own words",
+    "reasoning_entries.context": "what the agent saw",
+    "reasoning_entries.order_ids": "order ids",
+    "stock_prices.market": "the load's market",
+    "stock_prices.symbol": "checked symbols",
+    "stock_prices.interval": "1d | 60min",
+    "datasets.interval": "1d | 60min",
+    "datasets.fingerprint": "a hash",
+    "datasets.symbols": "checked symbols",
+    "chat_messages.role": "user | assistant",
+    "chat_messages.tool_calls": "the analyst's tool calls, masked (redact_data)",
+    "llm_calls.ai_model_id": "the model's checked id",
+    "llm_calls.request_fingerprint": "a hash",
+    "llm_calls.request": "the messages sent",
+    "llm_calls.response": "the provider's answer",
+    "llm_calls.tool_calls": "the model's tool calls",
+    "llm_calls.status": "call state",
+    "llm_calls.error": "the provider's error, masked (redact)",
+    "news_items.source": "from a news file or provider",
+    "news_items.url": "from a news file or provider",
+    "news_items.title": "from a news file or provider",
+    "news_items.summary": "from a news file or provider",
+    "news_items.content": "from a news file or provider",
+    "news_items.symbols": "from a news file or provider",
+    "news_items.topics": "from a news file or provider",
+    "gate_decisions.order_id": "made from the step and call",
+    "gate_decisions.origin": "agent | rule:<name>",
+    "gate_decisions.action": "a trade action",
+    "gate_decisions.symbol": "the order's symbol",
+    "gate_decisions.requested": "the quantity asked",
+    "gate_decisions.verdict": "allow | resize | reject",
+    "gate_decisions.firings": "rule names and reasons",
+    "gate_decisions.portfolio": "cash and positions",
+}
+"""Columns the lab writes itself (or imports from files), not text a user types."""
+
+
+def typing_into(lab: Lab, tmp_path: Path) -> dict[str, Callable[[str], object]]:
+    """For every stored column a user types free text into, a way to type ``text``
+    into it through the API."""
+    model = lab.models.create("typed", ai_model_id="baseline/cash", tickers=["AAPL"])
+    run = lab.start_run(model, end="2025-06-11", path="direct", background=False)
+    analyst = lab.analyst(run.id)
+    csv = tmp_path / "bars.csv"
+    csv.write_text("date,symbol,open,high,low,close,volume\n2025-06-10,ZZZ,10,11,9,10,100\n")
+
+    def bars_at(folder: str) -> str:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        return str(shutil.copy(csv, tmp_path / folder / "bars.csv"))
+
+    cap = {"max_position_pct": 10}
+    return {
+        "users.email": lambda t: lab.users.add(f"{t}@lab.test", "Typist"),
+        "users.username": lambda t: lab.users.add("typist@lab.test", "Typist", username=t),
+        "users.display_name": lambda t: lab.users.sign_up("typist@lab.test", f"Typist {t}"),
+        "models.name": lambda t: lab.models.create(f"model {t}"),
+        "models.signature": lambda t: lab.models.create("signed", signature=t),
+        "models.description": lambda t: lab.models.update(model, description=f"see {t}"),
+        "models.tickers": lambda t: lab.models.create("picky", tickers=["AAPL", t]),
+        "models.ai_model_id": lambda t: lab.models.create("agent", ai_model_id=t),
+        "models.parameters": lambda t: lab.models.create(
+            "llm", ai_model_id="openai/gpt-5", parameters={"base_url": f"https://x.test/?k={t}"}
+        ),
+        "models.custom_rules": lambda t: lab.models.update(model, custom_rules=f"not {t}"),
+        "models.custom_instructions": lambda t: lab.models.create("told", custom_instructions=t),
+        "trading_runs.strategy_snapshot": lambda t: lab.start_run(
+            model, end="2025-06-11", path="direct", background=False, provenance={"tags": t}
+        ),
+        "datasets.name": lambda t: lab.data.load(str(csv), "us", name=f"bars {t}"),
+        "datasets.source": lambda t: lab.data.load(bars_at(t), "us"),
+        "model_rules.name": lambda t: lab.rules.add(model, f"rule {t}", cap),
+        "model_rules.description": lambda t: lab.rules.add(model, "cap", cap, description=t),
+        "model_rules.parameters": lambda t: lab.rules.add(model, "ban", {"blocked_symbols": [t]}),
+        "model_rules.scope": lambda t: lab.rules.add(model, "cap", cap, scope={"symbols": [t]}),
+        "user_trading_profiles.trading_hours": lambda t: lab.rules.update_profile(
+            trading_hours={"start": t, "end": "15:00"}
+        ),
+        "signup_allowlist.pattern": lambda t: lab.users.allow(f"{t}@lab.test"),
+        "global_settings.key": lambda t: lab.rules.set_setting(f"note.{t}", 1),
+        "global_settings.value": lambda t: lab.rules.set_setting("note", {"text": t}),
+        "chat_messages.content": lambda t: analyst.ask(f"is {t} my key?"),
+    }
+
+
+def choosing_into(lab: Lab) -> dict[str, Callable[[str], object]]:
+    """For every column of :data:`CHOICE_COLUMNS`, a way to give ``text`` as the choice."""
+    model = lab.models.create("chooser", ai_model_id="baseline/cash", tickers=["AAPL"])
+    cap = {"max_position_pct": 10}
+    return {
+        "users.role": lambda t: lab.users.add("role@lab.test", "Role", role=t),
+        "models.market": lambda t: lab.models.create("market", market=t),
+        "trading_runs.mode": lambda t: lab.start_run(model, mode=t, background=False),
+        "model_rules.category": lambda t: lab.rules.add(model, "cat", cap, category=t),
+        "user_trading_profiles.experience": lambda t: lab.rules.update_profile(experience=t),
+        "user_trading_profiles.risk_tolerance": lambda t: lab.rules.update_profile(
+            risk_tolerance=t
+        ),
+        "signup_allowlist.role": lambda t: lab.users.allow("@lab.test", role=t),
+        "datasets.market": lambda t: lab.data.load(__file__, t),
+    }
+
+
+def test_keys_typed_into_any_stored_text_are_refused_and_never_echoed(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every column of the store is either free text a user types (then a key typed
+    into it, from the environment or shaped like a provider's, is refused naming where,
+    never quoting it), a fixed choice (refused, masked), or written by the lab: a new
+    column must be classified here. Nothing typed is stored."""
+    everything = {
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, String | Text | JSON)
+    }
+    typed, chosen = typing_into(lab, tmp_path), choosing_into(lab)
+    classified = set(typed) | set(chosen) | set(MACHINE_COLUMNS)
+    assert everything == classified, (
+        f"classify: {sorted(everything - classified)}; gone: {sorted(classified - everything)}"
+    )
+    env_secret, shaped = "pw-" + secrets.token_hex(16), "sk-or-v1-" + secrets.token_hex(32)
+    monkeypatch.setenv(TYPED_ENV, env_secret)
+    before = table_counts(lab)
+    for column, type_in in [*typed.items(), *chosen.items()]:
+        for secret, named in ((env_secret, f"${TYPED_ENV}"), (shaped, "an API key")):
+            with pytest.raises(TTGLabError) as refused:
+                type_in(secret)
+            message = str(refused.value)
+            assert not [w for w in needles(secret) if w in message], (column, message)
+            if column in typed:
+                assert f"holds {'the value of ' if '$' in named else ''}{named}" in message, (
+                    column,
+                    message,
+                )
+    after = table_counts(lab)
+    assert {t: n for t, n in after.items() if n != before[t]} == {}, "something was written"
+    stored = [(t, row) for t, row in text_columns(lab)]
+    assert not [t for t, row in stored for s in (env_secret, shaped) if s in row]
+
+
+def test_experiments_and_imports_refuse_typed_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An experiment's name, tags and labels and an import's name suffix are text that
+    ends up in the store and in report paths: a key there is refused, not quoted."""
+    from ttg_lab.batch.experiment import ExperimentError, parse_experiment
+    from ttg_lab.importers.aitrader import import_aitrader
+
+    key = "sk-proj-" + secrets.token_hex(24)
+    monkeypatch.setenv(TYPED_ENV, "pw-" + secrets.token_hex(16))
+    base = {"mode": "daily", "path": "direct", "start": "2025-06-10", "end": "2025-06-20"}
+    for doc in (
+        {"name": f"sweep-{key}", "base": base, "grid": {"seed": [0]}},
+        {"name": "sweep", "base": {**base, "tags": f"mine,{key}"}, "grid": {"seed": [0]}},
+        {"name": "sweep", "base": base, "grid": {"model": [os.environ[TYPED_ENV]]}},
+    ):
+        with pytest.raises(ExperimentError, match="holds") as refused:
+            parse_experiment(doc)
+        assert key not in str(refused.value) and os.environ[TYPED_ENV] not in str(refused.value)
+    with pytest.raises(ValidationError, match="the name suffix holds an API key") as refused:
+        import_aitrader(None, tmp_path, owner_id=1, name_suffix=f" ({key})")  # type: ignore[arg-type]
+    assert key not in str(refused.value)
+
+
+def test_the_command_line_refuses_typed_keys_and_masks_stored_ones(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key typed into a rule name or an analyst question is refused without being
+    echoed; text stored before these checks that holds one is shown masked."""
+    mcp_env(monkeypatch)
+    model = lab.models.create("cli keys", ai_model_id="baseline/cash", tickers=["AAPL"])
+    run = lab.start_run(model, end="2025-06-11", path="direct", background=False)
+    url = lab.settings.db_url
+
+    def ttg(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, ["--db", url, *args])
+        return result.exit_code, result.output
+
+    shaped = "sk-ant-api03-" + secrets.token_hex(24)
+    for typed in (ROUTER_KEY, shaped):
+        code, out = ttg("rules", "add", "cli-keys", f"cap {typed}", "--param", "max_position_pct=9")
+        assert code == 1 and "holds" in out and not [w for w in needles(typed) if w in out], out
+        code, out = ttg(
+            "rules",
+            "add",
+            "cli-keys",
+            "cap",
+            "--param",
+            "max_position_pct=9",
+            "--description",
+            f"key: {typed}",
+        )
+        assert code == 1 and not [w for w in needles(typed) if w in out], out
+        code, out = ttg("chat", str(run.id), "-q", f"why is {typed} here?")
+        assert code == 1 and "the question holds" in out, out
+        assert not [w for w in needles(typed) if w in out], out
+    with lab.store.session() as session:  # a rule saved before the check existed
+        session.add(
+            ModelRule(
+                model_id=model.id,
+                name=f"old {ROUTER_KEY}",
+                category="risk",
+                description=shaped,
+                parameters={"max_position_pct": 9},
+                scope={},
+            )
+        )
+    code, out = ttg("rules", "list", "cli-keys")
+    assert code == 0 and "old ***" in out, out
+    assert not [w for w in needles(ROUTER_KEY, shaped) if w in out], out
+    assert len(lab.analyst(run.id).history()) == 0
 
 
 # ----------------------------------------------------------- 2. parameters, not code

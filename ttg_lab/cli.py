@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -17,6 +18,7 @@ from rich.table import Table
 from ttg_lab.dates import FORMATS
 from ttg_lab.errors import TTGLabError, ValidationError
 from ttg_lab.formatting import money, percent
+from ttg_lab.secrets import redact
 from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
 from ttg_lab.services.names import SERVICES
 
@@ -28,7 +30,26 @@ if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-
     from ttg_lab.models import ModelInfo
     from ttg_lab.runs import RunHandle
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+class MaskedStdout(io.StringIO):
+    """Standard output with every secret masked (see :func:`ttg_lab.secrets.redact`):
+    nothing the command line echoes, stored text included, shows a key."""
+
+    def write(self, text: str) -> int:
+        sys.stdout.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
+console = Console(file=MaskedStdout(), width=None if sys.stdout.isatty() else 160)
 
 DEMO_PERIOD = ("2025-06-10", "2025-10-30")
 DEMO_CASH = 100_000.0
@@ -61,25 +82,22 @@ def print_frame(
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append("")
             else:
-                cells.append(fmt(value) if fmt else str(value))
+                cells.append(redact(fmt(value) if fmt else str(value)))  # before wrapping
         table.add_row(*cells)
     console.print(table)
 
 
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Show errors as one line (secrets masked) and exit 1, never as a traceback."""
-    from ttg_lab.secrets import redact
-
+    """Show errors as one line (secrets masked, as all output) and exit 1, never as a
+    traceback."""
     try:
         yield
     except TTGLabError as exc:
-        console.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
     except Exception as exc:  # a provider or driver error: one masked line, no traceback
-        console.print(
-            f"[red]error:[/red] {redact(f'{type(exc).__name__}: {exc}')}", highlight=False
-        )
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
         sys.exit(1)
 
 

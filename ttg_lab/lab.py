@@ -34,6 +34,7 @@ from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
+from ttg_lab.secrets import refuse_secrets
 from ttg_lab.services.manager import ServiceManager
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
@@ -72,6 +73,7 @@ class DataAPI:
         (:class:`~ttg_lab.market.loader.BarConflictError`) unless ``replace``. ``label``:
         whether the file stamps intraday bars by their ``start`` or their ``end``."""
         self._admin("loading market data")
+        refuse_secrets({"path": str(path), "name": name or ""}, "data load")  # both are kept
         return loader.load_file(
             self.store, path, market, format=format, name=name, label=label, replace=replace
         )
@@ -93,6 +95,7 @@ class DataAPI:
     def load_news(self, path: str, format: str = "auto") -> int:
         """Import dated news (Alpha Vantage JSON, AI-Trader logs, JSONL) for the search tool."""
         self._admin("loading news")
+        refuse_secrets({"path": str(path)}, "news load")
         return import_news_file(self.store, path, format)
 
 
@@ -194,7 +197,9 @@ class Lab:
         :class:`~ttg_lab.broker.CostModel` fields or a CostModel; ``fill`` is ``open``
         (the decision bar's open) or ``close``. ``path`` is ``chat`` (every model as a chat
         model calling the MCP tools) or ``direct`` (baselines calling the tools directly).
+        ``provenance`` (an experiment's parameters, tags) is kept in the run's snapshot.
         """
+        refuse_secrets({"provenance": provenance or {}}, "run")
         return self._runs.start(
             model,
             mode,

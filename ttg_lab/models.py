@@ -103,6 +103,8 @@ class ModelService:
             )
 
     def _validate(self, values: dict[str, Any]) -> dict[str, Any]:
+        # a key anywhere is refused before any check could quote it back
+        refuse_secrets({k: v for k, v in values.items() if k != "parameters"}, "model")
         values["name"] = check_name(values.get("name"), "name", 200)
         market = get_market(values["market"])
         cash = values.get("initial_cash")
@@ -126,7 +128,7 @@ class ModelService:
         ai_model_id = values.get("ai_model_id") or DEFAULT_AI_MODEL
         values["ai_model_id"] = ai_model_id
         values["parameters"] = validate_agent(ai_model_id, values.get("parameters"))
-        refuse_secrets(values, f"model {values['name']!r}")
+        refuse_secrets({"parameters": values["parameters"]}, "model")
         for text in ("description", "custom_rules", "custom_instructions"):
             values[text] = check_text(values.get(text) or "", text)
         return values
@@ -145,6 +147,7 @@ class ModelService:
         signature: str | None = None,
     ) -> ModelInfo:
         """A new model; ``signature`` (unique) defaults to the slug of ``name``."""
+        refuse_secrets({"signature": signature or ""}, "model")
         values = self._validate(
             {
                 "name": name,

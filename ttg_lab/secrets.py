@@ -1,50 +1,125 @@
 """Keep secrets out of everything the lab writes.
 
-API keys come from the environment only. Any text the lab stores or shows that could
-echo one (provider error messages, tracebacks) passes through :func:`redact`.
+API keys come from the environment only. A secret is the value of an environment
+variable whose name marks it as one (``..._KEY``, ``_TOKEN``, ``_SECRET``, ``_PASSWORD``),
+or any text shaped like a well-known provider's API key, even one not in the
+environment. Text a user types that is stored (names, descriptions, instructions, rule
+text, settings, analyst questions, experiment names and tags, dataset names...) is
+refused when it holds one (:func:`refuse_secrets`); any text the lab shows or writes
+that could echo one (provider errors, tracebacks, LLM answers, CLI output) passes
+through :func:`redact`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8
+KEY_SHAPES = re.compile(
+    r"\b(?:"
+    r"sk-[A-Za-z0-9_-]*[A-Za-z0-9]{20}[A-Za-z0-9_-]*"  # OpenAI, OpenRouter, Anthropic, DeepSeek
+    r"|AIza[0-9A-Za-z_-]{35}"  # Google
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}"  # GitHub
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+    r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+    r")",
+    re.IGNORECASE,
+)
+"""What well-known API keys look like: refused and masked even when not in the
+environment (a key typed by hand, a colleague's key)."""
 
 
 def secret_values() -> list[str]:
     """Values of environment variables whose names mark them as secrets."""
-    return sorted(
-        (v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH),
-        key=len,
-        reverse=True,
-    )
+    return sorted((value for _, value in _secret_variables()), key=len, reverse=True)
+
+
+def _secret_variables() -> list[tuple[str, str]]:
+    """(name, value) of the environment's secrets, longest value first."""
+    found = [
+        (k, v)
+        for k, v in os.environ.items()
+        if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH
+    ]
+    return sorted(found, key=lambda kv: len(kv[1]), reverse=True)
+
+
+def secret_in(text: str) -> str | None:
+    """What secret ``text`` holds, named without its value ("the value of $NAME", "an API
+    key"), or None."""
+    for name, value in _secret_variables():
+        if value in text:
+            return f"the value of ${name}"
+    return "an API key" if KEY_SHAPES.search(text) else None
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret value (and its visible head/tail fragments) masked."""
+    """``text`` with every secret value (and its visible head/tail fragments) and every
+    key-shaped text masked."""
     for value in secret_values():
         text = text.replace(value, "***")
         for fragment in (value[:8], value[-6:]):
             if len(fragment) >= 6 and fragment in text:
                 text = text.replace(fragment, "***")
-    return text
+    return KEY_SHAPES.sub("***", text)
 
 
-def refuse_secrets(value: Any, what: str, key: str = "") -> None:
-    """Raise when ``value`` (any JSON-able data) holds a secret from the environment, or
-    ``key`` names one: keys belong in environment variables, never in the store."""
+def redact_data(value: Any) -> Any:
+    """``value`` (JSON-able data) with :func:`redact` applied to every piece of text."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    return value
+
+
+def refuse_secret(text: str, what: str) -> None:
+    """Raise when ``text`` holds a secret; the error names ``what`` and the secret's
+    variable, never the secret."""
+    found = secret_in(text)
+    if found:
+        from ttg_lab.errors import ValidationError
+
+        raise ValidationError(
+            f"{what} holds {found}; keep keys in environment variables and refer to them by "
+            "variable name"
+        )
+
+
+def refuse_secrets(fields: Mapping[str, Any], what: str) -> None:
+    """Raise when a field (any JSON-able data, keys included) holds a secret, or a
+    field's name marks it as one: keys belong in environment variables, never in the
+    store. The error names ``what`` and the field, never the secret."""
     from ttg_lab.errors import ValidationError
 
-    if key and SECRET_NAME.search(key.replace(".", "_")):
-        raise ValidationError(
-            f"{what}: {key!r} looks like a secret; keep keys in environment variables"
-        )
-    text = json.dumps(value, default=str)
-    if any(secret in text for secret in secret_values()):
-        raise ValidationError(
-            f"{what}: contains a secret from the environment; refer to it by variable name"
-        )
+    for field, value in fields.items():
+        refuse_secret(field, f"a field name of the {what}")
+        if SECRET_NAME.search(field.replace(".", "_").replace(" ", "_")):
+            raise ValidationError(
+                f"{what} {field!r} looks like a secret; keep keys in environment variables"
+            )
+        for text in _texts(value):
+            refuse_secret(text, f"the {what}'s {field}")
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every piece of text in ``value``: strings, dict keys, and anything else as text."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _texts(item)
+    elif value is not None:
+        yield str(value)

@@ -1,8 +1,9 @@
 """Checks for names and text that users and files give and the store keeps.
 
 One place, so every entry point refuses the same things the same way: PostgreSQL
-refuses a NUL character outright (SQLite would store it), and control characters make a
-name unreadable and unmatchable on screen.
+refuses a NUL character outright (SQLite would store it), control characters make a
+name unreadable and unmatchable on screen, and an API key typed into a name or a text
+would be stored and shown (see :mod:`ttg_lab.secrets`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ttg_lab.errors import ValidationError
+from ttg_lab.secrets import refuse_secret
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -22,10 +24,12 @@ def _shown(value: str) -> str:
 
 def check_name(value: object, what: str, max_length: int) -> str:
     """``value`` stripped, if it is a non-empty one-line name of at most ``max_length``
-    characters without control characters; else a :class:`ValidationError` saying why."""
+    characters without control characters or a secret; else a :class:`ValidationError`
+    saying why (never echoing a secret)."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{what} must not be empty")
     name = value.strip()
+    refuse_secret(name, what)
     if len(name) > max_length:
         raise ValidationError(f"{what} must be at most {max_length} characters, got {len(name)}")
     bad = _CONTROL.search(name)
@@ -38,9 +42,11 @@ def check_name(value: object, what: str, max_length: int) -> str:
 
 def check_text(value: object, what: str) -> str:
     """``value`` if it is text without NUL or other control characters (tabs and line
-    breaks are fine); else a :class:`ValidationError` naming the character."""
+    breaks are fine) and without a secret; else a :class:`ValidationError` naming the
+    character or the secret's variable."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be text")
+    refuse_secret(value, what)
     bad = _CONTROL_BUT_LAYOUT.search(value)
     if bad is not None:
         raise ValidationError(f"{what} contains the control character {bad.group()!r}")

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, text
 
 from ttg_lab.access import is_admin, require_admin
 from ttg_lab.errors import ConfigError, NotFoundError, PermissionDeniedError, ValidationError
+from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import SignupAllowEntry, User
 
@@ -199,6 +200,7 @@ def _insert_user(
 ) -> User:
     """A new user, in one transaction: approved with ``role`` when one is given (an admin
     adding them), else with the allow-list's role, else pending."""
+    refuse_secrets({"email": email, "name": display_name, "username": username or ""}, "user")
     email = _clean_email(email)
     if not (display_name or "").strip():
         raise ValidationError("a user needs a display name")
@@ -296,6 +298,7 @@ def allow_signups(store: Store, actor: User, pattern: str, role: str = "user") -
     """An admin allow-lists an email, or a whole domain written ``@team.org``."""
     require_admin(actor, "editing the sign-up allow-list")
     _check_role(role)
+    refuse_secrets({"pattern": pattern}, "allow-list entry")
     pattern = (pattern or "").strip().lower()
     if not (EMAIL.match(pattern) or re.match(r"^@[^@\s]{1,118}$", pattern)):
         raise ValidationError(f"allow-list entries are emails or '@domain', got {pattern!r}")

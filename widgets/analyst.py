@@ -13,6 +13,7 @@ import ipywidgets as w
 import traitlets
 
 from ttg_lab.errors import TTGLabError, ValidationError
+from ttg_lab.secrets import redact
 from widgets.common import Controller, on_pick, set_options, status_html
 from widgets.dispatch import call_soon
 
@@ -153,7 +154,7 @@ def view(ctl: AnalystController) -> w.Widget:
             "".join(
                 f'<div class="ttg-card" style="display:block"><div class="label">'
                 f'{html.escape(m["role"])}</div><div style="white-space:pre-wrap">'
-                f"{html.escape(m['content'])}</div></div>"
+                f"{html.escape(redact(m['content']))}</div></div>"
                 for m in ctl.history
             )
             or '<div class="ttg-empty">no questions yet</div>'

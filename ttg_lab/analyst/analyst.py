@@ -18,7 +18,9 @@ from ttg_lab.analyst.offline import OfflineAnalyst
 from ttg_lab.analyst.tools import AnalysisTools, Suggestion
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.reader import RunReader
+from ttg_lab.secrets import redact, redact_data
 from ttg_lab.store.schema import ChatMessage, ChatSession
+from ttg_lab.text import check_text
 
 MAX_QUESTION = 4000
 
@@ -128,6 +130,7 @@ class Analyst:
             raise ValidationError("ask a question")
         if len(question) > MAX_QUESTION:
             raise ValidationError(f"questions are limited to {MAX_QUESTION} characters")
+        check_text(question, "the question")  # no key is stored (nor sent to an LLM)
         history = self.history()
         self._save("user", question)
         if self.llm is not None:
@@ -138,13 +141,14 @@ class Analyst:
             pieces = []
             for piece in self.llm.stream(messages, question, len(history)):
                 pieces.append(piece)
-                yield piece
+                yield redact(piece)
             text, calls, source = "".join(pieces), self.llm.tool_calls, "llm"
         else:
             self.offline.calls = []
-            text = self.offline.answer(question)
+            text = redact(self.offline.answer(question))  # it quotes the agent's reasoning
             yield from re.split(r"(?<=\n)", text)
             calls, source = self.offline.calls, "offline"
+        text, calls = redact(text), redact_data(calls)  # what the agent read may hold a key
         self._save("assistant", text, calls)
         run_ids = {self.run_id, *self.model_runs.values()}
         suggestions = [s for s in self.tools.suggestions.values() if s.id in text or s.name in text]

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from ttg_lab.errors import ValidationError
+from ttg_lab.secrets import refuse_secret
 
 PARAMETERS: dict[str, Any] = {
     "model": "exp-model",
@@ -186,6 +187,10 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip() or os.sep in name or name.startswith("."):
         raise ExperimentError(f"{where}: name must be a plain folder name")
+    try:
+        refuse_secret(name, f"{where}: the experiment's name")
+    except ValidationError as exc:
+        raise ExperimentError(str(exc)) from None
     concurrency = doc.get("concurrency", 1)
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise ExperimentError(f"{where}: concurrency must be 1 to 64")

@@ -54,6 +54,7 @@ from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.models import slugify
 from ttg_lab.runs import data_fingerprint, price_index
+from ttg_lab.secrets import refuse_secret
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     AgentLog,
@@ -575,6 +576,7 @@ def import_aitrader(
     ``"report"`` such lines are left out, the rest imported, and the problems returned.
     A model folder imported before (same file hashes) is skipped.
     """
+    refuse_secret(name_suffix, "the name suffix")  # it becomes part of model names
     return import_sources(
         store,
         read_folder_layout(Path(path)),

@@ -136,6 +136,7 @@ class RuleService:
     ) -> RuleInfo:
         """A new rule for ``model`` (one of the user's own), validated first."""
         info = self.models.owned(model)
+        refuse_secrets({"parameters": parameters, "scope": scope or {}}, "rule")
         name, category, priority, description = validate_rule_fields(
             name, category, priority, description
         )
@@ -189,6 +190,7 @@ class RuleService:
         if unknown:
             raise ValidationError(f"cannot edit rule field(s): {', '.join(unknown)}")
         self.models.owned(model)
+        refuse_secrets(changes, "rule")
         current = self.get(model, name)
         merged = {**vars(current), **changes}
         new_name, category, priority, description = validate_rule_fields(
@@ -254,6 +256,7 @@ class RuleService:
 
     def update_profile(self, **changes: Any) -> dict[str, Any]:
         """Change the current user's profile; validated before saving."""
+        refuse_secrets(changes, "profile")
         known = set(_profile_dict(None)) - {"saved"}
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -299,7 +302,7 @@ class RuleService:
         require_admin(self.user, "changing global settings")
         if not isinstance(key, str) or not key.strip():
             raise ValidationError("a setting needs a key")
-        refuse_secrets(value, f"setting {key}", key)
+        refuse_secrets({key: value}, "setting")
         if key in RULE_SETTINGS:
             value = validate_params(value) if value else {}
         with self.store.session() as session:
