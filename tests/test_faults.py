@@ -33,10 +33,11 @@ from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
 from ttg_lab.engine.events import RunEvent
-from ttg_lab.errors import NotFoundError
+from ttg_lab.errors import NotFoundError, RunStateError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
 from ttg_lab.runs import LEDGER_COLUMNS, RunHandle
+from ttg_lab.store import leases
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import RunLostError
 from ttg_lab.store.schema import AgentLog, LedgerEntry, ReasoningEntry, RunStep, TradingRun, utcnow
@@ -374,6 +375,31 @@ def test_processes_racing_to_resume_a_killed_run_let_exactly_one_in(
     with lab.store.session() as session:
         attempts = set(session.scalars(select(RunStep.attempt).where(RunStep.run_id == run_id)))
     assert attempts == {0, 1, 2, 3}  # each round's winner committed steps of its own
+
+
+def test_two_claims_that_both_saw_the_run_free_let_only_one_in(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is decided by its UPDATE, not by what it read: another claim that wins
+    between the read and the UPDATE leaves this one refused, naming the winner."""
+    model = make_model(lab, "claimed twice")
+    run = lab.start_run(model, start=START, end="2025-06-20", path="direct", background=False)
+    with lab.store.session() as session:
+        row = session.get(TradingRun, run.id)
+        assert row is not None
+        row.status = "failed"
+    checked = leases.check_claimable
+
+    def read_then_lose(store_url: str, seen: TradingRun) -> None:
+        checked(store_url, seen)
+        monkeypatch.setattr(leases, "check_claimable", checked)
+        leases.claim(lab.store, run.id)  # the other claim, in between
+
+    monkeypatch.setattr(leases, "check_claimable", read_then_lose)
+    with pytest.raises(RunStateError, match=f"run {run.id} was just claimed by process "):
+        leases.claim(lab.store, run.id)
+    with lab.store.session() as session:
+        assert session.scalar(select(TradingRun.attempt).where(TradingRun.id == run.id)) == 1
 
 
 OTHER_WORKER = "otherhost:4242"

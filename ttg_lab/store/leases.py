@@ -123,14 +123,14 @@ def _process_gone(worker: str, store_url: str, run_id: int) -> bool:
     return False
 
 
-def live_holder(store_url: str, run: TradingRun, now: datetime | None = None) -> str | None:
+def live_holder(store_url: str, run: TradingRun) -> str | None:
     """Who still executes ``run`` ("process host:pid, heartbeat 2 s ago"), or None when no
     process does: not running, no worker, a stale heartbeat, or a process of this host
     that is gone."""
     beat = _aware(run.heartbeat_at)
     if run.status != "running" or not run.worker or beat is None:
         return None
-    age = ((now or utcnow()) - beat).total_seconds()
+    age = (utcnow() - beat).total_seconds()
     if age > stale_after() or _process_gone(run.worker, store_url, run.id):
         return None
     return f"process {run.worker} (heartbeat {max(age, 0.0):.1f} s ago)"
@@ -185,16 +185,16 @@ def claim(store: Store, run_id: int) -> Lease:
                     heartbeat_at=now,
                 ),
             )
-            if won != 1:
-                raise RunStateError(f"run {run_id} was just claimed by {_claimer(session, run_id)}")
+            if won != 1:  # it changed since it was read: say how
+                run = session.get(TradingRun, run_id, populate_existing=True)
+                if run is None:
+                    raise NotFoundError(f"no run {run_id}")
+                check_claimable(store.url, run)
+                holder = f"process {run.worker}" if run.worker else "another process"
+                raise RunStateError(f"run {run_id} was just claimed by {holder}")
             return Lease(store.url, run_id, me, run.attempt + 1)
 
     return store.retrying(attempt, f"claiming run {run_id}")
-
-
-def _claimer(session: Session, run_id: int) -> str:
-    run = session.get(TradingRun, run_id, populate_existing=True)
-    return f"process {run.worker}" if run is not None and run.worker else "another process"
 
 
 class LeaseKeeper:
