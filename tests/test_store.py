@@ -3,6 +3,8 @@ on SQLite and on PostgreSQL, keeping the data they find."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from ttg_lab.store.database import Store, alembic_config, include_name, migrate
-from ttg_lab.store.schema import Base
+from ttg_lab.store.schema import Base, LedgerEntry, RunStep, TradingModel, TradingRun, User
 
 
 def schema_diff(store: Store) -> list[object]:
@@ -59,6 +61,63 @@ def test_every_revision_upgrades_from_the_previous_one_with_data(empty_db_url: s
     assert schema_diff(store) == []
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT email, username FROM users")).one() == ("old@x", "old")
+    store.dispose()
+
+
+def test_going_down_revision_by_revision_keeps_the_rows_of_every_table_kept(
+    empty_db_url: str,
+) -> None:
+    """Down to 0001 one revision at a time, a run's row, its step and its ledger row stay
+    (SQLite's batch mode once rebuilt trading_runs, which cascade-deleted them)."""
+    store = Store(empty_db_url)
+    store.migrate()
+    with store.session() as session:
+        user = User(email="old@x", username="old", display_name="Old")
+        session.add(user)
+        session.flush()
+        model = TradingModel(
+            owner_id=user.id,
+            name="m",
+            signature="m",
+            market="us",
+            initial_cash=1.0,
+            ai_model_id="baseline/cash",
+        )
+        session.add(model)
+        session.flush()
+        day = datetime(2025, 6, 10)
+        run = TradingRun(
+            model_id=model.id,
+            run_number=1,
+            status="completed",
+            mode="daily",
+            period_start=day,
+            period_end=day,
+        )
+        session.add(run)
+        session.flush()
+        session.add(RunStep(run_id=run.id, step_index=0, ts=day, cash=1.0, equity=1.0))
+        session.add(
+            LedgerEntry(
+                run_id=run.id,
+                step_index=0,
+                ts=day,
+                action="no_trade",
+                cash_after=1.0,
+                order_id="s0-none",
+                status="none",
+            )
+        )
+    revisions = [
+        r.revision
+        for r in ScriptDirectory.from_config(alembic_config(store.engine)).walk_revisions()
+    ]
+    for revision in revisions[1:]:  # newest first, down to the first one
+        command.downgrade(alembic_config(store.engine), revision)
+        with store.engine.connect() as conn:
+            for table in ("trading_runs", "run_steps", "ledger"):
+                count = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+                assert count == 1, (revision, table)
     store.dispose()
 
 

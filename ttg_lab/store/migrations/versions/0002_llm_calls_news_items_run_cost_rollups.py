@@ -109,12 +109,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trading_runs", schema=None) as batch_op:
-        batch_op.drop_column("llm_cost")
-        batch_op.drop_column("completion_tokens")
-        batch_op.drop_column("prompt_tokens")
-        batch_op.drop_column("llm_calls")
-        batch_op.drop_column("attempt")
+    # plain DROP COLUMN: SQLite's batch mode would copy, drop and rename trading_runs,
+    # and dropping it cascades to every step, ledger row and call of every run
+    for column in ("llm_cost", "completion_tokens", "prompt_tokens", "llm_calls", "attempt"):
+        op.drop_column("trading_runs", column)
 
     with op.batch_alter_table("llm_calls", schema=None) as batch_op:
         batch_op.drop_index("ix_llm_calls_run_step")

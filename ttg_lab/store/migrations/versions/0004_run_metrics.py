@@ -22,6 +22,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('trading_runs', schema=None) as batch_op:
-        batch_op.drop_column('metrics')
+    # plain DROP COLUMN: SQLite's batch mode would copy, drop and rename trading_runs,
+    # and dropping it cascades to every step, ledger row and call of every run
+    op.drop_column('trading_runs', 'metrics')
 

@@ -77,13 +77,6 @@ ADD_BACK = (
     "llm_cost = llm_cost + wasted_llm_cost"
 )
 """Before 0007 a run's totals counted every call."""
-DROP_COLUMNS = (
-    "ALTER TABLE trading_runs DROP COLUMN wasted_llm_calls",
-    "ALTER TABLE trading_runs DROP COLUMN wasted_prompt_tokens",
-    "ALTER TABLE trading_runs DROP COLUMN wasted_completion_tokens",
-    "ALTER TABLE trading_runs DROP COLUMN wasted_llm_cost",
-    "ALTER TABLE run_steps DROP COLUMN attempt",
-)
 
 
 def upgrade() -> None:
@@ -98,5 +91,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(ADD_BACK)
-    for statement in DROP_COLUMNS:
-        op.execute(statement)
+    for column in WASTED:
+        op.drop_column("trading_runs", column)
+    op.drop_column("run_steps", "attempt")
