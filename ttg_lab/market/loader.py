@@ -39,6 +39,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ttg_lab.dates import inclusive_end, parse_optional_date
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.market.bars import BAR_COLUMNS, INTERVALS, INTRADAY_MINUTES, BarLabel, ImportedBars
 from ttg_lab.market.checks import DailyCheck, check_market_bars, compare_with_daily
@@ -707,14 +708,6 @@ def list_loads(store: Store) -> pd.DataFrame:
     return pd.DataFrame(data, columns=DATASET_COLUMNS)
 
 
-def _when(value: datetime | str | pd.Timestamp) -> datetime:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        raise ValidationError(f"{value!r}: give naive exchange-local times")
-    result: datetime = stamp.to_pydatetime()
-    return result
-
-
 def read_price_frame(
     store: Store,
     market: str,
@@ -725,19 +718,22 @@ def read_price_frame(
 ) -> pd.DataFrame:
     """Stored bars of ``market``/``interval`` (``BAR_COLUMNS``, sorted by symbol, ts).
 
-    ``symbols``, ``start`` and ``end`` (both inclusive) narrow the selection.
+    ``symbols``, ``start`` and ``end`` (both inclusive; an end given as a day covers that
+    day, read by the one date parser in the market's time zone) narrow the selection.
     """
-    get_market(market)
+    timezone = get_market(market).timezone
     if interval not in INTERVALS:
         raise ValidationError(f"interval {interval!r} is not one of {', '.join(INTERVALS)}")
+    begin = parse_optional_date(start, "start of the bars", timezone)
+    finish = parse_optional_date(end, "end of the bars", timezone)
     columns = [getattr(StockPrice, c) for c in BAR_COLUMNS]
     query = select(*columns).where(StockPrice.market == market, StockPrice.interval == interval)
     if symbols is not None:
         query = query.where(StockPrice.symbol.in_(list(symbols)))
-    if start is not None:
-        query = query.where(StockPrice.ts >= _when(start))
-    if end is not None:
-        query = query.where(StockPrice.ts <= _when(end))
+    if begin is not None:
+        query = query.where(StockPrice.ts >= begin)
+    if finish is not None:
+        query = query.where(StockPrice.ts <= inclusive_end(finish))
     with store.session() as session:
         result = session.execute(query.order_by(StockPrice.symbol, StockPrice.ts)).all()
     frame = pd.DataFrame([tuple(r) for r in result], columns=BAR_COLUMNS)
