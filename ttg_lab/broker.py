@@ -2,7 +2,9 @@
 
 A market order fills at the decision bar's open by default (``fill="open"``) or at its
 close (``fill="close"``, a market-on-close order the agent placed before seeing the
-close). Slippage moves the price against the trader; fees are charged per order.
+close: it is accepted while the agent decides, filled once the step is over, and reported
+to the agent at the next step as a :class:`CloseFill`). Slippage moves the price against
+the trader; fees are charged per order.
 """
 
 from __future__ import annotations
@@ -84,6 +86,31 @@ def check_fill_policy(fill: str) -> str:
     if fill not in FILL_POLICIES:
         raise ValidationError(f"unknown fill policy {fill!r}; known: {', '.join(FILL_POLICIES)}")
     return fill
+
+
+@dataclass(frozen=True)
+class CloseFill:
+    """How a market-on-close order ended at the bar's close: what the agent learns at the
+    next step (it was told only "accepted" while deciding)."""
+
+    order_id: str
+    action: str
+    symbol: str
+    requested: float  # the quantity accepted while deciding
+    quantity: float  # the quantity filled (0 when refused at the close)
+    price: float | None
+    fees: float
+    status: str  # filled | resized | rejected
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line for the agent's next prompt."""
+        head = f"{self.action} {self.requested:g} {self.symbol}"
+        if self.status == "rejected":
+            return f"{head}: refused at the close ({self.reason})"
+        assert self.price is not None
+        done = f"{head}: filled {self.quantity:g} at {self.price:.4f}, fees {self.fees:.2f}"
+        return done + (f" (cut at the close: {self.reason})" if self.status == "resized" else "")
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,10 @@ def record_decision(
 ) -> None:
     """Reasoning entries and a message log for a baseline decision."""
     order_ids = [a["order_id"] for a in answers]
-    seen = json_safe(
-        {"clock": ctx.clock.isoformat(sep=" "), "cash": ctx.portfolio.cash, **decision.seen}
-    )
+    known: dict[str, Any] = {"clock": ctx.clock.isoformat(sep=" "), "cash": ctx.portfolio.cash}
+    if ctx.risk.close_fills:  # how its last market-on-close orders filled
+        known["filled_at_last_close"] = [fill.describe() for fill in ctx.risk.close_fills]
+    seen = json_safe({**known, **decision.seen})
     if ctx.step_index == 0:
         ctx.record.reasoning.append({"type": "plan", "content": policy.plan(), "context": {}})
     if decision.analysis:

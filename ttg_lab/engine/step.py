@@ -1,8 +1,9 @@
 """One simulated step, with no I/O: the part the live run and counterfactual replays share.
 
 Move the clock, update the risk state, execute the exits rules force (stop-losses), let
-the agent act, record a no-trade when nothing was asked, and mark the portfolio to
-market at the bar's close.
+the agent act, fill its market-on-close orders (the agent learns how at the next step),
+record a no-trade when nothing was asked, and mark the portfolio to market at the bar's
+close.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def simulate_step(
         # a namespace of their own: the agent's order ids (s{step}-c1 ...) never collide
         trade.place_order(ctx, action, symbol, quantity, f"s{step}-stop{n}", forced_by=rule)
     agent.run_step(ctx)
+    ctx.risk.close_fills = trade.fill_at_close(ctx)
     record = ctx.record
     if not record.ledger:
         record.ledger.append(

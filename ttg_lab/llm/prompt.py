@@ -1,8 +1,9 @@
 """The trading agent's prompt: who it is, what it may know now, and how to answer.
 
 Everything in it is known at the simulated clock: cash and positions, the previous
-close and today's open of each ticker. The prompt carries no wall-clock time, so a
-replayed run sends exactly the same requests.
+close and today's open of each ticker, and how the last step's market-on-close orders
+filled. The prompt carries no wall-clock time, so a replayed run sends exactly the same
+requests.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ttg_lab.tools.context import RunContext
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 """What an agent writes to end its decision step."""
 
-PROMPT_VERSION = "ttg-trader-1"
+PROMPT_VERSION = "ttg-trader-2"
 """Bump when the wording below changes; recorded in every run's snapshot."""
 
 SECTIONS = ("PLAN", "ANALYSIS", "DECISION", "REFLECTION")
@@ -32,20 +33,28 @@ def system_prompt(ctx: RunContext, model: dict[str, Any]) -> str:
         if ctx.index.interval == "1d"
         else ctx.clock.strftime("%Y-%m-%d %H:%M")
     )
+    fills = (
+        "Orders are market-on-close: they are accepted now and fill at the current bar's "
+        "close plus costs once you have decided; you learn their fills at the next step"
+        if ctx.fills_later
+        else "Orders fill at the current bar's open plus costs"
+    )
     lines = [
         f"You are {model['name']}, a trading agent in the {ctx.market.name} market "
         f"(prices in {ctx.market.currency}).",
         f"The time is {when} ({'daily' if ctx.index.interval == '1d' else 'hourly'} bars). "
-        "You may act only through the tools. Orders fill at the current bar's open plus "
-        "costs; every order is checked against the model's rules and may be refused with "
-        "a reason. You cannot see the future: asking for later prices or news is refused.",
+        f"You may act only through the tools. {fills}; every order is checked against the "
+        "model's rules and may be refused with a reason. You cannot see the future: asking "
+        "for later prices or news is refused.",
         "",
         f"Cash: {ctx.portfolio.cash:.2f}",
         "Positions: "
         + (", ".join(f"{s} {q:g}" for s, q in sorted(ctx.portfolio.positions.items())) or "none"),
-        "",
-        "Tradable tickers (previous close / today's open):",
     ]
+    if ctx.risk.close_fills:
+        lines.append("Your market-on-close orders of the previous step, at its close:")
+        lines += [f"- {fill.describe()}" for fill in ctx.risk.close_fills]
+    lines += ["", "Tradable tickers (previous close / today's open):"]
     for symbol in sorted(ctx.tickers):
         lines.append(f"{symbol}: {_fmt(view.last_close(symbol))} / {_fmt(view.open(symbol))}")
     if model.get("custom_rules"):

@@ -66,7 +66,7 @@ def reasoning_entries(
 ) -> list[dict[str, Any]]:
     """Reasoning entries of a step with the context the agent saw and its order ids."""
     context = {**start, **seen_in_tools(messages)}
-    order_ids = [row["order_id"] for row in ctx.record.ledger if row["status"] != "none"]
+    order_ids = list(ctx.record.requests)  # every order of the step, filled or waiting
     entries: list[dict[str, Any]] = []
     ai_messages = [m for m in messages if isinstance(m, AIMessage)]
     for i, message in enumerate(ai_messages):

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ttg_lab.broker import max_affordable
 from ttg_lab.errors import shown
 from ttg_lab.portfolio import ACTIONS, QTY_EPSILON
-from ttg_lab.tools.context import RunContext
+from ttg_lab.tools.context import PendingOrder, RunContext
 
 MAX_QUANTITY = 1e9
 """Quantities above this are refused as absurd, whatever the cash."""
@@ -128,11 +129,11 @@ def check_order(
         )
     decision.quantity = qty
 
-    reference = ctx.reference_price(sym)
+    reference = ctx.decision_price(sym)
     if reference is None or not math.isfinite(reference) or reference <= 0:
         return decision.reject("price", f"no price for {sym} at {ctx.clock:%Y-%m-%d %H:%M}")
 
-    held = ctx.portfolio.quantity(sym)  # max(0.0, -held) below: 0 held reads "0", not "-0"
+    held = ctx.book.quantity(sym)  # max(0.0, -held) below: 0 held reads "0", not "-0"
     if action == "sell" and qty > held + QTY_EPSILON:
         return decision.reject("holdings", f"cannot sell {qty:g} {sym}: {max(0.0, held):g} held")
     if action == "cover" and qty > -held + QTY_EPSILON:
@@ -151,11 +152,11 @@ def check_order(
         price = ctx.costs.fill_price(action, reference)
         qty = decision.quantity
         cost = qty * price + ctx.costs.fees(qty, price)
-        if cost > ctx.portfolio.cash + 1e-9:
+        if cost > ctx.book.cash + 1e-9:
             return decision.reject(
                 "cash",
                 f"insufficient cash for {action} {qty:g} {sym}: needs {cost:,.2f}, "
-                f"cash is {ctx.portfolio.cash:,.2f}",
+                f"cash is {ctx.book.cash:,.2f}",
             )
     return decision
 
@@ -172,7 +173,7 @@ def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> No
     price = ctx.costs.fill_price(action, reference)
     risk = ctx.risk
     equity = risk.equity_now if risk.equity_now > 0 else ctx.equity_now()
-    held = ctx.portfolio.quantity(sym)
+    held = ctx.book.quantity(sym)
     fractional = ctx.market.fractional
     caps: list[tuple[str, float, str]] = []
     lots: list[tuple[str, int]] = []
@@ -212,7 +213,7 @@ def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> No
         if "min_cash_reserve_pct" in p and action in ("buy", "cover"):
             reserve = p["min_cash_reserve_pct"] / 100 * equity
             per_unit = price * (1 + ctx.costs.commission_bps / 1e4) + ctx.costs.per_share
-            room = (ctx.portfolio.cash - reserve - ctx.costs.min_per_order) / per_unit
+            room = (ctx.book.cash - reserve - ctx.costs.min_per_order) / per_unit
             caps.append(
                 (
                     rule.name,
@@ -221,7 +222,7 @@ def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> No
                 )
             )
         if p.get("t_plus_one") and action == "sell":
-            today = risk.bought_today.get(sym, 0.0)
+            today = ctx.bought_today(sym)
             why = f"T+1: {today:g} {sym} bought today cannot be sold today"
             caps.append((rule.name, held - today, why))
         if "lot_size" in p:
@@ -265,8 +266,8 @@ def _refusal(
     risk = ctx.risk
     if action == "short" and p.get("allow_short") is False:
         return "short selling is not allowed"
-    if "max_trades_per_day" in p and risk.trades_today >= p["max_trades_per_day"]:
-        return f"already {risk.trades_today} trades today (limit {p['max_trades_per_day']})"
+    if "max_trades_per_day" in p and ctx.trades_today() >= p["max_trades_per_day"]:
+        return f"already {ctx.trades_today()} trades today (limit {p['max_trades_per_day']})"
     if "trading_hours" in p and ctx.index.interval != "1d":
         now = ctx.clock.strftime("%H:%M")
         hours = p["trading_hours"]
@@ -284,10 +285,39 @@ def _refusal(
         limit = p.get("max_daily_loss_pct", 0)
         return f"daily loss circuit breaker tripped (limit {limit:g}%): no new risk today"
     if "max_open_positions" in p and abs(held) < QTY_EPSILON:
-        open_now = sum(1 for q in ctx.portfolio.positions.values() if abs(q) > QTY_EPSILON)
+        open_now = sum(1 for q in ctx.book.positions.values() if abs(q) > QTY_EPSILON)
         if open_now >= p["max_open_positions"]:
             return f"already {open_now} open positions (limit {p['max_open_positions']})"
     return ""
+
+
+def limit_at_close(
+    ctx: RunContext, order: PendingOrder, reference: float
+) -> tuple[float, Firing | None]:
+    """How much of a market-on-close order the hard gates let fill at the close, and the
+    check that cut it (None when none did): a sell or cover is cut to the position, a buy
+    or cover to what the cash pays at the fill price (in whole lots where a lot rule covers
+    the symbol). The order was judged at the open; the close may differ."""
+    action, sym, quantity = order.action, order.symbol, order.quantity
+    held = ctx.portfolio.quantity(sym)
+    limit, firing = quantity, None
+    if action == "sell" and quantity > held + QTY_EPSILON:
+        limit, firing = max(held, 0.0), Firing("holdings", f"{max(0.0, held):g} {sym} held")
+    if action == "cover" and quantity > -held + QTY_EPSILON:
+        limit, firing = max(-held, 0.0), Firing("holdings", f"{max(0.0, -held):g} {sym} short")
+    if action in ("buy", "cover"):
+        price = ctx.costs.fill_price(action, reference)
+        cash = ctx.portfolio.cash
+        if limit * price + ctx.costs.fees(limit, price) > cash + 1e-9:
+            affordable = max_affordable(cash, reference, ctx.costs, ctx.market.fractional)
+            limit = min(limit, affordable)
+            firing = Firing("cash", f"cash {cash:,.2f} pays for {affordable:g} at the close")
+    if firing is not None and order.forced_by is None:
+        closing_all = action in ("sell", "cover") and abs(limit - abs(held)) < QTY_EPSILON
+        for rule in ctx.rules.with_param("lot_size"):
+            if rule.covers(ctx.market.code, sym) and not closing_all:
+                limit = float(math.floor(limit / rule.params["lot_size"]) * rule.params["lot_size"])
+    return limit, firing
 
 
 def stop_loss_exits(ctx: RunContext) -> list[tuple[str, str, float, str]]:

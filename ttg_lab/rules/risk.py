@@ -3,7 +3,8 @@
 The state is small and JSON-ready (stored with every committed step so a resumed run
 continues with the same counters): the trading day, equity at the day's start and its
 peak, orders filled today, units bought today (T+1), each position's cost basis (for
-stop-losses), and which circuit breakers have tripped.
+stop-losses), which circuit breakers have tripped, and how the last step's market-on-close
+orders filled (reported to the agent at the next step, so a resumed run reports them too).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from ttg_lab.broker import CloseFill
 from ttg_lab.rules.constraints import RuleSet
 
 
@@ -28,13 +30,17 @@ class RiskState:
     cost_basis: dict[str, float] = field(default_factory=dict)
     breakers: dict[str, str] = field(default_factory=dict)  # constraint -> day it tripped
     halted: dict[str, str] = field(default_factory=dict)  # constraint -> reason
+    close_fills: list[CloseFill] = field(default_factory=list)  # the last step's, at its close
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RiskState:
-        return cls(**data) if data else cls()
+        if not data:
+            return cls()
+        fills = [CloseFill(**f) for f in data.get("close_fills", [])]
+        return cls(**{**data, "close_fills": fills})
 
     def begin_step(
         self, clock: datetime, equity_now: float, last_marked: float, rules: RuleSet

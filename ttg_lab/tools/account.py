@@ -1,4 +1,8 @@
-"""Portfolio tool: cash, positions and equity as known at the clock."""
+"""Portfolio tool: cash, positions and equity as known at the clock.
+
+Market-on-close orders accepted in the step are listed as waiting: they change nothing
+until the close, whose price is not known yet.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,15 @@ def get_portfolio(ctx: RunContext) -> dict[str, Any]:
         price = view.open(symbol) or view.last_close(symbol) or 0.0
         prices[symbol] = price
         positions.append({"symbol": symbol, "quantity": qty, "price": price, "value": qty * price})
-    return {
+    answer: dict[str, Any] = {
         "time": ctx.clock.isoformat(sep=" "),
         "cash": ctx.portfolio.cash,
         "positions": positions,
         "equity": ctx.portfolio.equity(prices),
     }
+    if ctx.pending:
+        answer["waiting_for_the_close"] = [
+            {"order_id": o.order_id, "action": o.action, "symbol": o.symbol, "quantity": o.quantity}
+            for o in ctx.pending
+        ]
+    return answer

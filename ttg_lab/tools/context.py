@@ -34,6 +34,19 @@ class OrderRequest:
         return f"{self.action} {quantity} {self.symbol}"
 
 
+@dataclass(frozen=True)
+class PendingOrder:
+    """A market-on-close order the gate accepted during the step: it fills at the close of
+    the bar, after the agent has decided (see :func:`ttg_lab.tools.trade.fill_at_close`)."""
+
+    order_id: str
+    action: str
+    symbol: str
+    quantity: float
+    forced_by: str | None = None
+    notes: str = ""  # what the gate said when it accepted it (the rules' cuts)
+
+
 @dataclass
 class StepRecord:
     """What happened during one step, written to the store in one transaction."""
@@ -82,6 +95,9 @@ class RunContext:
     clock: datetime = datetime.min
     record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))
     view: AsOfView = field(init=False)
+    pending: list[PendingOrder] = field(init=False, default_factory=list)
+    """Market-on-close orders accepted in this step, waiting for the bar's close."""
+    _book: Portfolio | None = field(init=False, default=None, repr=False)
     lock: threading.RLock = field(init=False, repr=False)
     """Serialises tool calls on this context (HTTP servers may call tools in threads)."""
 
@@ -95,6 +111,47 @@ class RunContext:
         self.clock = clock
         self.record = StepRecord(step_index, clock)
         self.view = AsOfView(self.index, clock)
+        self.pending = []
+        self._book = None
+
+    @property
+    def fills_later(self) -> bool:
+        """Whether orders fill after the decision (at the close), not while it is taken."""
+        return self.fill != "open"
+
+    @property
+    def book(self) -> Portfolio:
+        """The portfolio an order is judged against: the real one, with the market-on-close
+        orders accepted so far in the step booked at the prices known now (the close is
+        not), so every order of a step is judged with the ones before it."""
+        return self.portfolio if self._book is None else self._book
+
+    def hold(self, order: PendingOrder) -> None:
+        """Accept a market-on-close order: it waits for the close, and the book counts it
+        at its decision price (plus costs) until then."""
+        reference = self.decision_price(order.symbol)
+        assert reference is not None  # the gate refused orders without a price
+        price = self.costs.fill_price(order.action, reference)
+        if self._book is None:
+            self._book = self.portfolio.copy()
+        fees = self.costs.fees(order.quantity, price)
+        self._book.apply_fill(order.action, order.symbol, order.quantity, price, fees)
+        self.pending.append(order)
+
+    def take_pending(self) -> list[PendingOrder]:
+        """The orders waiting for the close, handed over to be filled (the book is the
+        portfolio again)."""
+        orders, self.pending, self._book = self.pending, [], None
+        return orders
+
+    def trades_today(self) -> int:
+        """Orders filled today, and those waiting for today's close."""
+        return self.risk.trades_today + len(self.pending)
+
+    def bought_today(self, symbol: str) -> float:
+        """Units of ``symbol`` bought today, with the buys waiting for today's close (T+1)."""
+        waiting = sum(p.quantity for p in self.pending if p.action == "buy" and p.symbol == symbol)
+        return self.risk.bought_today.get(symbol, 0.0) + waiting
 
     def start_step(self, last_marked: float | None = None) -> None:
         """Update the risk state for the new clock (days, equity, peak, breakers)."""
@@ -109,6 +166,12 @@ class RunContext:
         prices = {s: view.open(s) or view.last_close(s) or 0.0 for s in self.portfolio.positions}
         return self.portfolio.equity(prices)
 
+    def decision_price(self, symbol: str) -> float | None:
+        """The price an order is judged (sized, checked against cash) at: the current bar's
+        open, the last price known at the clock (None: no bar now)."""
+        return self.index.bar_value(symbol, self.clock, "open")
+
     def reference_price(self, symbol: str) -> float | None:
-        """The price an order placed now fills at, before slippage (None: no bar now)."""
+        """The price an order placed now fills at, before slippage (None: no bar now): the
+        decision price, or for a market-on-close order the close, known after the step."""
         return self.index.bar_value(symbol, self.clock, self.fill)

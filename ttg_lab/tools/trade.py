@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ttg_lab.broker import Fill
-from ttg_lab.rules.gate import MAX_SYMBOL, check_order, normalise_symbol, parse_quantity
+from ttg_lab.broker import CloseFill, Fill
+from ttg_lab.portfolio import QTY_EPSILON, Portfolio
+from ttg_lab.rules.gate import (
+    MAX_SYMBOL,
+    Firing,
+    check_order,
+    limit_at_close,
+    normalise_symbol,
+    parse_quantity,
+)
 from ttg_lab.tools.answers import echo
-from ttg_lab.tools.context import OrderRequest, RunContext
+from ttg_lab.tools.context import OrderRequest, PendingOrder, RunContext
 
 
 def place_order(
@@ -49,14 +57,10 @@ def place_order(
         }
     ctx.record.requests[order_id] = request
 
-    portfolio = ctx.portfolio
-    before = {
-        "cash": portfolio.cash,
-        "positions": portfolio.snapshot(),
-        "equity": ctx.risk.equity_now,
-    }
+    before = _portfolio_now(ctx, ctx.book)
     decision = check_order(ctx, action, symbol, quantity, forced_by)
     rules = [f.rule for f in decision.firings]
+    row: dict[str, Any] | None
     if not decision.allowed:
         asked = parse_quantity(quantity)
         asked = asked if asked is not None and math.isfinite(asked) else 0.0
@@ -73,34 +77,47 @@ def place_order(
             "rules": rules,
         }
     else:
-        reference = ctx.reference_price(decision.symbol)
-        assert reference is not None  # the gate refused orders without a price
-        price = ctx.costs.fill_price(action, reference)
-        fees = ctx.costs.fees(decision.quantity, price)
-        fill = Fill(action, decision.symbol, decision.quantity, price, fees)
-        held_before = portfolio.quantity(fill.symbol)
-        portfolio.apply_fill(fill.action, fill.symbol, fill.quantity, fill.price, fill.fees)
-        ctx.risk.record_fill(fill.action, fill.symbol, fill.quantity, fill.price, held_before)
-        row = _ledger_row(ctx, order_id, action, fill.symbol, fill.quantity)
         reason = decision.reason if not forced_by else f"forced by {forced_by}"
-        row.update(fill_price=fill.price, fees=fill.fees, status="filled", reason=reason)
-        answer = {
-            "status": "filled" if decision.verdict == "allow" else "resized",
-            "order_id": order_id,
-            "action": action,
-            "symbol": fill.symbol,
-            "quantity": fill.quantity,
-            "price": round(fill.price, 6),
-            "fees": round(fill.fees, 6),
-            "cash": round(portfolio.cash, 2),
-            "position": portfolio.quantity(fill.symbol),
-        }
+        if ctx.fills_later:  # nothing of the fill is known yet: not its price, fees or cash
+            ctx.hold(
+                PendingOrder(
+                    order_id, action, decision.symbol, decision.quantity, forced_by, reason
+                )
+            )
+            row = None
+            answer = {
+                "status": "accepted",
+                "order_id": order_id,
+                "action": action,
+                "symbol": decision.symbol,
+                "quantity": decision.quantity,
+                "fills": f"at the close of the {ctx.clock:%Y-%m-%d %H:%M} bar, plus costs; "
+                "the fill is reported at the next step",
+            }
+        else:
+            reference = ctx.reference_price(decision.symbol)
+            assert reference is not None  # the gate refused orders without a price
+            fill, row = _book_fill(
+                ctx, order_id, action, decision.symbol, decision.quantity, reference, reason
+            )
+            answer = {
+                "status": "filled" if decision.verdict == "allow" else "resized",
+                "order_id": order_id,
+                "action": action,
+                "symbol": fill.symbol,
+                "quantity": fill.quantity,
+                "price": round(fill.price, 6),
+                "fees": round(fill.fees, 6),
+                "cash": round(ctx.portfolio.cash, 2),
+                "position": ctx.portfolio.quantity(fill.symbol),
+            }
         if decision.verdict == "resize":
             answer["requested_quantity"] = decision.requested
         if decision.firings:
             answer["notes"] = decision.reason
             answer["rules"] = rules
-    ctx.record.ledger.append(row)
+    if row is not None:
+        ctx.record.ledger.append(row)
     ctx.record.results[order_id] = answer
     ctx.record.decisions.append(
         {
@@ -118,6 +135,104 @@ def place_order(
         }
     )
     return answer
+
+
+def fill_at_close(ctx: RunContext) -> list[CloseFill]:
+    """Fill the step's market-on-close orders at the bar's close, once the agent has
+    decided, in the order they were accepted; how each ended is what the agent learns at
+    the next step.
+
+    The hard gates are checked again at the fill price (:func:`limit_at_close`): an order
+    the cash or the position no longer covers is cut to what they allow, or refused when
+    nothing is left; the cut goes to the ledger's reason and, as a decision of origin
+    ``close``, to the gate decisions.
+    """
+    return [_fill_pending(ctx, order) for order in ctx.take_pending()]
+
+
+def _fill_pending(ctx: RunContext, order: PendingOrder) -> CloseFill:
+    reference = ctx.reference_price(order.symbol)
+    before = _portfolio_now(ctx, ctx.portfolio)
+    firing: Firing | None
+    if reference is None or not math.isfinite(reference) or reference <= 0:
+        quantity, firing = 0.0, Firing("price", f"no close for {order.symbol}")
+    else:
+        quantity, firing = limit_at_close(ctx, order, reference)
+    if reference is None or quantity <= QTY_EPSILON:
+        assert firing is not None
+        row = _ledger_row(ctx, order.order_id, order.action, order.symbol, order.quantity)
+        row.update(status="rejected", reason=f"refused at the close: {firing.reason}")
+        report = CloseFill(
+            order.order_id,
+            order.action,
+            order.symbol,
+            order.quantity,
+            0.0,
+            None,
+            0.0,
+            "rejected",
+            firing.reason,
+        )
+    else:
+        cut = f"cut to {quantity:g} at the close: {firing.reason}" if firing else ""
+        reason = "; ".join(r for r in (order.notes, cut) if r)
+        fill, row = _book_fill(
+            ctx, order.order_id, order.action, order.symbol, quantity, reference, reason
+        )
+        report = CloseFill(
+            order.order_id,
+            order.action,
+            order.symbol,
+            order.quantity,
+            fill.quantity,
+            fill.price,
+            fill.fees,
+            "resized" if firing else "filled",
+            firing.reason if firing else "",
+        )
+    ctx.record.ledger.append(row)
+    if firing is not None:
+        ctx.record.decisions.append(
+            {
+                "step_index": ctx.step_index,
+                "ts": ctx.clock,
+                "order_id": order.order_id,
+                "origin": "close",
+                "action": order.action,
+                "symbol": order.symbol,
+                "requested": order.quantity,
+                "quantity": report.quantity,
+                "verdict": "reject" if report.status == "rejected" else "resize",
+                "firings": [{"rule": firing.rule, "reason": firing.reason}],
+                "portfolio": before,
+            }
+        )
+    return report
+
+
+def _book_fill(
+    ctx: RunContext,
+    order_id: str,
+    action: str,
+    symbol: str,
+    quantity: float,
+    reference: float,
+    reason: str,
+) -> tuple[Fill, dict[str, Any]]:
+    """Fill an order at ``reference`` plus costs: portfolio, risk counters, ledger row."""
+    price = ctx.costs.fill_price(action, reference)
+    fill = Fill(action, symbol, quantity, price, ctx.costs.fees(quantity, price))
+    held_before = ctx.portfolio.quantity(symbol)
+    ctx.portfolio.apply_fill(fill.action, fill.symbol, fill.quantity, fill.price, fill.fees)
+    ctx.risk.record_fill(fill.action, fill.symbol, fill.quantity, fill.price, held_before)
+    row = _ledger_row(ctx, order_id, action, fill.symbol, fill.quantity)
+    row.update(fill_price=fill.price, fees=fill.fees, status="filled", reason=reason)
+    return fill, row
+
+
+def _portfolio_now(ctx: RunContext, book: Portfolio) -> dict[str, Any]:
+    """The portfolio an order is judged against, as its gate decision keeps it."""
+    return {"cash": book.cash, "positions": book.snapshot(), "equity": ctx.risk.equity_now}
 
 
 def _request(action: Any, symbol: Any, quantity: Any) -> OrderRequest:
