@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, get_type_hints
 
+import numpy as np
 import pytest
 from fastmcp import Client
 from pydantic import BaseModel
@@ -304,3 +305,40 @@ def test_no_tool_of_any_agent_takes_a_bool_for_a_number(lab: Lab) -> None:
                     tool.invoke({name: True})
                 analysed += 1
     assert analysed >= 3  # top, limit, other_run_id, run_id
+
+
+def test_whatever_a_tool_returns_or_raises_reaches_the_agent_as_an_answer() -> None:
+    """The wrapper every MCP tool goes through: numpy numbers, times and NaN become plain
+    JSON, an overflowing number, a huge answer or a tool's own crash become tool errors."""
+    from fastmcp.exceptions import ToolError
+
+    from ttg_lab.services.servers import _wrap
+    from ttg_lab.tools.registry import ToolSpec
+
+    def odd(kind: str) -> Any:
+        """A tool with odd answers."""
+        if kind == "numpy":
+            return {
+                "n": np.float64(1.5),
+                "i": np.int64(2),
+                "nan": math.nan,
+                "when": datetime(2025, 7, 1),
+            }
+        if kind == "decimal":
+            return [Decimal("2.5"), {3, 4}]
+        if kind == "overflow":
+            return 1e308 * 10
+        if kind == "huge":
+            return {"text": "x" * 1_000_000}
+        raise ZeroDivisionError("boom")
+
+    call = _wrap(ToolSpec("odd", "math", odd, False), lambda: None)
+    assert call(kind="numpy") == {"n": 1.5, "i": 2, "nan": None, "when": "2025-07-01T00:00:00"}
+    assert call(kind="decimal") == [2.5, [3, 4]]
+    for kind, message in (
+        ("overflow", "odd gives no finite number"),
+        ("huge", "odd would answer 1,000,012 characters"),
+        ("crash", "odd failed: ZeroDivisionError: boom"),
+    ):
+        with pytest.raises(ToolError, match=message):
+            call(kind=kind)
