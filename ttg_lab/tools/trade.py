@@ -2,9 +2,10 @@
 
 Each call returns a JSON-ready answer for the agent: the fill, or the refusal with its
 reason; with ``fill="close"`` an accepted order is only "accepted" (it fills at the close,
-after the step: :func:`fill_at_close`). Order ids make calls idempotent: the same order again under its id within a step
-returns the first answer instead of trading twice; another order under a used id is
-refused (it would otherwise get the first order's answer).
+after the step: :func:`fill_at_close`). Order ids make calls idempotent: the same order
+again under its id within a step returns the first answer instead of trading twice;
+another order under a used id is refused (it would otherwise get the first order's
+answer).
 """
 
 from __future__ import annotations
