@@ -134,9 +134,7 @@ class TradingRun(Base):
     # ... and of steps lost in a crash, a failure or a takeover (spent, but not the run's)
     wasted_llm_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     wasted_prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    wasted_completion_tokens: Mapped[int] = mapped_column(
-        BigInteger, default=0, server_default="0"
-    )
+    wasted_completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     wasted_llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
