@@ -4,6 +4,7 @@ actions are refused to ordinary users, the leaderboard's public setting."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,8 @@ def test_a_batch_runs_as_the_user_who_started_it(
 
     again = rerun(team["alice"], run_id)
     assert again["identical"] and team["alice"].run(again["run_id"]).status == "completed"
+    # ... and leaves this process as it was: not claiming to be alice on her store
+    assert "TTG_LAB_USER" not in os.environ and os.environ.get("TTG_LAB_DB_URL") != db_url
 
 
 def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,29 +23,48 @@ TEMPLATE = PROJECT_ROOT / "notebooks" / "run_experiment.ipynb"
 RESULT_PREFIX = "TTG_RESULT "
 
 
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the environment (which the notebook's kernel inherits) while the
+    block runs, the caller's environment as it was afterwards: a rerun in a notebook or
+    the CLI must not leave that process acting as another user on another store."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute_notebook(job: Job) -> Result:
-    """Execute the template with one parameter set (in a worker process)."""
+    """Execute the template with one parameter set (in a worker process, or in the
+    caller's for a rerun)."""
     import papermill
 
     started = time.perf_counter()
     output = Path(job["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    os.environ["TTG_LAB_DB_URL"] = job["db_url"]
+    kernel_env = {"TTG_LAB_DB_URL": job["db_url"]}
     if job.get("user"):  # the runs belong to whoever started the batch
-        os.environ["TTG_LAB_USER"] = job["user"]
+        kernel_env["TTG_LAB_USER"] = job["user"]
     if job.get("reports_dir"):
-        os.environ["TTG_LAB_REPORTS_DIR"] = job["reports_dir"]
+        kernel_env["TTG_LAB_REPORTS_DIR"] = job["reports_dir"]
     base = {"key": job["key"], "output": str(output), "parameters": job["parameters"]}
     try:
-        papermill.execute_notebook(
-            job["template"],
-            str(output),
-            parameters=job["parameters"],
-            kernel_name="python3",
-            cwd=str(Path(job["template"]).parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        with _environment(kernel_env):
+            papermill.execute_notebook(
+                job["template"],
+                str(output),
+                parameters=job["parameters"],
+                kernel_name="python3",
+                cwd=str(Path(job["template"]).parent),
+                progress_bar=False,
+                log_output=False,
+            )
     except Exception as exc:  # one failed run is recorded; the batch goes on
         reason = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"
         return {
