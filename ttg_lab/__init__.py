@@ -15,8 +15,7 @@ from ttg_lab.errors import (
     TTGLabError,
     ValidationError,
 )
-
-__version__ = "0.1.0"
+from ttg_lab.version import __version__
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab, open_lab

@@ -34,10 +34,10 @@ from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
-from ttg_lab.secrets import refuse_secrets
 from ttg_lab.services.manager import ServiceManager
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
+from ttg_lab.text import refuse_secrets
 from ttg_lab.users import ensure_local_user
 
 

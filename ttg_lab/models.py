@@ -21,11 +21,10 @@ from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.market.markets import get_market
-from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import live_holder
 from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User, utcnow
-from ttg_lab.text import check_name, check_text
+from ttg_lab.text import check_name, check_text, refuse_secrets
 
 DEFAULT_AI_MODEL = "baseline/momentum"
 MAX_CASH = 1e12

@@ -16,7 +16,6 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-import ttg_lab
 from ttg_lab.access import check_run, visible_models
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
 from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
@@ -54,6 +53,7 @@ from ttg_lab.store.schema import (
     TradingRun,
     utcnow,
 )
+from ttg_lab.version import __version__
 
 LEDGER_COLUMNS: list[str] = [
     "step_index",
@@ -340,7 +340,7 @@ class RunService:
             "replay_of": replay_from,
             "prompt_version": PROMPT_VERSION if path == "chat" else None,
             "data_fingerprint": fingerprint,
-            "package_version": ttg_lab.__version__,
+            "package_version": __version__,
         }
         setup = self._prepare(snapshot, mode, (calendar[0], calendar[-1]), "the run")
         lease = self._insert_run(info, mode, calendar, snapshot)

@@ -5,7 +5,7 @@ variable whose name marks it as one (``..._KEY``, ``_TOKEN``, ``_SECRET``, ``_PA
 or any text shaped like a well-known provider's API key, even one not in the
 environment. Text a user types that is stored (names, descriptions, instructions, rule
 text, settings, analyst questions, experiment names and tags, dataset names...) is
-refused when it holds one (:func:`refuse_secrets`); any text the lab shows or writes
+refused when it holds one (:func:`ttg_lab.text.refuse_secrets`); any text the lab shows or writes
 that could echo one (provider errors, tracebacks, LLM answers, CLI output) passes
 through :func:`redact`.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
@@ -79,47 +79,3 @@ def redact_data(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_data(v) for v in value]
     return value
-
-
-def refuse_secret(text: str, what: str) -> None:
-    """Raise when ``text`` holds a secret; the error names ``what`` and the secret's
-    variable, never the secret."""
-    found = secret_in(text)
-    if found:
-        from ttg_lab.errors import ValidationError
-
-        raise ValidationError(
-            f"{what} holds {found}; keep keys in environment variables and refer to them by "
-            "variable name"
-        )
-
-
-def refuse_secrets(fields: Mapping[str, Any], what: str) -> None:
-    """Raise when a field (any JSON-able data, keys included) holds a secret, or a
-    field's name marks it as one: keys belong in environment variables, never in the
-    store. The error names ``what`` and the field, never the secret."""
-    from ttg_lab.errors import ValidationError
-
-    for field, value in fields.items():
-        refuse_secret(field, f"a field name of the {what}")
-        if SECRET_NAME.search(field.replace(".", "_").replace(" ", "_")):
-            raise ValidationError(
-                f"{what} {field!r} looks like a secret; keep keys in environment variables"
-            )
-        for text in _texts(value):
-            refuse_secret(text, f"the {what}'s {field}")
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """Every piece of text in ``value``: strings, dict keys, and anything else as text."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _texts(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _texts(item)
-    elif value is not None:
-        yield str(value)

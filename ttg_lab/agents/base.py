@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from ttg_lab.agents.baselines import POLICIES, Decision, Policy
 from ttg_lab.agents.params import validate_parameters
 from ttg_lab.errors import NotFoundError
+from ttg_lab.jsonsafe import echo, json_safe
 from ttg_lab.tools import trade
-from ttg_lab.tools.answers import echo, json_safe
 from ttg_lab.tools.context import RunContext
 
 BASELINE_PREFIX = "baseline/"

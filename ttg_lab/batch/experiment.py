@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ttg_lab.errors import ValidationError
-from ttg_lab.secrets import refuse_secret
+from ttg_lab.text import refuse_secret
 
 PARAMETERS: dict[str, Any] = {
     "model": "exp-model",
@@ -91,7 +91,7 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.dates import parse_date
     from ttg_lab.market.markets import get_market
     from ttg_lab.rules.service import RULE_PRESETS
-    from ttg_lab.secrets import refuse_secrets
+    from ttg_lab.text import refuse_secrets
 
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:

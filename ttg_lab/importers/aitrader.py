@@ -41,7 +41,6 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-import ttg_lab
 from ttg_lab.broker import COST_PRESETS
 from ttg_lab.engine.runner import max_drawdown
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
@@ -54,7 +53,6 @@ from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.models import slugify
 from ttg_lab.runs import data_fingerprint, price_index
-from ttg_lab.secrets import refuse_secret
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     AgentLog,
@@ -65,6 +63,8 @@ from ttg_lab.store.schema import (
     TradingRun,
     utcnow,
 )
+from ttg_lab.text import refuse_secret
+from ttg_lab.version import __version__
 
 OnError = Literal["raise", "report"]
 
@@ -977,7 +977,7 @@ def _import_model(
             "replay_of": None,
             "prompt_version": None,
             "data_fingerprint": fingerprint,
-            "package_version": ttg_lab.__version__,
+            "package_version": __version__,
             "reconciliation": result.reconciliation,
             "notes": notes[:50],
         }

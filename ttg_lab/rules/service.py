@@ -24,7 +24,6 @@ from ttg_lab.rules.params import (
     validate_rule_fields,
     validate_scope,
 )
-from ttg_lab.secrets import refuse_secrets
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     GateDecisionRow,
@@ -33,6 +32,7 @@ from ttg_lab.store.schema import (
     User,
     UserTradingProfile,
 )
+from ttg_lab.text import refuse_secrets
 
 PROFILE_FIELDS: dict[str, str] = {
     "max_position_pct": "max_position_pct",

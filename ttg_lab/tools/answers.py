@@ -12,8 +12,7 @@ import json
 import math
 import numbers
 import types
-from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -21,6 +20,7 @@ import numpy as np
 from pydantic import BeforeValidator
 
 from ttg_lab.errors import ValidationError, shown
+from ttg_lab.jsonsafe import json_safe
 
 MAX_ANSWER_CHARS = 300_000
 """Largest answer (as JSON text) a tool may give: 1,000 bars of history fit easily."""
@@ -78,35 +78,6 @@ def argument_type(name: str, hint: Any) -> Any:
     if _is_number_type(hint):
         return Annotated[hint, BeforeValidator(_refuse_bool(name))]
     return hint
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON data: numpy scalars as Python numbers, times as ISO text,
-    non-finite floats as null (JSON has no NaN), anything else as its text."""
-    if value is None or isinstance(value, bool | str | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    if isinstance(value, numbers.Real | Decimal):  # Fraction, Decimal
-        return json_safe(float(value))
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    return str(value)
-
-
-def echo(value: Any) -> Any:
-    """What an agent sent, as an answer or a record repeats it: JSON-safe and short."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value if math.isfinite(value) else str(value)
-    return str(value)[:100]
 
 
 def tool_answer(name: str, value: Any) -> Any:

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from ttg_lab.broker import CloseFill, Fill
+from ttg_lab.jsonsafe import echo
 from ttg_lab.portfolio import QTY_EPSILON, Portfolio
 from ttg_lab.rules.gate import (
     MAX_SYMBOL,
@@ -23,7 +24,6 @@ from ttg_lab.rules.gate import (
     normalise_symbol,
     parse_quantity,
 )
-from ttg_lab.tools.answers import echo
 from ttg_lab.tools.context import OrderRequest, PendingOrder, RunContext
 
 
