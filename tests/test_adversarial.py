@@ -25,9 +25,9 @@ from ttg_lab.analyst.llm import analysis_tools
 from ttg_lab.broker import COST_PRESETS
 from ttg_lab.lab import Lab
 from ttg_lab.market.markets import get_market
+from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.runs import data_fingerprint, price_index
-from ttg_lab.services.servers import build_services
 from ttg_lab.store.schema import AgentLog
 from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TOOLS, tool_named
@@ -312,7 +312,7 @@ def test_whatever_a_tool_returns_or_raises_reaches_the_agent_as_an_answer() -> N
     JSON, an overflowing number, a huge answer or a tool's own crash become tool errors."""
     from fastmcp.exceptions import ToolError
 
-    from ttg_lab.services.servers import _wrap
+    from ttg_lab.mcp_services.servers import _wrap
     from ttg_lab.tools.registry import ToolSpec
 
     def odd(kind: str) -> Any:

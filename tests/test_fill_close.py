@@ -25,12 +25,12 @@ from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
+from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.attribution import load_recorded, replay
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.runs import REPRODUCED_COLUMNS
-from ttg_lab.services.servers import build_services
 from ttg_lab.tools import trade
 from ttg_lab.tools.context import RunContext
 

@@ -20,8 +20,8 @@ from mcp.client.streamable_http import streamable_http_client
 from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ConfigError
 from ttg_lab.lab import Lab
-from ttg_lab.services.manager import ProcessIdentity, ServiceManager
-from ttg_lab.services.names import SERVICES
+from ttg_lab.mcp_services.manager import ProcessIdentity, ServiceManager
+from ttg_lab.mcp_services.names import SERVICES
 
 
 def free_ports(n: int) -> list[int]:
@@ -173,7 +173,7 @@ def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> 
     lab.users.add("alice@team.org", "Alice")
     alice = open_lab(lab.settings.db_url, user="alice")
     mine = alice.start_run(alice.models.create("alice's", ai_model_id="baseline/cash"), **period)
-    assert alice.services.user == "alice"  # services started from her lab act as her
+    assert alice.mcp.user == "alice"  # services started from her lab act as her
     manager = ServiceManager(replace(alice.settings, state_dir=tmp_path), "alice")
     [status] = manager.start(["trade"], ports={"trade": free_ports(1)[0]}, wait=60)
     try:
@@ -234,8 +234,8 @@ def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path
     local process gets 401, also on 127.0.0.1, and /health names no session. A service
     serving without a token refuses run views."""
     from ttg_lab.errors import PermissionDeniedError
+    from ttg_lab.mcp_services.sessions import SessionRegistry
     from ttg_lab.reader import RunReader
-    from ttg_lab.services.sessions import SessionRegistry
 
     run = lab.start_run(
         lab.models.create("private", ai_model_id="baseline/cash"),

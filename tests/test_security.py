@@ -32,11 +32,11 @@ from ttg_lab import dashboard
 from ttg_lab.cli import main as cli
 from ttg_lab.errors import ConfigError, TTGLabError, ValidationError
 from ttg_lab.lab import Lab, open_lab
+from ttg_lab.mcp_services.manager import TOKEN_ENV, ServiceManager, check_exposure
+from ttg_lab.mcp_services.sessions import SessionRegistry
 from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
 from ttg_lab.reports import comparison_report, run_report
-from ttg_lab.services.manager import TOKEN_ENV, ServiceManager, check_exposure
-from ttg_lab.services.sessions import SessionRegistry
 from ttg_lab.store.schema import (
     Base,
     ChatMessage,
@@ -920,7 +920,7 @@ def test_mcp_services_and_dashboard_bind_to_loopback_by_default(
     import inspect as pyinspect
 
     from ttg_lab import cli as cli_module
-    from ttg_lab.services import manager
+    from ttg_lab.mcp_services import manager
 
     assert pyinspect.signature(ServiceManager.start).parameters["host"].default == "127.0.0.1"
     assert pyinspect.signature(dashboard.serve).parameters["host"].default == "127.0.0.1"

@@ -419,7 +419,7 @@ def test_starting_services_in_the_panel_never_blocks_and_shows_their_real_state(
     to boot, more on a busy machine); the panel's poll then shows it healthy."""
     import socket
 
-    from ttg_lab.services import manager
+    from ttg_lab.mcp_services import manager
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -18,9 +18,9 @@ from rich.table import Table
 from ttg_lab.dates import FORMATS
 from ttg_lab.errors import TTGLabError, ValidationError
 from ttg_lab.formatting import money, percent
+from ttg_lab.mcp_services.manager import DEFAULT_PORTS, ServiceStatus, serve
+from ttg_lab.mcp_services.names import SERVICES
 from ttg_lab.secrets import redact
-from ttg_lab.services.manager import DEFAULT_PORTS, ServiceStatus, serve
-from ttg_lab.services.names import SERVICES
 
 if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-up is quick
     import pandas as pd
@@ -1036,7 +1036,7 @@ def mcp_start(
 ) -> None:
     """Start SERVICES (default: all four) in the background and wait until they answer."""
     with clear_errors():
-        manager = obj.lab().services
+        manager = obj.lab().mcp
         ports = {s: base_port + i for i, s in enumerate(SERVICES)} if base_port else None
         started = manager.start(list(services) or None, host=host, ports=ports, token=token)
         names = [s.service for s in started]
@@ -1072,7 +1072,7 @@ def mcp_start(
 def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
     """Stop SERVICES (default: all)."""
     with clear_errors():
-        stopped = obj.lab().services.stop(list(services) or None)
+        stopped = obj.lab().mcp.stop(list(services) or None)
         console.print(f"stopped: {', '.join(stopped) or 'none were running'}")
 
 
@@ -1081,7 +1081,7 @@ def mcp_stop(obj: LabContext, services: tuple[str, ...]) -> None:
 def mcp_status(obj: LabContext) -> None:
     """Show which services run and answer their health check."""
     with clear_errors():
-        _print_services(obj.lab().services.status())
+        _print_services(obj.lab().mcp.status())
 
 
 @mcp.command("serve")

@@ -26,7 +26,7 @@ from ttg_lab.errors import ConfigError
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab
-from ttg_lab.services.manager import LOOPBACK_HOSTS
+from ttg_lab.mcp_services.manager import LOOPBACK_HOSTS
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
 KERNEL_CULL_AFTER = 300

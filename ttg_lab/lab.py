@@ -29,12 +29,12 @@ from ttg_lab.errors import PermissionDeniedError
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
+from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.metrics.runs import run_metrics
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
-from ttg_lab.services.manager import ServiceManager
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
 from ttg_lab.text import refuse_secrets
@@ -153,8 +153,9 @@ class UsersAPI:
 
 
 class Lab:
-    """A store plus the services over it, acting as one user: an ordinary user sees
-    and changes only their own models and runs, an admin everything."""
+    """A store and what works on it (models, rules, runs, data, users), acting as one
+    user: an ordinary user sees and changes only their own models and runs, an admin
+    everything."""
 
     def __init__(self, settings: Settings, store: Store, user: User) -> None:
         self.settings = settings
@@ -275,7 +276,7 @@ class Lab:
         return self._runs.frame(model)
 
     @property
-    def services(self) -> ServiceManager:
+    def mcp(self) -> ServiceManager:
         """Start, stop and check the MCP services (Math, Search, Trade, Price) over HTTP."""
         return ServiceManager(self.settings, self.user.username)
 

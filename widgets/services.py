@@ -15,7 +15,7 @@ import pandas as pd
 import traitlets
 
 from ttg_lab.errors import TTGLabError, ValidationError
-from ttg_lab.services.manager import ServiceStatus
+from ttg_lab.mcp_services.manager import ServiceStatus
 from widgets.common import Controller, status_html, table_html
 from widgets.dispatch import call_soon
 
@@ -48,7 +48,7 @@ class ServicesController(Controller):
 
     def refresh(self) -> None:
         with self.action():
-            self._show(self.lab.services.status())
+            self._show(self.lab.mcp.status())
 
     def start(self, services: list[str] | None = None) -> bool:
         """Start the services (all by default) and return at once; their state is then
@@ -56,8 +56,8 @@ class ServicesController(Controller):
         with self.action():
             if self.starting:
                 raise ValidationError("the services are still starting")
-            started = self.lab.services.start(services)
-            self._show(self.lab.services.status())
+            started = self.lab.mcp.start(services)
+            self._show(self.lab.mcp.status())
             names = [s.service for s in started]
             waiting = [s.service for s in started if s.state == "starting"]
             if waiting:
@@ -74,7 +74,7 @@ class ServicesController(Controller):
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while True:
-                statuses = self.lab.services.status()
+                statuses = self.lab.mcp.status()
                 chosen = [s for s in statuses if s.service in names]
                 done = time.monotonic() >= deadline or all(s.state != "starting" for s in chosen)
                 call_soon(self._update(statuses, _summary(chosen) if done else None))
@@ -107,9 +107,9 @@ class ServicesController(Controller):
 
     def stop(self, services: list[str] | None = None) -> bool:
         with self.action():
-            stopped = self.lab.services.stop(services)
+            stopped = self.lab.mcp.stop(services)
             self.message = f"stopped: {', '.join(stopped) or 'none were running'}"
-            self._show(self.lab.services.status())
+            self._show(self.lab.mcp.status())
         return self.ok
 
 

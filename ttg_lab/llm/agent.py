@@ -37,7 +37,7 @@ from ttg_lab.llm.messages import plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
 from ttg_lab.llm.reasoning import reasoning_entries
 from ttg_lab.llm.recording import CallRecorder
-from ttg_lab.services.servers import build_services
+from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TRADE_TOOLS
 

@@ -33,13 +33,12 @@ import httpx
 
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ValidationError
-from ttg_lab.services.names import SERVICES
+from ttg_lab.mcp_services.names import MCP_PATH, SERVICES
 
 if TYPE_CHECKING:
     from ttg_lab.store.schema import User
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MCP_PATH = "/mcp"
 
 
 def check_exposure(host: str, token: str | None) -> None:
@@ -353,7 +352,7 @@ def serve(
     a token it serves sandboxes only: run views need the token."""
     import uvicorn
 
-    from ttg_lab.services.http import service_app
+    from ttg_lab.mcp_services.http import service_app
     from ttg_lab.store.database import Store
 
     check_exposure(host, token)
