@@ -22,11 +22,11 @@ from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, To
 
 from ttg_lab.agents.baselines import POLICIES, Decision, OrderIntent, Policy
 from ttg_lab.analyst.llm import analysis_tools
-from ttg_lab.broker import COST_PRESETS
+from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.lab import Lab
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_services
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.store.schema import AgentLog
 from ttg_lab.tools.context import RunContext

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from ttg_lab.analyst.citations import resolve
 from ttg_lab.analyst.tools import AnalysisTools
 from ttg_lab.batch.experiment import ExperimentError, _check_parameters, expand
-from ttg_lab.broker import COST_PRESETS
+from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import parse_date, parse_optional_date
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
@@ -29,7 +30,6 @@ from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.mcp_services.sessions import SessionRegistry
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
 from ttg_lab.runs import data_fingerprint, price_index

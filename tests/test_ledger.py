@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttg_lab.broker import COST_PRESETS, CostModel, max_affordable, resolve_cost_model
+from ttg_lab.broker.costs import COST_PRESETS, CostModel, max_affordable, resolve_cost_model
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.tools import trade
 from ttg_lab.tools.context import RunContext
 

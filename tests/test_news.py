@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from ttg_lab.broker import COST_PRESETS
+from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.errors import DataFileError, ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
@@ -48,7 +49,6 @@ from ttg_lab.news.providers import (
 )
 from ttg_lab.news.search import NewsIndex, tokens
 from ttg_lab.news.shipped import read_shipped_news, shipped_news_path, unreliable_reason
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import Dataset, NewsItem
 from ttg_lab.tools.context import RunContext

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ttg_lab.broker import COST_PRESETS
+from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import PermissionDeniedError, ValidationError
@@ -19,7 +20,6 @@ from ttg_lab.lab import Lab
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
 from ttg_lab.rules.gate import stop_loss_exits
 from ttg_lab.tools import trade

@@ -22,7 +22,7 @@ from ttg_lab.access import (
     leaderboard_owners,
     require_admin,
 )
-from ttg_lab.broker import CostModel
+from ttg_lab.broker.costs import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import PermissionDeniedError
@@ -195,7 +195,7 @@ class Lab:
         """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
 
         ``costs`` is a preset name (``default``, ``zero``, ``ibkr-fixed``), a dict of
-        :class:`~ttg_lab.broker.CostModel` fields or a CostModel; ``fill`` is ``open``
+        :class:`~ttg_lab.broker.costs.CostModel` fields or a CostModel; ``fill`` is ``open``
         (the decision bar's open) or ``close``. ``path`` is ``chat`` (every model as a chat
         model calling the MCP tools) or ``direct`` (baselines calling the tools directly).
         ``provenance`` (an experiment's parameters, tags) is kept in the run's snapshot.

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.access import check_run, visible_models
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
-from ttg_lab.broker import CostModel, check_fill_policy, resolve_cost_model
+from ttg_lab.broker.costs import CostModel, resolve_cost_model
+from ttg_lab.broker.fills import check_fill_policy
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
 from ttg_lab.engine.runner import RunExecutor, RunSetup

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ttg_lab.agents.params import Param, ParamSpec
-from ttg_lab.broker import max_affordable
+from ttg_lab.broker.costs import max_affordable
 from ttg_lab.tools.context import RunContext
 
 

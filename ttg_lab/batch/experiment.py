@@ -87,7 +87,7 @@ def spec_key(parameters: dict[str, Any]) -> str:
 
 def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.agents.factory import validate_agent
-    from ttg_lab.broker import resolve_cost_model
+    from ttg_lab.broker.costs import resolve_cost_model
     from ttg_lab.dates import parse_date
     from ttg_lab.market.markets import get_market
     from ttg_lab.rules.service import RULE_PRESETS

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from ttg_lab.agents.base import Agent
 from ttg_lab.agents.factory import AgentRecipe
-from ttg_lab.broker import CostModel
+from ttg_lab.broker.costs import CostModel
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import RunStateError
@@ -34,7 +35,6 @@ from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import Market
 from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.news.search import NewsIndex
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.secrets import redact

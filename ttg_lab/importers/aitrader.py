@@ -41,7 +41,7 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from ttg_lab.broker import COST_PRESETS
+from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.engine.runner import max_drawdown
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog

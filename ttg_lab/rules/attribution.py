@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from ttg_lab.broker import resolve_cost_model
+from ttg_lab.broker.costs import resolve_cost_model
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.markets import get_market
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.store.database import Store

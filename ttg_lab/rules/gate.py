@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ttg_lab.broker import max_affordable
+from ttg_lab.broker.costs import max_affordable
+from ttg_lab.broker.portfolio import ACTIONS, QTY_EPSILON
 from ttg_lab.errors import shown
-from ttg_lab.portfolio import ACTIONS, QTY_EPSILON
 from ttg_lab.tools.context import PendingOrder, RunContext
 
 MAX_QUANTITY = 1e9

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ttg_lab.broker import CloseFill
+from ttg_lab.broker.fills import CloseFill
 from ttg_lab.rules.constraints import RuleSet
 
 

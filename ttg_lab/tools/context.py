@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ttg_lab.broker import CostModel
+from ttg_lab.broker.costs import CostModel
+from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
 from ttg_lab.news.search import NewsIndex
-from ttg_lab.portfolio import Portfolio
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ttg_lab.broker import CloseFill, Fill
+from ttg_lab.broker.fills import CloseFill, Fill
+from ttg_lab.broker.portfolio import QTY_EPSILON, Portfolio
 from ttg_lab.jsonsafe import echo
-from ttg_lab.portfolio import QTY_EPSILON, Portfolio
 from ttg_lab.rules.gate import (
     MAX_SYMBOL,
     Firing,

@@ -1,0 +1,1 @@
+"""The broker: trading costs, fills and the portfolio they book into."""
