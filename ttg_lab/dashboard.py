@@ -113,8 +113,8 @@ def has_market_data(db_url: str) -> bool:
 def _prepare(db_url: str) -> None:
     """Prepare the store on a first start, as the local admin (who owns the shared
     baselines); only an admin may, so a first start by an ordinary user is refused."""
-    from ttg_lab.access import require_admin
     from ttg_lab.lab import open_lab
+    from ttg_lab.store.access import require_admin
     from ttg_lab.users import LOCAL_USERNAME
 
     lab = open_lab(db_url)  # whoever the environment says serves the dashboard

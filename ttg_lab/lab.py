@@ -15,13 +15,6 @@ from typing import Any
 import pandas as pd
 
 from ttg_lab import users
-from ttg_lab.access import (
-    LEADERBOARD_PUBLIC,
-    check_run,
-    is_admin,
-    leaderboard_owners,
-    require_admin,
-)
 from ttg_lab.broker.costs import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
@@ -35,6 +28,13 @@ from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
+from ttg_lab.store.access import (
+    LEADERBOARD_PUBLIC,
+    check_run,
+    is_admin,
+    leaderboard_owners,
+    require_admin,
+)
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
 from ttg_lab.text import refuse_secrets

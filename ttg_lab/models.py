@@ -16,11 +16,11 @@ import pandas as pd
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ttg_lab.access import check_owner, visible_models
 from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.market.markets import get_market
+from ttg_lab.store.access import check_owner, visible_models
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import live_holder
 from ttg_lab.store.schema import StockPrice, TradingModel, TradingRun, User, utcnow

@@ -16,7 +16,6 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ttg_lab.access import check_run, visible_models
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.fills import check_fill_policy
@@ -33,6 +32,7 @@ from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import read_news
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.service import RuleService
+from ttg_lab.store.access import check_run, visible_models
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import (
     Lease,

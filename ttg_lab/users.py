@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
-from ttg_lab.access import is_admin, require_admin
 from ttg_lab.errors import ConfigError, NotFoundError, PermissionDeniedError, ValidationError
+from ttg_lab.store.access import is_admin, require_admin
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import SignupAllowEntry, User
 from ttg_lab.text import refuse_secrets

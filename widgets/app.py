@@ -19,9 +19,9 @@ import ipywidgets as w
 from IPython.display import HTML, display
 
 import ttg_lab
-from ttg_lab.access import is_admin
 from ttg_lab.errors import PermissionDeniedError
 from ttg_lab.lab import Lab
+from ttg_lab.store.access import is_admin
 from widgets import (
     admin,
     analyst,

@@ -30,7 +30,6 @@ from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import RunStateError
-from ttg_lab.llm.usage import run_usage, usage_values
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import Market
 from ttg_lab.metrics.runs import store_metrics
@@ -50,6 +49,7 @@ from ttg_lab.store.schema import (
     TradingRun,
     utcnow,
 )
+from ttg_lab.store.usage import run_usage, usage_values
 from ttg_lab.tools.context import RunContext
 
 log = logging.getLogger(__name__)

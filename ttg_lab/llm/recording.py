@@ -3,7 +3,7 @@ and a replay mode that answers from the record with no network at all.
 
 The recorder is a LangChain agent middleware around each model call. Calls are written
 when they happen, in their own transaction, so the spend of a step that crashed still
-counts (as wasted, see :mod:`ttg_lab.llm.usage`). Replay looks each call up by (step,
+counts (as wasted, see :mod:`ttg_lab.store.usage`). Replay looks each call up by (step,
 call number) among the calls of the attempt that committed that step and checks its
 request fingerprint: a missing or different call is a :class:`ReplayError`, never a
 silent live call.
@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
-from ttg_lab.llm.usage import served_step
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LLMCall, RunStep
+from ttg_lab.store.usage import served_step
 from ttg_lab.tools.context import StepRecord
 
 CostFn = Callable[[int, int], float]

@@ -14,7 +14,6 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ttg_lab.access import check_run, require_admin
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
@@ -24,6 +23,7 @@ from ttg_lab.rules.params import (
     validate_rule_fields,
     validate_scope,
 )
+from ttg_lab.store.access import check_run, require_admin
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     GateDecisionRow,

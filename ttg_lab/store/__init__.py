@@ -1,4 +1,5 @@
-"""The store: SQLAlchemy schema, engine/session handling and Alembic migrations."""
+"""The store: schema, sessions and migrations, who may see what (access), runs' leases and
+LLM usage accounting."""
 
 from ttg_lab.store.database import Store, make_engine, migrate
 

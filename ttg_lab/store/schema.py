@@ -352,7 +352,7 @@ class LLMCall(Base):
     Calls are written as they happen (not with the step), so the spend of a step that
     crashed is still counted. The calls of the attempt that committed a step are the
     run's (its cost, what replay reads); the others are its wasted spend
-    (see :mod:`ttg_lab.llm.usage`).
+    (see :mod:`ttg_lab.store.usage`).
     """
 
     __tablename__ = "llm_calls"
