@@ -11,7 +11,7 @@ from functools import partial
 from _common import fresh_lab
 
 from ttg_lab.market.asof import AsOfView
-from ttg_lab.runs import data_fingerprint, price_index
+from ttg_lab.market.cache import data_fingerprint, price_index
 
 
 def main() -> None:

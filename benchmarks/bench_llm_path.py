@@ -29,9 +29,9 @@ from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.lab import Lab
 from ttg_lab.llm.agent import ChatAgent
 from ttg_lab.llm.recording import CallRecorder
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_service
-from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.tools import price
 from ttg_lab.tools.context import RunContext
 

@@ -27,7 +27,7 @@ MINUTES_PER_YEAR = 252 * 390
 def minute_series(lab: Lab, n: int) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
     frame = lab.data.list()
     del frame
-    from ttg_lab.runs import data_fingerprint, price_index
+    from ttg_lab.market.cache import data_fingerprint, price_index
 
     index = price_index(lab.store, "us", "60min", data_fingerprint(lab.store, "us", "60min"))
     real = np.concatenate([np.diff(np.log(index.bars(s).close)) for s in index.symbols[:20]])

@@ -11,8 +11,8 @@ from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.errors import LookAheadError, NotFoundError
 from ttg_lab.lab import Lab
 from ttg_lab.market.asof import AsOfView, PriceIndex
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
-from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.tools import account, price
 from ttg_lab.tools.context import RunContext
 

@@ -26,13 +26,13 @@ from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import parse_date, parse_optional_date
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.mcp_services.sessions import SessionRegistry
 from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
-from ttg_lab.runs import data_fingerprint, price_index
 from ttg_lab.store.schema import TradingRun
 from ttg_lab.tools import price
 from ttg_lab.tools.context import RunContext

@@ -19,9 +19,9 @@ from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market import loader
 from ttg_lab.market.bars import ImportedBars
+from ttg_lab.market.cache import data_fingerprint
 from ttg_lab.market.loader import BarConflictError
 from ttg_lab.market.shipped import SHIPPED, read_shipped
-from ttg_lab.runs import data_fingerprint
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import Dataset, StockPrice
 

@@ -21,10 +21,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.market.bars import MODES
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.reference import METRICS
 from ttg_lab.metrics.runs import benchmark_closes
-from ttg_lab.runs import MODES, data_fingerprint, price_index
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab

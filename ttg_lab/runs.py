@@ -7,7 +7,6 @@ A :class:`RunHandle` stops it, waits for it, and reads what it wrote.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from datetime import datetime
 from typing import Any
@@ -24,12 +23,11 @@ from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
 from ttg_lab.engine.runner import RunExecutor, RunSetup
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
-from ttg_lab.market.asof import PriceIndex
-from ttg_lab.market.loader import read_price_frame
+from ttg_lab.market.bars import MODES
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.models import ModelInfo, ModelService
-from ttg_lab.news.search import NewsIndex
-from ttg_lab.news.store import read_news
+from ttg_lab.news.store import news_index
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.service import RuleService
 from ttg_lab.store.access import check_run, visible_models
@@ -44,9 +42,7 @@ from ttg_lab.store.leases import (
     worker_id,
 )
 from ttg_lab.store.schema import (
-    Dataset,
     LedgerEntry,
-    NewsItem,
     ReasoningEntry,
     RunStatus,
     RunStep,
@@ -76,59 +72,8 @@ REPRODUCED_COLUMNS: list[str] = [c for c in LEDGER_COLUMNS if c not in ("holding
 """Ledger columns two runs of the same decisions must share (order ids may differ: an
 LLM provider's call ids; holdings follow from the rest)."""
 
-MODES: dict[str, str] = {"daily": "1d", "intraday": "60min"}
-"""Run modes and the bar interval each one steps through."""
-
-
 _LIVE: dict[tuple[str, int], RunHandle] = {}
 """Runs executing in this process, by (store URL, run id)."""
-
-_index_cache: dict[tuple[str, str, str, str], PriceIndex] = {}
-_index_lock = threading.Lock()
-
-
-def data_fingerprint(store: Store, market: str, interval: str) -> str:
-    """One hash over the fingerprints of the datasets a run reads."""
-    with store.session() as session:
-        prints = sorted(
-            session.scalars(
-                select(Dataset.fingerprint).where(
-                    Dataset.market == market, Dataset.interval == interval
-                )
-            )
-        )
-    if not prints:
-        raise NotFoundError(
-            f"no {interval} price data loaded for the {market} market; run `ttg-lab init`"
-        )
-    return hashlib.sha256("|".join(prints).encode()).hexdigest()
-
-
-def price_index(store: Store, market: str, interval: str, fingerprint: str) -> PriceIndex:
-    """The in-memory price index, built once per process and data version."""
-    key = (store.url, market, interval, fingerprint)
-    with _index_lock:
-        index = _index_cache.get(key)
-        if index is None:
-            index = PriceIndex(read_price_frame(store, market, interval), market, interval)
-            _index_cache[key] = index
-        return index
-
-
-_news_cache: dict[tuple[str, int, int], NewsIndex] = {}
-
-
-def news_index(store: Store) -> NewsIndex:
-    """The search tool's in-memory news index, rebuilt when the corpus changes."""
-    with store.session() as session:
-        count, last = session.execute(select(func.count(NewsItem.id), func.max(NewsItem.id))).one()
-    key = (store.url, int(count or 0), int(last or 0))
-    with _index_lock:
-        index = _news_cache.get(key)
-        if index is None:
-            index = NewsIndex(read_news(store))
-            _news_cache[key] = index
-        return index
 
 
 class RunHandle:
@@ -511,4 +456,4 @@ class RunService:
         return pd.DataFrame(rows, columns=columns)
 
 
-__all__ = ["MODES", "RunEvent", "RunHandle", "RunService"]
+__all__ = ["RunEvent", "RunHandle", "RunService"]

@@ -24,6 +24,9 @@ BAR_COLUMNS: list[str] = ["symbol", "ts", "open", "high", "low", "close", "volum
 INTERVALS: tuple[str, ...] = ("1d", "60min")
 """Bar intervals the lab understands. Daily runs use ``1d``; intraday runs use ``60min``."""
 
+MODES: dict[str, str] = {"daily": "1d", "intraday": "60min"}
+"""Run modes and the bar interval each one steps through."""
+
 INTRADAY_MINUTES: dict[str, int] = {"60min": 60}
 """Length of each intraday interval in minutes."""
 

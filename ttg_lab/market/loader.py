@@ -15,9 +15,10 @@ load brought (source, fingerprint of its bars, their count and span): provenance
 a claim about what the store holds now. A row per market and interval, named
 ``bars:<market>:<interval>``, carries the running fingerprint of every stored bar there:
 the sum (mod 2**256) of one SHA-256 per bar, updated with each added or replaced bar.
-A run records the hash of all rows of its market and interval (``runs.data_fingerprint``);
-since a load that changes bars updates the ``bars:`` row and a load that changes nothing
-writes nothing, that hash changes exactly when the bars a run reads change.
+A run records the hash of all rows of its market and interval
+(:func:`ttg_lab.market.cache.data_fingerprint`); since a load that changes bars updates
+the ``bars:`` row and a load that changes nothing writes nothing, that hash changes
+exactly when the bars a run reads change.
 :func:`list_datasets` derives counts, symbols and spans from the bars themselves.
 
 Only SQLAlchemy Core/ORM constructs shared by SQLite and PostgreSQL are used.

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
+from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import compute_metrics, periods_per_year
 from ttg_lab.store.database import Store
@@ -38,8 +39,6 @@ LEDGER_COLUMNS = [
 
 def market_index(store: Store, market: str, interval: str) -> PriceIndex | None:
     """The price index of a market's interval (None when that data is not loaded)."""
-    from ttg_lab.runs import data_fingerprint, price_index  # runs builds on metrics
-
     try:
         return price_index(store, market, interval, data_fingerprint(store, market, interval))
     except NotFoundError:

@@ -3,7 +3,7 @@
 - :mod:`ttg_lab.news.items`: the :class:`News` item (``published_at`` naive UTC).
 - :mod:`ttg_lab.news.importers`: Alpha Vantage JSON, AI-Trader run logs, JSONL.
 - :mod:`ttg_lab.news.shipped`: the corpus shipped in ``data/news/`` and its build.
-- :mod:`ttg_lab.news.store`: load into / read from the store's ``news_items``.
+- :mod:`ttg_lab.news.store`: load into / read from the store's ``news_items``; the cached index.
 - :mod:`ttg_lab.news.search`: :class:`NewsIndex`, the as-of keyword search.
 - :mod:`ttg_lab.news.providers`: optional online sources (Alpha Vantage, Jina).
 

@@ -1,4 +1,4 @@
-"""Load news into the store's ``news_items`` table and read it back.
+"""Load news into the store's ``news_items`` table, read it back, and keep its in-memory index.
 
 A load is one transaction: items are upserted by URL (new URLs inserted, known ones
 updated), and a ``datasets`` row (``market='news'``, ``interval='-'``) records the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ttg_lab.errors import ValidationError
 from ttg_lab.market.shipped import DEFAULT_DATA_DIR
 from ttg_lab.news.importers import read_news_file
 from ttg_lab.news.items import News, earliest_per_url, sort_news
+from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.shipped import read_shipped_news, shipped_news_path
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import Dataset, NewsItem, utcnow
@@ -181,6 +183,24 @@ def read_news(store: Store) -> list[News]:
         return [_news(row) for row in rows]
 
 
+_news_cache: dict[tuple[str, int, int], NewsIndex] = {}
+_news_lock = threading.Lock()
+
+
+def news_index(store: Store) -> NewsIndex:
+    """The search tool's in-memory news index, built once per process and rebuilt when the
+    corpus changes."""
+    with store.session() as session:
+        count, last = session.execute(select(func.count(NewsItem.id), func.max(NewsItem.id))).one()
+    key = (store.url, int(count or 0), int(last or 0))
+    with _news_lock:
+        index = _news_cache.get(key)
+        if index is None:
+            index = NewsIndex(read_news(store))
+            _news_cache[key] = index
+        return index
+
+
 def import_news_file(store: Store, path: str | Path, format: str = "auto") -> int:
     """Import a user's news file (``alphavantage``, ``aitrader-log`` or ``jsonl``).
 
@@ -207,5 +227,6 @@ __all__ = [
     "load_news",
     "load_shipped_news",
     "news_fingerprint",
+    "news_index",
     "read_news",
 ]

@@ -22,6 +22,7 @@ from ttg_lab.broker.costs import resolve_cost_model
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import NotFoundError
+from ttg_lab.market.cache import price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
@@ -123,8 +124,6 @@ def replay(
 ) -> tuple[float, list[dict[str, Any]]]:
     """Final equity of the recorded orders replayed under ``rules``, and every gate
     decision the replay made."""
-    from ttg_lab.runs import price_index  # the runs module builds on this one
-
     snap = recorded.snapshot
     market = get_market(snap["model"]["market"])
     index = price_index(store, market.code, snap["interval"], snap["data_fingerprint"])
