@@ -10,11 +10,11 @@ from _common import fresh_lab
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.gate import check_order
-from ttg_lab.tools.context import RunContext
 
 TWENTY_RULES: list[dict[str, object]] = [
     {"max_position_pct": 10},

@@ -26,6 +26,7 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
 from ttg_lab.lab import Lab
 from ttg_lab.llm.agent import ChatAgent
 from ttg_lab.llm.recording import CallRecorder
@@ -33,7 +34,6 @@ from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.tools import price
-from ttg_lab.tools.context import RunContext
 
 
 class InstantModel(BaseChatModel):

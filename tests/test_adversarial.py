@@ -24,12 +24,12 @@ from ttg_lab.agents.baselines import POLICIES, Decision, OrderIntent, Policy
 from ttg_lab.analyst.llm import analysis_tools
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
 from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.store.schema import AgentLog
-from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TOOLS, tool_named
 
 COSTS = COST_PRESETS["zero"]

@@ -8,13 +8,13 @@ import pytest
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import LookAheadError, NotFoundError
 from ttg_lab.lab import Lab
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.tools import account, price
-from ttg_lab.tools.context import RunContext
 
 DAY = datetime(2025, 7, 15)
 

@@ -24,6 +24,7 @@ from ttg_lab.batch.experiment import ExperimentError, _check_parameters, expand
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import parse_date, parse_optional_date
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
@@ -35,7 +36,6 @@ from ttg_lab.reader import RunReader
 from ttg_lab.reasoning import search_reasoning
 from ttg_lab.store.schema import TradingRun
 from ttg_lab.tools import price
-from ttg_lab.tools.context import RunContext
 from widgets.reasoning import ReasoningController
 from widgets.run_control import RunControlController
 

@@ -19,6 +19,8 @@ from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, To
 from ttg_lab.broker.costs import COST_PRESETS, CostModel
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.orders import fill_at_close, place_order
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.lab import Lab
 from ttg_lab.llm.prompt import system_prompt
@@ -32,7 +34,6 @@ from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.runs import REPRODUCED_COLUMNS
 from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 DAY = datetime(2025, 7, 15)
 NEXT = datetime(2025, 7, 16)
@@ -78,7 +79,7 @@ class Scripted:
 
     def run_step(self, ctx: RunContext) -> None:
         for action, symbol, quantity in self.orders.get(ctx.step_index, []):
-            self.answers.append(trade.place_order(ctx, action, symbol, quantity))
+            self.answers.append(place_order(ctx, action, symbol, quantity))
 
 
 def decide_over_mcp(ctx: RunContext) -> list[Any]:
@@ -115,7 +116,7 @@ def test_nothing_the_agent_is_told_while_deciding_depends_on_the_close() -> None
     for factor in (1.0, 1.5):
         ctx = context(index_with_close(factor), positions={"NVDA": 10.0}, rules=rules)
         told.append(decide_over_mcp(ctx))
-        fills.append(trade.fill_at_close(ctx))
+        fills.append(fill_at_close(ctx))
     assert told[0] == told[1]
     buy, too_big, sell, again, portfolio, _price = told[0]
     assert buy["status"] == "accepted" and buy["quantity"] < 30 and buy["requested_quantity"] == 30

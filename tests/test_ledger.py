@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from ttg_lab.broker.costs import COST_PRESETS, CostModel, max_affordable, resolve_cost_model
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.orders import place_order
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
 from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "QQQ"]
 
@@ -108,7 +109,7 @@ def test_hard_gates_refuse_with_reason(
     index: PriceIndex, action: str, symbol: str, qty: object, reason: str
 ) -> None:
     ctx = context(index)
-    answer = trade.place_order(ctx, action, symbol, qty)
+    answer = place_order(ctx, action, symbol, qty)
     assert answer["status"] == "rejected"
     assert reason in answer["reason"]
     assert ctx.portfolio.cash == 10_000.0 and not ctx.portfolio.positions
@@ -196,7 +197,7 @@ def test_reconciliation_over_random_orders(
         ctx.advance(day, index.calendar[day])
         for action, symbol, qty in orders:
             before = ctx.portfolio.copy()
-            answer = trade.place_order(ctx, action, symbol, qty)
+            answer = place_order(ctx, action, symbol, qty)
             if answer["status"] == "rejected":
                 assert ctx.portfolio == before
                 continue

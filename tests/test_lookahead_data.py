@@ -20,6 +20,7 @@ import pytest
 
 from ttg_lab.agents import baselines
 from ttg_lab.agents.baselines import Decision, OrderIntent, Policy
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import DataFileError, LookAheadError
 from ttg_lab.importers.aitrader import import_sources
 from ttg_lab.importers.shipped_runs import read_shipped_runs, shipped_runs_path
@@ -32,7 +33,6 @@ from ttg_lab.market.shipped import SHIPPED, read_shipped
 from ttg_lab.news import store as news_store
 from ttg_lab.news.items import make_news
 from ttg_lab.tools import account, price, search
-from ttg_lab.tools.context import RunContext
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 INTRADAY = [name for name, spec in SHIPPED.items() if spec.interval in INTRADAY_MINUTES]

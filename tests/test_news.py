@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import DataFileError, ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
@@ -51,7 +52,6 @@ from ttg_lab.news.search import NewsIndex, tokens
 from ttg_lab.news.shipped import read_shipped_news, shipped_news_path, unreliable_reason
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import Dataset, NewsItem
-from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.search import get_information
 
 FIXTURES = Path(__file__).parent / "fixtures" / "news"

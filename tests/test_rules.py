@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.orders import place_order
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import PermissionDeniedError, ValidationError
 from ttg_lab.lab import Lab
@@ -23,7 +25,6 @@ from ttg_lab.market.shipped import read_shipped
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
 from ttg_lab.rules.gate import stop_loss_exits
 from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMD", "INTC", "QQQ"]
 DAY = 20
@@ -354,7 +355,7 @@ def test_no_invariant_breaks_under_any_rules(
         equity = ctx.equity_now()
         for action, symbol, qty in day_orders:
             before = ctx.portfolio.copy()
-            answer = trade.place_order(ctx, action, symbol, qty)
+            answer = place_order(ctx, action, symbol, qty)
             assert ctx.portfolio.cash >= -1e-6
             if answer["status"] == "rejected":
                 assert ctx.portfolio == before

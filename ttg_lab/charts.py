@@ -20,10 +20,12 @@ import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
+from ttg_lab.engine.equity import drawdowns
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
+from ttg_lab.metrics.compute import deepest_drawdown
 from ttg_lab.metrics.reference import METRICS
 from ttg_lab.metrics.runs import benchmark_closes
 
@@ -306,25 +308,6 @@ def _benchmark_growth(
     return growth
 
 
-def deepest_drawdown(values: np.ndarray) -> tuple[int, int] | None:
-    """Positions (peak, trough) of the deepest drawdown in ``values`` (initial cash at
-    position 0, bar i at position i), or None when equity never fell below its peak.
-
-    The peak is the last position at the running maximum before the trough, as
-    ``max_drawdown_peak`` in the metrics; a peak at position 0 dates to the first bar.
-    """
-    if len(values) < 2:
-        return None
-    peaks = np.maximum.accumulate(values)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.where(peaks > 0, values / peaks - 1.0, 0.0)
-    trough = int(np.argmin(depth))
-    if depth[trough] >= 0:
-        return None
-    peak = int(np.flatnonzero(values[: trough + 1] == peaks[trough])[-1])
-    return peak, trough
-
-
 def drawdown(lab: Lab, run_id: int) -> go.Figure:
     """The underwater curve: equity below its running peak at each bar, in percent.
 
@@ -335,9 +318,7 @@ def drawdown(lab: Lab, run_id: int) -> go.Figure:
     frame = _equity(lab, run_id)
     cash = float(info["snapshot"]["model"]["initial_cash"])
     values = np.concatenate([[cash], frame["equity"].to_numpy(dtype=float)])
-    peaks = np.maximum.accumulate(values)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.where(peaks > 0, values / peaks - 1.0, 0.0)[1:]
+    depth = drawdowns(values)[1:]
     colour = model_colours([info["model"]])[info["model"]]
     fig = go.Figure(
         go.Scatter(

@@ -23,7 +23,7 @@ from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
 from ttg_lab.mcp_services.manager import ServiceManager
-from ttg_lab.metrics.runs import run_metrics
+from ttg_lab.metrics.runs import run_metrics, store_metrics
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.rules.service import RuleService
@@ -165,7 +165,7 @@ class Lab:
         self.data = DataAPI(store, settings, user)
         self.rules = RuleService(store, self.models, user)
         self.users = UsersAPI(store, user)
-        self._runs = RunService(store, self.models, self.rules)
+        self._runs = RunService(store, self.models, self.rules, store_metrics)
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)

@@ -20,7 +20,7 @@ from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.fills import check_fill_policy
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
-from ttg_lab.engine.runner import RunExecutor, RunSetup
+from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.bars import MODES
@@ -204,12 +204,16 @@ class RunHandle:
 
 
 class RunService:
-    """Starts and resumes runs for a lab; remembers the ones this process executes."""
+    """Starts and resumes runs for a lab; remembers the ones this process executes.
+    ``on_end`` is called when a run's end is recorded (the lab stores its metrics)."""
 
-    def __init__(self, store: Store, models: ModelService, rules: RuleService) -> None:
+    def __init__(
+        self, store: Store, models: ModelService, rules: RuleService, on_end: EndHook
+    ) -> None:
         self.store = store
         self.models = models
         self.rules = rules
+        self.on_end = on_end
 
     def start(
         self,
@@ -375,7 +379,7 @@ class RunService:
         handle = RunHandle(self.store, lease.run_id)
         if on_event is not None:
             handle.subscribe(on_event)
-        executor = RunExecutor(self.store, setup, lease, handle.bus, handle._stop)
+        executor = RunExecutor(self.store, setup, lease, handle.bus, handle._stop, self.on_end)
         _LIVE[(self.store.url, lease.run_id)] = handle
         if background:
             handle.start_thread(executor)

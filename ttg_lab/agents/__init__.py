@@ -1,10 +1,9 @@
 """Agents: offline baselines and LLMs, acting only through the tools."""
 
-from ttg_lab.agents.base import Agent, DirectAgent, baseline_ids
+from ttg_lab.agents.base import DirectAgent, baseline_ids
 from ttg_lab.agents.factory import AgentRecipe, prepare_agent, validate_agent
 
 __all__ = [
-    "Agent",
     "AgentRecipe",
     "DirectAgent",
     "baseline_ids",

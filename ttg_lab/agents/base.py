@@ -1,35 +1,28 @@
-"""The agent interface the run engine drives, and the registry of agents by AI model id.
+"""The direct agent, and the registry of agents by AI model id.
 
-An agent acts on a step only through the tool functions over the run context; it leaves
-its reasoning and messages in the step's record. Offline baselines have ids
+An agent implements the engine's :class:`~ttg_lab.engine.step.Agent`: it acts on a step
+only through the orders and tool functions over the run context, and leaves its
+reasoning and messages in the step's record. Offline baselines have ids
 ``baseline/<name>``; every other id is an LLM (see :mod:`ttg_lab.agents.factory`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from ttg_lab.agents.baselines import POLICIES, Decision, Policy
 from ttg_lab.agents.params import validate_parameters
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.orders import place_order
 from ttg_lab.errors import NotFoundError
 from ttg_lab.jsonsafe import echo, json_safe
-from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 BASELINE_PREFIX = "baseline/"
 
 
-class Agent(Protocol):
-    """Anything that can take one decision step on a run context."""
-
-    def run_step(self, ctx: RunContext) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class DirectAgent:
-    """Runs a baseline policy by calling the trade tools directly (the fast path)."""
+    """Runs a baseline policy by placing its orders directly (the fast path)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -37,7 +30,7 @@ class DirectAgent:
     def run_step(self, ctx: RunContext) -> None:
         decision = self.policy.decide(ctx)
         answers = [
-            trade.place_order(ctx, order.action, order.symbol, order.quantity)
+            place_order(ctx, order.action, order.symbol, order.quantity)
             for order in decision.orders
         ]
         record_decision(ctx, self.policy, decision, answers)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ttg_lab.agents.params import Param, ParamSpec
 from ttg_lab.broker.costs import max_affordable
-from ttg_lab.tools.context import RunContext
+from ttg_lab.engine.context import RunContext
 
 
 @dataclass(frozen=True)

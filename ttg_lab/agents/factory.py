@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ttg_lab.agents.base import Agent, DirectAgent, is_baseline, make_policy, policy_class
+from ttg_lab.agents.base import DirectAgent, is_baseline, make_policy, policy_class
 from ttg_lab.agents.baselines import Policy
 from ttg_lab.agents.params import validate_parameters
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.step import Agent
 from ttg_lab.errors import ValidationError
 from ttg_lab.store.database import Store
-from ttg_lab.tools.context import RunContext
 
 if TYPE_CHECKING:  # the chat path's modules load only when a run takes it
     from langchain_core.language_models import BaseChatModel

@@ -17,13 +17,13 @@ from langchain_core.tools import StructuredTool
 from pydantic import create_model
 
 from ttg_lab.analyst.tools import AnalysisTools
+from ttg_lab.engine.context import StepRecord
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import text_of
 from ttg_lab.llm.providers import LLMSettings, make_chat_model
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.store.database import Store
 from ttg_lab.tools.answers import argument_type
-from ttg_lab.tools.context import StepRecord
 
 SYSTEM = """You are a trading strategy analyst for TTG Lab. You answer questions about one
 backtest run (id {run_id}, model {model}) using only the tools, which read the run's stored

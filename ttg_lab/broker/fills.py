@@ -1,4 +1,5 @@
-"""Fills: which price an order fills at, and what the broker answers.
+"""Fills: which price an order fills at, what the broker answers, and the market-on-close
+orders waiting for theirs.
 
 A market order fills at the decision bar's open by default (``fill="open"``) or at its
 close (``fill="close"``, a market-on-close order the agent placed before seeing the
@@ -61,3 +62,16 @@ class Fill:
     def cash_delta(self) -> float:
         sign = 1.0 if self.action in ("buy", "cover") else -1.0
         return -sign * self.quantity * self.price - self.fees
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    """A market-on-close order the gate accepted during the step: it fills at the close of
+    the bar, after the agent has decided (see :func:`ttg_lab.engine.orders.fill_at_close`)."""
+
+    order_id: str
+    action: str
+    symbol: str
+    quantity: float
+    forced_by: str | None = None
+    notes: str = ""  # what the gate said when it accepted it (the rules' cuts)

@@ -11,44 +11,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from ttg_lab.engine import orders
+from ttg_lab.engine.context import RunContext
 from ttg_lab.rules.gate import stop_loss_exits
-from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 
-class StepAgent(Protocol):
+class Agent(Protocol):
+    """What the engine drives: anything that takes one decision step on a run context
+    (acting only through the orders and the tools) and releases what it holds at the end.
+    The engine never imports an agent; the agents implement this."""
+
     def run_step(self, ctx: RunContext) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def simulate_step(
-    ctx: RunContext, agent: StepAgent, step: int, clock: datetime, last_marked: float
+    ctx: RunContext, agent: Agent, step: int, clock: datetime, last_marked: float
 ) -> float:
     """Run one step on ``ctx``; returns the equity marked at the bar's close."""
     ctx.advance(step, clock)
     ctx.start_step(last_marked)
     for n, (action, symbol, quantity, rule) in enumerate(stop_loss_exits(ctx), start=1):
         # a namespace of their own: the agent's order ids (s{step}-c1 ...) never collide
-        trade.place_order(ctx, action, symbol, quantity, f"s{step}-stop{n}", forced_by=rule)
+        orders.place_order(ctx, action, symbol, quantity, f"s{step}-stop{n}", forced_by=rule)
     agent.run_step(ctx)
-    ctx.risk.close_fills = trade.fill_at_close(ctx)
-    record = ctx.record
-    if not record.ledger:
-        record.ledger.append(
-            {
-                "step_index": step,
-                "ts": clock,
-                "action": "no_trade",
-                "symbol": None,
-                "quantity": 0.0,
-                "fill_price": None,
-                "fees": 0.0,
-                "cash_after": ctx.portfolio.cash,
-                "holdings": ctx.portfolio.snapshot(),
-                "order_id": f"s{step}-none",
-                "status": "none",
-                "reason": "",
-            }
-        )
+    ctx.risk.close_fills = orders.fill_at_close(ctx)
+    if not ctx.record.ledger:
+        ctx.record.ledger.append(orders.no_trade_row(ctx))
     equity = mark_to_market(ctx, clock)
     ctx.risk.end_step(equity)
     return equity

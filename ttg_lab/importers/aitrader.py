@@ -42,7 +42,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from ttg_lab.broker.costs import COST_PRESETS
-from ttg_lab.engine.runner import max_drawdown
+from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.reasoning import split_sections

@@ -32,13 +32,13 @@ from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.tools import load_mcp_tools
 from langgraph.types import Command
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
 from ttg_lab.llm.reasoning import reasoning_entries
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.mcp_services.servers import build_services
-from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import TRADE_TOOLS
 
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}

@@ -18,10 +18,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
 from ttg_lab.agents.baselines import Decision, Policy
+from ttg_lab.engine.context import RunContext
 from ttg_lab.jsonsafe import json_safe
 from ttg_lab.llm.local import LocalChatModel
 from ttg_lab.llm.messages import FINISH_SIGNAL, text_of
-from ttg_lab.tools.context import RunContext
 
 ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 

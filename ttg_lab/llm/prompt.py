@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttg_lab.tools.context import RunContext
+from ttg_lab.engine.context import RunContext
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 """What an agent writes to end its decision step."""

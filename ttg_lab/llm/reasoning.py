@@ -14,9 +14,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.llm.messages import FINISH_SIGNAL, text_of
 from ttg_lab.llm.prompt import SECTIONS
-from ttg_lab.tools.context import RunContext
 
 HEADING = re.compile(r"^\s*\**\s*(" + "|".join(SECTIONS) + r")\s*\**\s*:\s*", re.I | re.M)
 

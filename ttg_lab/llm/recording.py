@@ -20,13 +20,13 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.messages import AIMessage, BaseMessage
 from sqlalchemy import select
 
+from ttg_lab.engine.context import StepRecord
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LLMCall, RunStep
 from ttg_lab.store.usage import served_step
-from ttg_lab.tools.context import StepRecord
 
 CostFn = Callable[[int, int], float]
 

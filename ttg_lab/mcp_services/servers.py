@@ -20,11 +20,11 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
 from ttg_lab.mcp_services.names import SERVICES
 from ttg_lab.secrets import redact
 from ttg_lab.tools.answers import argument_type, error_text, tool_answer
-from ttg_lab.tools.context import RunContext
 from ttg_lab.tools.registry import ToolSpec, tools_of
 
 SERVICE_TITLES: dict[str, str] = {

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttg_lab.engine.equity import drawdowns
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.bootstrap import excess_interval
 from ttg_lab.metrics.reference import METRIC_KEYS
@@ -40,18 +41,32 @@ def bar_returns(equity: np.ndarray) -> np.ndarray:
     return returns
 
 
+def deepest_drawdown(values: np.ndarray) -> tuple[int, int] | None:
+    """Positions (peak, trough) of the deepest drawdown in ``values`` (initial cash at
+    position 0, bar i at position i), or None when equity never fell below its peak.
+
+    The peak is the last position at the running maximum before the trough (the
+    ``max_drawdown_peak`` of the metrics; a peak at position 0 dates to the first bar).
+    """
+    depth = drawdowns(values)
+    if len(depth) < 2:
+        return None
+    trough = int(np.argmin(depth))
+    if depth[trough] >= 0:
+        return None
+    top = values[: trough + 1].max()
+    peak = int(np.flatnonzero(values[: trough + 1] == top)[-1])
+    return peak, trough
+
+
 def drawdown_details(equity: np.ndarray, times: pd.DatetimeIndex) -> dict[str, Any]:
     """Depth, peak, trough, recovery and duration of the deepest drawdown.
 
     ``equity`` includes the initial cash at position 0; ``times`` are the bars 1..n, so
     position i of ``equity`` is ``times[i - 1]`` (the initial cash dates to the first bar).
     """
-    peaks = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.where(peaks > 0, equity / peaks - 1.0, 0.0)
-    trough = int(np.argmin(depth))
-    worst = float(depth[trough])
-    if worst >= 0:
+    deepest = deepest_drawdown(equity)
+    if deepest is None:
         return {
             "max_drawdown": 0.0,
             "max_drawdown_peak": None,
@@ -59,12 +74,12 @@ def drawdown_details(equity: np.ndarray, times: pd.DatetimeIndex) -> dict[str, A
             "max_drawdown_recovery": None,
             "max_drawdown_duration": 0,
         }
-    peak = int(np.flatnonzero(equity[: trough + 1] == peaks[trough])[-1])
-    after = np.flatnonzero(equity[trough:] >= peaks[trough])
+    peak, trough = deepest
+    after = np.flatnonzero(equity[trough:] >= equity[peak])
     recovery = trough + int(after[0]) if len(after) else None
     end = recovery if recovery is not None else len(equity) - 1
     return {
-        "max_drawdown": worst,
+        "max_drawdown": float(equity[trough] / equity[peak] - 1.0),  # the depth at the trough
         "max_drawdown_peak": times[max(peak - 1, 0)],
         "max_drawdown_trough": times[trough - 1],
         "max_drawdown_recovery": times[recovery - 1] if recovery is not None else None,

@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from ttg_lab.broker.costs import resolve_cost_model
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.orders import place_order
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.cache import price_index
@@ -28,8 +30,6 @@ from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import GateDecisionRow, LedgerEntry, TradingRun
-from ttg_lab.tools import trade
-from ttg_lab.tools.context import RunContext
 
 ATTRIBUTION_COLUMNS = [
     "rule",
@@ -51,7 +51,7 @@ class RecordedOrders:
 
     def run_step(self, ctx: RunContext) -> None:
         for action, symbol, quantity in self.orders.get(ctx.step_index, []):
-            trade.place_order(ctx, action, symbol, quantity)
+            place_order(ctx, action, symbol, quantity)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -3,6 +3,9 @@
 It normalises the order (symbol, quantity), applies the hard risk gates that nothing can
 switch off, and answers allow, resize or reject with every check that fired and why.
 The agent receives that answer as the tool's result.
+
+The gate reads what it judges an order against through :class:`GateInputs` (the
+engine's run context is one), so it knows nothing of the engine or the tools.
 """
 
 from __future__ import annotations
@@ -10,21 +13,54 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ttg_lab.broker.costs import max_affordable
-from ttg_lab.broker.portfolio import ACTIONS, QTY_EPSILON
+from ttg_lab.broker.costs import CostModel, max_affordable
+from ttg_lab.broker.fills import PendingOrder
+from ttg_lab.broker.portfolio import ACTIONS, QTY_EPSILON, Portfolio
 from ttg_lab.errors import shown
-from ttg_lab.tools.context import PendingOrder, RunContext
+from ttg_lab.market.asof import AsOfView, PriceIndex
+from ttg_lab.market.markets import Market
+from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.rules.risk import RiskState
 
 MAX_QUANTITY = 1e9
 """Quantities above this are refused as absurd, whatever the cash."""
 
 MAX_SYMBOL = 32
 """Longest symbol text (the width of the ledger's symbol column)."""
+
+
+class GateInputs(Protocol):
+    """What the gate judges an order against at the clock: the market and its prices, the
+    model's tickers, rules and costs, the risk counters, the portfolio, and the book (the
+    portfolio with the step's orders waiting for the close counted in)."""
+
+    market: Market
+    index: PriceIndex
+    view: AsOfView
+    tickers: frozenset[str]
+    rules: RuleSet
+    costs: CostModel
+    risk: RiskState
+    portfolio: Portfolio
+    clock: datetime
+    read_only: bool
+
+    @property
+    def book(self) -> Portfolio: ...
+
+    def decision_price(self, symbol: str) -> float | None: ...
+
+    def equity_now(self) -> float: ...
+
+    def trades_today(self) -> int: ...
+
+    def bought_today(self, symbol: str) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +127,7 @@ def parse_quantity(quantity: Any) -> float | None:
 
 
 def check_order(
-    ctx: RunContext, action: str, symbol: Any, quantity: Any, forced_by: str | None = None
+    ctx: GateInputs, action: str, symbol: Any, quantity: Any, forced_by: str | None = None
 ) -> GateDecision:
     """Decide allow / resize / reject for one order at the context's clock.
 
@@ -165,7 +201,7 @@ def _round_down(qty: float, fractional: bool) -> float:
     return math.floor(qty * 1e8) / 1e8 if fractional else float(math.floor(qty + 1e-9))
 
 
-def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> None:
+def apply_rules(ctx: GateInputs, decision: GateDecision, reference: float) -> None:
     """Every applicable constraint may refuse the order or cut its quantity; all apply, so
     the strictest wins. Firings name each constraint that acted and why."""
     action, sym, requested = decision.action, decision.symbol, decision.quantity
@@ -254,7 +290,7 @@ def apply_rules(ctx: RunContext, decision: GateDecision, reference: float) -> No
 
 
 def _refusal(
-    ctx: RunContext,
+    ctx: GateInputs,
     name: str,
     p: dict[str, Any],
     action: str,
@@ -292,7 +328,7 @@ def _refusal(
 
 
 def limit_at_close(
-    ctx: RunContext, order: PendingOrder, reference: float
+    ctx: GateInputs, order: PendingOrder, reference: float
 ) -> tuple[float, Firing | None]:
     """How much of a market-on-close order the hard gates let fill at the close, and the
     check that cut it (None when none did): a sell or cover is cut to the position, a buy
@@ -320,7 +356,7 @@ def limit_at_close(
     return limit, firing
 
 
-def stop_loss_exits(ctx: RunContext) -> list[tuple[str, str, float, str]]:
+def stop_loss_exits(ctx: GateInputs) -> list[tuple[str, str, float, str]]:
     """Exits forced at this step's open: (action, symbol, quantity, rule) for every
     position that fell through a stop-loss of a rule covering it."""
     rules = ctx.rules.with_param("stop_loss_pct")

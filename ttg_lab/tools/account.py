@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttg_lab.tools.context import RunContext
+from ttg_lab.engine.context import RunContext
 
 
 def get_portfolio(ctx: RunContext) -> dict[str, Any]:

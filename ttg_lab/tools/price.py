@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 
 from ttg_lab.dates import day_of, parse_date
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
 from ttg_lab.rules.gate import normalise_symbol, symbol_problem
-from ttg_lab.tools.context import RunContext
 
 
 def parse_when(value: Any, ctx: RunContext) -> datetime:

@@ -1,6 +1,6 @@
 """Every agent tool, defined once: name, service, function and description.
 
-The functions are plain Python over a :class:`~ttg_lab.tools.context.RunContext`
+The functions are plain Python over a :class:`~ttg_lab.engine.context.RunContext`
 (first argument ``ctx``) or over their arguments alone (math). The MCP servers serve
 them; offline agents may call them directly. Adding a tool here adds it everywhere.
 """

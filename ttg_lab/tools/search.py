@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
 from ttg_lab.news.items import iso_utc
 from ttg_lab.news.providers import configured_providers, search_online
 from ttg_lab.news.search import NewsHit, symbol_key, tokens
 from ttg_lab.tools.answers import MAX_QUERY_CHARS
-from ttg_lab.tools.context import RunContext
 
 RESULTS = 5
 """Hits returned from the corpus, and at most as many again from online providers."""

@@ -9,6 +9,10 @@ A transaction that meets a locked or dropped database is run again (see
 The loop runs under the run's lease (:mod:`ttg_lab.store.leases`): every step commit
 starts with an UPDATE conditioned on the lease, so a process whose run was taken over
 stops before writing anything, and never goes on with its own in-memory portfolio.
+
+The engine drives its agent through its own protocols (:class:`~ttg_lab.engine.step.Agent`,
+:class:`AgentBuilder`) and stores a run's results through the end-of-run hook it is given
+(the lab passes the metrics), so it imports neither the agents nor the analysis above it.
 """
 
 from __future__ import annotations
@@ -16,23 +20,23 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ttg_lab.agents.base import Agent
-from ttg_lab.agents.factory import AgentRecipe
 from ttg_lab.broker.costs import CostModel
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.engine.events import EventBus, RunEvent
-from ttg_lab.engine.step import simulate_step
+from ttg_lab.engine.step import Agent, simulate_step
 from ttg_lab.errors import RunStateError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import Market
-from ttg_lab.metrics.runs import store_metrics
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
@@ -50,9 +54,18 @@ from ttg_lab.store.schema import (
     utcnow,
 )
 from ttg_lab.store.usage import run_usage, usage_values
-from ttg_lab.tools.context import RunContext
 
 log = logging.getLogger(__name__)
+
+EndHook = Callable[[Store, int], object]
+"""Called with the store and the run id once a run's end is recorded, before its "ended"
+event (the lab stores the run's metrics); a failure is reported, never raised."""
+
+
+class AgentBuilder(Protocol):
+    """An agent checked and ready to be built for a run (the agents' recipe is one)."""
+
+    def build(self, run_id: int, attempt: int, context: RunContext) -> Agent: ...
 
 
 @dataclass
@@ -84,7 +97,7 @@ class RunSetup:
     seed: int
     news: NewsIndex
     rules: RuleSet
-    agent: AgentRecipe
+    agent: AgentBuilder
 
     def plan(self, store: Store, lease: Lease) -> RunPlan:
         """The plan of the lease's execution, from the run's last committed step."""
@@ -110,19 +123,9 @@ class RunSetup:
         )
 
 
-def max_drawdown(equity: list[float]) -> float:
-    """Largest peak-to-trough fall of an equity series, as a negative fraction (0 if none)."""
-    peak = float("-inf")
-    worst = 0.0
-    for value in equity:
-        peak = max(peak, value)
-        if peak > 0:
-            worst = min(worst, value / peak - 1.0)
-    return worst
-
-
 class RunExecutor:
-    """Executes one run under its lease; ``stop_event`` ends it cleanly between steps."""
+    """Executes one run under its lease; ``stop_event`` ends it cleanly between steps and
+    ``on_end`` stores its results once its end is recorded."""
 
     def __init__(
         self,
@@ -131,12 +134,14 @@ class RunExecutor:
         lease: Lease,
         bus: EventBus,
         stop_event: threading.Event,
+        on_end: EndHook,
     ) -> None:
         self.store = store
         self.setup = setup
         self.lease = lease
         self.bus = bus
         self.stop_event = stop_event
+        self.on_end = on_end
 
     @property
     def run_id(self) -> int:
@@ -357,7 +362,7 @@ class RunExecutor:
             return "failed"
         try:
             self.store.retrying(
-                lambda: store_metrics(self.store, self.run_id),
+                lambda: self.on_end(self.store, self.run_id),
                 f"storing the metrics of run {self.run_id}",
             )
         except Exception as exc:  # the end is recorded; lab.metrics(run) computes them again

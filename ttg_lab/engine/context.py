@@ -1,7 +1,9 @@
-"""The run context every tool function works on: one run's clock, cash and record.
+"""A run's state at its current step: the clock, the portfolio, the book an order is
+judged against, and the record of what the step did.
 
-Each run owns its context; nothing here is global, so two runs in one process never see
-each other's clock, cash or positions.
+Tools and agents act on a :class:`RunContext`; the engine moves it from step to step and
+commits each :class:`StepRecord`. Each run owns its context; nothing here is global, so
+two runs in one process never see each other's clock, cash or positions.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ttg_lab.broker.costs import CostModel
+from ttg_lab.broker.fills import PendingOrder
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
@@ -32,19 +35,6 @@ class OrderRequest:
     def __str__(self) -> str:
         quantity = f"{self.quantity:g}" if isinstance(self.quantity, float) else self.quantity
         return f"{self.action} {quantity} {self.symbol}"
-
-
-@dataclass(frozen=True)
-class PendingOrder:
-    """A market-on-close order the gate accepted during the step: it fills at the close of
-    the bar, after the agent has decided (see :func:`ttg_lab.tools.trade.fill_at_close`)."""
-
-    order_id: str
-    action: str
-    symbol: str
-    quantity: float
-    forced_by: str | None = None
-    notes: str = ""  # what the gate said when it accepted it (the rules' cuts)
 
 
 @dataclass
@@ -77,7 +67,7 @@ class StepRecord:
 
 @dataclass
 class RunContext:
-    """A run's state as the tools see it at the current step."""
+    """A run's state at the current step, as the engine keeps it and the tools see it."""
 
     run_id: int
     market: Market
