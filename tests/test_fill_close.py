@@ -16,6 +16,7 @@ import pytest
 from fastmcp import Client
 from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
 
+from ttg_lab.attribution import load_recorded, replay
 from ttg_lab.broker.costs import COST_PRESETS, CostModel
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
@@ -29,7 +30,6 @@ from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
 from ttg_lab.mcp_services.servers import build_services
-from ttg_lab.rules.attribution import load_recorded, replay
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.runs import REPRODUCED_COLUMNS

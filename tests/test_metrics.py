@@ -17,7 +17,7 @@ from ttg_lab.metrics import METRIC_KEYS, compute_metrics, periods_per_year, roun
 from ttg_lab.metrics.bootstrap import excess_interval, iid_mean_interval
 from ttg_lab.metrics.compute import bar_returns
 from ttg_lab.metrics.reference import markdown_table
-from ttg_lab.metrics.runs import benchmark_bars
+from ttg_lab.metrics.stored import benchmark_bars
 
 EMPTY_LEDGER = pd.DataFrame(
     columns=[

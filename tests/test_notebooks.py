@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from ttg_lab.lab import open_lab
-from ttg_lab.rules.service import RULE_PRESETS
+from ttg_lab.model_rules import RULE_PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -99,7 +99,7 @@ def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
         lambda: alice.resume_run(bob_run),
         lambda: alice.replay_run(bob_run),
         lambda: alice.analyst(bob_run),
-        lambda: alice.rules.attribution(bob_run),
+        lambda: alice.attribution(bob_run),
         lambda: alice.rules.decisions(bob_run),
         lambda: alice.models.get(theirs.id),
         lambda: alice.models.update(theirs.id, description="mine now"),

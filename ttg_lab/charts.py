@@ -27,7 +27,7 @@ from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import deepest_drawdown
 from ttg_lab.metrics.reference import METRICS
-from ttg_lab.metrics.runs import benchmark_closes
+from ttg_lab.metrics.stored import benchmark_closes
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab
@@ -679,7 +679,7 @@ ATTRIBUTION_NEEDS = ("rule", "blocked", "resized", "forced", "pnl_effect")
 
 
 def rule_attribution(table: pd.DataFrame) -> go.Figure:
-    """Bars of each rule's P&L effect (``lab.rules.attribution(run_id)``).
+    """Bars of each rule's P&L effect (``lab.attribution(run_id)``).
 
     The effect is the run's final value minus the final value of the replay without the
     rule: green where the rule helped, red where it cost. Hover shows the orders the rule

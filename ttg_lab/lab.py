@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ttg_lab import users
+from ttg_lab.attribution import attribution
 from ttg_lab.broker.costs import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
@@ -23,10 +24,10 @@ from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
 from ttg_lab.mcp_services.manager import ServiceManager
-from ttg_lab.metrics.runs import run_metrics, store_metrics
+from ttg_lab.metrics.stored import run_metrics, store_metrics
+from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
-from ttg_lab.rules.service import RuleService
 from ttg_lab.runs import RunHandle, RunService
 from ttg_lab.store.access import (
     LEADERBOARD_PUBLIC,
@@ -256,6 +257,12 @@ class Lab:
         public = bool(self.rules.settings().get(LEADERBOARD_PUBLIC, False))
         owners = leaderboard_owners(self.user, public)
         return leaderboard(self.store, market, mode, start, end, sort, owners)
+
+    def attribution(self, run_id: int) -> pd.DataFrame:
+        """Per rule of a run: orders blocked, resized and forced, and the P&L effect of the
+        rule measured by counterfactual replay (see :mod:`ttg_lab.attribution`)."""
+        check_run(self.store, self.user, run_id)
+        return attribution(self.store, run_id)
 
     def metrics(self, run_id: int) -> dict[str, Any]:
         """Every metric of a run (see ``ttg_lab.metrics.reference``), freshly computed."""

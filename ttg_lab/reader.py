@@ -17,14 +17,14 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from ttg_lab.attribution import RecordedRun, load_recorded, replay
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
-from ttg_lab.metrics.runs import metrics_for
+from ttg_lab.metrics.stored import metrics_for
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import news_index
 from ttg_lab.reasoning import search_reasoning
-from ttg_lab.rules.attribution import RecordedRun, load_recorded, replay
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.store.access import check_run
 from ttg_lab.store.database import Store

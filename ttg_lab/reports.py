@@ -455,7 +455,7 @@ def run_report(lab: Lab, run_id: int, path: str | Path | None = None) -> Path:
                 "attribution",
                 "Rule attribution",
                 _chart_or_note(
-                    lambda: charts.rule_attribution(lab.rules.attribution(run_id)), "attribution"
+                    lambda: charts.rule_attribution(lab.attribution(run_id)), "attribution"
                 )
                 + "<p class='muted'>Counterfactual replay of the recorded orders without each "
                 "rule; exact for agents whose orders do not depend on earlier fills.</p>",

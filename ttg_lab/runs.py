@@ -26,10 +26,10 @@ from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
+from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
 from ttg_lab.rules.constraints import RuleSet
-from ttg_lab.rules.service import RuleService
 from ttg_lab.store.access import check_run, visible_models
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import (

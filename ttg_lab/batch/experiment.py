@@ -90,7 +90,7 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.broker.costs import resolve_cost_model
     from ttg_lab.dates import parse_date
     from ttg_lab.market.markets import get_market
-    from ttg_lab.rules.service import RULE_PRESETS
+    from ttg_lab.model_rules import RULE_PRESETS
     from ttg_lab.text import refuse_secrets
 
     unknown = sorted(set(params) - set(PARAMETERS))

@@ -51,7 +51,7 @@ from ttg_lab.market.bars import INTRADAY_MINUTES, BarLabel
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import SHIPPED
-from ttg_lab.metrics.runs import store_metrics
+from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.models import slugify
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (

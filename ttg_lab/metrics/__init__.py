@@ -2,7 +2,7 @@
 
 from ttg_lab.metrics.compute import compute_metrics, periods_per_year, round_trips
 from ttg_lab.metrics.reference import METRIC_KEYS, METRICS
-from ttg_lab.metrics.runs import run_metrics, store_metrics
+from ttg_lab.metrics.stored import run_metrics, store_metrics
 
 __all__ = [
     "METRICS",

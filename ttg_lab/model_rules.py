@@ -1,7 +1,10 @@
-"""Rules, trading profiles and global settings: create, read, update, delete.
+"""Models' rules: create, read, update, delete, apply presets, and combine them with the
+owner's profile and the global settings into what a run enforces.
 
 Everything is validated before anything is written; a bad value names itself and leaves
-the store unchanged. Global settings are for admins only.
+the store unchanged. The profile (:mod:`ttg_lab.profiles`) and the global settings
+(:mod:`ttg_lab.global_settings`) are reached through :class:`RuleService` too, until
+they get sub-APIs of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.global_settings import read_settings, set_setting
 from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.profiles import profile_limits, read_profile, update_profile
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
 from ttg_lab.rules.params import (
     RULE_PARAMS,
@@ -27,25 +32,10 @@ from ttg_lab.store.access import check_run, require_admin
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     GateDecisionRow,
-    GlobalSetting,
     ModelRule,
     User,
-    UserTradingProfile,
 )
 from ttg_lab.text import refuse_secrets
-
-PROFILE_FIELDS: dict[str, str] = {
-    "max_position_pct": "max_position_pct",
-    "max_open_positions": "max_open_positions",
-    "daily_loss_stop_pct": "max_daily_loss_pct",
-    "min_cash_reserve_pct": "min_cash_reserve_pct",
-    "trading_hours": "trading_hours",
-}
-"""Profile fields that are limits, and the rule parameter each one becomes."""
-
-EXPERIENCE = ("beginner", "intermediate", "advanced", "professional")
-RISK_TOLERANCE = ("conservative", "moderate", "aggressive")
-RULE_SETTINGS = ("rules.defaults", "rules.ceilings")
 
 RULE_PRESETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
@@ -239,85 +229,26 @@ class RuleService:
             raise ValidationError(f"model already has rule(s) named {', '.join(clash)}")
         return [self.add(model, **spec) for spec in RULE_PRESETS[preset]]
 
-    # -- profile ---------------------------------------------------------------------
+    # -- profile and settings (kept here until they get their own sub-APIs) ----------
     def profile(self, user_id: int | None = None) -> dict[str, Any]:
         """The user's trading profile (defaults when none was saved); another user's
         only for an admin."""
         if user_id not in (None, self.user.id):
             require_admin(self.user, "reading another user's trading profile")
-        return self._profile_of(user_id or self.user.id)
-
-    def _profile_of(self, user_id: int) -> dict[str, Any]:
-        with self.store.session() as session:
-            row = session.scalars(
-                select(UserTradingProfile).where(UserTradingProfile.user_id == user_id)
-            ).first()
-            return _profile_dict(row)
+        return read_profile(self.store, user_id or self.user.id)
 
     def update_profile(self, **changes: Any) -> dict[str, Any]:
         """Change the current user's profile; validated before saving."""
-        refuse_secrets(changes, "profile")
-        known = set(_profile_dict(None)) - {"saved"}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown profile field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        merged = {**self.profile(), **changes}
-        merged.pop("saved")
-        if merged["experience"] not in EXPERIENCE:
-            raise ValidationError(f"experience must be one of {', '.join(EXPERIENCE)}")
-        if merged["risk_tolerance"] not in RISK_TOLERANCE:
-            raise ValidationError(f"risk_tolerance must be one of {', '.join(RISK_TOLERANCE)}")
-        for flag in ("options_allowed", "short_selling_allowed"):
-            if not isinstance(merged[flag], bool):
-                raise ValidationError(f"{flag} must be true or false")
-        limits = {
-            PROFILE_FIELDS[k]: v
-            for k, v in merged.items()
-            if k in PROFILE_FIELDS and v not in (None, {})
-        }
-        if limits:
-            validate_params(limits)
-        with self.store.session() as session:
-            row = session.scalars(
-                select(UserTradingProfile).where(UserTradingProfile.user_id == self.user.id)
-            ).first()
-            if row is None:
-                row = UserTradingProfile(user_id=self.user.id)
-                session.add(row)
-            for key, value in merged.items():
-                setattr(row, key, value)
-            session.flush()
-            return _profile_dict(row)
+        return update_profile(self.store, self.user, **changes)
 
-    # -- global settings -------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
-        with self.store.session() as session:
-            return {row.key: row.value for row in session.scalars(select(GlobalSetting))}
+        """Every global setting."""
+        return read_settings(self.store)
 
     def set_setting(self, key: str, value: Any) -> None:
-        """Set a platform-wide setting (admins only). Rule defaults and ceilings are
-        validated like rule parameters."""
-        require_admin(self.user, "changing global settings")
-        if not isinstance(key, str) or not key.strip():
-            raise ValidationError("a setting needs a key")
-        refuse_secrets({key: value}, "setting")
-        if key in RULE_SETTINGS:
-            value = validate_params(value) if value else {}
-        with self.store.session() as session:
-            row = session.get(GlobalSetting, key)
-            if row is None:
-                session.add(GlobalSetting(key=key, value=value, updated_by=self.user.id))
-            else:
-                row.value, row.updated_by = value, self.user.id
-
-    def attribution(self, run_id: int) -> pd.DataFrame:
-        """Per rule of a run: orders blocked, resized, forced, and the counterfactual P&L."""
-        from ttg_lab.rules.attribution import attribution
-
-        check_run(self.store, self.user, run_id)
-        return attribution(self.store, run_id)
+        """Set a platform-wide setting (admins only); see
+        :func:`ttg_lab.global_settings.set_setting`."""
+        set_setting(self.store, self.user, key, value)
 
     def decisions(self, run_id: int) -> pd.DataFrame:
         """Every gate decision of a run, in order."""
@@ -350,46 +281,14 @@ class RuleService:
         """The combined constraints a new run of ``model`` will enforce."""
         info = self.models.get(model)
         rules = [r.constraint() for r in self.list(info) if r.active]
-        profile = self._profile_of(info.owner_id)  # the owner's limits bind their runs
-        limits = {
-            PROFILE_FIELDS[k]: v
-            for k, v in profile.items()
-            if k in PROFILE_FIELDS and v not in (None, {})
-        }
+        profile = read_profile(self.store, info.owner_id)  # the owner's limits bind their runs
+        limits = profile_limits(profile)
         if profile["saved"] and not profile["short_selling_allowed"]:
             limits["allow_short"] = False
-        settings = self.settings()
+        settings = read_settings(self.store)
         return combine(
             rules, limits or None, settings.get("rules.ceilings"), settings.get("rules.defaults")
         )
-
-
-def _profile_dict(row: UserTradingProfile | None) -> dict[str, Any]:
-    if row is None:
-        return {
-            "saved": False,
-            "experience": "intermediate",
-            "risk_tolerance": "moderate",
-            "max_position_pct": None,
-            "max_open_positions": None,
-            "daily_loss_stop_pct": None,
-            "min_cash_reserve_pct": None,
-            "trading_hours": {},
-            "options_allowed": False,
-            "short_selling_allowed": False,
-        }
-    return {
-        "saved": True,
-        "experience": row.experience,
-        "risk_tolerance": row.risk_tolerance,
-        "max_position_pct": row.max_position_pct,
-        "max_open_positions": row.max_open_positions,
-        "daily_loss_stop_pct": row.daily_loss_stop_pct,
-        "min_cash_reserve_pct": row.min_cash_reserve_pct,
-        "trading_hours": dict(row.trading_hours or {}),
-        "options_allowed": row.options_allowed,
-        "short_selling_allowed": row.short_selling_allowed,
-    }
 
 
 __all__ = ["RULE_PARAMS", "RULE_PRESETS", "RuleInfo", "RuleService"]

@@ -1,0 +1,41 @@
+"""Global settings: platform-wide values in the store that only admins change (the rules'
+defaults and ceilings, the analyst's model, whether the leaderboard is public...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.rules.params import validate_params
+from ttg_lab.store.access import require_admin
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import GlobalSetting, User
+from ttg_lab.text import refuse_secrets
+
+RULE_SETTINGS = ("rules.defaults", "rules.ceilings")
+"""Settings that hold rule parameters (validated like a rule's)."""
+
+
+def read_settings(store: Store) -> dict[str, Any]:
+    """Every global setting, by key."""
+    with store.session() as session:
+        return {row.key: row.value for row in session.scalars(select(GlobalSetting))}
+
+
+def set_setting(store: Store, user: User, key: str, value: Any) -> None:
+    """Set a platform-wide setting (admins only). Rule defaults and ceilings are
+    validated like rule parameters."""
+    require_admin(user, "changing global settings")
+    if not isinstance(key, str) or not key.strip():
+        raise ValidationError("a setting needs a key")
+    refuse_secrets({key: value}, "setting")
+    if key in RULE_SETTINGS:
+        value = validate_params(value) if value else {}
+    with store.session() as session:
+        row = session.get(GlobalSetting, key)
+        if row is None:
+            session.add(GlobalSetting(key=key, value=value, updated_by=user.id))
+        else:
+            row.value, row.updated_by = value, user.id
