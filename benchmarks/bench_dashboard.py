@@ -26,8 +26,8 @@ import httpx
 import psutil
 from sqlalchemy import insert
 
+from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.lab import open_lab
-from ttg_lab.reasoning import search_reasoning
 from ttg_lab.store.schema import ReasoningEntry, TradingModel, TradingRun
 
 CHROMIUM = "/usr/bin/chromium"

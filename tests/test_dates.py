@@ -19,12 +19,15 @@ from fastmcp import Client
 from sqlalchemy import func, select
 
 from ttg_lab.analyst.citations import resolve
+from ttg_lab.analyst.reader import AnalystReader
 from ttg_lab.analyst.tools import AnalysisTools
 from ttg_lab.batch.experiment import ExperimentError, _check_parameters, expand
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import parse_date, parse_optional_date
 from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.reader import RunReader
+from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
@@ -32,8 +35,6 @@ from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.mcp_services.sessions import SessionRegistry
-from ttg_lab.reader import RunReader
-from ttg_lab.reasoning import search_reasoning
 from ttg_lab.store.schema import TradingRun
 from ttg_lab.tools import price
 from widgets.reasoning import ReasoningController
@@ -169,7 +170,7 @@ def test_analyst_windows_and_date_citations_use_the_parser(lab: Lab) -> None:
     run = lab.start_run(
         model, path="direct", start="2025-07-01", end="2025-07-10", background=False
     )
-    tools = AnalysisTools(RunReader(lab.store, lab.user), run.id)
+    tools = AnalysisTools(AnalystReader(lab.store, lab.user), run.id)
     with pytest.raises(ValidationError, match=r"^start '' is not a date"):
         tools.calculate_metrics(start="")
     with pytest.raises(ValidationError, match=r"^end 'NaT' is not a date"):

@@ -233,9 +233,9 @@ def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path
     """``mcp start`` makes a per-user token (mode 0600 in the state folder); without it a
     local process gets 401, also on 127.0.0.1, and /health names no session. A service
     serving without a token refuses run views."""
+    from ttg_lab.engine.reader import RunReader
     from ttg_lab.errors import PermissionDeniedError
     from ttg_lab.mcp_services.sessions import SessionRegistry
-    from ttg_lab.reader import RunReader
 
     run = lab.start_run(
         lab.models.create("private", ai_model_id="baseline/cash"),

@@ -178,17 +178,17 @@ def test_every_agent_tool_answers_not_found_for_another_users_ids(team: dict[str
 
     from ttg_lab.analyst.citations import resolve
     from ttg_lab.analyst.llm import analysis_tools
+    from ttg_lab.analyst.reader import AnalystReader
     from ttg_lab.analyst.tools import AnalysisTools
     from ttg_lab.engine.context import RunContext
     from ttg_lab.mcp_services.servers import build_service
     from ttg_lab.mcp_services.sessions import SessionRegistry
-    from ttg_lab.reader import RunReader
     from ttg_lab.store.database import Store
     from ttg_lab.tools.registry import TOOLS
 
     bob = team["bob"]
     theirs, mine = foreign_ids(team["alice"]), foreign_ids(bob)
-    reader = RunReader(bob.store, bob.user)
+    reader = AnalystReader(bob.store, bob.user)
 
     # the analyst: bound to alice's run it does not exist; each id argument given hers
     for bind in (lambda: bob.analyst(theirs["run"]), lambda: AnalysisTools(reader, theirs["run"])):

@@ -30,12 +30,12 @@ from support.openai_server import Text as Say
 
 from ttg_lab import dashboard
 from ttg_lab.cli import main as cli
+from ttg_lab.engine.reader import RunReader
+from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import ConfigError, TTGLabError, ValidationError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.mcp_services.manager import TOKEN_ENV, ServiceManager, check_exposure
 from ttg_lab.mcp_services.sessions import SessionRegistry
-from ttg_lab.reader import RunReader
-from ttg_lab.reasoning import search_reasoning
 from ttg_lab.reports import comparison_report, run_report
 from ttg_lab.store.schema import (
     Base,

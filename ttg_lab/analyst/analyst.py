@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from ttg_lab.analyst.citations import Citation, resolve
 from ttg_lab.analyst.offline import OfflineAnalyst
+from ttg_lab.analyst.reader import AnalystReader
 from ttg_lab.analyst.tools import AnalysisTools, Suggestion
 from ttg_lab.errors import NotFoundError, ValidationError
-from ttg_lab.reader import RunReader
 from ttg_lab.secrets import redact, redact_data
 from ttg_lab.store.schema import ChatMessage, ChatSession
 from ttg_lab.text import check_text
@@ -50,7 +50,7 @@ class Analyst:
         parameters: dict[str, Any] | None = None,
     ) -> None:
         self.lab = lab
-        self.reader = RunReader(lab.store, lab.user)
+        self.reader = AnalystReader(lab.store, lab.user)
         self.tools = AnalysisTools(self.reader, run_id)  # another user's run is not found
         self.run_id = self.tools.run_id
         self.model_id = self.tools.model_id

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 
 from ttg_lab.dates import parse_date
+from ttg_lab.engine.reader import RunReader
 from ttg_lab.errors import NotFoundError, ValidationError
-from ttg_lab.reader import RunReader
 
 PATTERN = re.compile(r"\[(trade|reasoning|date|run):([0-9][0-9-]*)\]")
 

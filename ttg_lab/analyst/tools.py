@@ -1,7 +1,7 @@
 """Read-only analysis tools about one run (and, to compare, other runs its user may see).
 
-They read through a :class:`~ttg_lab.reader.RunReader` of the acting user and hold no
-store, so another user's run, trade or reasoning entry is "not found" to every tool.
+They read through an :class:`~ttg_lab.analyst.reader.AnalystReader` of the acting user and
+hold no store, so another user's run, trade or reasoning entry is "not found" to every tool.
 Both analysts use them: the LLM analyst as tool calls, the offline analyst directly.
 Every result carries the ids it rests on (ledger ids, order ids, reasoning entry ids,
 dates), and answers cite them as ``[trade:ID]``, ``[reasoning:ID]`` and ``[date:YYYY-MM-DD]``
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttg_lab.analyst.reader import AnalystReader
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
+from ttg_lab.engine.stored_reasoning import REASONING_TYPES
 from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import when
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.compute import round_trips
-from ttg_lab.reader import RunReader
-from ttg_lab.reasoning import REASONING_TYPES
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.params import validate_params
 
@@ -63,7 +63,7 @@ class AnalysisTools:
     """The methods the LLM analyst may call as tools (with ``propose_rule``, see
     :func:`ttg_lab.analyst.llm.analysis_tools`)."""
 
-    def __init__(self, reader: RunReader, run_id: int) -> None:
+    def __init__(self, reader: AnalystReader, run_id: int) -> None:
         self.reader = reader
         run = reader.run(run_id)  # another user's run is not found
         self.run_id = run.id

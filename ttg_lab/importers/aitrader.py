@@ -45,7 +45,7 @@ from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog
-from ttg_lab.llm.reasoning import split_sections
+from ttg_lab.llm.sections import split_sections
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.bars import INTRADAY_MINUTES, BarLabel
 from ttg_lab.market.cache import data_fingerprint, price_index

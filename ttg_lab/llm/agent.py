@@ -36,8 +36,8 @@ from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
-from ttg_lab.llm.reasoning import reasoning_entries
 from ttg_lab.llm.recording import CallRecorder
+from ttg_lab.llm.sections import reasoning_entries
 from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.tools.registry import TRADE_TOOLS
 

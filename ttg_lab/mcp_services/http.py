@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ttg_lab.engine.reader import RunReader
 from ttg_lab.mcp_services.names import MCP_PATH
 from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.mcp_services.sessions import SessionRegistry
-from ttg_lab.reader import RunReader
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User
 from ttg_lab.tools.registry import tools_of

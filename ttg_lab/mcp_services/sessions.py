@@ -28,10 +28,10 @@ from ttg_lab.broker.costs import COST_PRESETS, resolve_cost_model
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import day_of, parse_date
 from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.reader import RunReader
 from ttg_lab.errors import PermissionDeniedError, ValidationError
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.markets import get_market
-from ttg_lab.reader import RunReader
 
 SESSION_HEADER = "x-ttg-session"
 RUN_HEADER = "x-ttg-run"

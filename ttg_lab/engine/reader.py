@@ -1,11 +1,12 @@
 """The one way agents' tools read users' work: a reader that knows the acting user.
 
-Every read of a run, its ledger, equity, reasoning, recorded orders, one of its trades or
-reasoning entries first checks that the acting user may see the run (their own, a
-shared model's, any for an admin); anything else is "not found", exactly like an id that
-does not exist. The analyst's tools and the MCP services' run views hold a reader and no
-store, so no tool can skip the check. Market data and news belong to everyone: the
-reader passes those reads through, unscoped.
+Every read of a run, its ledger, equity, reasoning, one of its trades or reasoning
+entries first checks that the acting user may see the run (their own, a shared model's,
+any for an admin); anything else is "not found", exactly like an id that does not
+exist. The analyst's tools and the MCP services' run views hold a reader and no store,
+so no tool can skip the check. Market data and news belong to everyone: the reader
+passes those reads through, unscoped. What only analysis needs (metrics, counterfactual
+replays) is added above, by :class:`ttg_lab.analyst.reader.AnalystReader`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from ttg_lab.attribution import RecordedRun, load_recorded, replay
+from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
-from ttg_lab.metrics.stored import metrics_for
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import news_index
-from ttg_lab.reasoning import search_reasoning
-from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.store.access import check_run
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, RunStep, TradingRun, User
@@ -174,12 +172,8 @@ class RunReader:
 
     def reasoning(self, run_id: Any, **filters: Any) -> tuple[pd.DataFrame, int]:
         """The run's reasoning entries matching ``filters`` (see
-        :func:`ttg_lab.reasoning.search_reasoning`) and how many match in all."""
+        :func:`ttg_lab.engine.stored_reasoning.search_reasoning`) and how many match in all."""
         return search_reasoning(self._store, run_id=self.run(run_id).id, **filters)
-
-    def recorded(self, run_id: Any) -> RecordedRun:
-        """What a counterfactual replay of the run needs: its snapshot and orders."""
-        return load_recorded(self._store, self.run(run_id).id)
 
     def trade(self, ledger_id: Any) -> TradeRecord:
         """Ledger row ``ledger_id`` if the user may see its run."""
@@ -222,17 +216,6 @@ class RunReader:
     def news_index(self) -> NewsIndex:
         """The dated news corpus of the search tool."""
         return news_index(self._store)
-
-    def metrics(
-        self, market: str, interval: str, equity: pd.Series, initial: float, ledger: pd.DataFrame
-    ) -> dict[str, Any]:
-        """Metrics of an equity curve against its market's benchmark over the same bars."""
-        return metrics_for(self._store, market, interval, equity, initial, ledger)
-
-    def replay(self, recorded: RecordedRun, rules: RuleSet) -> tuple[float, list[dict[str, Any]]]:
-        """Final equity and gate decisions of recorded orders replayed under ``rules``
-        (on the market data they were recorded against)."""
-        return replay(self._store, recorded, rules)
 
 
 def _is_id(value: Any) -> bool:

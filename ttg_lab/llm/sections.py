@@ -1,4 +1,4 @@
-"""Typed reasoning entries from one step's conversation.
+"""Typed reasoning entries from one step's conversation, split into its sections.
 
 Agents are asked to write PLAN / ANALYSIS / DECISION / REFLECTION sections. Tagged text
 is split on those headings; untagged text is typed by its place: text next to tool calls

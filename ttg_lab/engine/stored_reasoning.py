@@ -1,5 +1,6 @@
-"""Reading agents' reasoning: filter, search and step through a run, with the trades each
-entry led to. What the reasoning browser and the analyst show comes from here."""
+"""Stored reasoning: filter, search and step through the reasoning entries of runs, with
+the trades each entry led to. What the run reader, the reasoning browser and the analyst
+show comes from here."""
 
 from __future__ import annotations
 
