@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from ttg_lab.cli import main
 from ttg_lab.errors import DataFileError
@@ -210,6 +210,56 @@ def test_reimport_is_a_no_op(lab: Lab) -> None:
     again = import_aitrader(lab.store, FIXTURES, owner_id=lab.user.id)  # found from the top
     assert again == [] and counts(lab) == before
     assert [(r.status, r.run_id) for r in again.results] == [("skipped", first[0])]
+
+
+def test_an_import_that_loses_the_race_for_a_run_number_takes_the_next_one(lab: Lab) -> None:
+    """Another process numbers a run of the same model between the import's read of the
+    last number and its insert: the import is written again with the number after (as a
+    started run is), not refused with the store's unique-number error."""
+    [first] = import_aitrader(lab.store, MODEL_DIR, owner_id=lab.user.id)
+    with lab.store.session() as session:
+        run = session.get(TradingRun, first)
+        assert run is not None
+        run.strategy_snapshot = {**run.strategy_snapshot, "source_files": {}}  # import anew
+        model_id, period = run.model_id, (run.period_start, run.period_end)
+    raced: list[int] = []
+
+    def another_process_numbers_a_run(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if raced or "max(trading_runs.run_number)" not in statement:
+            return
+        raced.append(2)
+        with lab.store.session() as other:  # its own connection, committed at once
+            other.add(
+                TradingRun(
+                    model_id=model_id,
+                    run_number=2,
+                    status="completed",
+                    mode="daily",
+                    period_start=period[0],
+                    period_end=period[1],
+                )
+            )
+
+    event.listen(lab.store.engine, "after_cursor_execute", another_process_numbers_a_run)
+    try:
+        [second] = import_aitrader(lab.store, MODEL_DIR, owner_id=lab.user.id)
+    finally:
+        event.remove(lab.store.engine, "after_cursor_execute", another_process_numbers_a_run)
+    assert raced == [2]
+    with lab.store.session() as session:
+        numbers = session.execute(
+            select(TradingRun.id, TradingRun.run_number)
+            .where(TradingRun.model_id == model_id)
+            .order_by(TradingRun.run_number)
+        ).all()
+        rows = session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.run_id == second)
+        )
+        first_rows = session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.run_id == first)
+        )
+    assert [n for _, n in numbers] == [1, 2, 3] and numbers[2][0] == second
+    assert rows == first_rows  # booked once, whole
 
 
 def test_model_folders_are_found_at_any_level() -> None:

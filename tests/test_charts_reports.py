@@ -24,7 +24,7 @@ from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.reports import comparison_report, format_metric, run_report
-from ttg_lab.runs import RunHandle
+from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store.schema import ReasoningEntry
 
 TICKERS = ["AAPL", "MSFT", "NVDA", "AMD", "INTC", "AMZN"]

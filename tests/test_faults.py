@@ -33,10 +33,11 @@ from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
 from ttg_lab.engine.events import RunEvent
+from ttg_lab.engine.orders import LEDGER_COLUMNS
 from ttg_lab.errors import NotFoundError, RunStateError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo
-from ttg_lab.runs import LEDGER_COLUMNS, RunHandle
+from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store import leases
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import RunLostError
@@ -247,7 +248,7 @@ from sqlalchemy import select
 
 import ttg_lab.cli as cli
 from ttg_lab.engine.events import EventBus
-from ttg_lab.runs import RunService
+from ttg_lab.runs.service import RunService
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import TradingModel, TradingRun
 

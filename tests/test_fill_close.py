@@ -21,7 +21,7 @@ from ttg_lab.broker.costs import COST_PRESETS, CostModel
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.context import RunContext
-from ttg_lab.engine.orders import fill_at_close, place_order
+from ttg_lab.engine.orders import REPRODUCED_COLUMNS, fill_at_close, place_order
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.lab import Lab
 from ttg_lab.llm.prompt import system_prompt
@@ -32,7 +32,6 @@ from ttg_lab.market.shipped import read_shipped
 from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.risk import RiskState
-from ttg_lab.runs import REPRODUCED_COLUMNS
 from ttg_lab.tools import trade
 
 DAY = datetime(2025, 7, 15)

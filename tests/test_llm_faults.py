@@ -27,7 +27,7 @@ from support.openai_server import ChatRequest, Fault, OpenAIStubServer, Reply, T
 
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.market.cache import data_fingerprint, price_index
-from ttg_lab.runs import RunHandle
+from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store.schema import AgentLog, GateDecisionRow, LLMCall
 
 KEY_ENV = "TTG_TEST_LLM_KEY"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from support.pg import fresh_database
 
+from ttg_lab.engine.orders import REPRODUCED_COLUMNS
 from ttg_lab.lab import Lab, open_lab
-from ttg_lab.runs import REPRODUCED_COLUMNS
 
 
 @pytest.fixture()

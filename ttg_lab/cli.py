@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the heavy modules load when a command needs them, so start-
     from ttg_lab.engine.events import RunEvent
     from ttg_lab.lab import Lab
     from ttg_lab.models import ModelInfo
-    from ttg_lab.runs import RunHandle
+    from ttg_lab.runs.handle import RunHandle
 
 
 class MaskedStdout(io.StringIO):
@@ -560,7 +560,7 @@ def report(obj: LabContext, run_ids: tuple[int, ...], out: str | None) -> None:
 
 def ledger_key(handle: RunHandle) -> pd.DataFrame:
     """The parts of a ledger two equal runs share (not database ids)."""
-    from ttg_lab.runs import REPRODUCED_COLUMNS
+    from ttg_lab.engine.orders import REPRODUCED_COLUMNS
 
     return handle.ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
 

@@ -28,7 +28,8 @@ from ttg_lab.metrics.stored import run_metrics, store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
-from ttg_lab.runs import RunHandle, RunService
+from ttg_lab.runs.handle import RunHandle
+from ttg_lab.runs.service import RunService
 from ttg_lab.store.access import (
     LEADERBOARD_PUBLIC,
     check_run,

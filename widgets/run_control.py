@@ -12,7 +12,7 @@ import traitlets
 
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import ValidationError
-from ttg_lab.runs import RunHandle
+from ttg_lab.runs.handle import RunHandle
 from widgets.common import Controller, field_value, set_options, status_html
 from widgets.dispatch import call_soon
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ttg_lab.batch.runner import TEMPLATE, execute_notebook
+from ttg_lab.engine.orders import REPRODUCED_COLUMNS
 from ttg_lab.errors import RunStateError, ValidationError
-from ttg_lab.runs import REPRODUCED_COLUMNS
 
 
 def rerun(lab: Any, run_id: int) -> dict[str, Any]:

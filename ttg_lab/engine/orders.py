@@ -12,6 +12,7 @@ order's answer).
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from ttg_lab.broker.fills import CloseFill, Fill, PendingOrder
@@ -88,7 +89,7 @@ def place_order(
         asked = parse_quantity(quantity)
         asked = asked if asked is not None and math.isfinite(asked) else 0.0
         shown_symbol = decision.symbol or str(symbol)[:MAX_SYMBOL]
-        row = ledger_row(ctx, order_id, action, shown_symbol, asked, "rejected", decision.reason)
+        row = _row(ctx, order_id, action, shown_symbol, asked, "rejected", decision.reason)
         answer = {
             "status": "rejected",
             "order_id": order_id,
@@ -182,7 +183,7 @@ def _fill_pending(ctx: RunContext, order: PendingOrder) -> CloseFill:
         quantity, firing = limit_at_close(ctx, order, reference)
     if reference is None or quantity <= QTY_EPSILON:
         assert firing is not None
-        row = ledger_row(
+        row = _row(
             ctx,
             order.order_id,
             order.action,
@@ -254,7 +255,7 @@ def _book_fill(
     held_before = ctx.portfolio.quantity(symbol)
     ctx.portfolio.apply_fill(fill.action, fill.symbol, fill.quantity, fill.price, fill.fees)
     ctx.risk.record_fill(fill.action, fill.symbol, fill.quantity, fill.price, held_before)
-    row = ledger_row(
+    row = _row(
         ctx, order_id, action, fill.symbol, fill.quantity, "filled", reason, fill.price, fill.fees
     )
     return fill, row
@@ -276,6 +277,38 @@ def _request(action: Any, symbol: Any, quantity: Any) -> OrderRequest:
 
 
 def ledger_row(
+    step_index: int,
+    ts: datetime,
+    action: str,
+    symbol: str | None,
+    quantity: float,
+    cash_after: float,
+    holdings: dict[str, Any],
+    order_id: str,
+    status: str,
+    reason: str = "",
+    fill_price: float | None = None,
+    fees: float = 0.0,
+) -> dict[str, Any]:
+    """A ledger row: the one place rows are made, for the runs of this lab and the runs
+    imported from AI-Trader alike (keys: :data:`LEDGER_COLUMNS`, in order)."""
+    return {
+        "step_index": step_index,
+        "ts": ts,
+        "action": action,
+        "symbol": symbol,
+        "quantity": quantity,
+        "fill_price": fill_price,
+        "fees": fees,
+        "cash_after": cash_after,
+        "holdings": holdings,
+        "order_id": order_id,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def _row(
     ctx: RunContext,
     order_id: str,
     action: str,
@@ -286,25 +319,24 @@ def ledger_row(
     fill_price: float | None = None,
     fees: float = 0.0,
 ) -> dict[str, Any]:
-    """A ledger row at the context's step, with the cash and holdings as they are now
-    (after the fill it books): the one place ledger rows are made (keys:
-    :data:`LEDGER_COLUMNS`)."""
-    return {
-        "step_index": ctx.step_index,
-        "ts": ctx.clock,
-        "action": str(action)[:16],
-        "symbol": symbol,
-        "quantity": quantity,
-        "fill_price": fill_price,
-        "fees": fees,
-        "cash_after": ctx.portfolio.cash,
-        "holdings": ctx.portfolio.snapshot(),
-        "order_id": order_id,
-        "status": status,
-        "reason": reason,
-    }
+    """The ledger row of an order at the context's step, with the cash and holdings as
+    they are now (after the fill it books)."""
+    return ledger_row(
+        ctx.step_index,
+        ctx.clock,
+        str(action)[:16],
+        symbol,
+        quantity,
+        ctx.portfolio.cash,
+        ctx.portfolio.snapshot(),
+        order_id,
+        status,
+        reason,
+        fill_price,
+        fees,
+    )
 
 
 def no_trade_row(ctx: RunContext) -> dict[str, Any]:
     """The row of a step in which nothing was ordered (every step leaves one row at least)."""
-    return ledger_row(ctx, f"s{ctx.step_index}-none", "no_trade", None, 0.0, "none")
+    return _row(ctx, f"s{ctx.step_index}-none", "no_trade", None, 0.0, "none")

@@ -38,11 +38,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.engine.equity import max_drawdown
+from ttg_lab.engine.orders import ledger_row
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.sections import split_sections
@@ -53,6 +54,7 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.models import slugify
+from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     AgentLog,
@@ -792,20 +794,9 @@ def _import_model(
         else:
             order_id = f"aitrader-{line.id}"
             seen_ids[line.id] = line.line
-        row: dict[str, Any] = {
-            "step_index": step,
-            "ts": line.when,
-            "action": "no_trade",
-            "symbol": None,
-            "quantity": 0.0,
-            "fill_price": None,
-            "fees": 0.0,
-            "cash_after": line.cash,
-            "holdings": _holdings(line),
-            "order_id": order_id,
-            "status": "none",
-            "reason": "",
-        }
+        row = ledger_row(
+            step, line.when, "no_trade", None, 0.0, line.cash, _holdings(line), order_id, "none"
+        )
         previous_cash = recomputed[i - 1] if base_i is None else recomputed[base_i]
         if line.action == "no_trade" or line.symbol is None:
             recomputed.append(previous_cash)
@@ -875,20 +866,18 @@ def _import_model(
                 _Fill(
                     step,
                     -1,
-                    {
-                        "step_index": step,
-                        "ts": bar,
-                        "action": "no_trade",
-                        "symbol": None,
-                        "quantity": 0.0,
-                        "fill_price": None,
-                        "fees": 0.0,
-                        "cash_after": state.cash,
-                        "holdings": holdings,
-                        "order_id": f"aitrader-none-s{step}",
-                        "status": "none",
-                        "reason": "no line in AI-Trader's position.jsonl for this bar",
-                    },
+                    ledger_row(
+                        step,
+                        bar,
+                        "no_trade",
+                        None,
+                        0.0,
+                        state.cash,
+                        holdings,
+                        f"aitrader-none-s{step}",
+                        "none",
+                        "no line in AI-Trader's position.jsonl for this bar",
+                    ),
                 )
             )
     if unvalued:
@@ -917,7 +906,8 @@ def _import_model(
     result.final_return = equity[-1] / initial.cash - 1.0 if initial.cash else None
     result.max_drawdown = max_drawdown(equity)
 
-    with store.session() as session:
+    def book(session: Session) -> None:
+        """The model (when new) and its run with every row, in one transaction."""
         model_row = session.scalars(
             select(TradingModel).where(TradingModel.signature == signature)
         ).one_or_none()
@@ -981,13 +971,10 @@ def _import_model(
             "reconciliation": result.reconciliation,
             "notes": notes[:50],
         }
-        last = session.scalar(
-            select(func.max(TradingRun.run_number)).where(TradingRun.model_id == model_row.id)
-        )
         now = utcnow()
         run = TradingRun(
             model_id=model_row.id,
-            run_number=(last or 0) + 1,
+            run_number=next_run_number(session, model_row.id),
             status="completed",
             mode=mode,
             period_start=calendar[0],
@@ -1012,6 +999,8 @@ def _import_model(
             session.execute(insert(AgentLog), [{**r, "run_id": run.id} for r in logs])
         if entries:
             session.execute(insert(ReasoningEntry), [{**e, "run_id": run.id} for e in entries])
+
+    write_numbered(store, book, signature)
 
 
 def _existing_run(

@@ -1,25 +1,26 @@
-"""Starting, stopping, resuming and reading runs.
+"""Starting and resuming runs.
 
 ``RunService.start`` records the run (its number per model and a snapshot of everything
-that defines it), then executes it in a background thread so notebooks stay responsive.
-A :class:`RunHandle` stops it, waits for it, and reads what it wrote.
+that defines it), then executes it in a background thread so notebooks stay responsive;
+``resume`` claims a run and continues it. Either returns a
+:class:`~ttg_lab.runs.handle.RunHandle`, which stops it, waits for it, and reads what it
+wrote.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.fills import check_fill_policy
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
-from ttg_lab.engine.events import EventBus, RunEvent, Subscriber
+from ttg_lab.engine.events import Subscriber
 from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
@@ -30,177 +31,26 @@ from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
 from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.runs.handle import RunHandle
+from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.store.access import check_run, visible_models
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import (
     Lease,
-    RunLostError,
     check_claimable,
     claim,
-    live_holder,
     stale_after,
     worker_id,
 )
 from ttg_lab.store.schema import (
-    LedgerEntry,
-    ReasoningEntry,
-    RunStatus,
-    RunStep,
     TradingModel,
     TradingRun,
     utcnow,
 )
 from ttg_lab.version import __version__
 
-LEDGER_COLUMNS: list[str] = [
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "cash_after",
-    "holdings",
-    "order_id",
-    "status",
-    "reason",
-]
-"""What ``RunHandle.ledger()`` returns, in order."""
-
-REPRODUCED_COLUMNS: list[str] = [c for c in LEDGER_COLUMNS if c not in ("holdings", "order_id")]
-"""Ledger columns two runs of the same decisions must share (order ids may differ: an
-LLM provider's call ids; holdings follow from the rest)."""
-
 _LIVE: dict[tuple[str, int], RunHandle] = {}
 """Runs executing in this process, by (store URL, run id)."""
-
-
-class RunHandle:
-    """A run of a model: control it while it runs, read it at any time."""
-
-    def __init__(self, store: Store, run_id: int, bus: EventBus | None = None) -> None:
-        self.store = store
-        self.id = run_id
-        self.bus = bus or EventBus()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._outcome: RunStatus | None = None
-        self._failure: RunLostError | None = None
-
-    def __repr__(self) -> str:
-        row = self.info()
-        return f"<Run {self.id}: {row['model']} #{row['run_number']} {row['status']}>"
-
-    def info(self) -> dict[str, Any]:
-        """The run's row (with its model's name) as a dict."""
-        with self.store.session() as session:
-            run = session.get(TradingRun, self.id)
-            if run is None:
-                raise NotFoundError(f"no run {self.id}")
-            model = session.get(TradingModel, run.model_id)
-            assert model is not None
-            return {
-                "id": run.id,
-                "model": model.signature,
-                "run_number": run.run_number,
-                "status": run.status,
-                "error": run.error,
-                "mode": run.mode,
-                "start": run.period_start,
-                "end": run.period_end,
-                "steps_done": run.steps_done,
-                "steps_total": run.steps_total,
-                "total_trades": run.total_trades,
-                "final_value": run.final_value,
-                "final_return": run.final_return,
-                "max_drawdown": run.max_drawdown,
-                "llm_calls": run.llm_calls,
-                "llm_cost": run.llm_cost,
-                "wasted_llm_calls": run.wasted_llm_calls,
-                "wasted_llm_cost": run.wasted_llm_cost,
-                "total_llm_cost": run.llm_cost + run.wasted_llm_cost,
-                "worker": run.worker,
-                "heartbeat_at": run.heartbeat_at,
-                "live": live_holder(self.store.url, run) is not None,
-                "snapshot": run.strategy_snapshot,
-            }
-
-    @property
-    def status(self) -> str:
-        return str(self.info()["status"])
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def subscribe(self, callback: Subscriber, replay: bool = True) -> Any:
-        """Receive this run's events; returns an unsubscribe function."""
-        return self.bus.subscribe(callback, replay=replay)
-
-    def stop(self) -> None:
-        """Ask the run to stop; it ends ``stopped`` before its next step."""
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the run's thread ends (or ``timeout``); returns the status. When this
-        process executed the run, that is the status it ended with (``failed`` also when
-        the end could not be recorded), and an execution another process took over
-        raises its :class:`~ttg_lab.store.leases.RunLostError`."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                return self.status
-        if self._failure is not None:
-            raise self._failure
-        return self._outcome or self.status
-
-    def start_thread(self, executor: RunExecutor) -> None:
-        self._thread = threading.Thread(
-            target=self._execute, args=(executor,), name=f"ttg-run-{self.id}", daemon=True
-        )
-        self._thread.start()
-
-    def run_here(self, executor: RunExecutor) -> None:
-        """Execute in the calling thread; raises what a background run keeps for wait()."""
-        self._execute(executor)
-        self.wait()
-
-    def _execute(self, executor: RunExecutor) -> None:
-        try:
-            self._outcome = executor.execute()
-        except RunLostError as lost:  # kept for wait(): a background thread has nobody to tell
-            self._failure = lost
-
-    def ledger(self) -> pd.DataFrame:
-        """Every action of the run in order."""
-        return self._frame(
-            select(LedgerEntry).where(LedgerEntry.run_id == self.id).order_by(LedgerEntry.id),
-            LEDGER_COLUMNS,
-        )
-
-    def equity(self) -> pd.DataFrame:
-        """The portfolio marked to market at each step's close."""
-        return self._frame(
-            select(RunStep).where(RunStep.run_id == self.id).order_by(RunStep.step_index),
-            ["step_index", "ts", "cash", "equity", "holdings"],
-        )
-
-    def reasoning(self) -> pd.DataFrame:
-        """The agent's reasoning entries in order."""
-        return self._frame(
-            select(ReasoningEntry)
-            .where(ReasoningEntry.run_id == self.id)
-            .order_by(ReasoningEntry.id),
-            ["id", "step_index", "ts", "type", "content", "context", "order_ids"],
-        )
-
-    def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
-        with self.store.session() as session:
-            rows = session.scalars(query).all()
-            return pd.DataFrame(
-                [{c: getattr(r, c) for c in columns} for r in rows], columns=columns
-            )
 
 
 class RunService:
@@ -301,37 +151,26 @@ class RunService:
     ) -> Lease:
         """The new run's row, which is also this process's claim on it (attempt 0)."""
         me = worker_id()
-        for _attempt in range(5):  # two processes may race for the same run number
-            try:
-                with self.store.session() as session:
-                    last = session.scalar(
-                        select(func.max(TradingRun.run_number)).where(
-                            TradingRun.model_id == info.id
-                        )
-                    )
-                    run = TradingRun(
-                        model_id=info.id,
-                        run_number=(last or 0) + 1,
-                        status="running",
-                        mode=mode,
-                        period_start=calendar[0],
-                        period_end=calendar[-1],
-                        strategy_snapshot=snapshot,
-                        steps_total=len(calendar),
-                        worker=me,
-                        heartbeat_at=utcnow(),
-                        attempt=0,
-                    )
-                    session.add(run)
-                    session.flush()
-                    return Lease(self.store.url, run.id, me, 0)
-            except IntegrityError:
-                with self.store.session() as session:
-                    if session.get(TradingModel, info.id) is None:
-                        raise NotFoundError(
-                            f"no model {info.signature!r}: it was deleted"
-                        ) from None
-        raise RunStateError(f"could not allocate a run number for model {info.signature}")
+
+        def write(session: Session) -> Lease:
+            run = TradingRun(
+                model_id=info.id,
+                run_number=next_run_number(session, info.id),
+                status="running",
+                mode=mode,
+                period_start=calendar[0],
+                period_end=calendar[-1],
+                strategy_snapshot=snapshot,
+                steps_total=len(calendar),
+                worker=me,
+                heartbeat_at=utcnow(),
+                attempt=0,
+            )
+            session.add(run)
+            session.flush()
+            return Lease(self.store.url, run.id, me, 0)
+
+        return write_numbered(self.store, write, info.signature, info.id)
 
     def _check_replay_source(self, source_id: int, info: ModelInfo, path: str) -> None:
         if path != "chat":
@@ -460,4 +299,4 @@ class RunService:
         return pd.DataFrame(rows, columns=columns)
 
 
-__all__ = ["RunEvent", "RunHandle", "RunService"]
+__all__ = ["RunService"]
