@@ -30,7 +30,7 @@ from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.store.schema import AgentLog
-from ttg_lab.tools.registry import TOOLS, tool_named
+from ttg_lab.tools.registry import TOOLS
 
 COSTS = COST_PRESETS["zero"]
 
@@ -265,7 +265,7 @@ def test_no_tool_of_any_agent_takes_a_bool_for_a_number(lab: Lab) -> None:
     ctx.advance(0, datetime(2025, 7, 15))
     cases = [
         (spec.name, name)
-        for spec in TOOLS
+        for _, spec in TOOLS.items()
         for name in number_parameters(spec.function, 1 if spec.needs_context else 0)
     ]
     assert {n for _, n in cases} >= {"quantity", "a", "b", "cash", "price", "bars"}
@@ -274,8 +274,7 @@ def test_no_tool_of_any_agent_takes_a_bool_for_a_number(lab: Lab) -> None:
         services = build_services(lambda: ctx)
         texts = []
         for tool, name in cases:
-            spec = tool_named(tool)
-            assert spec is not None
+            spec = TOOLS.get(tool)
             async with Client(services[spec.service]) as client:
                 args = {**SAMPLE_ARGUMENTS, name: True}
                 wanted = inspect.signature(spec.function).parameters

@@ -237,7 +237,7 @@ def test_every_agent_tool_answers_not_found_for_another_users_ids(team: dict[str
             result = await client.call_tool(spec_name, args, raise_on_error=False)
             return result.is_error, result.content[0].text  # type: ignore[union-attr]
 
-    for spec in TOOLS:
+    for _, spec in TOOLS.items():
         if not spec.needs_context:
             parameters = inspect.signature(spec.function).parameters.values()
             assert not [p for p in parameters if "RunContext" in str(p.annotation)], spec.name

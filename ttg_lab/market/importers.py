@@ -38,6 +38,7 @@ from ttg_lab.market.bars import (
     check_label,
     to_starts,
 )
+from ttg_lab.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -572,12 +573,11 @@ def _read_csv(path: Path, label: BarLabel) -> ImportedBars:
     return read_csv_bars(path, label=label)
 
 
-READERS: dict[str, Reader] = {
-    "alphavantage": _read_av,
-    "aitrader-jsonl": _read_jsonl,
-    "csv": _read_csv,
-}
-"""Formats :func:`read_bars` knows, by name."""
+READERS: Registry[Reader] = Registry("bar file format")
+"""Formats :func:`read_bars` knows, by name (``format="auto"`` picks one of them)."""
+READERS.register("alphavantage", _read_av)
+READERS.register("aitrader-jsonl", _read_jsonl)
+READERS.register("csv", _read_csv)
 
 
 def detect_format(path: Path) -> str:
@@ -607,8 +607,4 @@ def read_bars(path: str | Path, format: str = "auto", label: BarLabel = "start")
     label = check_label(label)
     path = Path(path)
     name = detect_format(path) if format == "auto" else format
-    reader = READERS.get(name)
-    if reader is None:
-        known = ", ".join(["auto", *sorted(READERS)])
-        raise ValidationError(f"unknown bar file format {format!r}; known formats: {known}")
-    return reader(path, label)
+    return READERS.get(name)(path, label)

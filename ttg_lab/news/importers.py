@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -30,6 +30,7 @@ from ttg_lab.news.items import (
     sort_news,
     url_problem,
 )
+from ttg_lab.registry import Registry
 
 ALPHAVANTAGE_TIMEZONE = ZoneInfo("America/New_York")
 """Zone assumed for Alpha Vantage's ``time_published`` (``20251014T211802``).
@@ -44,8 +45,6 @@ LATEST_OFFSET = timedelta(hours=12)
 """A wall time without a zone is read as UTC-12, the latest instant it can denote."""
 
 UNDATED_WORDS = frozenset({"", "unknown", "none", "null", "n/a", "na", "-"})
-
-FORMATS: tuple[str, ...] = ("alphavantage", "aitrader-log", "jsonl")
 
 
 @dataclass(frozen=True)
@@ -531,21 +530,25 @@ def detect_format(path: Path) -> str:
             )
         return "jsonl"
     raise ValidationError(
-        f"cannot tell the news format of {path.name!r}; give format= one of {', '.join(FORMATS)}"
+        f"cannot tell the news format of {path.name!r}; "
+        f"give format= one of {', '.join(FORMATS.names())}"
     )
+
+
+NewsReader = Callable[[Path], ImportResult]
+
+FORMATS: Registry[NewsReader] = Registry("news format")
+"""News formats :func:`read_news_file` knows, by name (``format="auto"`` picks one)."""
+FORMATS.register("alphavantage", lambda path: ImportResult(read_alphavantage_news(path)))
+FORMATS.register("aitrader-log", read_aitrader_search_results)
+FORMATS.register("jsonl", lambda path: ImportResult(read_news_jsonl(path)))
 
 
 def read_news_file(path: str | Path, format: str = "auto") -> ImportResult:
     """Read a news file of ``format`` (or detected from its name and first line)."""
     path = Path(path)
     chosen = detect_format(path) if format == "auto" else format
-    if chosen == "alphavantage":
-        return ImportResult(read_alphavantage_news(path))
-    if chosen == "aitrader-log":
-        return read_aitrader_search_results(path)
-    if chosen == "jsonl":
-        return ImportResult(read_news_jsonl(path))
-    raise ValidationError(f"unknown news format {format!r}; known: auto, {', '.join(FORMATS)}")
+    return FORMATS.get(chosen)(path)
 
 
 __all__ = [

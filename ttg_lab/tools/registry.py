@@ -2,7 +2,8 @@
 
 The functions are plain Python over a :class:`~ttg_lab.engine.context.RunContext`
 (first argument ``ctx``) or over their arguments alone (math). The MCP servers serve
-them; offline agents may call them directly. Adding a tool here adds it everywhere.
+them; offline agents may call them directly. Adding a tool here adds it everywhere
+(``TOOLS.register`` refuses a second tool under a taken name).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ttg_lab.registry import Registry
 from ttg_lab.tools import account, arithmetic, price, search, trade
 
 
@@ -28,7 +30,10 @@ class ToolSpec:
         return (self.function.__doc__ or self.name).strip()
 
 
-TOOLS: tuple[ToolSpec, ...] = (
+TOOLS: Registry[ToolSpec] = Registry("tool")
+"""Every tool, by name, in the order the services list them."""
+
+for _spec in (
     ToolSpec("add", "math", arithmetic.add, False),
     ToolSpec("subtract", "math", arithmetic.subtract, False),
     ToolSpec("multiply", "math", arithmetic.multiply, False),
@@ -42,15 +47,12 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("short", "trade", trade.short, True),
     ToolSpec("cover", "trade", trade.cover, True),
     ToolSpec("get_portfolio", "trade", account.get_portfolio, True),
-)
+):
+    TOOLS.register(_spec.name, _spec)
 
 TRADE_TOOLS: frozenset[str] = frozenset({"buy", "sell", "short", "cover"})
 
 
 def tools_of(service: str) -> list[ToolSpec]:
     """The tools one service serves."""
-    return [t for t in TOOLS if t.service == service]
-
-
-def tool_named(name: str) -> ToolSpec | None:
-    return next((t for t in TOOLS if t.name == name), None)
+    return [t for _, t in TOOLS.items() if t.service == service]
