@@ -43,8 +43,8 @@ def test_registry_refuses_a_blank_or_padded_name(name: object) -> None:
 
 def test_registry_unknown_name_error_names_the_value_and_the_known_names() -> None:
     parts: Registry[int] = Registry("part")
-    parts.register("a", 1)
     parts.register("b", 2)
+    parts.register("a", 1)
     with pytest.raises(ValidationError, match=r"unknown part 'z'; known: a, b$"):
         parts.get("z")
     with pytest.raises(ValidationError, match=r"unknown part \['z'\]; known: a, b$"):
@@ -71,11 +71,11 @@ def test_unknown_file_formats_are_refused_naming_the_known_ones(tmp_path: Path) 
     path.write_text("symbol,date,open,high,low,close,volume\n")
     with pytest.raises(
         ValidationError,
-        match=r"unknown bar file format 'xml'; known: alphavantage, aitrader-jsonl, csv$",
+        match=r"unknown bar file format 'xml'; known: aitrader-jsonl, alphavantage, csv$",
     ):
         read_bars(path, format="xml")
     with pytest.raises(
         ValidationError,
-        match=r"unknown news format 'rss'; known: alphavantage, aitrader-log, jsonl$",
+        match=r"unknown news format 'rss'; known: aitrader-log, alphavantage, jsonl$",
     ):
         read_news_file(path, format="rss")

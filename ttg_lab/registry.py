@@ -39,11 +39,12 @@ class Registry(Generic[T]):
         return item
 
     def get(self, name: str) -> T:
-        """The part named ``name``; an unknown name is refused naming the known ones."""
+        """The part named ``name``; an unknown name is refused naming the known ones
+        (sorted, so the message reads the same whatever order they were added in)."""
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            known = ", ".join(self._items) or "none"
+            known = ", ".join(sorted(self._items)) or "none"
             raise self._unknown(f"unknown {self.kind} {shown(name)}; known: {known}") from None
 
     def names(self) -> tuple[str, ...]:
