@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ttg_lab.deferred import defer_rfc3987_syntax
 from ttg_lab.errors import (
     DataFileError,
     LookAheadError,
@@ -16,6 +17,8 @@ from ttg_lab.errors import (
     ValidationError,
 )
 from ttg_lab.version import __version__
+
+defer_rfc3987_syntax()  # before anything imports jsonschema (see ttg_lab.deferred)
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab, open_lab

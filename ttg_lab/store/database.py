@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ttg_lab.errors import ConfigError, TTGLabError
+
+if TYPE_CHECKING:  # alembic loads only when a store needs migrating (see migrate)
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +147,53 @@ def retrying(fn: Callable[[], T], what: str, database: str = "the database") -> 
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config that points at the package's migrations and this engine."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = engine
     return cfg
 
 
+REVISION_LINE = re.compile(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+DOWN_REVISION_LINE = re.compile(r"^down_revision\s*(?::[^=]*)?=(.*)$", re.MULTILINE)
+
+
+@cache
+def head_revisions(versions: Path = MIGRATIONS_DIR / "versions") -> frozenset[str]:
+    """The head revision(s) of the migrations in ``versions``, read from their
+    ``revision`` and ``down_revision`` lines: the revisions no other one builds on. Cheap,
+    so opening a store that is up to date never imports Alembic (about 0.15 s)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted(versions.glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        revision = REVISION_LINE.search(source)
+        down = DOWN_REVISION_LINE.search(source)
+        if revision is None or down is None:
+            raise ConfigError(f"migration {path.name} declares no revision or down_revision")
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The revision(s) the store's schema is at (none before its first migration)."""
+    if not inspect(engine).has_table("alembic_version"):
+        return frozenset()
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return frozenset(str(version) for (version,) in rows)
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (idempotent)."""
+    """Bring the schema up to ``revision`` (idempotent). A store already at the head is
+    left alone without loading Alembic: every open checks, few opens migrate."""
+    if revision == "head" and current_revisions(engine) == head_revisions():
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
-
-
-def is_initialised(engine: Engine) -> bool:
-    """True once migrations have created the schema."""
-    return "alembic_version" in inspect(engine).get_table_names()
 
 
 class Store:

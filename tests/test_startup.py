@@ -1,0 +1,189 @@
+"""Fast start: what a cold process imports, checked in fresh interpreters.
+
+The direct path never loads the chat path's packages, opening a store that is up to date
+never loads Alembic, and nothing builds ``rfc3987_syntax``'s grammars at import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from ttg_lab.errors import ConfigError
+from ttg_lab.store.database import (
+    Store,
+    alembic_config,
+    current_revisions,
+    head_revisions,
+    migrate,
+)
+
+CHAT_ONLY = ("langchain", "langchain_core", "langgraph", "langsmith", "fastmcp", "mcp")
+"""Packages only the chat path needs."""
+
+PERIOD = ("--start", "2025-06-10", "--end", "2025-07-10")
+
+
+def loaded_after(code: str, *watch: str, env: dict[str, str] | None = None) -> list[str]:
+    """The modules among ``watch`` (or any of their submodules) that a fresh interpreter
+    has imported after ``code`` (which may end the process with ``sys.exit``: the answer
+    is written at exit)."""
+    report = f"""
+import atexit, json, sys
+WATCH = {list(watch)!r}
+def report():
+    loaded = [w for w in WATCH if any(m == w or m.startswith(w + ".") for m in sys.modules)]
+    sys.__stdout__.write("LOADED=" + json.dumps(loaded) + "\\n")
+atexit.register(report)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", report + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("LOADED=")]
+    assert lines, f"no report:\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return list(json.loads(lines[-1].removeprefix("LOADED=")))
+
+
+def create_momentum(db_url: str) -> None:
+    import ttg_lab
+
+    lab = ttg_lab.open(db_url)
+    try:
+        lab.models.create("mom", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    finally:
+        lab.close()
+
+
+CLI_RUN = """
+from importlib.metadata import entry_points
+main = entry_points(group="console_scripts", name="ttg-lab")[0].load()
+main(["run", "mom", {period}, "--path", "direct"])
+"""
+
+
+@pytest.mark.slow
+def test_a_direct_run_from_the_command_line_never_imports_the_chat_path(db_url: str) -> None:
+    create_momentum(db_url)
+    period = ", ".join(repr(p) for p in PERIOD)
+    loaded = loaded_after(
+        CLI_RUN.format(period=period), *CHAT_ONLY, "alembic", env={"TTG_LAB_DB_URL": db_url}
+    )
+    assert loaded == []
+
+
+@pytest.mark.slow
+def test_a_direct_run_through_the_api_never_imports_the_chat_path(db_url: str) -> None:
+    create_momentum(db_url)
+    code = f"""
+import ttg_lab
+lab = ttg_lab.open({db_url!r})
+run = lab.start_run("mom", start="2025-06-10", end="2025-07-10", path="direct", background=False)
+assert run.info()["status"] == "completed", run.info()
+"""
+    assert loaded_after(code, *CHAT_ONLY, "alembic") == []
+
+
+def test_opening_a_store_at_head_never_imports_alembic(db_url: str) -> None:
+    code = f"""
+from ttg_lab.store.database import Store
+Store({db_url!r}).migrate()
+"""
+    assert loaded_after(code, "alembic") == []
+
+
+def test_a_store_behind_head_is_migrated_at_open(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
+    migrate(store.engine, "0006")
+    assert current_revisions(store.engine) == {"0006"}
+    store.migrate()
+    assert current_revisions(store.engine) == head_revisions()
+    store.dispose()
+
+
+def test_an_empty_store_is_created_at_open(empty_db_url: str) -> None:
+    store = Store(empty_db_url)
+    assert current_revisions(store.engine) == frozenset()
+    store.migrate()
+    assert current_revisions(store.engine) == head_revisions()
+    store.dispose()
+
+
+def test_head_read_from_the_migration_files_is_alembics_head(tmp_path: Path) -> None:
+    script = ScriptDirectory.from_config(alembic_config(Store(f"sqlite:///{tmp_path}/x").engine))
+    assert head_revisions() == frozenset(script.get_heads())
+
+
+def write_migrations(folder: Path, files: dict[str, str]) -> Path:
+    versions = folder / "versions"
+    versions.mkdir(parents=True)
+    for name, source in files.items():
+        (versions / name).write_text(source)
+    return versions
+
+
+def test_head_of_branches_merges_and_typed_declarations(tmp_path: Path) -> None:
+    versions = write_migrations(
+        tmp_path,
+        {
+            "a.py": 'revision = "a"\ndown_revision = None\n',
+            "b.py": "revision: str = 'b'\ndown_revision: str | None = 'a'\n",
+            "c.py": 'revision = "c"\ndown_revision = "a"\n',
+            "m.py": 'revision = "m"\ndown_revision = ("b", "c")\n',
+            "d.py": 'revision = "d"\ndown_revision = "m"\n',
+            "e.py": 'revision = "e"\ndown_revision = "m"\n',
+        },
+    )
+    assert head_revisions(versions) == {"d", "e"}
+
+
+def test_a_migration_file_without_a_revision_is_named(tmp_path: Path) -> None:
+    versions = write_migrations(
+        tmp_path, {"a.py": 'revision = "a"\ndown_revision = None\n', "broken.py": "x = 1\n"}
+    )
+    with pytest.raises(ConfigError, match=r"broken\.py declares no revision"):
+        head_revisions(versions)
+
+
+needs_rfc3987_syntax = pytest.mark.skipif(
+    importlib.util.find_spec("rfc3987_syntax") is None,
+    reason="rfc3987_syntax is not installed: jsonschema builds no grammars",
+)
+
+
+@needs_rfc3987_syntax
+def test_the_chat_path_imports_build_no_rfc3987_grammars() -> None:
+    code = "import ttg_lab.llm.agent, ttg_lab.mcp_services.http, jsonschema._format"
+    assert loaded_after(code, "lark", "rfc3987_syntax.syntax_helpers") == []
+
+
+@needs_rfc3987_syntax
+def test_deferred_iri_checks_judge_as_before() -> None:
+    code = """
+import sys
+import ttg_lab, jsonschema
+checker = jsonschema.FormatChecker()
+assert {"iri", "iri-reference"} <= set(checker.checkers)
+schema = {"type": "string", "format": "iri"}
+jsonschema.validate("https://例え.jp/パス?q=1#frag", schema, format_checker=checker)
+try:
+    jsonschema.validate("no spaces in an iri", schema, format_checker=checker)
+except jsonschema.ValidationError:
+    pass
+else:
+    raise AssertionError("an invalid IRI passed")
+import rfc3987_syntax
+assert rfc3987_syntax.is_valid_syntax_iri("http://a/b")
+"""
+    assert loaded_after(code, "lark") == ["lark"]  # loaded once a check needed it
