@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.mcp_services.names import MCP_PATH, SERVICES
@@ -214,6 +212,8 @@ class ServiceManager:
 
     def _probe(self, host: str, port: int, token: str | None) -> tuple[ServiceState, list[str]]:
         """A running service's state from its /health answer, with the tools it lists."""
+        import httpx  # only a health check needs it, not every lab that knows the manager
+
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             answer = httpx.get(f"http://{host}:{port}/health", headers=headers, timeout=1.0)
