@@ -1,0 +1,68 @@
+"""``ttg-lab leaderboard``: models ranked by their runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from ttg_lab.cli.context import LabContext, pass_ctx
+from ttg_lab.cli.output import clear_errors, console, print_frame
+from ttg_lab.dates import FORMATS
+from ttg_lab.formatting import money, percent
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command("leaderboard")
+@click.option("--market", default=None, help="us, cn or crypto")
+@click.option("--mode", type=click.Choice(["daily", "intraday"]), default=None)
+@click.option("--start", default=None, help=f"runs starting on or after this day ({FORMATS})")
+@click.option("--end", default=None, help=f"runs ending on or before this day ({FORMATS})")
+@click.option("--sort", default="sharpe", show_default=True)
+@pass_ctx
+def leaderboard_cmd(
+    obj: LabContext,
+    market: str | None,
+    mode: str | None,
+    start: str | None,
+    end: str | None,
+    sort: str,
+) -> None:
+    """Models ranked by their runs, against buy-and-hold of the benchmark."""
+    with clear_errors():
+        board = obj.lab().leaderboard(market=market, mode=mode, start=start, end=end, sort=sort)
+        if board.empty:
+            console.print("no completed runs match")
+            return
+        columns = [
+            "model",
+            "market",
+            "mode",
+            "runs",
+            "total_return",
+            "sharpe",
+            "max_drawdown",
+            "benchmark",
+            "benchmark_return",
+            "vs_benchmark",
+            "mean_return",
+            "mean_ci_low",
+            "mean_ci_high",
+            "llm_cost",
+        ]
+        ratio: dict[str, Callable[..., str]] = {"sharpe": lambda v: f"{v:.2f}"}
+        pct: dict[str, Callable[..., str]] = dict.fromkeys(
+            [
+                "total_return",
+                "max_drawdown",
+                "benchmark_return",
+                "mean_return",
+                "mean_ci_low",
+                "mean_ci_high",
+            ],
+            percent,
+        )
+        print_frame(board[columns], "leaderboard", {**pct, **ratio, "llm_cost": money})

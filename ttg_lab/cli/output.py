@@ -1,0 +1,84 @@
+"""What every command shares on the way out: masked output, tables, one-line errors and
+exit codes."""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from ttg_lab.errors import TTGLabError
+from ttg_lab.secrets import redact
+
+if TYPE_CHECKING:  # pandas loads when a command prints a table, so start-up is quick
+    import pandas as pd
+
+
+class MaskedStdout(io.StringIO):
+    """Standard output with every secret masked (see :func:`ttg_lab.secrets.redact`):
+    nothing the command line echoes, stored text included, shows a key."""
+
+    def write(self, text: str) -> int:
+        sys.stdout.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
+console = Console(file=MaskedStdout(), width=None if sys.stdout.isatty() else 160)
+
+
+def print_frame(
+    frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[..., str]] | None = None
+) -> None:
+    """A DataFrame as a rich table."""
+    formats = formats or {}
+    table = Table(title=title or None)
+    for column in frame.columns:
+        table.add_column(
+            str(column), justify="right" if frame[column].dtype.kind in "if" else "left"
+        )
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            fmt = formats.get(str(column))
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                cells.append("")
+            else:
+                cells.append(redact(fmt(value) if fmt else str(value)))  # before wrapping
+        table.add_row(*cells)
+    console.print(table)
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Show errors as one line (secrets masked, as all output) and exit 1, never as a
+    traceback."""
+    try:
+        yield
+    except TTGLabError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:  # a provider or driver error: one masked line, no traceback
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(1)
+
+
+def exit_unless(completed: bool) -> None:
+    """The exit status of a run command: 0 only when the run completed (and, for a
+    replay, reproduced its source); 1 when it failed, stopped or was taken over."""
+    if not completed:
+        sys.exit(1)

@@ -1,0 +1,190 @@
+"""``ttg-lab run``, ``resume``, ``runs``, ``replay`` and ``metrics``: runs followed with a
+progress bar and summed up in a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from ttg_lab.cli.context import DATE_HELP, LabContext, pass_ctx
+from ttg_lab.cli.output import clear_errors, console, exit_unless, print_frame
+from ttg_lab.formatting import money, percent
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ttg_lab.engine.events import RunEvent
+    from ttg_lab.runs.handle import RunHandle
+
+
+def follow(handle: RunHandle, label: str) -> str:
+    """Show a progress bar for a running run until it ends; returns its status."""
+    info = handle.info()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[equity]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(
+            label, total=info["steps_total"], completed=info["steps_done"], equity=""
+        )
+
+        def on_event(event: RunEvent) -> None:
+            if event.kind == "step":
+                progress.update(
+                    task, completed=event.data["done"], equity=f"equity {event.data['equity']:,.2f}"
+                )
+            elif event.kind == "error":
+                progress.console.print(f"[red]{event.message}[/red]")
+
+        unsubscribe = handle.subscribe(on_event)
+        try:
+            status = handle.wait()
+        except KeyboardInterrupt:
+            handle.stop()
+            status = handle.wait()
+        finally:
+            unsubscribe()
+    return status
+
+
+def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
+    rows = []
+    for handle in handles:
+        info = handle.info()
+        ledger = handle.ledger()
+        rows.append(
+            {
+                "model": info["model"],
+                "run": info["run_number"],
+                "status": info["status"],
+                "final_value": info["final_value"],
+                "return": info["final_return"],
+                "max_drawdown": info["max_drawdown"],
+                "trades": info["total_trades"],
+                "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
+                "llm_cost": info["llm_cost"],
+                "wasted_llm_cost": info["wasted_llm_cost"],
+            }
+        )
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
+    "final_value": money,
+    "return": percent,
+    "max_drawdown": percent,
+    "fees": money,
+    "llm_cost": money,
+    "wasted_llm_cost": money,
+}
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--mode", type=click.Choice(["daily", "intraday"]), default="daily", show_default=True
+)
+@click.option("--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)")
+@click.option("--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)")
+@click.option("--costs", default="default", show_default=True, help="zero, default or ibkr-fixed")
+@click.option("--fill", type=click.Choice(["open", "close"]), default="open", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--path",
+    type=click.Choice(["chat", "direct"]),
+    default="chat",
+    show_default=True,
+    help="chat: the LLM path (chat model + MCP tools); direct: baselines call the tools directly",
+)
+@pass_ctx
+def run(
+    obj: LabContext,
+    model: str,
+    mode: str,
+    start: str | None,
+    end: str | None,
+    costs: str,
+    fill: str,
+    seed: int,
+    path: str,
+) -> None:
+    """Run MODEL over a period, with a progress bar and a summary."""
+    with clear_errors():
+        lab = obj.lab()
+        handle = lab.start_run(
+            model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed, path=path
+        )
+        info = handle.info()
+        console.print(
+            f"run {handle.id}: {info['model']} #{info['run_number']} ({mode}, "
+            f"{info['start']:%Y-%m-%d} .. {info['end']:%Y-%m-%d})"
+        )
+        status = follow(handle, info["model"])
+        print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+        exit_unless(status == "completed")
+
+
+@click.command()
+@click.argument("run_id", type=int)
+@pass_ctx
+def resume(obj: LabContext, run_id: int) -> None:
+    """Continue RUN_ID from its last committed step."""
+    with clear_errors():
+        handle = obj.lab().resume_run(run_id)
+        status = follow(handle, f"run {run_id}")
+        print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
+        exit_unless(status == "completed")
+
+
+@click.command()
+@click.argument("model", required=False)
+@pass_ctx
+def runs(obj: LabContext, model: str | None) -> None:
+    """List runs (of MODEL, or all)."""
+    with clear_errors():
+        frame = obj.lab().runs(model)
+        print_frame(
+            frame, "runs", {"final_value": money, "final_return": percent, "max_drawdown": percent}
+        )
+
+
+@click.command()
+@click.argument("run_id", type=int)
+@pass_ctx
+def replay(obj: LabContext, run_id: int) -> None:
+    """Re-run RUN_ID from its recorded LLM calls (no network) and compare the ledgers."""
+    with clear_errors():
+        lab = obj.lab()
+        handle = lab.replay_run(run_id)
+        status = follow(handle, f"replay of run {run_id}")
+        print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
+        same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
+        console.print("ledgers identical" if same else "[red]ledgers differ[/red]")
+        exit_unless(status == "completed" and same)
+
+
+def ledger_key(handle: RunHandle) -> pd.DataFrame:
+    """The parts of a ledger two equal runs share (not database ids)."""
+    from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
+
+    return handle.ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
+
+
+@click.command("metrics")
+@click.argument("run_id", type=int)
+@pass_ctx
+def metrics_cmd(obj: LabContext, run_id: int) -> None:
+    """Every metric of RUN_ID (see the README's metrics reference)."""
+    with clear_errors():
+        for key, value in obj.lab().metrics(run_id).items():
+            console.print(f"{key:<24} {'' if value is None else value}", highlight=False)
