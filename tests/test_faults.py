@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
 from ttg_lab.engine.events import RunEvent
-from ttg_lab.engine.orders import LEDGER_COLUMNS
+from ttg_lab.engine.ledger import LEDGER_COLUMNS
 from ttg_lab.errors import NotFoundError, RunStateError
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.models import ModelInfo

@@ -21,7 +21,8 @@ from ttg_lab.broker.costs import COST_PRESETS, CostModel
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.context import RunContext
-from ttg_lab.engine.orders import REPRODUCED_COLUMNS, fill_at_close, place_order
+from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
+from ttg_lab.engine.orders import fill_at_close, place_order
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.lab import Lab
 from ttg_lab.llm.prompt import system_prompt
@@ -165,13 +166,13 @@ def test_the_hard_gates_cut_or_refuse_at_the_close_on_record() -> None:
     assert [a["status"] for a in agent.answers] == ["accepted", "accepted"]
     affordable = int(cash // closed)
     ledger = ctx.record.ledger
-    assert [(r["action"], r["quantity"], r["status"]) for r in ledger] == [
+    assert [(r.action, r.quantity, r.status) for r in ledger] == [
         ("buy", affordable, "filled"),
         ("sell", affordable, "filled"),
     ]
-    assert ledger[0]["fill_price"] == closed
-    assert f"cut to {affordable} at the close: cash" in ledger[0]["reason"]
-    assert "cut to 18 at the close: 18 AAPL held" in ledger[1]["reason"]
+    assert ledger[0].fill_price == closed
+    assert f"cut to {affordable} at the close: cash" in ledger[0].reason
+    assert "cut to 18 at the close: 18 AAPL held" in ledger[1].reason
     cuts = [d for d in ctx.record.decisions if d["origin"] == "close"]
     assert [(d["verdict"], d["requested"], d["quantity"]) for d in cuts] == [
         ("resize", 20, affordable),
@@ -188,7 +189,7 @@ def test_the_hard_gates_cut_or_refuse_at_the_close_on_record() -> None:
     ctx = context(index_with_close(30.0), cash=cash, costs=costs)
     simulate_step(ctx, Scripted({0: [("buy", "AAPL", 20)]}), 0, DAY, cash)
     (row,) = ctx.record.ledger
-    assert row["status"] == "rejected" and row["reason"].startswith("refused at the close: cash")
+    assert row.status == "rejected" and row.reason.startswith("refused at the close: cash")
     assert ctx.portfolio.cash == cash and ctx.risk.close_fills[0].status == "rejected"
 
 
@@ -265,7 +266,7 @@ def test_replays_and_a_resumed_run_see_what_the_live_run_saw(lab: Lab) -> None:
     )
     assert whole.info()["status"] == "completed"
     recorded = load_recorded(lab.store, whole.id)
-    value, decisions = replay(lab.store, recorded, RuleSet.from_list(recorded.snapshot["rules"]))
+    value, decisions = replay(lab.store, recorded, recorded.snapshot.rules)
     assert value == pytest.approx(whole.info()["final_value"], rel=1e-12)
     stored = lab.rules.decisions(whole.id)
     assert [d["verdict"] for d in decisions] == list(stored["verdict"])

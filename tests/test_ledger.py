@@ -84,7 +84,7 @@ def test_fill_books_cash_fees_and_holdings(index: PriceIndex) -> None:
     assert answer["price"] == pytest.approx(price)
     assert ctx.portfolio.cash == pytest.approx(10_000 - 10 * price - fees)
     row = ctx.record.ledger[-1]
-    assert row["holdings"] == {"AAPL": 10.0} and row["cash_after"] == ctx.portfolio.cash
+    assert row.holdings == {"AAPL": 10.0} and row.cash_after == ctx.portfolio.cash
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_hard_gates_refuse_with_reason(
     assert answer["status"] == "rejected"
     assert reason in answer["reason"]
     assert ctx.portfolio.cash == 10_000.0 and not ctx.portfolio.positions
-    assert ctx.record.ledger[-1]["status"] == "rejected"
+    assert ctx.record.ledger[-1].status == "rejected"
 
 
 def test_no_price_at_the_clock_refuses(index: PriceIndex) -> None:
@@ -216,5 +216,5 @@ def test_reconciliation_over_random_orders(
         )
         last = ctx.record.ledger[-1] if ctx.record.ledger else None
         if last is not None:
-            assert last["cash_after"] == pytest.approx(ctx.portfolio.cash)
-            assert last["holdings"] == ctx.portfolio.snapshot()
+            assert last.cash_after == pytest.approx(ctx.portfolio.cash)
+            assert last.holdings == ctx.portfolio.snapshot()

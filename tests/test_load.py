@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from ttg_lab.engine.orders import REPRODUCED_COLUMNS
+from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
 from ttg_lab.lab import Lab, open_lab
 from ttg_lab.store.schema import (
     AgentLog,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from support.pg import fresh_database
 
-from ttg_lab.engine.orders import REPRODUCED_COLUMNS
+from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
 from ttg_lab.lab import Lab, open_lab
 
 

@@ -239,7 +239,7 @@ def test_stop_loss_forces_an_exit_at_the_open(daily: PriceIndex) -> None:
     simulate_step(ctx, Idle(), DAY + 1, daily.calendar[DAY + 1], ctx.equity_now())
     assert "AAPL" not in ctx.portfolio.positions and ctx.portfolio.positions["MSFT"] == 10
     forced = ctx.record.decisions[0]
-    assert forced["origin"] == "rule:r0" and ctx.record.ledger[0]["reason"] == "forced by r0"
+    assert forced["origin"] == "rule:r0" and ctx.record.ledger[0].reason == "forced by r0"
 
 
 def test_scope_limits_a_rule_to_its_symbols(daily: PriceIndex) -> None:

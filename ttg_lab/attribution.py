@@ -18,16 +18,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from ttg_lab.broker.costs import resolve_cost_model
-from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.orders import place_order
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.engine.step import simulate_step
 from ttg_lab.errors import NotFoundError
-from ttg_lab.market.cache import price_index
-from ttg_lab.market.markets import get_market
 from ttg_lab.rules.constraints import RuleSet
-from ttg_lab.rules.risk import RiskState
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import GateDecisionRow, LedgerEntry, TradingRun
 
@@ -61,7 +57,7 @@ class RecordedOrders:
 class RecordedRun:
     """What a counterfactual replay needs from a stored run."""
 
-    snapshot: dict[str, Any]
+    snapshot: RunSnapshot
     period: tuple[Any, Any]
     steps_done: int
     final_value: float
@@ -108,13 +104,12 @@ def load_recorded(store: Store, run_id: int) -> RecordedRun:
             )
         )
         orders: list[Any] = decisions or _orders_from_ledger(session, run_id)
+        snapshot = RunSnapshot.from_json(run.strategy_snapshot)
         return RecordedRun(
-            dict(run.strategy_snapshot),
+            snapshot,
             (run.period_start, run.period_end),
             run.steps_done,
-            run.final_value
-            if run.final_value is not None
-            else run.strategy_snapshot["model"]["initial_cash"],
+            run.final_value if run.final_value is not None else snapshot.initial_cash,
             orders,
         )
 
@@ -125,28 +120,15 @@ def replay(
     """Final equity of the recorded orders replayed under ``rules``, and every gate
     decision the replay made."""
     snap = recorded.snapshot
-    market = get_market(snap["model"]["market"])
-    index = price_index(store, market.code, snap["interval"], snap["data_fingerprint"])
+    index = snap.index(store)
     calendar = index.calendar_between(*recorded.period)[: recorded.steps_done]
     orders: dict[int, list[tuple[str, Any, Any]]] = defaultdict(list)
     for row in recorded.decisions:
         if row.origin == "agent":
             orders[row.step_index].append((row.action, row.symbol, row.requested))
-    cash = snap["model"]["initial_cash"]
-    ctx = RunContext(
-        run_id=0,
-        market=market,
-        index=index,
-        tickers=frozenset(snap["tickers"]),
-        portfolio=Portfolio(cash),
-        costs=resolve_cost_model(snap["costs"]),
-        fill=snap["fill"],
-        seed=snap["seed"],
-        rules=rules,
-        risk=RiskState(),
-    )
+    ctx = snap.context(index, rules=rules)
     agent = RecordedOrders(dict(orders))
-    equity = float(cash)
+    equity = snap.initial_cash
     decisions: list[dict[str, Any]] = []
     for step, clock in enumerate(calendar):
         equity = simulate_step(ctx, agent, step, clock, equity)
@@ -163,7 +145,7 @@ def attribution(store: Store, run_id: int) -> pd.DataFrame:
     """Per rule: orders blocked, resized and forced, and the P&L effect (actual final
     value minus the final value of the counterfactual replay without the rule)."""
     recorded = load_recorded(store, run_id)
-    rules = RuleSet.from_list(recorded.snapshot.get("rules", []))
+    rules = recorded.snapshot.rules
     blocked: dict[str, int] = defaultdict(int)
     resized: dict[str, int] = defaultdict(int)
     forced: dict[str, int] = defaultdict(int)

@@ -16,7 +16,6 @@ import pandas as pd
 
 from ttg_lab import users
 from ttg_lab.attribution import attribution
-from ttg_lab.broker.costs import CostModel
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import PermissionDeniedError
@@ -29,6 +28,7 @@ from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.runs.handle import RunHandle
+from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
 from ttg_lab.store.access import (
     LEADERBOARD_PUBLIC,
@@ -186,52 +186,29 @@ class Lab:
         mode: str = "daily",
         start: datetime | str | None = None,
         end: datetime | str | None = None,
-        costs: str | CostModel | dict[str, Any] | None = None,
-        fill: str = "open",
-        seed: int = 0,
+        *,
         background: bool = True,
         on_event: Subscriber | None = None,
-        path: str = "chat",
-        provenance: dict[str, Any] | None = None,
+        **options: Any,
     ) -> RunHandle:
         """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
 
-        ``costs`` is a preset name (``default``, ``zero``, ``ibkr-fixed``), a dict of
-        :class:`~ttg_lab.broker.costs.CostModel` fields or a CostModel; ``fill`` is ``open``
-        (the decision bar's open) or ``close``. ``path`` is ``chat`` (every model as a chat
-        model calling the MCP tools) or ``direct`` (baselines calling the tools directly).
-        ``provenance`` (an experiment's parameters, tags) is kept in the run's snapshot.
+        ``options`` are :class:`~ttg_lab.runs.options.RunOptions` (``costs``, ``fill``,
+        ``seed``, ``path``, ``provenance``, ``replay_from``), checked before anything is
+        written. ``background=False`` runs in this thread; ``on_event`` receives the run's
+        events.
         """
-        refuse_secrets({"provenance": provenance or {}}, "run")
         return self._runs.start(
-            model,
-            mode,
-            start,
-            end,
-            costs,
-            fill,
-            seed,
-            background,
-            on_event,
-            path=path,
-            provenance=provenance,
+            model, mode, start, end, RunOptions.from_kwargs(options), background, on_event
         )
 
     def replay_run(self, run_id: int, background: bool = True) -> RunHandle:
         """Re-run a recorded run from its LLM call record: no network, same ledger."""
         source = self.run(run_id).info()
-        snap = source["snapshot"]
+        snap = self._runs.snapshot(run_id)
+        options = RunOptions(snap.costs, snap.fill, snap.seed, path="chat", replay_from=run_id)
         return self._runs.start(
-            source["model"],
-            source["mode"],
-            source["start"],
-            source["end"],
-            snap["costs"],
-            snap["fill"],
-            snap["seed"],
-            background,
-            path="chat",
-            replay_from=run_id,
+            source["model"], source["mode"], source["start"], source["end"], options, background
         )
 
     def resume_run(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.agents.base import baseline_ids
 from ttg_lab.agents.factory import validate_agent
+from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.market.markets import get_market
 from ttg_lab.store.access import check_owner, visible_models
@@ -82,6 +83,20 @@ class ModelInfo:
             dict(row.parameters),
             row.custom_rules,
             row.custom_instructions,
+        )
+
+    def config(self) -> ModelConfig:
+        """The model as a run's snapshot keeps it."""
+        return ModelConfig(
+            name=self.name,
+            signature=self.signature,
+            market=self.market,
+            ai_model_id=self.ai_model_id,
+            parameters=self.parameters,
+            initial_cash=self.initial_cash,
+            tickers=self.tickers,
+            custom_rules=self.custom_rules,
+            custom_instructions=self.custom_instructions,
         )
 
 

@@ -16,6 +16,7 @@ from ttg_lab.agents.base import DirectAgent, is_baseline, make_policy, policy_cl
 from ttg_lab.agents.baselines import Policy
 from ttg_lab.agents.params import validate_parameters
 from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.engine.step import Agent
 from ttg_lab.errors import ValidationError
 from ttg_lab.store.database import Store
@@ -60,7 +61,7 @@ class AgentRecipe:
     prepared, so a run is refused before anything of it is written."""
 
     store: Store
-    model: dict[str, Any]  # the snapshot's model config
+    model: ModelConfig  # the model as the run's snapshot keeps it
     path: str
     policy: Policy | None  # a baseline's decisions
     chat_model: BaseChatModel | None = None  # an LLM's client (None for baselines, replay)
@@ -89,7 +90,7 @@ class AgentRecipe:
             self.store,
             run_id,
             attempt,
-            self.model["ai_model_id"],
+            self.model.ai_model_id,
             self.sampling,
             self.cost,
             context,
@@ -99,7 +100,7 @@ class AgentRecipe:
         return ChatAgent(
             model,
             recorder,
-            self.model,
+            self.model.as_dict(),
             max_steps=max_steps,
             step_timeout=timeout,
             retry_delay=retry_delay,
@@ -107,12 +108,12 @@ class AgentRecipe:
 
 
 def prepare_agent(
-    store: Store, model: dict[str, Any], path: str = "chat", replay_from: int | None = None
+    store: Store, model: ModelConfig, path: str = "chat", replay_from: int | None = None
 ) -> AgentRecipe:
     """The recipe of a run's agent, for the snapshot's ``model`` config; raises what would
     stop the agent from being built (bad parameters, no API key, nothing to replay)."""
-    ai_model_id = model["ai_model_id"]
-    parameters = model["parameters"]
+    ai_model_id = model.ai_model_id
+    parameters = model.parameters
     check_path(ai_model_id, path)
     if path == "direct":
         return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters))

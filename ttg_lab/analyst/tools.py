@@ -360,7 +360,7 @@ class AnalysisTools:
             raise ValidationError("a suggested rule needs a name")
         params = validate_params(parameters)
         recorded = self.reader.recorded(self.run_id)
-        rules = RuleSet.from_list(recorded.snapshot.get("rules", []))
+        rules = recorded.snapshot.rules
         actual, _ = self.reader.replay(recorded, rules)
         rule_name = f"suggested: {name}"
         added = RuleSet((*rules.constraints, Constraint(rule_name, "model", params)))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ttg_lab.batch.runner import TEMPLATE, execute_notebook
-from ttg_lab.engine.orders import REPRODUCED_COLUMNS
+from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
 from ttg_lab.errors import RunStateError, ValidationError
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from ttg_lab.broker.costs import CostModel
 from ttg_lab.broker.fills import PendingOrder
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.ledger import LedgerRow
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
 from ttg_lab.news.search import NewsIndex
@@ -43,7 +44,7 @@ class StepRecord:
 
     step_index: int
     clock: datetime
-    ledger: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[LedgerRow] = field(default_factory=list)
     reasoning: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -61,8 +62,8 @@ class StepRecord:
         return f"s{self.step_index}-c{self._order_seq}"
 
     @property
-    def filled(self) -> list[dict[str, Any]]:
-        return [row for row in self.ledger if row["status"] == "filled"]
+    def filled(self) -> list[LedgerRow]:
+        return [row for row in self.ledger if row.status == "filled"]
 
 
 @dataclass

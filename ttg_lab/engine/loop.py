@@ -28,17 +28,16 @@ from typing import Any, Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ttg_lab.broker.costs import CostModel
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.engine.events import EventBus, RunEvent
+from ttg_lab.engine.ledger import LedgerRow
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.engine.step import Agent, simulate_step
 from ttg_lab.errors import RunStateError
 from ttg_lab.market.asof import PriceIndex
-from ttg_lab.market.markets import Market
 from ttg_lab.news.search import NewsIndex
-from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
@@ -87,36 +86,22 @@ class RunSetup:
     before its row is written or claimed: a run that cannot start is refused with nothing
     written."""
 
-    initial_cash: float
-    calendar: list[datetime]
-    market: Market
+    snapshot: RunSnapshot
     index: PriceIndex
-    tickers: frozenset[str]
-    costs: CostModel
-    fill: str
-    seed: int
+    calendar: list[datetime]
     news: NewsIndex
-    rules: RuleSet
     agent: AgentBuilder
+
+    @property
+    def initial_cash(self) -> float:
+        return self.snapshot.initial_cash
 
     def plan(self, store: Store, lease: Lease) -> RunPlan:
         """The plan of the lease's execution, from the run's last committed step."""
         portfolio, risk, last_marked, next_step = restore_state(
             store, lease.run_id, self.initial_cash
         )
-        ctx = RunContext(
-            run_id=lease.run_id,
-            market=self.market,
-            index=self.index,
-            tickers=self.tickers,
-            portfolio=portfolio,
-            costs=self.costs,
-            fill=self.fill,
-            seed=self.seed,
-            news=self.news,
-            rules=self.rules,
-            risk=risk,
-        )
+        ctx = self.snapshot.context(self.index, lease.run_id, portfolio, news=self.news, risk=risk)
         agent = self.agent.build(lease.run_id, lease.attempt, ctx)
         return RunPlan(
             lease.run_id, self.initial_cash, self.calendar, next_step, agent, ctx, last_marked
@@ -254,7 +239,8 @@ class RunExecutor:
                     f"run {run_id}: step {step} does not follow the progress stored"
                 )
             session.execute(
-                insert(LedgerEntry), [{**row, "run_id": run_id} for row in record.ledger]
+                insert(LedgerEntry),
+                [{**row.as_record(), "run_id": run_id} for row in record.ledger],
             )
             if record.reasoning:
                 session.execute(
@@ -300,7 +286,7 @@ class RunExecutor:
                 raise self.lease.lost(session) or RunStateError(f"run {self.run_id} vanished")
 
     def _emit_step(
-        self, plan: RunPlan, step: int, clock: datetime, equity: float, ledger: list[dict[str, Any]]
+        self, plan: RunPlan, step: int, clock: datetime, equity: float, ledger: list[LedgerRow]
     ) -> None:
         for message in plan.ctx.record.messages:
             for call in message.get("tool_calls") or []:
@@ -310,22 +296,23 @@ class RunExecutor:
                 text = f"malformed tool call {call.get('name')}: {call.get('error')}"
                 self._emit("refusal", text, step, clock, call)
         for row in ledger:
-            if row["status"] == "filled":
+            if row.status == "filled":
+                assert row.fill_price is not None  # a fill has its price
                 self._emit(
                     "fill",
-                    f"{row['action']} {row['quantity']:g} {row['symbol']} @ {row['fill_price']:.4f}"
-                    f" (fees {row['fees']:.2f})",
+                    f"{row.action} {row.quantity:g} {row.symbol} @ {row.fill_price:.4f}"
+                    f" (fees {row.fees:.2f})",
                     step,
                     clock,
-                    row,
+                    row.as_record(),
                 )
-            elif row["status"] == "rejected":
+            elif row.status == "rejected":
                 self._emit(
                     "refusal",
-                    f"{row['action']} {row['symbol']} refused: {row['reason']}",
+                    f"{row.action} {row.symbol} refused: {row.reason}",
                     step,
                     clock,
-                    row,
+                    row.as_record(),
                 )
         self._emit(
             "step",

@@ -18,6 +18,7 @@ from typing import Any
 from ttg_lab.broker.fills import CloseFill, Fill, PendingOrder
 from ttg_lab.broker.portfolio import QTY_EPSILON, Portfolio
 from ttg_lab.engine.context import OrderRequest, RunContext
+from ttg_lab.engine.ledger import LedgerRow, LedgerStatus
 from ttg_lab.jsonsafe import echo
 from ttg_lab.rules.gate import (
     MAX_SYMBOL,
@@ -27,26 +28,6 @@ from ttg_lab.rules.gate import (
     normalise_symbol,
     parse_quantity,
 )
-
-LEDGER_COLUMNS: list[str] = [
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "cash_after",
-    "holdings",
-    "order_id",
-    "status",
-    "reason",
-]
-"""The columns of a ledger row, in order (the keys of :func:`ledger_row`)."""
-
-REPRODUCED_COLUMNS: list[str] = [c for c in LEDGER_COLUMNS if c not in ("holdings", "order_id")]
-"""Ledger columns two runs of the same decisions must share (order ids may differ: an
-LLM provider's call ids; holdings follow from the rest)."""
 
 
 def place_order(
@@ -84,7 +65,7 @@ def place_order(
     before = _portfolio_now(ctx, ctx.book)
     decision = check_order(ctx, action, symbol, quantity, forced_by)
     rules = [f.rule for f in decision.firings]
-    row: dict[str, Any] | None
+    row: LedgerRow | None
     if not decision.allowed:
         asked = parse_quantity(quantity)
         asked = asked if asked is not None and math.isfinite(asked) else 0.0
@@ -248,7 +229,7 @@ def _book_fill(
     quantity: float,
     reference: float,
     reason: str,
-) -> tuple[Fill, dict[str, Any]]:
+) -> tuple[Fill, LedgerRow]:
     """Fill an order at ``reference`` plus costs: portfolio, risk counters, ledger row."""
     price = ctx.costs.fill_price(action, reference)
     fill = Fill(action, symbol, quantity, price, ctx.costs.fees(quantity, price))
@@ -285,27 +266,27 @@ def ledger_row(
     cash_after: float,
     holdings: dict[str, Any],
     order_id: str,
-    status: str,
+    status: LedgerStatus,
     reason: str = "",
     fill_price: float | None = None,
     fees: float = 0.0,
-) -> dict[str, Any]:
+) -> LedgerRow:
     """A ledger row: the one place rows are made, for the runs of this lab and the runs
-    imported from AI-Trader alike (keys: :data:`LEDGER_COLUMNS`, in order)."""
-    return {
-        "step_index": step_index,
-        "ts": ts,
-        "action": action,
-        "symbol": symbol,
-        "quantity": quantity,
-        "fill_price": fill_price,
-        "fees": fees,
-        "cash_after": cash_after,
-        "holdings": holdings,
-        "order_id": order_id,
-        "status": status,
-        "reason": reason,
-    }
+    imported from AI-Trader alike."""
+    return LedgerRow(
+        step_index,
+        ts,
+        action,
+        symbol,
+        quantity,
+        fill_price,
+        fees,
+        cash_after,
+        holdings,
+        order_id,
+        status,
+        reason,
+    )
 
 
 def _row(
@@ -314,11 +295,11 @@ def _row(
     action: str,
     symbol: str | None,
     quantity: float,
-    status: str,
+    status: LedgerStatus,
     reason: str = "",
     fill_price: float | None = None,
     fees: float = 0.0,
-) -> dict[str, Any]:
+) -> LedgerRow:
     """The ledger row of an order at the context's step, with the cash and holdings as
     they are now (after the fill it books)."""
     return ledger_row(
@@ -337,6 +318,6 @@ def _row(
     )
 
 
-def no_trade_row(ctx: RunContext) -> dict[str, Any]:
+def no_trade_row(ctx: RunContext) -> LedgerRow:
     """The row of a step in which nothing was ordered (every step leaves one row at least)."""
     return _row(ctx, f"s{ctx.step_index}-none", "no_trade", None, 0.0, "none")

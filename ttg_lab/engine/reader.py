@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from ttg_lab.engine.ledger import CITED_COLUMNS, LEDGER_COLUMNS
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
@@ -26,22 +28,76 @@ from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import news_index
 from ttg_lab.store.access import check_run
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LedgerEntry, ReasoningEntry, RunStep, TradingRun, User
+from ttg_lab.store.schema import (
+    LedgerEntry,
+    ReasoningEntry,
+    RunStatus,
+    RunStep,
+    TradingRun,
+    User,
+)
 
-LEDGER_COLUMNS: list[str] = [
-    "id",
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "order_id",
-    "status",
-    "reason",
-]
-"""What :meth:`RunReader.ledger` returns, in order."""
+EQUITY_COLUMNS: list[str] = ["step_index", "ts", "cash", "equity", "holdings"]
+"""What :func:`equity_frame` returns: the portfolio marked at each step's close."""
+
+REASONING_COLUMNS: list[str] = ["id", "step_index", "ts", "type", "content", "context", "order_ids"]
+"""What :func:`reasoning_frame` returns: the agent's reasoning entries."""
+
+
+def ledger_frame(store: Store, run_id: int, columns: list[str] = LEDGER_COLUMNS) -> pd.DataFrame:
+    """Run ``run_id``'s ledger rows in order (``columns``: :data:`LEDGER_COLUMNS` or a
+    subset of ``id`` and them, such as :data:`~ttg_lab.engine.ledger.CITED_COLUMNS`)."""
+    return _frame(
+        store,
+        select(*[getattr(LedgerEntry, c) for c in columns])
+        .where(LedgerEntry.run_id == run_id)
+        .order_by(LedgerEntry.id),
+        columns,
+    )
+
+
+def equity_frame(store: Store, run_id: int) -> pd.DataFrame:
+    """Run ``run_id``'s committed steps in order (:data:`EQUITY_COLUMNS`)."""
+    return _frame(
+        store,
+        select(*[getattr(RunStep, c) for c in EQUITY_COLUMNS])
+        .where(RunStep.run_id == run_id)
+        .order_by(RunStep.step_index),
+        EQUITY_COLUMNS,
+    )
+
+
+def reasoning_frame(store: Store, run_id: int) -> pd.DataFrame:
+    """Run ``run_id``'s reasoning entries in order (:data:`REASONING_COLUMNS`)."""
+    return _frame(
+        store,
+        select(*[getattr(ReasoningEntry, c) for c in REASONING_COLUMNS])
+        .where(ReasoningEntry.run_id == run_id)
+        .order_by(ReasoningEntry.id),
+        REASONING_COLUMNS,
+    )
+
+
+def equity_curve(steps: pd.DataFrame) -> pd.Series:
+    """The equity of an :func:`equity_frame`, indexed by the steps' times."""
+    return pd.Series(
+        steps["equity"].to_numpy(dtype=float), index=pd.DatetimeIndex(steps["ts"]), dtype=float
+    )
+
+
+def read_snapshot(store: Store, run_id: int) -> RunSnapshot:
+    """Run ``run_id``'s snapshot (not checked: the caller checked who may see the run)."""
+    with store.session() as session:
+        stored = session.scalar(select(TradingRun.strategy_snapshot).where(TradingRun.id == run_id))
+    if stored is None:
+        raise NotFoundError(f"no run {run_id}")
+    return RunSnapshot.from_json(stored)
+
+
+def _frame(store: Store, query: Any, columns: list[str]) -> pd.DataFrame:
+    with store.session() as session:
+        rows = session.execute(query).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
 @dataclass(frozen=True)
@@ -51,22 +107,22 @@ class RunRecord:
     id: int
     model_id: int
     run_number: int
-    status: str
+    status: RunStatus
     period: tuple[datetime, datetime]
     steps_done: int
-    snapshot: dict[str, Any]
+    snapshot: RunSnapshot
 
     @property
     def market(self) -> str:
-        return str(self.snapshot["model"]["market"])
+        return self.snapshot.model.market
 
     @property
     def interval(self) -> str:
-        return str(self.snapshot.get("interval", "1d"))
+        return self.snapshot.interval
 
     @property
     def initial_cash(self) -> float:
-        return float(self.snapshot["model"]["initial_cash"])
+        return self.snapshot.initial_cash
 
 
 @dataclass(frozen=True)
@@ -120,7 +176,7 @@ class RunReader:
                 run.status,
                 (run.period_start, run.period_end),
                 run.steps_done,
-                dict(run.strategy_snapshot),
+                RunSnapshot.from_json(run.strategy_snapshot),
             )
 
     def model_runs(self, run_id: Any) -> dict[int, int]:
@@ -133,28 +189,12 @@ class RunReader:
         return {int(number): int(rid) for number, rid in rows}
 
     def ledger(self, run_id: Any) -> pd.DataFrame:
-        """Every ledger row of the run, in order (columns: :data:`LEDGER_COLUMNS`)."""
-        rid = self.run(run_id).id
-        with self._store.session() as session:
-            rows = session.execute(
-                select(*[getattr(LedgerEntry, c) for c in LEDGER_COLUMNS])
-                .where(LedgerEntry.run_id == rid)
-                .order_by(LedgerEntry.id)
-            ).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=LEDGER_COLUMNS)
+        """Every ledger row of the run, in order (columns: :data:`CITED_COLUMNS`)."""
+        return ledger_frame(self._store, self.run(run_id).id, CITED_COLUMNS)
 
     def equity(self, run_id: Any) -> pd.Series:
         """The run's equity at each committed step's close."""
-        rid = self.run(run_id).id
-        with self._store.session() as session:
-            rows = session.execute(
-                select(RunStep.ts, RunStep.equity)
-                .where(RunStep.run_id == rid)
-                .order_by(RunStep.step_index)
-            ).all()
-        return pd.Series(
-            [r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), dtype=float
-        )
+        return equity_curve(equity_frame(self._store, self.run(run_id).id))
 
     def last_step(self, run_id: Any) -> StepState | None:
         """The portfolio after the run's latest committed step (None before the first)."""

@@ -43,7 +43,9 @@ from sqlalchemy.orm import Session
 
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.engine.equity import max_drawdown
+from ttg_lab.engine.ledger import LedgerRow
 from ttg_lab.engine.orders import ledger_row
+from ttg_lab.engine.snapshot import ImportSource, ModelConfig, RunSnapshot
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.llm.catalog import CatalogModel, load_catalog
 from ttg_lab.llm.sections import split_sections
@@ -54,6 +56,7 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.models import slugify
+from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
@@ -641,7 +644,7 @@ class _Fill:
 
     step: int
     seq: int
-    row: dict[str, Any]
+    row: LedgerRow
 
 
 def _holdings(line: PositionLine) -> dict[str, float]:
@@ -794,12 +797,12 @@ def _import_model(
         else:
             order_id = f"aitrader-{line.id}"
             seen_ids[line.id] = line.line
-        row = ledger_row(
-            step, line.when, "no_trade", None, 0.0, line.cash, _holdings(line), order_id, "none"
-        )
         previous_cash = recomputed[i - 1] if base_i is None else recomputed[base_i]
         if line.action == "no_trade" or line.symbol is None:
             recomputed.append(previous_cash)
+            row = ledger_row(
+                step, line.when, "no_trade", None, 0.0, line.cash, _holdings(line), order_id, "none"
+            )
             fills.append(_Fill(step, i, row))
             continue
         signed = _signed(line.action, line.amount)
@@ -827,16 +830,21 @@ def _import_model(
         if line.stated_price is not None:
             reasons.append(f"AI-Trader's line states price {line.stated_price:g}")
         recomputed.append(previous_cash - signed * (price if price is not None else 0.0))
-        row.update(
-            action=_ledger_action(line, base.holdings.get(line.symbol, 0.0)),
-            symbol=line.symbol,
-            quantity=line.amount,
-            fill_price=price,
-            status="filled" if line.amount > 0 else "none",
-        )
         if line.amount == 0:
             reasons.insert(0, "amount 0 in AI-Trader's file: nothing traded")
-        row["reason"] = "; ".join(reasons)
+        row = ledger_row(
+            step,
+            line.when,
+            _ledger_action(line, base.holdings.get(line.symbol, 0.0)),
+            line.symbol,
+            line.amount,
+            line.cash,
+            _holdings(line),
+            order_id,
+            "filled" if line.amount > 0 else "none",
+            "; ".join(reasons),
+            fill_price=price,
+        )
         fills.append(_Fill(step, i, row))
 
     # Steps without a line get the engine's explicit no-trade; marks at every bar's close.
@@ -844,8 +852,8 @@ def _import_model(
     states = _states_per_bar(calendar, lines)
     last_price: dict[str, float] = {}
     for f in fills:
-        if f.row["fill_price"] is not None and f.row["symbol"]:
-            last_price.setdefault(f.row["symbol"], f.row["fill_price"])
+        if f.row.fill_price is not None and f.row.symbol:
+            last_price.setdefault(f.row.symbol, f.row.fill_price)
     run_steps: list[dict[str, Any]] = []
     unvalued: set[str] = set()
     for step, (bar, state) in enumerate(zip(calendar, states, strict=True)):
@@ -901,7 +909,7 @@ def _import_model(
     }
 
     equity = [s["equity"] for s in run_steps]
-    result.trades = sum(1 for r in ledger if r["status"] == "filled")
+    result.trades = sum(1 for r in ledger if r.status == "filled")
     result.final_value = equity[-1]
     result.final_return = equity[-1] / initial.cash - 1.0 if initial.cash else None
     result.max_drawdown = max_drawdown(equity)
@@ -938,39 +946,37 @@ def _import_model(
             session.add(model_row)
             session.flush()
         result.model_id = model_row.id
-        model_config = {
-            "name": model_row.name,
-            "signature": model_row.signature,
-            "market": model_row.market,
-            "ai_model_id": model_row.ai_model_id,
-            "parameters": dict(model_row.parameters),
-            "initial_cash": initial.cash,
-            "tickers": tickers,
-            "custom_rules": model_row.custom_rules or "",
-            "custom_instructions": model_row.custom_instructions or "",
-        }
-        snapshot = {
-            "imported_from": "aitrader",
-            "source": origin,
-            "source_path": source.rel,
-            "source_files": files,
-            "source_bar_labels": clock_label,
-            "trimmed_copy": source.trimmed,
-            "model": model_config,
-            "tickers": tickers,
-            "interval": interval,
-            "rules": [],
-            "costs": COST_PRESETS["zero"].to_dict(),
-            "fill": "open",
-            "seed": 0,
-            "agent_path": "imported",
-            "replay_of": None,
-            "prompt_version": None,
-            "data_fingerprint": fingerprint,
-            "package_version": __version__,
-            "reconciliation": result.reconciliation,
-            "notes": notes[:50],
-        }
+        snapshot = RunSnapshot(
+            model=ModelConfig(
+                name=model_row.name,
+                signature=model_row.signature,
+                market=model_row.market,
+                ai_model_id=model_row.ai_model_id,
+                parameters=dict(model_row.parameters),
+                initial_cash=initial.cash,
+                tickers=tickers,
+                custom_rules=model_row.custom_rules or "",
+                custom_instructions=model_row.custom_instructions or "",
+            ),
+            tickers=tuple(tickers),
+            rules=RuleSet(),
+            costs=COST_PRESETS["zero"],
+            fill="open",
+            seed=0,
+            interval=interval,
+            agent_path="imported",
+            data_fingerprint=fingerprint,
+            package_version=__version__,
+            imported=ImportSource(
+                source=origin,
+                source_path=source.rel,
+                source_files=files,
+                source_bar_labels=clock_label,
+                trimmed_copy=source.trimmed,
+                reconciliation=result.reconciliation,
+                notes=notes[:50],
+            ),
+        )
         now = utcnow()
         run = TradingRun(
             model_id=model_row.id,
@@ -981,7 +987,7 @@ def _import_model(
             period_end=calendar[-1],
             started_at=now,
             ended_at=now,
-            strategy_snapshot=snapshot,
+            strategy_snapshot=snapshot.to_json(),
             steps_total=len(calendar),
             steps_done=len(calendar),
             total_trades=result.trades,
@@ -992,7 +998,7 @@ def _import_model(
         session.add(run)
         session.flush()
         result.run_id = run.id
-        session.execute(insert(LedgerEntry), [{**r, "run_id": run.id} for r in ledger])
+        session.execute(insert(LedgerEntry), [{**r.as_record(), "run_id": run.id} for r in ledger])
         session.execute(insert(RunStep), [{**s, "run_id": run.id} for s in run_steps])
         logs, entries = _log_rows(model, ledger, step_of)
         if logs:
@@ -1012,11 +1018,12 @@ def _existing_run(
     runs = session.execute(
         select(TradingRun.id, TradingRun.strategy_snapshot).where(TradingRun.model_id == model_id)
     )
-    for run_id, snap in runs:
+    for run_id, stored in runs:
+        imported = RunSnapshot.import_source(stored)
         if (
-            snap.get("imported_from") == "aitrader"
-            and snap.get("source_files") == files
-            and snap.get("source_bar_labels", "start") == clock_label
+            imported is not None
+            and imported.source_files == files
+            and imported.source_bar_labels == clock_label
         ):
             return int(run_id)
     return None
@@ -1066,16 +1073,14 @@ def _values(
 
 
 def _log_rows(
-    model: ParsedModel, ledger: Sequence[dict[str, Any]], step_of: Callable[[datetime], int]
+    model: ParsedModel, ledger: Sequence[LedgerRow], step_of: Callable[[datetime], int]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """agent_logs rows (one per log file) and typed reasoning entries."""
     logs: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     for log in model.logs:
         step = step_of(log.when)
-        order_ids = [
-            r["order_id"] for r in ledger if r["ts"] == log.when and r["status"] == "filled"
-        ]
+        order_ids = [r.order_id for r in ledger if r.ts == log.when and r.status == "filled"]
         messages: list[dict[str, Any]] = []
         assistant: list[tuple[LogLine, str]] = []
         for line in log.lines:

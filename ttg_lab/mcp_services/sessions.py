@@ -24,7 +24,7 @@ from datetime import datetime
 
 from fastmcp.server.dependencies import get_http_headers
 
-from ttg_lab.broker.costs import COST_PRESETS, resolve_cost_model
+from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.dates import day_of, parse_date
 from ttg_lab.engine.context import RunContext
@@ -133,23 +133,11 @@ class SessionRegistry:
                 "(or pass --token) and send 'Authorization: Bearer <token>'"
             )
         run = self.reader.run(int(text))  # another user's run is not found
-        snap = run.snapshot
         last = self.reader.last_step(run.id)
-        cash = last.cash if last else run.initial_cash
-        holdings = last.holdings if last else {}
-        market = get_market(run.market)
-        index = self.reader.price_index(market.code, run.interval, snap["data_fingerprint"])
+        snap = run.snapshot
+        portfolio = Portfolio(last.cash, dict(last.holdings)) if last else None
+        index = self.reader.price_index(run.market, run.interval, snap.data_fingerprint)
         calendar = index.calendar_between(*run.period)
-        ctx = RunContext(
-            run_id=run.id,
-            market=market,
-            index=index,
-            tickers=frozenset(snap["tickers"]),
-            portfolio=Portfolio(cash, dict(holdings)),
-            costs=resolve_cost_model(snap["costs"]),
-            fill=snap["fill"],
-            news=self.reader.news_index(),
-            read_only=True,
-        )
+        ctx = snap.context(index, run.id, portfolio, news=self.reader.news_index(), read_only=True)
         ctx.advance(run.steps_done, calendar[min(run.steps_done, len(calendar) - 1)])
         return ctx

@@ -7,34 +7,24 @@ so leaderboards over thousands of runs read numbers instead of recomputing equit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import update
 
+from ttg_lab.engine.ledger import CITED_COLUMNS
+from ttg_lab.engine.reader import equity_curve, equity_frame, ledger_frame
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import compute_metrics, periods_per_year
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LedgerEntry, RunStep, TradingRun
+from ttg_lab.store.schema import TradingRun
 
 log = logging.getLogger(__name__)
-
-LEDGER_COLUMNS = [
-    "step_index",
-    "ts",
-    "action",
-    "symbol",
-    "quantity",
-    "fill_price",
-    "fees",
-    "order_id",
-    "status",
-]
 
 
 def market_index(store: Store, market: str, interval: str) -> PriceIndex | None:
@@ -70,37 +60,24 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
         run = session.get(TradingRun, run_id)
         if run is None:
             raise NotFoundError(f"no run {run_id}")
-        snap = dict(run.strategy_snapshot)
+        snap = RunSnapshot.from_json(run.strategy_snapshot)
         llm = {
             "llm_calls": run.llm_calls,
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
             "llm_cost": run.llm_cost,
         }
-        steps = session.execute(
-            select(RunStep.ts, RunStep.equity, RunStep.cash, RunStep.holdings)
-            .where(RunStep.run_id == run_id)
-            .order_by(RunStep.step_index)
-        ).all()
-        ledger_rows = session.execute(
-            select(*[getattr(LedgerEntry, c) for c in LEDGER_COLUMNS])
-            .where(LedgerEntry.run_id == run_id)
-            .order_by(LedgerEntry.id)
-        ).all()
-    market = snap["model"]["market"]
-    interval = snap.get("interval", "1d")
-    equity = pd.Series(
-        [s.equity for s in steps], index=pd.DatetimeIndex([s.ts for s in steps]), dtype=float
-    )
-    ledger = pd.DataFrame([tuple(r) for r in ledger_rows], columns=LEDGER_COLUMNS)
+    steps = equity_frame(store, run_id)
+    ledger = ledger_frame(store, run_id, CITED_COLUMNS)
+    market, interval = snap.model.market, snap.interval
     index = market_index(store, market, interval)
     gross = None if index is None else _gross_value(index, steps)
     return metrics_for(
         store,
         market,
         interval,
-        equity,
-        float(snap["model"]["initial_cash"]),
+        equity_curve(steps),
+        snap.initial_cash,
         ledger,
         gross,
         llm,
@@ -138,16 +115,17 @@ def metrics_for(
     )
 
 
-def _gross_value(index: PriceIndex, steps: Sequence[Any]) -> pd.Series:
+def _gross_value(index: PriceIndex, steps: pd.DataFrame) -> pd.Series:
     """Gross position value at each bar: sum of |quantity| x close."""
+    stamps = [t.to_pydatetime() for t in pd.DatetimeIndex(steps["ts"])]
     values = []
-    for step in steps:
+    for ts, holdings in zip(stamps, steps["holdings"], strict=True):
         total = 0.0
-        for symbol, qty in (step.holdings or {}).items():
-            price = index.close_at_or_before(symbol, step.ts)
+        for symbol, qty in (holdings or {}).items():
+            price = index.close_at_or_before(symbol, ts)
             total += abs(float(qty)) * (price or 0.0)
         values.append(total)
-    return pd.Series(values, index=pd.DatetimeIndex([s.ts for s in steps]), dtype=float)
+    return pd.Series(values, index=pd.DatetimeIndex(stamps), dtype=float)
 
 
 def jsonable(metrics: dict[str, Any]) -> dict[str, Any]:

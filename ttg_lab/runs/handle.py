@@ -6,19 +6,15 @@ import threading
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 
 from ttg_lab.engine.events import EventBus, Subscriber
 from ttg_lab.engine.loop import RunExecutor
-from ttg_lab.engine.orders import LEDGER_COLUMNS
+from ttg_lab.engine.reader import equity_frame, ledger_frame, reasoning_frame
 from ttg_lab.errors import NotFoundError
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import RunLostError, live_holder
 from ttg_lab.store.schema import (
-    LedgerEntry,
-    ReasoningEntry,
     RunStatus,
-    RunStep,
     TradingModel,
     TradingRun,
 )
@@ -121,31 +117,13 @@ class RunHandle:
             self._failure = lost
 
     def ledger(self) -> pd.DataFrame:
-        """Every action of the run in order."""
-        return self._frame(
-            select(LedgerEntry).where(LedgerEntry.run_id == self.id).order_by(LedgerEntry.id),
-            LEDGER_COLUMNS,
-        )
+        """Every action of the run in order (:data:`~ttg_lab.engine.ledger.LEDGER_COLUMNS`)."""
+        return ledger_frame(self.store, self.id)
 
     def equity(self) -> pd.DataFrame:
         """The portfolio marked to market at each step's close."""
-        return self._frame(
-            select(RunStep).where(RunStep.run_id == self.id).order_by(RunStep.step_index),
-            ["step_index", "ts", "cash", "equity", "holdings"],
-        )
+        return equity_frame(self.store, self.id)
 
     def reasoning(self) -> pd.DataFrame:
         """The agent's reasoning entries in order."""
-        return self._frame(
-            select(ReasoningEntry)
-            .where(ReasoningEntry.run_id == self.id)
-            .order_by(ReasoningEntry.id),
-            ["id", "step_index", "ts", "type", "content", "context", "order_ids"],
-        )
-
-    def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
-        with self.store.session() as session:
-            rows = session.scalars(query).all()
-            return pd.DataFrame(
-                [{c: getattr(r, c) for c in columns} for r in rows], columns=columns
-            )
+        return reasoning_frame(self.store, self.id)

@@ -10,18 +10,16 @@ wrote.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
-from ttg_lab.broker.costs import CostModel, resolve_cost_model
-from ttg_lab.broker.fills import check_fill_policy
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.bars import MODES
@@ -30,9 +28,9 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
-from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.numbering import next_run_number, write_numbered
+from ttg_lab.runs.options import RunOptions
 from ttg_lab.store.access import check_run, visible_models
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import (
@@ -71,28 +69,20 @@ class RunService:
         mode: str = "daily",
         start: datetime | str | None = None,
         end: datetime | str | None = None,
-        costs: str | CostModel | dict[str, Any] | None = None,
-        fill: str = "open",
-        seed: int = 0,
+        options: RunOptions | None = None,
         background: bool = True,
         on_event: Subscriber | None = None,
-        path: str = "chat",
-        replay_from: int | None = None,
-        provenance: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
+        options = options or RunOptions()
         info = self.models.owned(model)
-        check_path(info.ai_model_id, path)
-        if replay_from is not None:
-            self._check_replay_source(replay_from, info, path)
+        check_path(info.ai_model_id, options.path)
+        if options.replay_from is not None:
+            self._check_replay_source(options.replay_from, info)
         if mode not in MODES:
             raise ValidationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         interval = MODES[mode]
         market = get_market(info.market)
-        cost_model = resolve_cost_model(costs)
-        check_fill_policy(fill)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValidationError(f"seed must be a whole number, got {seed!r}")
         validate_agent(info.ai_model_id, info.parameters)  # validate before recording anything
         fingerprint = data_fingerprint(self.store, market.code, interval)
         index = price_index(self.store, market.code, interval, fingerprint)
@@ -112,42 +102,40 @@ class RunService:
                 f"{index.calendar[-1]:%Y-%m-%d}"
             )
         tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
-        model_config = {
-            "name": info.name,
-            "signature": info.signature,
-            "market": info.market,
-            "ai_model_id": info.ai_model_id,
-            "parameters": info.parameters,
-            "initial_cash": info.initial_cash,
-            "tickers": info.tickers,
-            "custom_rules": info.custom_rules,
-            "custom_instructions": info.custom_instructions,
-        }
-        rules = self.rules.effective(info).to_list()
-        if replay_from is not None:  # replay exactly what was recorded, not today's config
-            source = RunHandle(self.store, replay_from).info()["snapshot"]
-            model_config, tickers, rules = source["model"], source["tickers"], source["rules"]
-        snapshot = {
-            "model": model_config,
-            "tickers": sorted(tickers),
-            "rules": rules,
-            "costs": cost_model.to_dict(),
-            "fill": fill,
-            "seed": seed,
-            "interval": interval,
-            "agent_path": path,
-            "experiment": provenance or {},
-            "replay_of": replay_from,
-            "prompt_version": PROMPT_VERSION if path == "chat" else None,
-            "data_fingerprint": fingerprint,
-            "package_version": __version__,
-        }
-        setup = self._prepare(snapshot, mode, (calendar[0], calendar[-1]), "the run")
+        model_config = info.config()
+        rules = self.rules.effective(info)
+        if options.replay_from is not None:  # replay exactly what was recorded, not today's
+            source = self.snapshot(options.replay_from)
+            model_config, tickers, rules = source.model, list(source.tickers), source.rules
+        snapshot = RunSnapshot(
+            model=model_config,
+            tickers=tuple(sorted(tickers)),
+            rules=rules,
+            costs=options.cost_model,
+            fill=options.fill,
+            seed=options.seed,
+            interval=interval,
+            agent_path="direct" if options.path == "direct" else "chat",
+            experiment=options.provenance,
+            replay_of=options.replay_from,
+            prompt_version=PROMPT_VERSION if options.path == "chat" else None,
+            data_fingerprint=fingerprint,
+            package_version=__version__,
+        )
+        setup = self._prepare(snapshot, (calendar[0], calendar[-1]), "the run")
         lease = self._insert_run(info, mode, calendar, snapshot)
         return self._launch(setup, lease, background, on_event)
 
+    def snapshot(self, run_id: int) -> RunSnapshot:
+        """The snapshot of run ``run_id`` (not checked: callers check the run first)."""
+        with self.store.session() as session:
+            run = session.get(TradingRun, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id}")
+            return RunSnapshot.from_json(run.strategy_snapshot)
+
     def _insert_run(
-        self, info: ModelInfo, mode: str, calendar: list[datetime], snapshot: dict[str, Any]
+        self, info: ModelInfo, mode: str, calendar: list[datetime], snapshot: RunSnapshot
     ) -> Lease:
         """The new run's row, which is also this process's claim on it (attempt 0)."""
         me = worker_id()
@@ -160,7 +148,7 @@ class RunService:
                 mode=mode,
                 period_start=calendar[0],
                 period_end=calendar[-1],
-                strategy_snapshot=snapshot,
+                strategy_snapshot=snapshot.to_json(),
                 steps_total=len(calendar),
                 worker=me,
                 heartbeat_at=utcnow(),
@@ -172,44 +160,29 @@ class RunService:
 
         return write_numbered(self.store, write, info.signature, info.id)
 
-    def _check_replay_source(self, source_id: int, info: ModelInfo, path: str) -> None:
-        if path != "chat":
-            raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+    def _check_replay_source(self, source_id: int, info: ModelInfo) -> None:
         if check_run(self.store, self.models.user, source_id) != info.id:
             raise ValidationError(
                 f"run {source_id} belongs to another model; replay it with its own"
             )
 
-    def _prepare(
-        self, snap: dict[str, Any], mode: str, period: tuple[datetime, datetime], what: str
-    ) -> RunSetup:
+    def _prepare(self, snap: RunSnapshot, period: tuple[datetime, datetime], what: str) -> RunSetup:
         """Everything a run of snapshot ``snap`` needs, or the error that stops it (data
         changed or missing, no API key, nothing to replay...), before anything is written."""
         stale_after()  # a bad TTG_LAB_RUN_STALE_AFTER too: the run's heartbeat depends on it
-        model = snap["model"]
-        market = get_market(model["market"])
-        interval = MODES[mode]
-        fingerprint = data_fingerprint(self.store, market.code, interval)
-        if fingerprint != snap["data_fingerprint"]:
+        market, interval = snap.market, snap.interval
+        if data_fingerprint(self.store, market.code, interval) != snap.data_fingerprint:
             raise RunStateError(
                 f"{what}: the {market.code} {interval} data changed since the run started "
                 "(fingerprint differs); start a new run instead"
             )
-        index = price_index(self.store, market.code, interval, fingerprint)
+        index = snap.index(self.store)
         return RunSetup(
-            initial_cash=model["initial_cash"],
-            calendar=index.calendar_between(*period),
-            market=market,
+            snapshot=snap,
             index=index,
-            tickers=frozenset(snap["tickers"]),
-            costs=resolve_cost_model(snap["costs"]),
-            fill=snap["fill"],
-            seed=snap["seed"],
+            calendar=index.calendar_between(*period),
             news=news_index(self.store),
-            rules=RuleSet.from_list(snap["rules"]),
-            agent=prepare_agent(
-                self.store, model, snap.get("agent_path", "chat"), snap.get("replay_of")
-            ),
+            agent=prepare_agent(self.store, snap.model, snap.agent_path, snap.replay_of),
         )
 
     def _launch(
@@ -244,9 +217,9 @@ class RunService:
             if run is None:
                 raise NotFoundError(f"no run {run_id}")
             check_claimable(self.store.url, run)  # before preparing; the claim checks again
-            snap, mode = dict(run.strategy_snapshot), run.mode
+            snap = RunSnapshot.from_json(run.strategy_snapshot)
             period = (run.period_start, run.period_end)
-        setup = self._prepare(snap, mode, period, f"run {run_id}")
+        setup = self._prepare(snap, period, f"run {run_id}")
         return self._launch(setup, claim(self.store, run_id), background, on_event)
 
     def get(self, run_id: int) -> RunHandle:

@@ -109,7 +109,7 @@ class TradingRun(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     run_number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # a RunStatus
+    status: Mapped[RunStatus] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     mode: Mapped[str] = mapped_column(String(16))  # daily | intraday
     period_start: Mapped[datetime] = mapped_column(DateTime)

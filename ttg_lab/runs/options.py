@@ -1,0 +1,76 @@
+"""How a run is run, apart from its model, mode and period: declared once, checked once.
+
+:meth:`ttg_lab.lab.Lab.start_run` takes these as keyword arguments and builds a
+:class:`RunOptions`, so a bad value is refused (naming it) before anything is written;
+the CLI, widgets and batches pass the same names. Later options (repeats, budgets,
+masking, forward runs) are added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ttg_lab.agents.factory import AGENT_PATHS
+from ttg_lab.broker.costs import CostModel, resolve_cost_model
+from ttg_lab.broker.fills import check_fill_policy
+from ttg_lab.errors import ValidationError
+from ttg_lab.text import refuse_secrets
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """A run's options, validated at construction.
+
+    ``costs``: a preset name (``default``, ``zero``, ``ibkr-fixed``), a dict of
+    :class:`~ttg_lab.broker.costs.CostModel` fields or a CostModel (``default`` when None);
+    ``fill``: ``open`` (the decision bar's open) or ``close`` (market-on-close);
+    ``seed``: the run's random seed; ``path``: ``chat`` (a chat model calling the MCP
+    tools) or ``direct`` (a policy calling the tools directly); ``provenance``: an
+    experiment's parameters and tags, kept in the run's snapshot; ``replay_from``: the
+    recorded run whose LLM answers this one replays (chat path only).
+    """
+
+    costs: CostModel | str | dict[str, Any] | None = None
+    fill: str = "open"
+    seed: int = 0
+    path: str = "chat"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    replay_from: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "costs", resolve_cost_model(self.costs))
+        check_fill_policy(self.fill)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValidationError(f"seed must be a whole number, got {self.seed!r}")
+        if self.path not in AGENT_PATHS:
+            raise ValidationError(
+                f"agent path must be one of {', '.join(AGENT_PATHS)}, got {self.path!r}"
+            )
+        if self.provenance is None:
+            object.__setattr__(self, "provenance", {})
+        if not isinstance(self.provenance, dict):
+            raise ValidationError(f"provenance must be a dict, got {self.provenance!r}")
+        refuse_secrets({"provenance": self.provenance}, "run")
+        replay = self.replay_from
+        if replay is not None and (isinstance(replay, bool) or not isinstance(replay, int)):
+            raise ValidationError(f"replay_from must be a run id, got {replay!r}")
+        if replay is not None and self.path != "chat":
+            raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+
+    @property
+    def cost_model(self) -> CostModel:
+        """The resolved cost model."""
+        assert isinstance(self.costs, CostModel)  # __post_init__ resolved it
+        return self.costs
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> RunOptions:
+        """Options from keyword arguments; an unknown name is refused with the known ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValidationError(
+                f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        return cls(**options)
