@@ -167,7 +167,7 @@ def test_each_run_is_drawn_against_its_own_markets_benchmark_over_its_own_bars(
 def test_equity_curves_say_when_the_benchmark_is_missing(
     lab: Lab, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(charts, "benchmark_closes", lambda *args: None)
+    monkeypatch.setattr(charts.runs, "benchmark_closes", lambda *args: None)
     fig = charts.equity_curves(lab, [runs.mom.id])
     assert [t.name for t in fig.data] == ["mom #1"]
     assert "benchmark QQQ is not in the us 1d data" in fig.layout.annotations[0].text

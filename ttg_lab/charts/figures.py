@@ -1,179 +1,105 @@
-"""Plotly charts of runs, leaderboards and rule attribution, for notebooks and reports.
+"""Plotly figures of runs, leaderboards and rule attribution, drawn from frames.
 
-Every function returns a ``plotly.graph_objects.Figure`` in the dark template with
-readable axis titles and percent or money formats. A model keeps its colour in every
-chart of the same set of models (:func:`model_colours`), so the equity curves and the
-leaderboard bars of one comparison match. Text that comes from the store (model names,
-order ids) is HTML-escaped before it reaches a figure: plotly renders a subset of HTML in
-labels and hover text, and escaped entities display as the literal characters.
+Every function takes what it draws (a :class:`ChartRun` per run, a leaderboard or an
+attribution table) and fetches nothing: :mod:`ttg_lab.charts.runs` reads the frames
+through the lab for the callers. Each returns a ``plotly.graph_objects.Figure`` in the
+dark template (:mod:`ttg_lab.charts.theme`) with readable axis titles and percent or
+money formats.
 """
 
 from __future__ import annotations
 
-import html
-import zlib
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
+from ttg_lab.charts.theme import (
+    BENCHMARK_COLOUR,
+    CASH_COLOUR,
+    FILL_ACTIONS,
+    FILL_STYLE,
+    GAIN_COLOUR,
+    LOSS_COLOUR,
+    OTHER_COLOUR,
+    PALETTE,
+    RETURN_METRICS,
+    axis_format,
+    hover_format,
+    layout,
+    metric_unit,
+    model_colours,
+    note,
+    text,
+)
 from ttg_lab.engine.equity import drawdowns
 from ttg_lab.errors import NotFoundError, ValidationError
-from ttg_lab.market.bars import MODES
-from ttg_lab.market.cache import data_fingerprint, price_index
+from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import deepest_drawdown
-from ttg_lab.metrics.reference import METRICS
-from ttg_lab.metrics.stored import benchmark_closes
-
-if TYPE_CHECKING:
-    from ttg_lab.lab import Lab
-    from ttg_lab.market.asof import PriceIndex
-
-TEMPLATE = "plotly_dark"
-"""The plotly template of every chart (reports use a matching dark page)."""
-
-PALETTE: tuple[str, ...] = (
-    "#636EFA",
-    "#EF553B",
-    "#00CC96",
-    "#AB63FA",
-    "#FFA15A",
-    "#19D3F3",
-    "#FF6692",
-    "#B6E880",
-    "#FF97FF",
-    "#FECB52",
-)
-"""Model colours (plotly's qualitative palette, readable on a dark background)."""
-
-BENCHMARK_COLOUR = "#BBBBBB"
-CASH_COLOUR = "#7F8C8D"
-OTHER_COLOUR = "#555555"
-GAIN_COLOUR = "#00CC96"
-LOSS_COLOUR = "#EF553B"
-
-FILL_STYLE: dict[str, tuple[str, str]] = {
-    "buy": ("triangle-up", "#00CC96"),
-    "sell": ("triangle-down", "#EF553B"),
-    "short": ("triangle-down", "#FFA15A"),
-    "cover": ("triangle-up", "#19D3F3"),
-}
-"""Marker symbol and colour of each kind of fill on a price chart."""
-
-FILL_ACTIONS: tuple[str, ...] = tuple(FILL_STYLE)
-
-_UNITS: dict[str, str] = {m.key: m.unit for m in METRICS} | {
-    "mean_return": "fraction",
-    "best_return": "fraction",
-    "mean_ci_low": "fraction",
-    "mean_ci_high": "fraction",
-    "runs": "count",
-}
-_RETURN_METRICS = frozenset({"total_return", "mean_return", "best_return"})
-"""Metrics comparable with the benchmark's buy-and-hold return over the same bars."""
 
 
-def text(value: Any) -> str:
-    """Store text made safe for plotly labels, hover text and HTML pages."""
-    return html.escape("" if value is None else str(value))
+@dataclass(frozen=True)
+class Benchmark:
+    """A run's market benchmark over the run's bars: its closes at the interval's bars
+    (None when the data lacks it) and its open at the run's first bar (the entry)."""
+
+    symbol: str
+    closes: pd.Series | None
+    entry: float | None
 
 
-def model_colours(models: Iterable[str]) -> dict[str, str]:
-    """A colour per model, the same for the same set of models in any order.
+@dataclass(frozen=True)
+class ChartRun:
+    """One run as the figures draw it: who it is and its frames.
 
-    Each model starts from a colour picked by a hash of its name, so a model tends to
-    keep its colour across sets too; clashes move to the next free colour.
+    ``equity`` has one row per bar (``ts`` as datetimes, ``equity``, ``cash``,
+    ``holdings``). The filled ledger rows, the prices and the benchmark are read only for
+    the figures that need them (None otherwise).
     """
-    names = sorted(set(models))
-    taken: set[int] = set()
-    colours: dict[str, str] = {}
-    for name in names:
-        slot = zlib.crc32(name.encode()) % len(PALETTE)
-        if len(taken) < len(PALETTE):
-            while slot in taken:
-                slot = (slot + 1) % len(PALETTE)
-        taken.add(slot)
-        colours[name] = PALETTE[slot]
-    return colours
+
+    id: int
+    model: str
+    run_number: int
+    market: str
+    interval: str
+    initial_cash: float
+    start: datetime
+    end: datetime
+    equity: pd.DataFrame
+    fills: pd.DataFrame | None = None
+    prices: PriceIndex | None = None
+    benchmark: Benchmark | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} #{self.run_number}"
+
+    @property
+    def currency(self) -> str:
+        return get_market(self.market).currency
+
+    def price_index(self) -> PriceIndex:
+        """The prices this run traded against (read with the run for price figures)."""
+        if self.prices is None:
+            raise ValidationError(f"run {self.id} was read without its prices for this chart")
+        return self.prices
+
+    def filled(self) -> pd.DataFrame:
+        """The run's filled ledger rows (read with the run for trade figures)."""
+        if self.fills is None:
+            raise ValidationError(f"run {self.id} was read without its fills for this chart")
+        return self.fills
 
 
-def metric_unit(key: str) -> str:
-    """The unit of a metric or board column (``fraction``, ``ratio``, ``currency``, ...)."""
-    return _UNITS.get(key, "ratio")
-
-
-def axis_format(unit: str) -> str:
-    """A d3 number format for values of ``unit``."""
-    return {"fraction": ".1%", "currency": ",.0f", "USD": ",.2f", "count": ",d"}.get(unit, ".2f")
-
-
-def hover_format(unit: str) -> str:
-    """A d3 number format for hover values of ``unit`` (more precise than the axis)."""
-    return {"fraction": ".2%", "currency": ",.2f", "USD": ",.4f", "count": ",d"}.get(unit, ".3f")
-
-
-def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
-    settings: dict[str, Any] = {
-        "template": TEMPLATE,
-        "title": {"text": title, "x": 0.01},
-        "hovermode": "x unified",
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        "margin": {"l": 70, "r": 30, "t": 90, "b": 50},
-    }
-    fig.update_layout(**(settings | kwargs))
-    return fig
-
-
-def _note(fig: go.Figure, message: str, y: float = 0.5) -> None:
-    """A visible explanation inside the plot (why something is missing)."""
-    fig.add_annotation(
-        text=text(message),
-        xref="paper",
-        yref="paper",
-        x=0.5,
-        y=y,
-        showarrow=False,
-        font={"size": 14, "color": "#DDDDDD"},
-    )
-
-
-def _run(lab: Lab, run_id: int) -> dict[str, Any]:
-    """A run's info row (raises NotFoundError naming the id)."""
-    return lab.run(run_id).info()
-
-
-def _label(info: dict[str, Any]) -> str:
-    return f"{info['model']} #{info['run_number']}"
-
-
-def _interval(info: dict[str, Any]) -> str:
-    return str(info["snapshot"].get("interval") or MODES[info["mode"]])
-
-
-def _index(lab: Lab, info: dict[str, Any]) -> PriceIndex:
-    market, interval = info["snapshot"]["model"]["market"], _interval(info)
-    return price_index(lab.store, market, interval, data_fingerprint(lab.store, market, interval))
-
-
-def _currency(info: dict[str, Any]) -> str:
-    return get_market(info["snapshot"]["model"]["market"]).currency
-
-
-def _equity(lab: Lab, run_id: int) -> pd.DataFrame:
-    frame = lab.run(run_id).equity()
-    frame["ts"] = pd.to_datetime(frame["ts"])
-    return frame
-
-
-def equity_curves(
-    lab: Lab, run_ids: Sequence[int], benchmark: bool = True, normalise: bool = True
-) -> go.Figure:
+def equity_curves(runs: Sequence[ChartRun], normalise: bool = True) -> go.Figure:
     """Equity of several runs, one point per bar, each against buy-and-hold of its own
-    market's benchmark over its own bars.
+    market's benchmark over its own bars (runs read with their benchmark).
 
     With ``normalise`` each curve is equity / initial cash (1.0 = the starting money), so
     runs with different cash, markets and periods compare; otherwise money, which needs
@@ -182,27 +108,24 @@ def equity_curves(
     runs of one market and interval over the same bars share one benchmark line. Where
     the data lacks a benchmark, the chart says so instead.
     """
-    ids = list(dict.fromkeys(run_ids))
-    if not ids:
+    if not runs:
         raise ValidationError("equity_curves needs at least one run id")
-    infos = [_run(lab, run_id) for run_id in ids]
-    currencies = sorted({_currency(info) for info in infos})
+    currencies = sorted({run.currency for run in runs})
     if not normalise and len(currencies) > 1:
         raise ValidationError(
-            f"runs {', '.join(str(i) for i in ids)} are in different currencies "
+            f"runs {', '.join(str(run.id) for run in runs)} are in different currencies "
             f"({', '.join(currencies)}): draw them normalised (growth of 1) instead of in money"
         )
-    colours = model_colours(info["model"] for info in infos)
+    colours = model_colours(run.model for run in runs)
     seen: dict[str, int] = {}
     fig = go.Figure()
-    frames: dict[int, pd.DataFrame] = {}
-    for info in infos:
-        frame = frames[info["id"]] = _equity(lab, info["id"])
-        cash = float(info["snapshot"]["model"]["initial_cash"])
+    for run in runs:
+        frame = run.equity
+        cash = run.initial_cash
         values = frame["equity"].to_numpy(dtype=float)
-        dash = ("solid", "dash", "dot", "dashdot", "longdash")[seen.get(info["model"], 0) % 5]
-        seen[info["model"]] = seen.get(info["model"], 0) + 1
-        label = text(_label(info))
+        dash = ("solid", "dash", "dot", "dashdot", "longdash")[seen.get(run.model, 0) % 5]
+        seen[run.model] = seen.get(run.model, 0) + 1
+        label = text(run.label)
         if normalise:
             y = values / cash
             hover = f"{label}: %{{y:.4f}} (%{{customdata:+.2%}})<extra></extra>"
@@ -218,16 +141,17 @@ def equity_curves(
                 customdata=custom,
                 mode="lines",
                 name=label,
-                line={"color": colours[info["model"]], "dash": dash, "width": 2},
+                line={"color": colours[run.model], "dash": dash, "width": 2},
                 hovertemplate=hover,
-                meta={"run_id": info["id"]},
+                meta={"run_id": run.id},
             )
         )
-    if benchmark:
-        _add_benchmarks(lab, fig, infos, frames, normalise, colours)
-    _layout(
+    with_benchmark = [run for run in runs if run.benchmark is not None]
+    if with_benchmark:
+        _add_benchmarks(fig, with_benchmark, normalise, colours)
+    layout(
         fig,
-        "Equity vs buy-and-hold of the benchmark" if benchmark else "Equity",
+        "Equity vs buy-and-hold of the benchmark" if with_benchmark else "Equity",
         xaxis_title="date",
         yaxis_title="growth of 1 (start = 1.0)" if normalise else f"equity ({currencies[0]})",
         yaxis_tickformat=".2f" if normalise else ",.0f",
@@ -236,39 +160,31 @@ def equity_curves(
 
 
 def _add_benchmarks(
-    lab: Lab,
-    fig: go.Figure,
-    infos: list[dict[str, Any]],
-    frames: dict[int, pd.DataFrame],
-    normalise: bool,
-    colours: dict[str, str],
+    fig: go.Figure, runs: list[ChartRun], normalise: bool, colours: dict[str, str]
 ) -> None:
     """One benchmark line per market, interval and set of bars among the runs (and per
     starting cash when drawn in money), each labelled with the runs it belongs to."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[ChartRun]] = {}
     notes: list[str] = []
-    for info in infos:
-        stamps = tuple(frames[info["id"]]["ts"])
+    for run in runs:
+        stamps = tuple(run.equity["ts"])
         if not stamps:
-            notes.append(f"{_label(info)} has no bars yet")
+            notes.append(f"{run.label} has no bars yet")
             continue
-        cash = None if normalise else float(info["snapshot"]["model"]["initial_cash"])
-        key = (info["snapshot"]["model"]["market"], _interval(info), stamps, cash)
-        groups.setdefault(key, []).append(info)
+        cash = None if normalise else run.initial_cash
+        groups.setdefault((run.market, run.interval, stamps, cash), []).append(run)
     for served in groups.values():
         first = served[0]
-        times = pd.DatetimeIndex(frames[first["id"]]["ts"])
-        growth = _benchmark_growth(lab, first, times)
-        market = first["snapshot"]["model"]["market"]
-        symbol = get_market(market).benchmark
+        times = pd.DatetimeIndex(first.equity["ts"])
+        growth = benchmark_growth(first, times)
+        symbol = get_market(first.market).benchmark
         if isinstance(growth, str):
             notes.append(growth)
             continue
-        cash = float(first["snapshot"]["model"]["initial_cash"])
-        y = growth if normalise else growth * cash
+        y = growth if normalise else growth * first.initial_cash
         name = f"{symbol} buy-and-hold"
         if len(groups) > 1:
-            name += " for " + ", ".join(_label(info) for info in served)
+            name += " for " + ", ".join(run.label for run in served)
         number = "%{y:.4f}" if normalise else "%{y:,.2f}"
         fig.add_trace(
             go.Scatter(
@@ -278,55 +194,50 @@ def _add_benchmarks(
                 mode="lines",
                 name=text(name),
                 line={
-                    "color": BENCHMARK_COLOUR if len(groups) == 1 else colours[first["model"]],
+                    "color": BENCHMARK_COLOUR if len(groups) == 1 else colours[first.model],
                     "dash": "dot",
                     "width": 2,
                 },
                 hovertemplate=f"{text(name)}: {number} (%{{customdata:+.2%}})<extra></extra>",
-                meta={"benchmark": symbol, "run_ids": [info["id"] for info in served]},
+                meta={"benchmark": symbol, "run_ids": [run.id for run in served]},
             )
         )
     for i, message in enumerate(dict.fromkeys(notes)):
-        _note(fig, message, y=0.5 - 0.08 * i)
+        note(fig, message, y=0.5 - 0.08 * i)
 
 
-def _benchmark_growth(
-    lab: Lab, info: dict[str, Any], times: pd.DatetimeIndex
-) -> npt.NDArray[np.float64] | str:
+def benchmark_growth(run: ChartRun, times: pd.DatetimeIndex) -> npt.NDArray[np.float64] | str:
     """Growth of 1 in the run's market benchmark at the run's bars, bought at the first
     bar's open like the run's own orders (as ``benchmark_return``); or why there is none."""
-    market = info["snapshot"]["model"]["market"]
-    symbol = get_market(market).benchmark
-    closes = benchmark_closes(lab.store, market, _interval(info))
-    if closes is None:
-        return f"benchmark {symbol} is not in the {market} {_interval(info)} data"
-    bench = closes.reindex(times).ffill().bfill().to_numpy(dtype=float)
+    bench_of = run.benchmark
+    symbol = get_market(run.market).benchmark
+    if bench_of is None or bench_of.closes is None:
+        return f"benchmark {symbol} is not in the {run.market} {run.interval} data"
+    bench = bench_of.closes.reindex(times).ffill().bfill().to_numpy(dtype=float)
     if not (np.all(np.isfinite(bench)) and np.all(bench > 0)):
-        return f"benchmark {symbol} has no prices over the bars of {_label(info)}"
-    entry = _index(lab, info).bar_value(symbol, times[0].to_pydatetime(), "open")
+        return f"benchmark {symbol} has no prices over the bars of {run.label}"
+    entry = bench_of.entry
     growth: npt.NDArray[np.float64] = bench / (entry if entry and entry > 0 else bench[0])
     return growth
 
 
-def drawdown(lab: Lab, run_id: int) -> go.Figure:
+def drawdown(run: ChartRun) -> go.Figure:
     """The underwater curve: equity below its running peak at each bar, in percent.
 
     The running peak starts at the initial cash, as ``max_drawdown`` in the metrics does,
     and the deepest drawdown's peak and trough are marked.
     """
-    info = _run(lab, run_id)
-    frame = _equity(lab, run_id)
-    cash = float(info["snapshot"]["model"]["initial_cash"])
-    values = np.concatenate([[cash], frame["equity"].to_numpy(dtype=float)])
+    frame = run.equity
+    values = np.concatenate([[run.initial_cash], frame["equity"].to_numpy(dtype=float)])
     depth = drawdowns(values)[1:]
-    colour = model_colours([info["model"]])[info["model"]]
+    colour = model_colours([run.model])[run.model]
     fig = go.Figure(
         go.Scatter(
             x=frame["ts"],
             y=depth,
             mode="lines",
             fill="tozeroy",
-            name=f"{text(_label(info))} drawdown",
+            name=f"{text(run.label)} drawdown",
             line={"color": colour, "width": 1.5},
             hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y:.2%}<extra></extra>",
         )
@@ -348,10 +259,10 @@ def drawdown(lab: Lab, run_id: int) -> go.Figure:
             )
         )
     elif len(frame):
-        _note(fig, "no drawdown: equity never fell below its peak")
+        note(fig, "no drawdown: equity never fell below its peak")
     else:
-        _note(fig, "the run has no bars yet")
-    _layout(
+        note(fig, "the run has no bars yet")
+    layout(
         fig,
         "Drawdown (equity below its running peak)",
         xaxis_title="date",
@@ -361,40 +272,40 @@ def drawdown(lab: Lab, run_id: int) -> go.Figure:
     return fig
 
 
-def position_values(lab: Lab, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Value of each held symbol at each bar (quantity x close) and the bars' cash/equity.
-
-    Shorts are negative values. Returns (values indexed by bar time, one column per
-    symbol; the equity frame).
-    """
-    info = _run(lab, run_id)
-    frame = _equity(lab, run_id)
-    index = _index(lab, info)
+def position_values(run: ChartRun) -> pd.DataFrame:
+    """Value of each held symbol at each bar (quantity x close), indexed by bar time, one
+    column per symbol; shorts are negative values."""
+    index = run.price_index()
     rows: list[dict[str, float]] = []
-    for ts, holdings in zip(frame["ts"], frame["holdings"], strict=True):
+    for ts, holdings in zip(run.equity["ts"], run.equity["holdings"], strict=True):
         when = ts.to_pydatetime()
         row: dict[str, float] = {}
         for symbol, qty in (holdings or {}).items():
             price = index.close_at_or_before(symbol, when)
             row[str(symbol)] = float(qty) * (price or 0.0)
         rows.append(row)
-    values = pd.DataFrame(rows, index=pd.DatetimeIndex(frame["ts"]), dtype=float).fillna(0.0)
-    return values, frame
+    stamps = pd.DatetimeIndex(run.equity["ts"])
+    return pd.DataFrame(rows, index=stamps, dtype=float).fillna(0.0)
 
 
-def allocation(lab: Lab, run_id: int, top: int = 10) -> go.Figure:
+def check_top(top: int) -> int:
+    """``top`` of :func:`allocation`: a whole number of at least 1."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValidationError(f"top must be a whole number of at least 1, got {top!r}")
+    return top
+
+
+def allocation(run: ChartRun, top: int = 10) -> go.Figure:
     """Stacked areas of cash and each position's value (quantity x close) at each bar.
 
     The ``top`` symbols by mean absolute value get their own area; the rest are summed
     as "other". The stack adds up to the equity marked at each bar.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValidationError(f"top must be a whole number of at least 1, got {top!r}")
-    info = _run(lab, run_id)
-    values, frame = position_values(lab, run_id)
+    check_top(top)
+    values, frame = position_values(run), run.equity
     order = values.abs().mean().sort_values(ascending=False, kind="stable").index.tolist()
     keep, rest = order[:top], order[top:]
-    currency = _currency(info)
+    currency = run.currency
     fig = go.Figure()
     hover = f"%{{fullData.name}}: %{{y:,.2f}} {currency}<extra></extra>"
     fig.add_trace(
@@ -433,10 +344,10 @@ def allocation(lab: Lab, run_id: int, top: int = 10) -> go.Figure:
             )
         )
     if frame.empty:
-        _note(fig, "the run has no bars yet")
-    _layout(
+        note(fig, "the run has no bars yet")
+    layout(
         fig,
-        f"Allocation of {text(_label(info))} (value at each bar's close)",
+        f"Allocation of {text(run.label)} (value at each bar's close)",
         xaxis_title="date",
         yaxis_title=f"value ({currency})",
         yaxis_tickformat=",.0f",
@@ -444,34 +355,26 @@ def allocation(lab: Lab, run_id: int, top: int = 10) -> go.Figure:
     return fig
 
 
-def fills(lab: Lab, run_id: int) -> pd.DataFrame:
-    """The run's filled orders (ledger rows with status ``filled``)."""
-    ledger = lab.run(run_id).ledger()
-    return ledger[ledger["status"] == "filled"].reset_index(drop=True)
-
-
-def trades_on_price(lab: Lab, run_id: int, symbol: str) -> go.Figure:
+def trades_on_price(run: ChartRun, symbol: str) -> go.Figure:
     """The symbol's bars over the run's period with the run's fills at their prices.
 
     Candlesticks of the bars, and one marker trace per kind of fill (buy, sell, short,
     cover) whose hover shows the order id, quantity, price and fees.
     """
-    info = _run(lab, run_id)
-    index = _index(lab, info)
+    index = run.price_index()
     if not index.has_symbol(symbol):
         raise NotFoundError(
             f"symbol {symbol!r} is not in the {index.market} {index.interval} price data"
         )
-    done = fills(lab, run_id)
+    done = run.filled()
     traded = sorted(set(done["symbol"].astype(str)))
     mine = done[done["symbol"] == symbol]
     if mine.empty:
         listing = ", ".join(traded) if traded else "nothing"
-        raise ValidationError(f"run {run_id} never traded {symbol}; it traded {listing}")
+        raise ValidationError(f"run {run.id} never traded {symbol}; it traded {listing}")
     bars = index.bars(symbol)
-    start, end = info["start"], info["end"]
     ts = np.array(bars.ts, dtype="datetime64[us]")
-    inside = (ts >= np.datetime64(start, "us")) & (ts <= np.datetime64(end, "us"))
+    inside = (ts >= np.datetime64(run.start, "us")) & (ts <= np.datetime64(run.end, "us"))
     times = pd.DatetimeIndex(ts[inside])
     fig = go.Figure(
         go.Candlestick(
@@ -485,7 +388,7 @@ def trades_on_price(lab: Lab, run_id: int, symbol: str) -> go.Figure:
             decreasing={"line": {"color": "#EF5350"}},
         )
     )
-    currency = _currency(info)
+    currency = run.currency
     for action in FILL_ACTIONS:
         rows = mine[mine["action"] == action]
         if rows.empty:
@@ -519,9 +422,9 @@ def trades_on_price(lab: Lab, run_id: int, symbol: str) -> go.Figure:
                 },
             )
         )
-    _layout(
+    layout(
         fig,
-        f"{text(symbol)}: trades of {text(_label(info))}",
+        f"{text(symbol)}: trades of {text(run.label)}",
         xaxis_title="date",
         yaxis_title=f"price ({currency})",
         yaxis_tickformat=",.2f",
@@ -531,12 +434,11 @@ def trades_on_price(lab: Lab, run_id: int, symbol: str) -> go.Figure:
     return fig
 
 
-def most_traded_symbol(lab: Lab, run_id: int) -> str | None:
-    """The symbol with the most fills in a run (ties: larger traded value), or None."""
-    done = fills(lab, run_id)
-    if done.empty:
+def most_traded_symbol(fills: pd.DataFrame) -> str | None:
+    """The symbol with the most fills (ties: larger traded value), or None."""
+    if fills.empty:
         return None
-    done = done.assign(value=(done["quantity"] * done["fill_price"]).abs())
+    done = fills.assign(value=(fills["quantity"] * fills["fill_price"]).abs())
     stats = done.groupby("symbol").agg(n=("value", "size"), value=("value", "sum"))
     stats = stats.sort_values(["n", "value"], ascending=False, kind="stable")
     return str(stats.index[0])
@@ -610,7 +512,7 @@ def leaderboard_bars(board: pd.DataFrame, metric: str = "total_return") -> go.Fi
             "%{customdata}<extra></extra>",
         )
     )
-    if metric in _RETURN_METRICS and metric != "mean_return" and any(has_ci):
+    if metric in RETURN_METRICS and metric != "mean_return" and any(has_ci):
         mean_y = [float(m) if ok else None for m, ok in zip(means, has_ci, strict=True)]
         fig.add_trace(
             go.Scatter(
@@ -624,7 +526,7 @@ def leaderboard_bars(board: pd.DataFrame, metric: str = "total_return") -> go.Fi
             )
         )
     bench = column("benchmark_return")
-    if metric in _RETURN_METRICS and any(_present(b) for b in bench):
+    if metric in RETURN_METRICS and any(_present(b) for b in bench):
         fig.add_trace(
             go.Scatter(
                 x=labels,
@@ -641,7 +543,7 @@ def leaderboard_bars(board: pd.DataFrame, metric: str = "total_return") -> go.Fi
                 hovertemplate="%{x}<br>%{customdata} buy-and-hold: %{y:.2%}<extra></extra>",
             )
         )
-    _layout(
+    layout(
         fig,
         f"Leaderboard: {metric}",
         xaxis_title="model",
@@ -708,7 +610,7 @@ def rule_attribution(table: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x}<br>P&amp;L effect: %{y:+,.2f}<br>%{customdata}<extra></extra>",
         )
     )
-    _layout(
+    layout(
         fig,
         "Rule attribution: final value with the rule minus without it",
         xaxis_title="rule",
@@ -718,16 +620,3 @@ def rule_attribution(table: pd.DataFrame) -> go.Figure:
         showlegend=False,
     )
     return fig
-
-
-__all__ = [
-    "TEMPLATE",
-    "allocation",
-    "drawdown",
-    "equity_curves",
-    "leaderboard_bars",
-    "model_colours",
-    "most_traded_symbol",
-    "rule_attribution",
-    "trades_on_price",
-]

@@ -1,0 +1,346 @@
+"""The report of one run: header, metrics, charts, decisions, round trips and reasoning
+excerpts, as one self-contained HTML file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ttg_lab import charts
+from ttg_lab.leaderboard import verdict
+from ttg_lab.market.markets import get_market
+from ttg_lab.metrics.compute import round_trips
+from ttg_lab.metrics.reference import METRICS
+from ttg_lab.reports.html import (
+    chart_or_note,
+    esc,
+    format_metric,
+    format_value,
+    meta_table,
+    money,
+    page,
+    percent,
+    signed_class,
+    slug,
+    table,
+    when,
+    write,
+)
+
+if TYPE_CHECKING:
+    from ttg_lab.lab import Lab
+
+
+EXCERPTS = 10
+"""Reasoning entries shown in a run report (those with the largest linked fills)."""
+EXCERPT_CHARS = 1500
+"""Longest reasoning text shown per entry (the rest is cut with an ellipsis)."""
+TRIPS = 5
+"""Best and worst round trips shown in a run report."""
+
+
+# ---------------------------------------------------------------- run pieces ---------
+def currency_of(info: dict[str, Any]) -> str:
+    return get_market(info["snapshot"]["model"]["market"]).currency
+
+
+def costs_text(costs: dict[str, Any]) -> str:
+    if not costs:
+        return "—"
+    parts = [
+        f"{costs.get('commission_bps', 0):g} bp commission",
+        f"{costs.get('slippage_bps', 0):g} bp slippage",
+    ]
+    if costs.get("per_share"):
+        parts.append(f"{costs['per_share']:g} per share")
+    if costs.get("min_per_order"):
+        parts.append(f"minimum {costs['min_per_order']:g} per order")
+    return ", ".join(parts)
+
+
+def _rules_text(rules: list[dict[str, Any]]) -> str:
+    if not rules:
+        return "none"
+    items = []
+    for rule in rules:
+        params = ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
+        scope = rule.get("scope") or {}
+        scoped = f" (scope {scope})" if scope else ""
+        items.append(
+            f"<li><b>{esc(rule.get('name'))}</b> <span class='muted'>[{esc(rule.get('origin'))}]"
+            f"</span>: {esc(params) or '—'}{esc(scoped)}</li>"
+        )
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _header_rows(info: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    snap = info["snapshot"]
+    model = snap["model"]
+    currency = currency_of(info)
+    tickers = snap.get("tickers") or []
+    shown = ", ".join(tickers[:15]) + (f" … ({len(tickers)} symbols)" if len(tickers) > 15 else "")
+    params = ", ".join(f"{k}={v}" for k, v in (model.get("parameters") or {}).items())
+    status = esc(info["status"]) + (f" — {esc(info['error'])}" if info.get("error") else "")
+    return [
+        ("model", f"{esc(model.get('name'))} <span class='muted'>({esc(info['model'])})</span>"),
+        ("run", f"#{esc(info['run_number'])} (id {esc(info['id'])})"),
+        ("period", f"{esc(when(info['start']))} .. {esc(when(info['end']))}"),
+        ("mode", f"{esc(info['mode'])} ({esc(snap.get('interval'))} bars)"),
+        ("status", f"{status}; {esc(info.get('steps_done'))}/{esc(info.get('steps_total'))} steps"),
+        ("market", f"{esc(model.get('market'))} ({esc(currency)})"),
+        ("AI model", f"{esc(model.get('ai_model_id'))} via the {esc(snap.get('agent_path'))} path"),
+        ("parameters", esc(params) or "—"),
+        ("initial cash", esc(money(model.get("initial_cash"), currency))),
+        ("tickers", esc(shown) or "whole market"),
+        ("costs", f"{esc(costs_text(snap.get('costs') or {}))}; fill at {esc(snap.get('fill'))}"),
+        ("seed", esc(snap.get("seed"))),
+        ("rules", _rules_text(snap.get("rules") or [])),
+        (
+            "LLM usage",
+            f"{esc(format_metric('llm_calls', metrics.get('llm_calls')))} calls, "
+            f"{esc(format_metric('llm_cost', metrics.get('llm_cost')))}",
+        ),
+        ("vs benchmark", f"<span class='verdict'>{esc(verdict(metrics))}</span>"),
+        (
+            "versions",
+            f"package {esc(snap.get('package_version'))}, prompt "
+            f"{esc(snap.get('prompt_version') or '—')}, data "
+            f"{esc(str(snap.get('data_fingerprint') or '')[:12])}",
+        ),
+    ]
+
+
+def metrics_table(metrics: dict[str, Any], currency: str) -> str:
+    """Every metric of the reference with its formatted value, unit and definition."""
+    rows = [
+        [
+            f"<code>{esc(m.key)}</code>",
+            esc(format_value(m.unit, metrics.get(m.key), currency)),
+            esc(m.unit),
+            f"<span class='muted'>{esc(m.formula)}</span>",
+        ]
+        for m in METRICS
+    ]
+    return table(["metric", "value", "unit", "definition"], rows, [False, True, False, False])
+
+
+def _filled(ledger: pd.DataFrame) -> pd.DataFrame:
+    return ledger[ledger["status"] == "filled"]
+
+
+def reasoning_excerpts(
+    reasoning: pd.DataFrame, ledger: pd.DataFrame, limit: int = EXCERPTS
+) -> list[dict[str, Any]]:
+    """The reasoning entries whose linked orders filled for the most value, largest first.
+
+    Each: id, step, ts, type, content, order ids and the linked fill value. When no
+    entry links to a fill, the run's decision entries (in order) stand in.
+    """
+    fills = _filled(ledger)
+    value_of = {
+        str(o): abs(float(q) * float(p))
+        for o, q, p in zip(fills["order_id"], fills["quantity"], fills["fill_price"], strict=True)
+    }
+    entries: list[dict[str, Any]] = []
+    for row in reasoning.itertuples(index=False):
+        linked: Any = row.order_ids
+        orders = [str(o) for o in (linked or [])]
+        entries.append(
+            {
+                "id": row.id,
+                "step": row.step_index,
+                "ts": row.ts,
+                "type": row.type,
+                "content": row.content,
+                "orders": orders,
+                "value": sum(value_of.get(o, 0.0) for o in orders),
+            }
+        )
+    with_fills = [e for e in entries if e["value"] > 0]
+    if with_fills:
+        with_fills.sort(key=lambda e: (-e["value"], e["id"]))
+        return with_fills[:limit]
+    return [e for e in entries if e["type"] == "decision"][:limit]
+
+
+def _excerpts_html(excerpts: list[dict[str, Any]], currency: str) -> str:
+    if not excerpts:
+        return "<p class='note'>No reasoning recorded.</p>"
+    blocks = []
+    for e in excerpts:
+        content = str(e["content"] or "")
+        if len(content) > EXCERPT_CHARS:
+            content = content[:EXCERPT_CHARS].rstrip() + " …"
+        orders = ", ".join(e["orders"][:12]) + (" …" if len(e["orders"]) > 12 else "")
+        value = f" · linked fills {money(e['value'], currency)}" if e["value"] else ""
+        blocks.append(
+            "<div class='excerpt'><div class='head'>"
+            f"{esc(when(e['ts']))} · step {esc(e['step'])} · <b>{esc(e['type'])}</b>"
+            f"{esc(value)}{' · orders ' + esc(orders) if orders else ''}</div>"
+            f"<pre>{esc(content)}</pre></div>"
+        )
+    return "".join(blocks)
+
+
+def decisions_summary(decisions: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame]:
+    """Gate decisions counted by verdict, and per rule by the verdict it took part in
+    (plus orders the rule placed itself, ``forced``)."""
+    by_verdict = {str(k): int(v) for k, v in Counter(decisions["verdict"]).most_common()}
+    counts: dict[str, Counter[str]] = {}
+    for origin, verdict_, firings in zip(
+        decisions["origin"], decisions["verdict"], decisions["firings"], strict=True
+    ):
+        for name in {str(f.get("rule")) for f in firings or []}:
+            counts.setdefault(name, Counter())[str(verdict_)] += 1
+        if str(origin).startswith("rule:"):
+            counts.setdefault(str(origin).removeprefix("rule:"), Counter())["forced"] += 1
+    columns = ["allow", "resize", "reject", "forced"]
+    frame = pd.DataFrame(
+        [[name, *(c.get(k, 0) for k in columns)] for name, c in sorted(counts.items())],
+        columns=["rule", *columns],
+    )
+    return by_verdict, frame
+
+
+def _decisions_html(decisions: pd.DataFrame) -> str:
+    if decisions.empty:
+        return "<p class='note'>The gate recorded no orders for this run.</p>"
+    by_verdict, by_rule = decisions_summary(decisions)
+    out = "<h3>By verdict</h3>" + table(
+        ["verdict", "orders"],
+        [[esc(k), esc(f"{v:,}")] for k, v in by_verdict.items()],
+        [False, True],
+    )
+    out += "<h3>By rule</h3>"
+    if by_rule.empty:
+        out += "<p class='note'>No rule fired.</p>"
+    else:
+        out += table(
+            ["rule", "allowed", "resized", "rejected", "forced"],
+            [[esc(r[0]), *(esc(f"{int(x):,}") for x in r[1:])] for r in by_rule.itertuples(False)],
+            [False, True, True, True, True],
+        )
+    return out
+
+
+def trip_tables(ledger: pd.DataFrame, equity: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    """The best and the worst round trips by P&L (each at most ``TRIPS``, no overlap)."""
+    if _filled(ledger).empty:
+        return [], []
+    bars = pd.DatetimeIndex(pd.to_datetime(equity["ts"]))
+    frame = ledger.assign(ts=pd.to_datetime(ledger["ts"]))
+    trips = sorted(round_trips(frame, bars), key=lambda t: t["pnl"], reverse=True)
+    best = trips[:TRIPS]
+    worst = sorted(trips[len(best) :], key=lambda t: t["pnl"])[:TRIPS]
+    return best, worst
+
+
+def _trips_html(trips: list[dict[str, Any]], currency: str) -> str:
+    if not trips:
+        return "<p class='note'>None.</p>"
+    rows = [
+        [
+            esc(t["symbol"]),
+            esc(t["side"]),
+            esc(f"{t['quantity']:g}"),
+            esc(when(t["entry_time"])),
+            esc(when(t["exit_time"])),
+            esc(f"{t['entry_price']:,.2f}"),
+            esc(f"{t['exit_price']:,.2f}"),
+            f"<span class='{signed_class(t['pnl'])}'>{esc(money(t['pnl'], currency))}</span>",
+            esc(percent(t["return"])),
+            esc(t["bars"]),
+            esc(f"{t['entry_order']} → {t['exit_order']}"),
+        ]
+        for t in trips
+    ]
+    headers = ["symbol", "side", "qty", "entry", "exit", "entry price", "exit price"]
+    headers += ["P&amp;L", "return", "bars", "orders"]
+    numeric = [False, False, True, False, False, True, True, True, True, True, False]
+    return table(headers, rows, numeric)
+
+
+def _has_rules(info: dict[str, Any], decisions: pd.DataFrame) -> bool:
+    """Whether attribution is worth showing: a rule beyond the built-in default, or a
+    rule that fired."""
+    rules = info["snapshot"].get("rules") or []
+    if any(r.get("origin") != "builtin" for r in rules):
+        return True
+    return bool(rules) and not decisions.empty and bool(decisions["firings"].map(bool).any())
+
+
+def run_report(lab: Lab, run_id: int, path: str | Path | None = None) -> Path:
+    """Write one run's report as a self-contained HTML file and return its path.
+
+    Default path: ``<reports_dir>/run-<id>-<model>.html``. Contains the run's header
+    and snapshot, every metric, equity against the benchmark, drawdown, allocation,
+    rule attribution (when the run has rules), trades on the most traded symbol's
+    price, the reasoning linked to the largest fills, the gate's decisions and the best
+    and worst round trips.
+    """
+    handle = lab.run(run_id)
+    info = handle.info()
+    metrics = lab.metrics(run_id)
+    currency = currency_of(info)
+    ledger, equity = handle.ledger(), handle.equity()
+    decisions = lab.rules.decisions(run_id)
+    label = f"{info['model']} #{info['run_number']}"
+    sections: list[tuple[str, str, str]] = [
+        ("metrics", "Metrics", metrics_table(metrics, currency))
+    ]
+    charts_html = chart_or_note(lambda: charts.equity_curves(lab, [run_id]), "equity")
+    charts_html += chart_or_note(lambda: charts.drawdown(lab, run_id), "drawdown")
+    charts_html += chart_or_note(lambda: charts.allocation(lab, run_id), "allocation")
+    sections.append(("charts", "Equity, drawdown, allocation", charts_html))
+    if _has_rules(info, decisions):
+        sections.append(
+            (
+                "attribution",
+                "Rule attribution",
+                chart_or_note(
+                    lambda: charts.rule_attribution(lab.attribution(run_id)), "attribution"
+                )
+                + "<p class='muted'>Counterfactual replay of the recorded orders without each "
+                "rule; exact for agents whose orders do not depend on earlier fills.</p>",
+            )
+        )
+    symbol = charts.most_traded_symbol(lab, run_id)
+    trades = (
+        chart_or_note(lambda: charts.trades_on_price(lab, run_id, symbol), "trades")
+        if symbol
+        else "<p class='note'>The run filled no orders.</p>"
+    )
+    sections.append(("trades", f"Trades on {symbol or 'price'}", trades))
+    excerpts = reasoning_excerpts(handle.reasoning(), ledger)
+    sections.append(
+        ("reasoning", "Reasoning behind the largest fills", _excerpts_html(excerpts, currency))
+    )
+    sections.append(("decisions", "Rule decisions", _decisions_html(decisions)))
+    best, worst = trip_tables(ledger, equity)
+    sections.append(
+        (
+            "round-trips",
+            "Round trips",
+            f"<p class='muted'>{esc(format_metric('round_trips', metrics.get('round_trips')))} "
+            "closed round trips (FIFO, fees included).</p>"
+            f"<h3>Best</h3>{_trips_html(best, currency)}"
+            f"<h3>Worst</h3>{_trips_html(worst, currency)}",
+        )
+    )
+    intro = (
+        f"<h1>{esc(label)}</h1><p class='muted'>{esc(when(info['start']))} .. "
+        f"{esc(when(info['end']))} · {esc(info['mode'])} · {esc(info['status'])} · total return "
+        f"<span class='{signed_class(metrics.get('total_return'))}'>"
+        f"{esc(format_metric('total_return', metrics.get('total_return')))}</span></p>"
+        + meta_table(_header_rows(info, metrics))
+    )
+    document = page(f"Run report: {label}", sections, intro)
+    target = (
+        Path(path)
+        if path is not None
+        else lab.settings.reports_dir / f"run-{run_id}-{slug(str(info['model']))}.html"
+    )
+    return write(document, target)
