@@ -6,17 +6,22 @@ never loads Alembic, and nothing builds ``rfc3987_syntax``'s grammars at import.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
+from fastmcp import Client, FastMCP
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ConfigError
+from ttg_lab.mcp_services.servers import build_service, build_services
 from ttg_lab.store.database import (
     Store,
     alembic_config,
@@ -191,3 +196,32 @@ import rfc3987_syntax
 assert rfc3987_syntax.is_valid_syntax_iri("http://a/b")
 """
     assert loaded_after(code, "lark") == ["lark"]  # loaded once a check needed it
+
+
+async def output_schemas(server: FastMCP) -> dict[str, Any]:
+    async with Client(server) as client:
+        return {tool.name: tool.outputSchema for tool in await client.list_tools()}
+
+
+async def added(server: FastMCP) -> str:
+    async with Client(server) as client:
+        answer = await client.call_tool("add", {"a": 2, "b": 0.5})
+    return str(answer.content[0].text)
+
+
+def no_context() -> RunContext:
+    raise AssertionError("listing tools and adding need no run context")
+
+
+def test_a_runs_in_memory_tools_publish_no_output_schemas_and_answer_the_same() -> None:
+    """The MCP SDK checks every answer against a tool's output schema on both ends (about
+    3 ms a call); a run's own services publish none, the HTTP services keep theirs, and
+    the agent reads the same answer either way."""
+    in_memory = build_services(no_context)
+    for server in in_memory.values():
+        schemas = asyncio.run(output_schemas(server))
+        assert {name: schema for name, schema in schemas.items() if schema is not None} == {}
+    published = asyncio.run(output_schemas(build_service("trade", no_context)))
+    assert None not in published.values()
+    assert asyncio.run(added(in_memory["math"])) == "2.5"
+    assert asyncio.run(added(build_service("math", no_context))) == "2.5"

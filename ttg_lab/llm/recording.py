@@ -217,7 +217,7 @@ class CallRecorder(AgentMiddleware):
             request_fingerprint=fingerprint,
             request={
                 "messages": [plain_message(m) for m in messages],
-                "tools": sorted(getattr(t, "name", str(t)) for t in tools),
+                "tools": sorted(t.name if hasattr(t, "name") else str(t) for t in tools),
                 "sampling": self.sampling,
             },
             response=dump_message(answer) if answer is not None else {},

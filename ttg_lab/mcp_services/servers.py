@@ -73,16 +73,23 @@ def _wrap(spec: ToolSpec, resolve: ContextResolver) -> Callable[..., Any]:
     return call
 
 
-def build_service(service: str, resolve: ContextResolver) -> FastMCP:
-    """The FastMCP server of one service, with every tool of that service."""
+def build_service(service: str, resolve: ContextResolver, output_schemas: bool = True) -> FastMCP:
+    """The FastMCP server of one service, with every tool of that service. With
+    ``output_schemas`` each tool publishes the JSON schema of its answer (derived from
+    its return type), and the MCP SDK checks every answer against it on both ends."""
     if service not in SERVICES:
         raise TTGLabError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
     server: FastMCP = FastMCP(f"TTG Lab {SERVICE_TITLES[service]}", mask_error_details=True)
+    schema: dict[str, Any] = {} if output_schemas else {"output_schema": None}
     for spec in tools_of(service):
-        server.add_tool(Tool.from_function(_wrap(spec, resolve), name=spec.name))
+        server.add_tool(Tool.from_function(_wrap(spec, resolve), name=spec.name, **schema))
     return server
 
 
 def build_services(resolve: ContextResolver) -> dict[str, FastMCP]:
-    """All four services bound to the same context resolver."""
-    return {service: build_service(service, resolve) for service in SERVICES}
+    """A run's in-memory services, all four bound to the same context resolver. They
+    publish no output schemas: the agent sees only the tools' text answers (LangChain
+    passes no output schema to a model), and checking each answer against a schema
+    drawn from our own return types cost the SDK about 3 ms per tool call (a
+    metaschema check on the server and again on the client)."""
+    return {service: build_service(service, resolve, output_schemas=False) for service in SERVICES}
