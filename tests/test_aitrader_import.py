@@ -324,7 +324,7 @@ def test_a_failure_while_writing_leaves_nothing_half_imported(
     def boom(*args: Any) -> Any:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(aitrader, "_log_rows", boom)
+    monkeypatch.setattr(aitrader.book, "_log_rows", boom)
     before = counts(lab)
     with pytest.raises(RuntimeError, match="disk full"):
         import_aitrader(lab.store, MODEL_DIR, owner_id=lab.user.id)
