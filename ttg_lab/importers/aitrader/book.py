@@ -52,7 +52,7 @@ from ttg_lab.llm.sections import split_sections
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.bars import INTRADAY_MINUTES, BarLabel
 from ttg_lab.market.cache import data_fingerprint, price_index
-from ttg_lab.market.markets import get_market
+from ttg_lab.market.markets import Market, get_market
 from ttg_lab.market.shipped import SHIPPED
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.models import slugify
@@ -263,6 +263,47 @@ def _fmt(when: datetime) -> str:
     return f"{when:%Y-%m-%d}" if when.time() == datetime.min.time() else f"{when:%Y-%m-%d %H:%M}"
 
 
+@dataclass(frozen=True)
+class _Placement:
+    """Where a model's run sits in our data: market, interval, prices and bars."""
+
+    market: Market
+    interval: str
+    clock_label: BarLabel
+    fingerprint: str
+    index: PriceIndex
+    calendar: list[datetime]
+
+    @property
+    def mode(self) -> str:
+        return "daily" if self.interval == "1d" else "intraday"
+
+    def step_of(self, when: datetime) -> int:
+        """The bar a time falls in (the first bar for times before it)."""
+        return max(0, bisect_right(self.calendar, when) - 1)
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Who the imported model is: catalog id, names and signature."""
+
+    ai_model_id: str
+    display: str
+    label: str
+    name: str
+    signature: str
+
+
+@dataclass
+class _Booked:
+    """The ledger rows of a model's lines, and what reconciling its cash needs."""
+
+    fills: list[_Fill]
+    recomputed: list[float]
+    trade_diffs: list[tuple[float, int, str]]
+    missing_price: int = 0
+
+
 def _import_model(
     store: Store,
     model: ParsedModel,
@@ -272,11 +313,43 @@ def _import_model(
     origin: str,
     result: ModelResult,
 ) -> None:
-    source = model.source
+    """Book one parsed model folder as a completed run, filling in ``result``."""
     tickers = sorted({s for line in model.positions for s in line.holdings})
+    model, place = _place(store, model, market_code, tickers, result)
+    identity = _identify(model.source, place, name_suffix, result.notes)
+    result.signature = identity.signature
+    _note_data_gaps(model.positions, tickers, place, result.notes)
+    booked = _book_lines(model.positions, place, result.notes)
+    run_steps = _mark_bars(model.positions, place, booked.fills, result.notes)
+    booked.fills.sort(key=lambda f: (f.step, f.seq))
+    ledger = [f.row for f in booked.fills]
+    result.reconciliation = _reconciliation(booked, model.positions)
+    equity = [s["equity"] for s in run_steps]
+    initial_cash = model.positions[0].cash
+    result.trades = sum(1 for r in ledger if r.status == "filled")
+    result.final_value = equity[-1]
+    result.final_return = equity[-1] / initial_cash - 1.0 if initial_cash else None
+    result.max_drawdown = max_drawdown(equity)
+
+    def book(session: Session) -> None:
+        _write_run(
+            session, model, place, identity, tickers, ledger, run_steps, owner_id, origin, result
+        )
+
+    write_numbered(store, book, identity.signature)
+
+
+def _place(
+    store: Store,
+    model: ParsedModel,
+    market_code: str | None,
+    tickers: list[str],
+    result: ModelResult,
+) -> tuple[ParsedModel, _Placement]:
+    """The model's market, interval and bars in our data, and the model with its times at
+    the start of the bars they name; NotFoundError when our data has no bars for it."""
     market = get_market(market_code or infer_market(tickers))
     interval = infer_interval(model.positions)
-    mode = "daily" if interval == "1d" else "intraday"
     clock_label = CLOCK_LABELS.get((market.code, interval), "start")
     model = at_bar_starts(model, interval, clock_label)
     lines = model.positions
@@ -292,135 +365,179 @@ def _import_model(
         )
     result.market, result.interval, result.bars = market.code, interval, len(calendar)
     result.initial_cash = initial.cash
-    notes = result.notes
     if clock_label == "end":
-        notes.append(
+        result.notes.append(
             f"AI-Trader's clock labels {interval} bars by their end: each line and log is "
             f"booked at the start of its bar ({INTRADAY_MINUTES[interval]} minutes earlier), "
             "the bar whose open it traded at"
         )
+    return model, _Placement(market, interval, clock_label, fingerprint, index, list(calendar))
 
-    def step_of(when: datetime) -> int:
-        return max(0, bisect_right(calendar, when) - 1)
 
-    # Identity of the model.
+def _identify(
+    source: ModelSource, place: _Placement, name_suffix: str, notes: list[str]
+) -> _Identity:
+    """The model's catalog entry (when its folder name matches one), names and signature."""
     match = catalog_entry(source.name)
     if match is None:
         ai_model_id, display, agent = f"aitrader/{source.name}", source.name, source.name
         notes.append(f"{source.name!r} matches no aitrader_signature in the catalog")
     else:
         ai_model_id, display, agent = match.id, match.name, match.aitrader_signature
-    label = f"{MARKET_LABELS[market.code]} {INTERVAL_LABELS.get(interval, interval)}"
-    base_sig = f"aitrader-{agent}-{market.code}-{INTERVAL_LABELS.get(interval, interval)}"
+    market, interval = place.market.code, place.interval
+    label = f"{MARKET_LABELS[market]} {INTERVAL_LABELS.get(interval, interval)}"
+    base_sig = f"aitrader-{agent}-{market}-{INTERVAL_LABELS.get(interval, interval)}"
     name = f"AI-Trader {display} ({label}){name_suffix}"
-    signature = slugify(base_sig + name_suffix)
-    result.signature = signature
-    unknown = [s for s in tickers if not index.has_symbol(s)]
+    return _Identity(ai_model_id, display, label, name, slugify(base_sig + name_suffix))
+
+
+def _note_data_gaps(
+    lines: Sequence[PositionLine], tickers: list[str], place: _Placement, notes: list[str]
+) -> None:
+    """Notes on symbols our data lacks and lines after our last bar."""
+    unknown = [s for s in tickers if not place.index.has_symbol(s)]
     if unknown:
-        notes.append(f"symbols not in our {market.code} {interval} data: {', '.join(unknown)}")
-    late = [line for line in lines[1:] if line.when > calendar[-1]]
+        notes.append(
+            f"symbols not in our {place.market.code} {place.interval} data: {', '.join(unknown)}"
+        )
+    last_bar = place.calendar[-1]
+    late = [line for line in lines[1:] if line.when > last_bar]
     if late:
         notes.append(
-            f"{len(late)} line(s) after our last bar {_fmt(calendar[-1])} (up to "
+            f"{len(late)} line(s) after our last bar {_fmt(last_bar)} (up to "
             f"{_fmt(late[-1].when)}): booked at that last bar; the equity curve ends there"
         )
 
-    # Ledger rows, in file order, plus reconciliation with our prices.
-    fills: list[_Fill] = []
+
+def _order_id(line: PositionLine, seen_ids: dict[int, int], notes: list[str]) -> str:
+    """The ledger's order id of a line: AI-Trader's id, made unique when it repeats."""
+    if line.id is None:
+        return f"aitrader-line{line.line}"
+    if line.id in seen_ids:
+        order_id = f"aitrader-{line.id}-line{line.line}"
+        notes.append(
+            f"line {line.line}: id {line.id} repeats line {seen_ids[line.id]}; order id {order_id}"
+        )
+        return order_id
+    seen_ids[line.id] = line.line
+    return f"aitrader-{line.id}"
+
+
+def _note_continuity(
+    lines: Sequence[PositionLine], i: int, base_i: int | None, notes: list[str]
+) -> None:
+    """A note when line ``i`` does not continue from the line before it."""
+    line = lines[i]
+    if base_i is None:
+        notes.append(
+            f"line {line.line} ({_fmt(line.when)}): holdings do not follow from any earlier "
+            "line plus its action"
+        )
+    elif base_i != i - 1:
+        notes.append(
+            f"line {line.line} ({_fmt(line.when)}): continues from line {lines[base_i].line} "
+            f"({_fmt(lines[base_i].when)}), not the line before: AI-Trader restarted the "
+            "step from an earlier state; its snapshot is kept"
+        )
+
+
+def _book_lines(lines: Sequence[PositionLine], place: _Placement, notes: list[str]) -> _Booked:
+    """A ledger row per line after the first, in file order, with cash recomputed at our
+    prices for the reconciliation."""
+    booked = _Booked([], [lines[0].cash], [])
     seen_ids: dict[int, int] = {}
-    recomputed: list[float] = [initial.cash]
-    trade_diffs: list[tuple[float, int, str]] = []
-    missing_price = 0
     for i in range(1, len(lines)):
         line = lines[i]
         assert line.action is not None
         base_i = _base_index(lines, i)
-        if base_i is None:
-            notes.append(
-                f"line {line.line} ({_fmt(line.when)}): holdings do not follow from any earlier "
-                "line plus its action"
-            )
-        elif base_i != i - 1:
-            notes.append(
-                f"line {line.line} ({_fmt(line.when)}): continues from line {lines[base_i].line} "
-                f"({_fmt(lines[base_i].when)}), not the line before: AI-Trader restarted the "
-                "step from an earlier state; its snapshot is kept"
-            )
+        _note_continuity(lines, i, base_i, notes)
         base = lines[i - 1 if base_i is None else base_i]
-        step = step_of(line.when)
-        if line.id is None:
-            order_id = f"aitrader-line{line.line}"
-        elif line.id in seen_ids:
-            order_id = f"aitrader-{line.id}-line{line.line}"
-            notes.append(
-                f"line {line.line}: id {line.id} repeats line {seen_ids[line.id]}; "
-                f"order id {order_id}"
-            )
-        else:
-            order_id = f"aitrader-{line.id}"
-            seen_ids[line.id] = line.line
-        previous_cash = recomputed[i - 1] if base_i is None else recomputed[base_i]
+        step = place.step_of(line.when)
+        order_id = _order_id(line, seen_ids, notes)
+        previous_cash = booked.recomputed[i - 1] if base_i is None else booked.recomputed[base_i]
         if line.action == "no_trade" or line.symbol is None:
-            recomputed.append(previous_cash)
+            booked.recomputed.append(previous_cash)
             row = ledger_row(
                 step, line.when, "no_trade", None, 0.0, line.cash, _holdings(line), order_id, "none"
             )
-            fills.append(_Fill(step, i, row))
-            continue
-        signed = _signed(line.action, line.amount)
-        ours = index.bar_value(line.symbol, line.when, "open")
-        implied = (base.cash - line.cash) / signed if signed and base_i is not None else None
-        reasons = []
-        price = ours
-        if ours is None:
-            missing_price += 1
-            price = implied
-            reasons.append(
-                f"no {interval} bar of {line.symbol} at {_fmt(line.when)} in our data: "
-                + (
-                    f"price implied by AI-Trader's cash change {implied:.6g}"
-                    if implied is not None
-                    else "price unknown"
-                )
-            )
-        elif implied is not None and abs(implied - ours) > PRICE_NOTE_THRESHOLD * ours:
-            reasons.append(
-                f"AI-Trader's price {implied:.6g} (from its cash change), our open {ours:g}"
-            )
-        if ours is not None and base_i is not None:
-            trade_diffs.append((abs((base.cash - line.cash) - signed * ours), line.line, order_id))
-        if line.stated_price is not None:
-            reasons.append(f"AI-Trader's line states price {line.stated_price:g}")
-        recomputed.append(previous_cash - signed * (price if price is not None else 0.0))
-        if line.amount == 0:
-            reasons.insert(0, "amount 0 in AI-Trader's file: nothing traded")
-        row = ledger_row(
-            step,
-            line.when,
-            _ledger_action(line, base.holdings.get(line.symbol, 0.0)),
-            line.symbol,
-            line.amount,
-            line.cash,
-            _holdings(line),
-            order_id,
-            "filled" if line.amount > 0 else "none",
-            "; ".join(reasons),
-            fill_price=price,
-        )
-        fills.append(_Fill(step, i, row))
+        else:
+            row = _trade_row(line, base, base_i is not None, step, order_id, place, booked)
+            signed = _signed(line.action, line.amount)
+            price = row.fill_price
+            booked.recomputed.append(previous_cash - signed * (price if price is not None else 0.0))
+        booked.fills.append(_Fill(step, i, row))
+    return booked
 
-    # Steps without a line get the engine's explicit no-trade; marks at every bar's close.
+
+def _trade_row(
+    line: PositionLine,
+    base: PositionLine,
+    follows: bool,
+    step: int,
+    order_id: str,
+    place: _Placement,
+    booked: _Booked,
+) -> LedgerRow:
+    """The ledger row of a trade line, priced at our open (else AI-Trader's implied price),
+    its reason saying where the price came from; the trade's cash difference is kept."""
+    assert line.action is not None and line.symbol is not None
+    signed = _signed(line.action, line.amount)
+    ours = place.index.bar_value(line.symbol, line.when, "open")
+    implied = (base.cash - line.cash) / signed if signed and follows else None
+    reasons = []
+    price = ours
+    if ours is None:
+        booked.missing_price += 1
+        price = implied
+        reasons.append(
+            f"no {place.interval} bar of {line.symbol} at {_fmt(line.when)} in our data: "
+            + (
+                f"price implied by AI-Trader's cash change {implied:.6g}"
+                if implied is not None
+                else "price unknown"
+            )
+        )
+    elif implied is not None and abs(implied - ours) > PRICE_NOTE_THRESHOLD * ours:
+        reasons.append(f"AI-Trader's price {implied:.6g} (from its cash change), our open {ours:g}")
+    if ours is not None and follows:
+        booked.trade_diffs.append(
+            (abs((base.cash - line.cash) - signed * ours), line.line, order_id)
+        )
+    if line.stated_price is not None:
+        reasons.append(f"AI-Trader's line states price {line.stated_price:g}")
+    if line.amount == 0:
+        reasons.insert(0, "amount 0 in AI-Trader's file: nothing traded")
+    return ledger_row(
+        step,
+        line.when,
+        _ledger_action(line, base.holdings.get(line.symbol, 0.0)),
+        line.symbol,
+        line.amount,
+        line.cash,
+        _holdings(line),
+        order_id,
+        "filled" if line.amount > 0 else "none",
+        "; ".join(reasons),
+        fill_price=price,
+    )
+
+
+def _mark_bars(
+    lines: Sequence[PositionLine], place: _Placement, fills: list[_Fill], notes: list[str]
+) -> list[dict[str, Any]]:
+    """The run's steps: AI-Trader's book at every bar, marked at our closes; a bar
+    without a line gets the engine's explicit no-trade row (added to ``fills``)."""
     steps_with_rows = {f.step for f in fills}
-    states = _states_per_bar(calendar, lines)
+    states = _states_per_bar(place.calendar, lines)
     last_price: dict[str, float] = {}
     for f in fills:
         if f.row.fill_price is not None and f.row.symbol:
             last_price.setdefault(f.row.symbol, f.row.fill_price)
     run_steps: list[dict[str, Any]] = []
     unvalued: set[str] = set()
-    for step, (bar, state) in enumerate(zip(calendar, states, strict=True)):
+    for step, (bar, state) in enumerate(zip(place.calendar, states, strict=True)):
         holdings = _holdings(state)
-        value = math.fsum([state.cash, *_values(index, holdings, bar, last_price, unvalued)])
+        value = math.fsum([state.cash, *_values(place.index, holdings, bar, last_price, unvalued)])
         run_steps.append(
             {
                 "step_index": step,
@@ -455,120 +572,129 @@ def _import_model(
             f"no close at or before some bars for {', '.join(sorted(unvalued))}: valued at "
             "their first fill price there"
         )
-    fills.sort(key=lambda f: (f.step, f.seq))
-    ledger = [f.row for f in fills]
+    return run_steps
 
-    drifts = [abs(r - line.cash) for r, line in zip(recomputed, lines, strict=True)]
-    worst_trade = max(trade_diffs, default=(0.0, 0, ""))
-    result.reconciliation = {
-        "trades_priced": len(trade_diffs),
-        "trades_without_our_price": missing_price,
+
+def _reconciliation(booked: _Booked, lines: Sequence[PositionLine]) -> dict[str, Any]:
+    """How far AI-Trader's cash is from cash recomputed with our prices."""
+    drifts = [abs(r - line.cash) for r, line in zip(booked.recomputed, lines, strict=True)]
+    worst_trade = max(booked.trade_diffs, default=(0.0, 0, ""))
+    return {
+        "trades_priced": len(booked.trade_diffs),
+        "trades_without_our_price": booked.missing_price,
         "max_trade_cash_diff": round(worst_trade[0], 6),
         "max_trade_cash_diff_order": worst_trade[2] or None,
         "max_cash_drift": round(max(drifts), 6),
         "final_cash": lines[-1].cash,
-        "final_cash_recomputed": round(recomputed[-1], 6),
+        "final_cash_recomputed": round(booked.recomputed[-1], 6),
     }
 
-    equity = [s["equity"] for s in run_steps]
-    result.trades = sum(1 for r in ledger if r.status == "filled")
-    result.final_value = equity[-1]
-    result.final_return = equity[-1] / initial.cash - 1.0 if initial.cash else None
-    result.max_drawdown = max_drawdown(equity)
 
-    def book(session: Session) -> None:
-        """The model (when new) and its run with every row, in one transaction."""
-        model_row = session.scalars(
-            select(TradingModel).where(TradingModel.signature == signature)
-        ).one_or_none()
-        files = source.source_files()
-        if model_row is not None:
-            existing = _existing_run(session, model_row.id, files, clock_label)
-            if existing is not None:
-                result.status, result.run_id, result.model_id = "skipped", existing, model_row.id
-                result.notes.append(f"already imported as run {existing}; nothing written")
-                return
-        else:
-            model_row = TradingModel(
-                owner_id=owner_id,
-                name=name,
-                signature=signature,
-                description=(
-                    f"Imported from AI-Trader's published run {source.rel} ({display}, "
-                    f"{label}): its positions, actions and logs. Not run in this lab; fills "
-                    "are priced at our stored open, the book is AI-Trader's."
-                ),
-                market=market.code,
-                initial_cash=initial.cash,
-                tickers=tickers,
-                ai_model_id=ai_model_id,
-                parameters={},
-                shared=origin == "shipped",  # the published runs are every user's reference
-            )
-            session.add(model_row)
-            session.flush()
-        result.model_id = model_row.id
-        snapshot = RunSnapshot(
-            model=ModelConfig(
-                name=model_row.name,
-                signature=model_row.signature,
-                market=model_row.market,
-                ai_model_id=model_row.ai_model_id,
-                parameters=dict(model_row.parameters),
-                initial_cash=initial.cash,
-                tickers=tickers,
-                custom_rules=model_row.custom_rules or "",
-                custom_instructions=model_row.custom_instructions or "",
+def _write_run(
+    session: Session,
+    model: ParsedModel,
+    place: _Placement,
+    identity: _Identity,
+    tickers: list[str],
+    ledger: list[LedgerRow],
+    run_steps: list[dict[str, Any]],
+    owner_id: int,
+    origin: str,
+    result: ModelResult,
+) -> None:
+    """The model (when new) and its run with every row, in one transaction; nothing when
+    the same files were imported before."""
+    source, initial = model.source, model.positions[0]
+    files = source.source_files()
+    model_row = session.scalars(
+        select(TradingModel).where(TradingModel.signature == identity.signature)
+    ).one_or_none()
+    if model_row is not None:
+        existing = _existing_run(session, model_row.id, files, place.clock_label)
+        if existing is not None:
+            result.status, result.run_id, result.model_id = "skipped", existing, model_row.id
+            result.notes.append(f"already imported as run {existing}; nothing written")
+            return
+    else:
+        model_row = TradingModel(
+            owner_id=owner_id,
+            name=identity.name,
+            signature=identity.signature,
+            description=(
+                f"Imported from AI-Trader's published run {source.rel} ({identity.display}, "
+                f"{identity.label}): its positions, actions and logs. Not run in this lab; "
+                "fills are priced at our stored open, the book is AI-Trader's."
             ),
-            tickers=tuple(tickers),
-            rules=RuleSet(),
-            costs=COST_PRESETS["zero"],
-            fill="open",
-            seed=0,
-            interval=interval,
-            agent_path="imported",
-            data_fingerprint=fingerprint,
-            package_version=__version__,
-            imported=ImportSource(
-                source=origin,
-                source_path=source.rel,
-                source_files=files,
-                source_bar_labels=clock_label,
-                trimmed_copy=source.trimmed,
-                reconciliation=result.reconciliation,
-                notes=notes[:50],
-            ),
+            market=place.market.code,
+            initial_cash=initial.cash,
+            tickers=tickers,
+            ai_model_id=identity.ai_model_id,
+            parameters={},
+            shared=origin == "shipped",  # the published runs are every user's reference
         )
-        now = utcnow()
-        run = TradingRun(
-            model_id=model_row.id,
-            run_number=next_run_number(session, model_row.id),
-            status="completed",
-            mode=mode,
-            period_start=calendar[0],
-            period_end=calendar[-1],
-            started_at=now,
-            ended_at=now,
-            strategy_snapshot=snapshot.to_json(),
-            steps_total=len(calendar),
-            steps_done=len(calendar),
-            total_trades=result.trades,
-            final_value=result.final_value,
-            final_return=result.final_return,
-            max_drawdown=result.max_drawdown,
-        )
-        session.add(run)
+        session.add(model_row)
         session.flush()
-        result.run_id = run.id
-        session.execute(insert(LedgerEntry), [{**r.as_record(), "run_id": run.id} for r in ledger])
-        session.execute(insert(RunStep), [{**s, "run_id": run.id} for s in run_steps])
-        logs, entries = _log_rows(model, ledger, step_of)
-        if logs:
-            session.execute(insert(AgentLog), [{**r, "run_id": run.id} for r in logs])
-        if entries:
-            session.execute(insert(ReasoningEntry), [{**e, "run_id": run.id} for e in entries])
-
-    write_numbered(store, book, signature)
+    result.model_id = model_row.id
+    snapshot = RunSnapshot(
+        model=ModelConfig(
+            name=model_row.name,
+            signature=model_row.signature,
+            market=model_row.market,
+            ai_model_id=model_row.ai_model_id,
+            parameters=dict(model_row.parameters),
+            initial_cash=initial.cash,
+            tickers=tickers,
+            custom_rules=model_row.custom_rules or "",
+            custom_instructions=model_row.custom_instructions or "",
+        ),
+        tickers=tuple(tickers),
+        rules=RuleSet(),
+        costs=COST_PRESETS["zero"],
+        fill="open",
+        seed=0,
+        interval=place.interval,
+        agent_path="imported",
+        data_fingerprint=place.fingerprint,
+        package_version=__version__,
+        imported=ImportSource(
+            source=origin,
+            source_path=source.rel,
+            source_files=files,
+            source_bar_labels=place.clock_label,
+            trimmed_copy=source.trimmed,
+            reconciliation=result.reconciliation,
+            notes=result.notes[:50],
+        ),
+    )
+    now = utcnow()
+    calendar = place.calendar
+    run = TradingRun(
+        model_id=model_row.id,
+        run_number=next_run_number(session, model_row.id),
+        status="completed",
+        mode=place.mode,
+        period_start=calendar[0],
+        period_end=calendar[-1],
+        started_at=now,
+        ended_at=now,
+        strategy_snapshot=snapshot.to_json(),
+        steps_total=len(calendar),
+        steps_done=len(calendar),
+        total_trades=result.trades,
+        final_value=result.final_value,
+        final_return=result.final_return,
+        max_drawdown=result.max_drawdown,
+    )
+    session.add(run)
+    session.flush()
+    result.run_id = run.id
+    session.execute(insert(LedgerEntry), [{**r.as_record(), "run_id": run.id} for r in ledger])
+    session.execute(insert(RunStep), [{**s, "run_id": run.id} for s in run_steps])
+    logs, entries = _log_rows(model, ledger, place.step_of)
+    if logs:
+        session.execute(insert(AgentLog), [{**r, "run_id": run.id} for r in logs])
+    if entries:
+        session.execute(insert(ReasoningEntry), [{**e, "run_id": run.id} for e in entries])
 
 
 def _existing_run(
