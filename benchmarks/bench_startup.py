@@ -1,6 +1,7 @@
 """Start-up: what a cold process pays, against ``python -c "import pandas"`` in the same run.
 
-Prints the median of ``--repeat`` cold processes (seconds and ratio to the pandas import):
+Prints the median of ``--repeat`` cold processes (seconds and ratio to the pandas import,
+the cases taking turns so the machine's load weighs on all alike):
 - ``python -c "import ttg_lab"``;
 - a cold ``ttg-lab run`` of a 100-day momentum baseline on the direct path (whole process);
 - the same on the chat path (chat model + LangChain agent + in-memory MCP tools).
@@ -41,14 +42,16 @@ class Case:
     target: float | None = None
 
 
-def cold_seconds(command: list[str], env: dict[str, str], repeat: int) -> float:
-    """Median wall time of ``repeat`` fresh processes running ``command``."""
-    samples = []
+def cold_seconds(commands: list[list[str]], env: dict[str, str], repeat: int) -> list[float]:
+    """Median wall time of ``repeat`` fresh processes of each command. The commands take
+    turns in every round, so a load that comes and goes weighs on all of them alike."""
+    samples: list[list[float]] = [[] for _ in commands]
     for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for command, times in zip(commands, samples, strict=True):
+            started = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - started)
+    return [statistics.median(times) for times in samples]
 
 
 def biggest_imports(command: list[str], env: dict[str, str], top: int) -> list[tuple[str, float]]:
@@ -94,20 +97,23 @@ def main() -> None:
         Case("ttg-lab run, direct path", [*run, "direct"], target=3.0),
         Case("ttg-lab run, chat path", [*run, "chat"], target=10.0),
     ]
-    pandas = cold_seconds([sys.executable, "-c", "import pandas"], env, args.repeat)
+    pandas, *seconds = cold_seconds(
+        [[sys.executable, "-c", "import pandas"], *(case.command for case in cases)],
+        env,
+        args.repeat,
+    )
     print(f"median of {args.repeat} cold processes; 100-day momentum over {' .. '.join(PERIOD)}")
     print(f"{PANDAS_CASE:<32} {pandas:6.2f} s   1.0x")
-    for case in cases:
-        seconds = cold_seconds(case.command, env, args.repeat)
-        ratio = seconds / pandas
+    for case, wall in zip(cases, seconds, strict=True):
+        ratio = wall / pandas
         verdict = ""
         if case.target is not None:
             verdict = f"  target <= {case.target:g}x: {'met' if ratio <= case.target else 'MISSED'}"
-        print(f"{case.name:<32} {seconds:6.2f} s {ratio:5.1f}x{verdict}")
+        print(f"{case.name:<32} {wall:6.2f} s {ratio:5.1f}x{verdict}")
     if args.imports:
         print("\nbiggest imports of the chat-path run (own time, one process, -X importtime):")
-        for name, seconds in biggest_imports([*run, "chat"], env, args.imports):
-            print(f"  {name:<28} {seconds:6.3f} s")
+        for name, own in biggest_imports([*run, "chat"], env, args.imports):
+            print(f"  {name:<28} {own:6.3f} s")
 
 
 if __name__ == "__main__":
