@@ -1,7 +1,8 @@
 """Start-up: what a cold process pays, against ``python -c "import pandas"`` in the same run.
 
-Prints the median of ``--repeat`` cold processes (seconds and ratio to the pandas import,
-the cases taking turns so the machine's load weighs on all alike):
+Prints the median of ``--repeat`` cold processes, wall and CPU time, each in seconds and as
+a ratio to the pandas import (the cases take turns, so the machine's load weighs on all
+alike; the targets apply to the wall-time ratio):
 - ``python -c "import ttg_lab"``;
 - a cold ``ttg-lab run`` of a 100-day momentum baseline on the direct path (whole process);
 - the same on the chat path (chat model + LangChain agent + in-memory MCP tools).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,16 +44,31 @@ class Case:
     target: float | None = None
 
 
-def cold_seconds(commands: list[list[str]], env: dict[str, str], repeat: int) -> list[float]:
-    """Median wall time of ``repeat`` fresh processes of each command. The commands take
-    turns in every round, so a load that comes and goes weighs on all of them alike."""
-    samples: list[list[float]] = [[] for _ in commands]
+@dataclass(frozen=True)
+class Timing:
+    """Medians over the cold processes of one command: wall time, and CPU time (user +
+    system), which a busy machine inflates much less than the wall time."""
+
+    wall: float
+    cpu: float
+
+
+def cold_timings(commands: list[list[str]], env: dict[str, str], repeat: int) -> list[Timing]:
+    """Timings of ``repeat`` fresh processes of each command. The commands take turns in
+    every round, so a load that comes and goes weighs on all of them alike."""
+    walls: list[list[float]] = [[] for _ in commands]
+    cpus: list[list[float]] = [[] for _ in commands]
     for _ in range(repeat):
-        for command, times in zip(commands, samples, strict=True):
+        for command, wall, cpu in zip(commands, walls, cpus, strict=True):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             subprocess.run(command, env=env, check=True, capture_output=True)
-            times.append(time.perf_counter() - started)
-    return [statistics.median(times) for times in samples]
+            wall.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return [
+        Timing(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus, strict=True)
+    ]
 
 
 def biggest_imports(command: list[str], env: dict[str, str], top: int) -> list[tuple[str, float]]:
@@ -97,19 +114,23 @@ def main() -> None:
         Case("ttg-lab run, direct path", [*run, "direct"], target=3.0),
         Case("ttg-lab run, chat path", [*run, "chat"], target=10.0),
     ]
-    pandas, *seconds = cold_seconds(
+    pandas, *timings = cold_timings(
         [[sys.executable, "-c", "import pandas"], *(case.command for case in cases)],
         env,
         args.repeat,
     )
     print(f"median of {args.repeat} cold processes; 100-day momentum over {' .. '.join(PERIOD)}")
-    print(f"{PANDAS_CASE:<32} {pandas:6.2f} s   1.0x")
-    for case, wall in zip(cases, seconds, strict=True):
-        ratio = wall / pandas
+    print(f"{'':<32} {'wall':>6}   ratio {'cpu':>6}   ratio")
+    print(f"{PANDAS_CASE:<32} {pandas.wall:6.2f} s  1.0x {pandas.cpu:6.2f} s  1.0x")
+    for case, timing in zip(cases, timings, strict=True):
+        ratio = timing.wall / pandas.wall
         verdict = ""
         if case.target is not None:
             verdict = f"  target <= {case.target:g}x: {'met' if ratio <= case.target else 'MISSED'}"
-        print(f"{case.name:<32} {wall:6.2f} s {ratio:5.1f}x{verdict}")
+        print(
+            f"{case.name:<32} {timing.wall:6.2f} s {ratio:4.1f}x "
+            f"{timing.cpu:6.2f} s {timing.cpu / pandas.cpu:4.1f}x{verdict}"
+        )
     if args.imports:
         print("\nbiggest imports of the chat-path run (own time, one process, -X importtime):")
         for name, own in biggest_imports([*run, "chat"], env, args.imports):
