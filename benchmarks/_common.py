@@ -9,13 +9,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ttg_lab.lab import Lab, open_lab
+import ttg_lab
+from ttg_lab.lab import Lab
 
 
 def fresh_lab() -> Lab:
     """A lab on a new temporary SQLite store with the shipped data loaded."""
     folder = Path(tempfile.mkdtemp(prefix="ttg-bench-"))
-    return open_lab(f"sqlite:///{folder / 'bench.db'}")
+    return ttg_lab.open(f"sqlite:///{folder / 'bench.db'}")
 
 
 def peak_rss_mb() -> float:

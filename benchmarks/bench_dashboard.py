@@ -26,8 +26,8 @@ import httpx
 import psutil
 from sqlalchemy import insert
 
+import ttg_lab
 from ttg_lab.engine.stored_reasoning import search_reasoning
-from ttg_lab.lab import open_lab
 from ttg_lab.store.schema import ReasoningEntry, TradingModel, TradingRun
 
 CHROMIUM = "/usr/bin/chromium"
@@ -158,7 +158,7 @@ def page_session(db_url: str) -> None:
 def fill_store(db_url: str, runs: int = 1000, entries: int = 1_000_000) -> int:
     """1,000 runs holding 1M entries whose text is resampled from the imported AI-Trader
     reasoning (real vocabulary, real word frequencies)."""
-    lab = open_lab(db_url)
+    lab = ttg_lab.open(db_url)
     rng = random.Random(0)
     corpus, _ = search_reasoning(lab.store, limit=1000)
     sentences = [
@@ -243,7 +243,7 @@ def main() -> None:
         f"{time_to_render(big_url):.1f} s (target < 5 s)"
     )
 
-    lab = open_lab(big_url)
+    lab = ttg_lab.open(big_url)
     for label, kwargs in (("within one run", {"run_id": some_run}), ("across all 1M entries", {})):
         samples = []
         for word in ("nvidia earnings", "tariff", "rebalance", "stop loss", "nothing-matches"):

@@ -28,7 +28,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from ttg_lab.lab import Lab, open_lab
+import ttg_lab
+from ttg_lab.lab import Lab
 from ttg_lab.store.schema import TradingRun
 
 TTG_LAB = Path(sys.executable).parent / "ttg-lab"
@@ -55,7 +56,7 @@ def pg_database(server_url: str) -> Iterator[str]:
 
 def prepared_lab(url: str) -> Lab:
     """The store with the US daily data and one momentum model per run slot."""
-    lab = open_lab(url, init=False)
+    lab = ttg_lab.open(url, init=False)
     lab.data.load_shipped(["us_daily"])
     for i in range(PARALLEL + 1):
         lab.models.create(f"par {i}", ai_model_id="baseline/momentum", initial_cash=100_000.0)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from support.pg import create_database, drop_database, fresh_database, require_pg
 
-from ttg_lab.lab import Lab, open_lab
+import ttg_lab
+from ttg_lab.lab import Lab
 from ttg_lab.market import loader
 from ttg_lab.store.database import Store
 
@@ -125,6 +126,6 @@ def sqlite_url(template_db: Path, tmp_path: Path) -> str:
 
 @pytest.fixture()
 def lab(db_url: str) -> Iterator[Lab]:
-    lab = open_lab(db_url)
+    lab = ttg_lab.open(db_url)
     yield lab
     lab.close()

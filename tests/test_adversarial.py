@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
 
-from ttg_lab.agents.baselines import POLICIES, Decision, OrderIntent, Policy
+from ttg_lab.agents.policy import Decision, Order, Policy, register_policy
 from ttg_lab.analyst.llm import analysis_tools
 from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.broker.portfolio import Portfolio
@@ -199,7 +199,7 @@ class HostilePolicy(Policy):
     name = "hostile"
     description = "Orders nothing sane"
 
-    def decide(self, ctx: RunContext) -> Decision:
+    def step(self, ctx: RunContext) -> Decision:
         junk: list[tuple[Any, Any, Any]] = [
             ("buy", "AAPL", True),
             ("buy", "AAPL", math.nan),
@@ -214,7 +214,7 @@ class HostilePolicy(Policy):
             ("b" * HUGE, "AAPL", 1),
             ("buy", "AAPL", 1),
         ]
-        orders = [OrderIntent(action, symbol, quantity) for action, symbol, quantity in junk]
+        orders = [Order(action, symbol, quantity) for action, symbol, quantity in junk]
         return Decision(orders=orders if ctx.step_index == 0 else [], analysis="junk")
 
 
@@ -222,8 +222,8 @@ class HostilePolicy(Policy):
 def test_no_order_of_a_hostile_policy_can_fail_the_run(
     lab: Lab, path: str, monkeypatch: Any
 ) -> None:
-    monkeypatch.setitem(POLICIES, "hostile", HostilePolicy)
-    model = lab.models.create("junk orders", ai_model_id="baseline/hostile", tickers=["AAPL"])
+    register_policy("hostile", HostilePolicy)
+    model = lab.models.create("junk orders", ai_model_id="policy/hostile", tickers=["AAPL"])
     run = lab.start_run(model, path=path, start="2025-07-01", end="2025-07-02", costs="zero")
     assert run.wait(120) == "completed", run.info()["error"]
     ledger = run.ledger()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ttg_lab.lab import open_lab
+import ttg_lab
 
 TTG_LAB = Path(sys.executable).parent / "ttg-lab"
 """The console script installed next to this interpreter."""
@@ -151,7 +151,7 @@ def test_replay_from_the_command_line(db_url: str) -> None:
 def test_run_resume_and_replay_exit_1_unless_the_run_completed(db_url: str) -> None:
     """A run refused at the start writes nothing; a run that fails, its resume that
     fails again and a replay with nothing to replay all exit 1 with the reason."""
-    lab = open_lab(db_url)
+    lab = ttg_lab.open(db_url)
     lab.models.create(
         "unreachable",
         ai_model_id="openai/gpt-5",

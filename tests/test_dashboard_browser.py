@@ -23,9 +23,9 @@ import httpx
 import psutil
 import pytest
 
+import ttg_lab
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.dashboard import prepare_default, voila_command
-from ttg_lab.lab import open_lab
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "reports" / "screenshots"
@@ -130,7 +130,7 @@ def dashboard(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     db = folder / "dash.db"
     shutil.copy(template_db, db)
     url = f"sqlite:///{db}"
-    lab = open_lab(url)
+    lab = ttg_lab.open(url)
     prepare_default(lab)
     lab.close()
     with voila(url, folder) as server:
@@ -291,11 +291,11 @@ def test_a_jupyterhub_user_sees_only_their_work_and_no_admin_tab(
     db = tmp_path / "team.db"
     shutil.copy(template_db, db)
     url = f"sqlite:///{db}"
-    admin = open_lab(url)
+    admin = ttg_lab.open(url)
     theirs = admin.models.create("admin momentum", ai_model_id="baseline/momentum")
     admin.start_run(theirs, path="direct", background=False, end="2025-06-20")
     admin.users.add("bob@team.org", "Bob")
-    bob = open_lab(url, user="bob")
+    bob = ttg_lab.open(url, user="bob")
     bob.models.create("bob momentum", ai_model_id="baseline/momentum")
     bob.close()
     admin.close()
@@ -317,7 +317,7 @@ def test_a_page_shows_what_was_created_after_its_kernel_was_preheated(dashboard:
     """Voila runs the dashboard in a kernel before anyone asks for a page: a model and run
     created since are in Models and on the Leaderboard of the page opened next."""
     dashboard.settle()
-    lab = open_lab(dashboard.db_url)
+    lab = ttg_lab.open(dashboard.db_url)
     model = lab.models.create("After Preheat", ai_model_id="baseline/momentum")
     lab.start_run(model, path="direct", background=False, end="2025-07-31")
     lab.close()

@@ -117,14 +117,14 @@ def test_a_failing_agent_fails_the_run_with_its_reason(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = lab.models.create("faulty", ai_model_id="baseline/cash")
-    original = CashOnly.decide
+    original = CashOnly.step
 
     def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
         if ctx.step_index == 4:
             raise ZeroDivisionError("strategy divided by zero")
         return original(self, ctx)
 
-    monkeypatch.setattr(CashOnly, "decide", decide)
+    monkeypatch.setattr(CashOnly, "step", decide)
     run = lab.start_run(model)
     assert run.wait(60) == "failed"
     info = run.info()
@@ -275,14 +275,14 @@ def test_resume_refuses_a_run_whose_process_is_alive(lab: Lab) -> None:
 
 def failing_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     """The cash baseline raises at ``step`` (the run fails there, resumable)."""
-    original = CashOnly.decide
+    original = CashOnly.step
 
     def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
         if ctx.step_index == step:
             raise ZeroDivisionError("strategy divided by zero")
         return original(self, ctx)
 
-    monkeypatch.setattr(CashOnly, "decide", decide)
+    monkeypatch.setattr(CashOnly, "step", decide)
 
 
 @pytest.mark.parametrize("beat_age", [5.0, 600.0])
@@ -322,7 +322,7 @@ def test_a_slow_step_keeps_its_run_held_against_other_hosts(
     heartbeat still beats, so `ttg-lab resume` on another host is refused."""
     monkeypatch.setenv("TTG_LAB_RUN_STALE_AFTER", "1")
     entered, release = threading.Event(), threading.Event()
-    original = CashOnly.decide
+    original = CashOnly.step
 
     def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
         if ctx.step_index == 2:
@@ -330,7 +330,7 @@ def test_a_slow_step_keeps_its_run_held_against_other_hosts(
             release.wait(120)
         return original(self, ctx)
 
-    monkeypatch.setattr(CashOnly, "decide", decide)
+    monkeypatch.setattr(CashOnly, "step", decide)
     model = lab.models.create("slow step", ai_model_id="baseline/cash")
     run = lab.start_run(model, start="2025-06-10", end="2025-06-20", path="direct")
     try:

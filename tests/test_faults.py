@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
+import ttg_lab
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.engine.ledger import LEDGER_COLUMNS
 from ttg_lab.errors import NotFoundError, RunStateError
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 from ttg_lab.models import ModelInfo
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store import leases
@@ -105,7 +106,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ttg_lab.agents.baselines import SeededRandom
-from ttg_lab.lab import open_lab
+import ttg_lab
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LedgerEntry, RunStep, TradingModel, TradingRun
 
@@ -120,21 +121,21 @@ def die():
 
 
 def victim(step, point, run_id):
-    lab = open_lab(url, init=False)
+    lab = ttg_lab.open(url, init=False)
     on_event = None
     if point == "committed":  # just after the step's transaction committed
         def on_event(ev):
             if ev.kind == "step" and ev.step_index == step:
                 die()
     elif point == "deciding":  # while the agent decides: nothing of the step written yet
-        decide = SeededRandom.decide
+        decide = SeededRandom.step
 
         def deciding(self, ctx):
             if ctx.step_index == step:
                 die()
             return decide(self, ctx)
 
-        SeededRandom.decide = deciding
+        SeededRandom.step = deciding
     else:  # "committing": the step's rows are written in its transaction, not committed
         @event.listens_for(Session, "after_flush")
         def committing(session, _context):
@@ -561,7 +562,7 @@ def fast_locks(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_briefly_locked_sqlite_file_delays_a_run_but_changes_nothing(
     sqlite_url: str, fast_locks: None, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     lock = WriteLock(sqlite_url)
     try:
         model = make_model(lab, "locked briefly")
@@ -588,7 +589,7 @@ def test_a_sqlite_file_locked_too_long_fails_the_run_cleanly_and_resume_recovers
 ) -> None:
     monkeypatch.setenv("TTG_LAB_DB_BUSY_TIMEOUT", "0.1")
     monkeypatch.setenv("TTG_LAB_DB_RETRIES", "2")
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     lock = WriteLock(sqlite_url)
     try:
         model = make_model(lab, "locked for good")
@@ -629,7 +630,7 @@ def test_the_command_line_exits_1_when_the_database_stays_locked_to_the_end(
 ) -> None:
     """`ttg-lab run` meets a SQLite file locked from step 2 on, past its retries, for its
     steps and its own end: it exits 1 saying why; the run, left `running`, resumes."""
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     lock = WriteLock(sqlite_url)
     try:
         lab.models.create("locked out", ai_model_id="baseline/cash")
@@ -741,7 +742,7 @@ def pg_url(pg_template: str) -> Iterator[str]:
 
 @pytest.fixture()
 def pg_lab(pg_url: str) -> Iterator[Lab]:
-    lab = open_lab(pg_url)
+    lab = ttg_lab.open(pg_url)
     yield lab
     lab.close()
 

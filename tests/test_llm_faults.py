@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import select
 from support.openai_server import ChatRequest, Fault, OpenAIStubServer, Reply, Text, ToolCalls
 
-from ttg_lab.lab import Lab, open_lab
+import ttg_lab
+from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store.schema import AgentLog, GateDecisionRow, LLMCall
@@ -237,7 +238,7 @@ def lab(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """One lab for the whole matrix: every row runs its own model in it."""
     target = tmp_path_factory.mktemp("faults") / "lab.db"
     shutil.copy(template_db, target)
-    lab = open_lab(f"sqlite:///{target}")
+    lab = ttg_lab.open(f"sqlite:///{target}")
     yield lab
     lab.close()
 

@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+import ttg_lab
 from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 from ttg_lab.store.schema import (
     AgentLog,
     GateDecisionRow,
@@ -257,7 +258,7 @@ def start_process(url: str, spec: Spec, signature: str, folder: Path) -> subproc
 
 @pytest.mark.slow
 def test_eight_parallel_runs_and_the_dashboard_share_one_store(db_url: str, tmp_path: Path) -> None:
-    lab = open_lab(db_url)
+    lab = ttg_lab.open(db_url)
     procs: dict[str, subprocess.Popen[str]] = {}
     try:
         signatures, references = [], {}

@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
-from ttg_lab.agents import baselines
-from ttg_lab.agents.baselines import Decision, OrderIntent, Policy
+from ttg_lab.agents.policy import Decision, Order, Policy, register_policy
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import DataFileError, LookAheadError
 from ttg_lab.importers.aitrader import import_sources
@@ -103,7 +102,7 @@ class Probe(Policy):
     seen: ClassVar[list[Seen]] = []
     quantity: ClassVar[float] = 0
 
-    def decide(self, ctx: RunContext) -> Decision:
+    def step(self, ctx: RunContext) -> Decision:
         symbol = sorted(ctx.tickers)[0]
         now = price.get_price_local(ctx, symbol)
         history = price.get_price_history(ctx, symbol, 1000)["bars"]
@@ -134,7 +133,7 @@ class Probe(Policy):
             portfolio_prices=[p["price"] for p in account.get_portfolio(ctx)["positions"]],
         )
         Probe.seen.append(record)
-        orders = [OrderIntent("buy", symbol, self.quantity)] if ctx.step_index == 0 else []
+        orders = [Order("buy", symbol, self.quantity)] if ctx.step_index == 0 else []
         return Decision(orders=orders, analysis="probing")
 
 
@@ -179,7 +178,7 @@ def test_an_agent_sees_nothing_later_than_the_bar_start(
     cash: float,
     quantity: float,
 ) -> None:
-    monkeypatch.setitem(baselines.POLICIES, "probe", Probe)
+    register_policy("probe", Probe)
     monkeypatch.setattr(Probe, "seen", [])
     monkeypatch.setattr(Probe, "quantity", quantity)
     bars = loader.read_price_frame(lab.store, market, "60min", [symbol])
@@ -189,7 +188,7 @@ def test_an_agent_sees_nothing_later_than_the_bar_start(
     news_store.load_news(lab.store, news_around(clocks, market, symbol), "probe")
     model = lab.models.create(
         f"probe {market}",
-        ai_model_id="baseline/probe",
+        ai_model_id="policy/probe",
         market=market,
         tickers=[symbol],
         initial_cash=cash,

@@ -166,12 +166,12 @@ def test_exposing_services_needs_a_token(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> None:
-    from ttg_lab.lab import open_lab
+    import ttg_lab
 
     period = {"start": "2025-06-10", "end": "2025-06-20", "background": False, "path": "direct"}
     theirs = lab.start_run(lab.models.create("admin's", ai_model_id="baseline/cash"), **period)
     lab.users.add("alice@team.org", "Alice")
-    alice = open_lab(lab.settings.db_url, user="alice")
+    alice = ttg_lab.open(lab.settings.db_url, user="alice")
     mine = alice.start_run(alice.models.create("alice's", ai_model_id="baseline/cash"), **period)
     assert alice.mcp.user == "alice"  # services started from her lab act as her
     manager = ServiceManager(replace(alice.settings, state_dir=tmp_path), "alice")

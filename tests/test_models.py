@@ -96,7 +96,7 @@ def test_a_model_with_a_live_run_cannot_be_deleted(
     from widgets.models import ModelsController
 
     entered, release = threading.Event(), threading.Event()
-    original = CashOnly.decide
+    original = CashOnly.step
 
     def decide(self: CashOnly, ctx):  # type: ignore[no-untyped-def]
         if ctx.step_index == 3:
@@ -104,7 +104,7 @@ def test_a_model_with_a_live_run_cannot_be_deleted(
             release.wait(120)
         return original(self, ctx)
 
-    monkeypatch.setattr(CashOnly, "decide", decide)
+    monkeypatch.setattr(CashOnly, "step", decide)
     model = lab.models.create("busy", ai_model_id="baseline/cash")
     run = lab.start_run(model, start="2025-06-10", end="2025-06-20", path="direct")
     refusal = rf"model busy has a live run: run {run.id} \(#1\) in process \S+ \(heartbeat"

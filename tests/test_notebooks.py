@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from ttg_lab.lab import open_lab
+import ttg_lab
 from ttg_lab.model_rules import RULE_PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def aitrader_db(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """The template store plus the shipped news and imported AI-Trader runs."""
     path = tmp_path_factory.mktemp("aitrader") / "aitrader.db"
     shutil.copy(template_db, path)
-    lab = open_lab(f"sqlite:///{path}")
+    lab = ttg_lab.open(f"sqlite:///{path}")
     try:
         loaded = lab.data.load_shipped()
         assert loaded["aitrader_runs"] > 0
@@ -170,7 +170,7 @@ def test_run_experiment_with_papermill(notebook_db: str, tmp_path: Path) -> None
     assert result["final_value"] > 0
     assert result["error"] is None
 
-    lab = open_lab(notebook_db)
+    lab = ttg_lab.open(notebook_db)
     try:
         info = lab.run(result["run_id"]).info()
         assert info["status"] == "completed"
@@ -216,7 +216,7 @@ def test_run_experiment_bad_parameter_fails_with_the_reason(
     message = str(failure.value)
     assert "mode must be one of" in message
     assert "weekly" in message
-    lab = open_lab(notebook_db)
+    lab = ttg_lab.open(notebook_db)
     try:  # checked before anything was written
         assert "pm-bad" not in {m.name for m in lab.models.list()}
     finally:

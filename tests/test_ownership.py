@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+import ttg_lab
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 from ttg_lab.models import ModelInfo
 from widgets.admin import AdminController
 from widgets.app import Dashboard
@@ -33,8 +34,8 @@ def team(lab: Lab, db_url: str) -> Iterator[dict[str, Lab]]:
     lab.users.approve("bob")
     labs = {
         "admin": lab,
-        "alice": open_lab(db_url, user="alice"),
-        "bob": open_lab(db_url, user="bob"),
+        "alice": ttg_lab.open(db_url, user="alice"),
+        "bob": ttg_lab.open(db_url, user="bob"),
     }
     for name in ("alice", "bob"):
         model = labs[name].models.create(
@@ -63,14 +64,14 @@ def test_sign_up_needs_the_allow_list_or_an_admin(lab: Lab, db_url: str) -> None
     dave = lab.users.sign_up("dave@elsewhere.org", "Dave")
     assert not dave.approved
     with pytest.raises(PermissionDeniedError, match="dave has signed up and is waiting"):
-        open_lab(db_url, user="dave")
+        ttg_lab.open(db_url, user="dave")
     # an unknown name (a JupyterHub user new to the lab) signs up and waits, too
     with pytest.raises(PermissionDeniedError, match="erin has signed up and is waiting"):
-        open_lab(db_url, user="erin")
+        ttg_lab.open(db_url, user="erin")
     assert set(lab.users.pending()["username"]) == {"dave", "erin"}
     lab.users.reject("erin")
     lab.users.approve("dave")
-    dave_lab = open_lab(db_url, user="dave")
+    dave_lab = ttg_lab.open(db_url, user="dave")
     assert dave_lab.users.me() == {
         "username": "dave",
         "email": "dave@elsewhere.org",
@@ -288,7 +289,7 @@ def test_ordinary_users_cannot_reach_admin_actions(team: dict[str, Lab], tmp_pat
 def test_roles_change_what_a_user_may_do(team: dict[str, Lab], db_url: str) -> None:
     admin = team["admin"]
     admin.users.set_role("alice", "admin")
-    promoted = open_lab(db_url, user="alice")
+    promoted = ttg_lab.open(db_url, user="alice")
     assert len(promoted.runs()) == 2 and not promoted.users.list().empty
     promoted.users.set_role("local", "user")
     with pytest.raises(ValidationError, match="cannot demote the last admin"):
@@ -343,15 +344,15 @@ def test_under_jupyterhub_the_hub_user_is_who_the_lab_is(
     from widgets.app import dashboard
 
     signed_in_through_jupyterhub(monkeypatch, "bob")
-    bob = open_lab(db_url)
+    bob = ttg_lab.open(db_url)
     assert bob.user.username == "bob"
     bob.close()
     for claim in ("alice", "local", "carol@team.org"):
         with pytest.raises(PermissionDeniedError, match=f"acting as {claim} needs an admin; bob"):
-            open_lab(db_url, user=claim)
+            ttg_lab.open(db_url, user=claim)
     monkeypatch.setenv("TTG_LAB_USER", "alice")
     with pytest.raises(PermissionDeniedError, match="acting as alice needs an admin"):
-        open_lab(db_url)
+        ttg_lab.open(db_url)
     assert dashboard(db_url) is None  # shown the refusal instead of alice's work
     monkeypatch.delenv("TTG_LAB_USER")
     escalate = ["--db", db_url, "--user", "local", "users", "role", "bob", "admin"]
@@ -361,7 +362,7 @@ def test_under_jupyterhub_the_hub_user_is_who_the_lab_is(
     assert roles["bob"] == "user" and "carol" not in roles
 
     team["admin"].users.set_role("bob", "admin")
-    as_alice = open_lab(db_url, user="alice")
+    as_alice = ttg_lab.open(db_url, user="alice")
     assert as_alice.user.username == "alice" and [m.name for m in as_alice.models.list()] == [
         "momentum"
     ]
@@ -374,13 +375,13 @@ def test_without_the_hubs_token_jupyterhub_user_is_only_a_claim(
     """JUPYTERHUB_USER without the Hub's token is a claim like --user: the local admin
     may make it, an ordinary user may not (a demoted local admin neither)."""
     monkeypatch.setenv("JUPYTERHUB_USER", "alice")
-    as_alice = open_lab(db_url)
+    as_alice = ttg_lab.open(db_url)
     assert as_alice.user.username == "alice"
     as_alice.close()
     team["admin"].users.set_role("alice", "admin")
     team["admin"].users.set_role("local", "user")
     with pytest.raises(PermissionDeniedError, match="acting as alice needs an admin; local"):
-        open_lab(db_url)
+        ttg_lab.open(db_url)
 
 
 def test_user_commands_on_the_command_line(lab: Lab, db_url: str) -> None:

@@ -10,20 +10,21 @@ import pandas as pd
 import pytest
 from support.pg import fresh_database
 
+import ttg_lab
 from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 
 
 @pytest.fixture()
 def pg_lab() -> Iterator[Lab]:
     with fresh_database() as url:
-        lab = open_lab(url)
+        lab = ttg_lab.open(url)
         yield lab
         lab.close()
 
 
 def test_runs_on_postgres_equal_runs_on_sqlite(pg_lab: Lab, sqlite_url: str) -> None:
-    sqlite_lab = open_lab(sqlite_url)
+    sqlite_lab = ttg_lab.open(sqlite_url)
     results = []
     for target in (pg_lab, sqlite_lab):
         model = target.models.create(

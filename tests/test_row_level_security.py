@@ -12,8 +12,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from support.pg import require_pg
 
+import ttg_lab
 from ttg_lab.errors import ConfigError, ValidationError
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 
 PERIOD = {"start": "2025-06-10", "end": "2025-06-20"}
 PRIVATE = (
@@ -50,7 +51,7 @@ def logins(lab: Lab, backend: str) -> Iterator[dict[str, str]]:
     urls = {}
     for name in ("alice", "bob"):
         user = lab.users.add(f"{name}.{tag}@team.org", name.title(), username=f"{name}{tag}")
-        owner = open_lab(lab.settings.db_url, user=user.username)
+        owner = ttg_lab.open(lab.settings.db_url, user=user.username)
         model = owner.models.create(f"{name} momentum", ai_model_id="baseline/momentum")
         owner.start_run(model, path="direct", background=False, **PERIOD)
         owner.rules.add(model, "cap", {"max_position_pct": 50})
@@ -112,7 +113,7 @@ def test_raw_sql_on_a_users_login_sees_only_their_work(lab: Lab, logins: dict[st
 
 
 def test_the_lab_works_on_a_users_own_login(lab: Lab, logins: dict[str, str]) -> None:
-    alice = open_lab(logins["alice"])  # the login says who she is
+    alice = ttg_lab.open(logins["alice"])  # the login says who she is
     assert alice.user.username is not None and alice.user.username.startswith("alice")
     assert list(alice.runs()["model"]) == ["alice-momentum"]
     run = alice.start_run("alice momentum", path="direct", background=False, **PERIOD)
@@ -120,7 +121,7 @@ def test_the_lab_works_on_a_users_own_login(lab: Lab, logins: dict[str, str]) ->
     assert list(alice.leaderboard()["model"]) == ["alice-momentum"]
     alice.close()
     with pytest.raises(ConfigError, match="belongs to alice"):
-        open_lab(logins["alice"], user=make_url(logins["bob"]).username.removeprefix("ttg_"))  # type: ignore[union-attr]
+        ttg_lab.open(logins["alice"], user=make_url(logins["bob"]).username.removeprefix("ttg_"))  # type: ignore[union-attr]
 
 
 def test_database_logins_are_for_admins_on_postgresql(lab: Lab, logins: dict[str, str]) -> None:

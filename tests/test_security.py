@@ -28,12 +28,13 @@ from sqlalchemy.types import JSON
 from support.openai_server import ChatRequest, Fault, OpenAIStubServer, Reply, ToolCalls
 from support.openai_server import Text as Say
 
+import ttg_lab
 from ttg_lab import dashboard
 from ttg_lab.cli import main as cli
 from ttg_lab.engine.reader import RunReader
 from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import ConfigError, TTGLabError, ValidationError
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 from ttg_lab.mcp_services.manager import TOKEN_ENV, ServiceManager, check_exposure
 from ttg_lab.mcp_services.sessions import SessionRegistry
 from ttg_lab.reports import comparison_report, run_report
@@ -170,7 +171,7 @@ def mcp_service(
 
     folder = tmp_path_factory.mktemp("mcp")
     shutil.copy(template_db, folder / "lab.db")
-    lab = open_lab(f"sqlite:///{folder / 'lab.db'}", init=False)
+    lab = ttg_lab.open(f"sqlite:///{folder / 'lab.db'}", init=False)
     manager = ServiceManager(replace(lab.settings, state_dir=folder / "state"))
     lab.close()
     with pytest.MonkeyPatch.context() as patch:
@@ -204,7 +205,7 @@ def wait_listening(manager: ServiceManager, timeout: float = 60.0) -> str:
 @pytest.fixture()
 def sqlite_lab(sqlite_url: str) -> Iterator[Lab]:
     """A lab on SQLite only (for tests whose subject is not the database)."""
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     yield lab
     lab.close()
 
@@ -249,7 +250,7 @@ def test_api_keys_are_never_written_to_store_logs_reports_or_notebooks(
     monkeypatch.setenv("TTG_LAB_REPORTS_DIR", str(reports))
     monkeypatch.setenv("TTG_LAB_DB_URL", sqlite_url)
     outputs: dict[str, str] = {}
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     try:
         # an LLM run whose provider fails once echoing the key (retried), then trades
         openai_stub.reset(trader({1: Fault("status", status=500, message=f"broke {LLM_KEY}")}))

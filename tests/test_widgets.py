@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+import ttg_lab
 from ttg_lab import charts
-from ttg_lab.lab import Lab, open_lab
+from ttg_lab.lab import Lab
 from widgets import leaderboard, performance, rules
 from widgets.admin import AdminController
 from widgets.analyst import AnalystController
@@ -266,7 +267,7 @@ def test_every_panel_reads_the_store_when_its_tab_is_opened(lab: Lab, db_url: st
     every panel as soon as its tab is opened, without a Refresh."""
     board = Dashboard(lab)
     board.widget()
-    other = open_lab(db_url)
+    other = ttg_lab.open(db_url)
     model = other.models.create("late comer", ai_model_id="baseline/momentum")
     run = other.start_run(model, path="direct", background=False, end="2025-06-30")
     other.close()
@@ -305,7 +306,7 @@ def test_a_panel_shows_nothing_of_a_model_deleted_elsewhere(lab: Lab, db_url: st
     ctl["Rules"].load_attribution(run.id)
     ctl["Analyst"].open(run.id)
     assert ctl["Reasoning"].results and ctl["Rules"].attribution and ctl["Analyst"].analyst
-    other = open_lab(db_url)
+    other = ttg_lab.open(db_url)
     other.models.delete("doomed")
     other.close()
     for index in [*range(1, len(board.panels)), 0]:
@@ -334,7 +335,7 @@ def test_the_dashboard_reads_the_store_when_a_page_takes_a_preheated_kernel(
 
     def voila_query(socket: ServerConnection) -> None:
         asked.append(str(socket.request.path if socket.request else ""))
-        other = open_lab(db_url)  # meanwhile, another process creates a model
+        other = ttg_lab.open(db_url)  # meanwhile, another process creates a model
         other.models.create("after preheat", ai_model_id="baseline/momentum")
         other.close()
         socket.send(json.dumps({"QUERY_STRING": "run=7"}))  # then a page opens
@@ -424,7 +425,7 @@ def test_starting_services_in_the_panel_never_blocks_and_shows_their_real_state(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         monkeypatch.setitem(manager.DEFAULT_PORTS, "math", probe.getsockname()[1])
-    lab = open_lab(sqlite_url)
+    lab = ttg_lab.open(sqlite_url)
     ctl = ServicesController(lab)
     try:
         began = time.monotonic()

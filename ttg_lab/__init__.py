@@ -21,29 +21,47 @@ from ttg_lab.version import __version__
 defer_rfc3987_syntax()  # before anything imports jsonschema (see ttg_lab.deferred)
 
 if TYPE_CHECKING:
-    from ttg_lab.lab import Lab, open_lab
+    from ttg_lab.agents.policy import Decision, MarketView, Order, Policy, register_policy
+    from ttg_lab.lab import Lab, open
+    from ttg_lab.runs.options import RunOptions
 
-    open = open_lab
+
+_LAZY = {
+    "open": "ttg_lab.lab",
+    "Lab": "ttg_lab.lab",
+    "RunOptions": "ttg_lab.runs.options",
+    "Policy": "ttg_lab.agents.policy",
+    "Order": "ttg_lab.agents.policy",
+    "Decision": "ttg_lab.agents.policy",
+    "MarketView": "ttg_lab.agents.policy",
+    "register_policy": "ttg_lab.agents.policy",
+}
+"""The public API's names and their modules, loaded on first use so that commands which
+do not need them (``--help``, ``dashboard``) start quickly."""
 
 
 def __getattr__(name: str) -> object:
-    """``ttg_lab.open`` and ``ttg_lab.Lab`` load the lab on first use, so commands that do
-    not need it (``--help``, ``dashboard``) start quickly."""
-    if name in ("open", "open_lab", "Lab"):
-        from ttg_lab import lab
+    if name in _LAZY:
+        from importlib import import_module
 
-        return {"open": lab.open_lab, "open_lab": lab.open_lab, "Lab": lab.Lab}[name]
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ttg_lab' has no attribute {name!r}")
 
 
 __all__ = [
     "DataFileError",
+    "Decision",
     "Lab",
     "LookAheadError",
+    "MarketView",
     "NotFoundError",
+    "Order",
+    "Policy",
+    "RunOptions",
     "RunStateError",
     "TTGLabError",
     "ValidationError",
     "__version__",
     "open",
+    "register_policy",
 ]

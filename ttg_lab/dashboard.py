@@ -113,18 +113,18 @@ def has_market_data(db_url: str) -> bool:
 def _prepare(db_url: str) -> None:
     """Prepare the store on a first start, as the local admin (who owns the shared
     baselines); only an admin may, so a first start by an ordinary user is refused."""
-    from ttg_lab.lab import open_lab
+    import ttg_lab
     from ttg_lab.store.access import require_admin
     from ttg_lab.users import LOCAL_USERNAME
 
-    lab = open_lab(db_url)  # whoever the environment says serves the dashboard
+    lab = ttg_lab.open(db_url)  # whoever the environment says serves the dashboard
     try:
         if is_prepared(lab):
             return
         require_admin(lab.user, "preparing the store on the dashboard's first start")
     finally:
         lab.close()
-    lab = open_lab(db_url, user=LOCAL_USERNAME)
+    lab = ttg_lab.open(db_url, user=LOCAL_USERNAME)
     try:
         print("preparing the embedded store (first start)...", flush=True)
         prepare_default(lab)

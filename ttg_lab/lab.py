@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 
 from ttg_lab import users
+from ttg_lab.agents.policy import Policy, register_policy
 from ttg_lab.attribution import attribution
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
-from ttg_lab.errors import PermissionDeniedError
+from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
@@ -182,7 +183,7 @@ class Lab:
 
     def start_run(
         self,
-        model: int | str | ModelInfo,
+        model: int | str | ModelInfo | type[Policy],
         mode: str = "daily",
         start: datetime | str | None = None,
         end: datetime | str | None = None,
@@ -198,9 +199,26 @@ class Lab:
         written. ``background=False`` runs in this thread; ``on_event`` receives the run's
         events.
         """
-        return self._runs.start(
-            model, mode, start, end, RunOptions.from_kwargs(options), background, on_event
-        )
+        run_options = RunOptions.from_kwargs(options)
+        if isinstance(model, type):
+            model = self.policy_model(model)
+        return self._runs.start(model, mode, start, end, run_options, background, on_event)
+
+    def policy_model(self, policy: type[Policy]) -> ModelInfo:
+        """The model that runs ``policy`` (a :class:`~ttg_lab.agents.policy.Policy`
+        subclass): registered as ``policy/<class name>`` and kept as a model of that
+        name, created on first use and reused after."""
+        ai_model_id = register_policy(policy.__name__, policy)
+        try:
+            found = self.models.owned(policy.__name__)
+        except NotFoundError:
+            return self.models.create(policy.__name__, ai_model_id=ai_model_id)
+        if found.ai_model_id != ai_model_id:
+            raise ValidationError(
+                f"model {policy.__name__!r} runs {found.ai_model_id}, not {ai_model_id}; "
+                "rename the policy class or the model"
+            )
+        return found
 
     def replay_run(self, run_id: int, background: bool = True) -> RunHandle:
         """Re-run a recorded run from its LLM call record: no network, same ledger."""
@@ -269,7 +287,7 @@ class Lab:
         self.store.dispose()
 
 
-def open_lab(db_url: str | None = None, init: bool = True, user: str | None = None) -> Lab:
+def open(db_url: str | None = None, init: bool = True, user: str | None = None) -> Lab:
     """Open the lab on ``db_url`` (default: ``TTG_LAB_DB_URL`` or ``data/ttg_lab.db``)
     acting as ``user`` (see :func:`ttg_lab.users.resolve_user`: a PostgreSQL login's own
     user; else the JupyterHub user or the local admin, who, when an admin, may act as

@@ -27,13 +27,14 @@ class Registry(Generic[T]):
         self._unknown = unknown
         self._items: dict[str, T] = {}
 
-    def register(self, name: str, item: T) -> T:
-        """Add ``item`` under ``name`` and return it; a taken or blank name is refused."""
+    def register(self, name: str, item: T, replace: bool = False) -> T:
+        """Add ``item`` under ``name`` and return it; a blank name is refused, and so is a
+        taken one unless ``replace`` (a notebook cell run again redefines its part)."""
         if not isinstance(name, str) or not name.strip() or name != name.strip():
             raise ValidationError(
                 f"a {self.kind} needs a name without outer spaces, not {shown(name)}"
             )
-        if name in self._items:
+        if name in self._items and not replace:
             raise ValidationError(f"a {self.kind} named {name!r} is already registered")
         self._items[name] = item
         return item

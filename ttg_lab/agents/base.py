@@ -1,9 +1,10 @@
-"""The direct agent, and the registry of agents by AI model id.
+"""The direct agent, and policies by AI model id.
 
 An agent implements the engine's :class:`~ttg_lab.engine.step.Agent`: it acts on a step
 only through the orders and tool functions over the run context, and leaves its
-reasoning and messages in the step's record. Offline baselines have ids
-``baseline/<name>``; every other id is an LLM (see :mod:`ttg_lab.agents.factory`).
+reasoning and messages in the step's record. Policies have ids ``baseline/<name>``
+(shipped) or ``policy/<name>`` (registered); every other id is an LLM (see
+:mod:`ttg_lab.agents.factory`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ttg_lab.agents.baselines import POLICIES, Decision, Policy
 from ttg_lab.agents.params import validate_parameters
+from ttg_lab.agents.policy import BASELINE_PREFIX, POLICIES, Decision, Policy, policy_class
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.orders import place_order
-from ttg_lab.errors import NotFoundError
 from ttg_lab.jsonsafe import echo, json_safe
-
-BASELINE_PREFIX = "baseline/"
 
 
 class DirectAgent:
@@ -28,7 +26,7 @@ class DirectAgent:
         self.policy = policy
 
     def run_step(self, ctx: RunContext) -> None:
-        decision = self.policy.decide(ctx)
+        decision = self.policy.step(ctx)
         answers = [
             place_order(ctx, order.action, order.symbol, order.quantity)
             for order in decision.orders
@@ -80,25 +78,12 @@ def record_decision(
     )
 
 
-def is_baseline(ai_model_id: str) -> bool:
-    return ai_model_id.startswith(BASELINE_PREFIX)
-
-
 def baseline_ids() -> list[str]:
-    """AI model ids of the offline baselines."""
-    return [BASELINE_PREFIX + name for name in POLICIES]
-
-
-def policy_class(ai_model_id: str) -> type[Policy]:
-    """The baseline policy behind a ``baseline/<name>`` id."""
-    name = ai_model_id.removeprefix(BASELINE_PREFIX)
-    if is_baseline(ai_model_id) and name in POLICIES:
-        return POLICIES[name]
-    known = ", ".join(baseline_ids())
-    raise NotFoundError(f"unknown baseline {ai_model_id!r}; baselines: {known}")
+    """AI model ids of the shipped baselines."""
+    return [name for name in POLICIES.names() if name.startswith(BASELINE_PREFIX)]
 
 
 def make_policy(ai_model_id: str, parameters: dict[str, Any] | None) -> Policy:
-    """A baseline policy with validated parameters."""
+    """A policy with validated parameters."""
     cls = policy_class(ai_model_id)
     return cls(**validate_parameters(cls.params, parameters, ai_model_id))

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ttg_lab.agents.base import DirectAgent, is_baseline, make_policy, policy_class
-from ttg_lab.agents.baselines import Policy
+from ttg_lab.agents.base import DirectAgent, make_policy
 from ttg_lab.agents.params import validate_parameters
+from ttg_lab.agents.policy import Policy, is_policy, policy_class
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.engine.step import Agent
@@ -33,7 +33,7 @@ def validate_agent(ai_model_id: str, parameters: dict[str, Any] | None) -> dict[
     """Validated parameters (defaults filled in) for ``ai_model_id``."""
     if not isinstance(ai_model_id, str) or not ai_model_id.strip():
         raise ValidationError("AI model id must not be empty")
-    if is_baseline(ai_model_id):
+    if is_policy(ai_model_id):
         cls = policy_class(ai_model_id)
         return validate_parameters(cls.params, parameters, ai_model_id)
     from ttg_lab.llm.providers import llm_settings
@@ -44,7 +44,7 @@ def validate_agent(ai_model_id: str, parameters: dict[str, Any] | None) -> dict[
 def check_path(ai_model_id: str, path: str) -> str:
     if path not in AGENT_PATHS:
         raise ValidationError(f"agent path must be one of {', '.join(AGENT_PATHS)}, got {path!r}")
-    if path == "direct" and not is_baseline(ai_model_id):
+    if path == "direct" and not is_policy(ai_model_id):
         raise ValidationError(f"{ai_model_id} is an LLM: it can only run on the chat path")
     return path
 
@@ -121,7 +121,7 @@ def prepare_agent(
     from ttg_lab.llm.recording import load_record
 
     replay = load_record(store, replay_from) if replay_from else None
-    if is_baseline(ai_model_id):
+    if is_policy(ai_model_id):
         return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters), replay=replay)
     from ttg_lab.llm.providers import llm_settings, make_chat_model
 

@@ -198,7 +198,7 @@ class BatchRunner:
 
     def write_summary(self, summary: BatchSummary) -> Path:
         """A table of every run of the experiment, and a comparison report of the done ones."""
-        from ttg_lab.lab import open_lab
+        import ttg_lab
         from ttg_lab.reports import comparison_report
 
         frame = summary.frame()
@@ -206,7 +206,7 @@ class BatchRunner:
         frame.to_csv(self.folder / "summary.csv", index=False)
         run_ids = sorted({int(r) for r in frame["run_id"].dropna()})
         if len(run_ids) >= 2:
-            lab = open_lab(self.db_url, init=False, user=self.user)
+            lab = ttg_lab.open(self.db_url, init=False, user=self.user)
             try:
                 return comparison_report(lab, run_ids, self.folder / "summary.html")
             finally:

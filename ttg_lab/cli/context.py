@@ -24,10 +24,10 @@ class LabContext:
         self._lab: Lab | None = None
 
     def lab(self, init: bool = True) -> Lab:
-        from ttg_lab.lab import open_lab
+        import ttg_lab
 
         if self._lab is None:
-            self._lab = open_lab(self.db_url, init=init, user=self.user)
+            self._lab = ttg_lab.open(self.db_url, init=init, user=self.user)
         return self._lab
 
 

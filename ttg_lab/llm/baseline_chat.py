@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from ttg_lab.agents.baselines import Decision, Policy
+from ttg_lab.agents.policy import Decision, Policy
 from ttg_lab.engine.context import RunContext
 from ttg_lab.jsonsafe import json_safe
 from ttg_lab.llm.local import LocalChatModel
@@ -53,7 +53,7 @@ class BaselineChatModel(LocalChatModel):
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     def _open_step(self, step: int) -> AIMessage:
-        decision = self.policy.decide(self.context)
+        decision = self.policy.step(self.context)
         self._decisions = {step: decision}
         text = []
         if step == 0:
