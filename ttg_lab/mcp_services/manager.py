@@ -10,9 +10,8 @@ owner only) unless one is given. It travels to the services in the environment, 
 on a command line.
 
 A pid in the state file is obeyed only while it is still the process the manager
-started: its start time and command line (from ``/proc/<pid>/stat`` and
-``/proc/<pid>/cmdline``, recorded at start) must match. Anything else is a stale entry:
-it is dropped from the file, and nothing is ever signalled.
+started (see :mod:`ttg_lab.processes`). Anything else is a stale entry: it is dropped
+from the file, and nothing is ever signalled.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.mcp_services.names import MCP_PATH, SERVICES
+from ttg_lab.processes import ProcessIdentity, identity_after_exec, terminate
 
 if TYPE_CHECKING:
     from ttg_lab.store.schema import User
@@ -84,31 +83,6 @@ class ServiceStatus:
 
 
 @dataclass(frozen=True)
-class ProcessIdentity:
-    """What tells a process from a later one that got the same pid: when it started
-    (clock ticks after boot, field 22 of ``/proc/<pid>/stat``) and its command line."""
-
-    pid: int
-    start_ticks: int
-    cmdline: tuple[str, ...]
-
-    @classmethod
-    def of(cls, pid: int) -> ProcessIdentity | None:
-        """The identity of live process ``pid``; None when there is none (or only a zombie)
-        or when this system has no ``/proc`` to tell (then nothing is ever signalled)."""
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if fields[0] in ("Z", "X"):  # exited, not yet reaped
-            return None
-        cmdline = tuple(part.decode(errors="replace") for part in raw.split(b"\0")[:-1])
-        return cls(pid, int(fields[19]), cmdline)
-
-
-@dataclass(frozen=True)
 class ServiceRecord:
     """One service as the state file keeps it: where it listens and which process it is."""
 
@@ -118,26 +92,17 @@ class ServiceRecord:
 
     def running(self) -> bool:
         """Whether the recorded process is still the one the manager started."""
-        return ProcessIdentity.of(self.process.pid) == self.process
+        return self.process.running()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "pid": self.process.pid,
-            "start_ticks": self.process.start_ticks,
-            "cmdline": list(self.process.cmdline),
-        }
+        return {"host": self.host, "port": self.port, **self.process.to_json()}
 
     @classmethod
     def from_json(cls, data: Any) -> ServiceRecord | None:
         """A record from the state file; None for an entry that does not say which
         process it is (an older or tampered file): such an entry is never obeyed."""
         try:
-            process = ProcessIdentity(
-                int(data["pid"]), int(data["start_ticks"]), tuple(str(a) for a in data["cmdline"])
-            )
-            return cls(str(data["host"]), int(data["port"]), process)
+            return cls(str(data["host"]), int(data["port"]), ProcessIdentity.from_json(data))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -290,7 +255,7 @@ class ServiceManager:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-            identity = _identity_after_exec(process, command)
+            identity = identity_after_exec(process, command)
             if identity is not None:
                 state[service] = ServiceRecord(host, port, identity)
         self._save(state)
@@ -305,44 +270,10 @@ class ServiceManager:
             record = state.pop(service, None)
             if record is None:
                 continue
-            _signal(record, signal.SIGTERM)
-            deadline = time.monotonic() + wait
-            while record.running() and time.monotonic() < deadline:
-                _reap(record.process.pid)
-                time.sleep(0.05)
-            _signal(record, signal.SIGKILL)
-            _reap(record.process.pid)
+            terminate(record.process, wait)
             stopped.append(service)
         self._save(state)
         return stopped
-
-
-def _identity_after_exec(
-    process: subprocess.Popen[bytes], command: tuple[str, ...]
-) -> ProcessIdentity | None:
-    """The identity of a child just started with ``command``, read once the kernel shows
-    that command line (for a moment around the exec it may show none); None if the child
-    is gone by then."""
-    deadline = time.monotonic() + 5.0
-    while process.poll() is None and time.monotonic() < deadline:
-        identity = ProcessIdentity.of(process.pid)
-        if identity is not None and identity.cmdline == command:
-            return identity
-        time.sleep(0.005)
-    return None
-
-
-def _signal(record: ServiceRecord, signum: int) -> None:
-    """Send ``signum`` to the service's process, only while it is still that process."""
-    if record.running():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.process.pid, signum)
-
-
-def _reap(pid: int) -> None:
-    """Collect a child that exited, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def serve(
