@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ttg_lab.errors import TTGLabError
 from ttg_lab.secrets import redact
@@ -44,7 +46,7 @@ console = Console(file=MaskedStdout(), width=None if sys.stdout.isatty() else 16
 def print_frame(
     frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[..., str]] | None = None
 ) -> None:
-    """A DataFrame as a rich table."""
+    """A DataFrame as a rich table; cells are text, never read as rich markup."""
     formats = formats or {}
     table = Table(title=title or None)
     for column in frame.columns:
@@ -56,9 +58,9 @@ def print_frame(
         for column, value in zip(frame.columns, row, strict=True):
             fmt = formats.get(str(column))
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                cells.append("")
-            else:
-                cells.append(redact(fmt(value) if fmt else str(value)))  # before wrapping
+                cells.append(Text(""))
+            else:  # masked before wrapping
+                cells.append(Text(redact(fmt(value) if fmt else str(value))))
         table.add_row(*cells)
     console.print(table)
 
@@ -66,14 +68,17 @@ def print_frame(
 @contextmanager
 def clear_errors() -> Iterator[None]:
     """Show errors as one line (secrets masked, as all output) and exit 1, never as a
-    traceback."""
+    traceback. The message is printed as it is: brackets in it (``.[local-llm]``, a
+    model named ``[beta]``) are text, not rich markup."""
     try:
         yield
     except TTGLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except Exception as exc:  # a provider or driver error: one masked line, no traceback
-        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        console.print(
+            f"[red]error:[/red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False
+        )
         sys.exit(1)
 
 
