@@ -65,6 +65,11 @@ class RunStateError(TTGLabError):
     """An operation does not fit the run's current state (e.g. resuming a completed run)."""
 
 
+class ModelServerError(TTGLabError):
+    """A local model server could not start (busy port, one already running, it died
+    before it answered) or cannot be reached."""
+
+
 def shown(value: object, limit: int = 80) -> str:
     """``value`` as an error message shows it: its repr, a huge one cut short, so no
     message (to a user, an agent or the ledger) grows with what was sent."""

@@ -16,6 +16,7 @@ from ttg_lab.cli import (
     data,
     demo,
     leaderboard,
+    llm,
     mcp_services,
     models,
     report,
@@ -65,6 +66,7 @@ for _command in (
     settings.settings,
     users.users,
     mcp_services.mcp,
+    llm.llm,
 ):
     main.add_command(_command)
 
