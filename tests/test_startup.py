@@ -19,6 +19,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from fastmcp import Client, FastMCP
 
+from ttg_lab.deferred import Deferral, DeferredFinder, DeferredModule
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ConfigError
 from ttg_lab.mcp_services.servers import build_service, build_services
@@ -99,7 +100,7 @@ def test_a_direct_run_through_the_api_never_imports_the_chat_path(db_url: str) -
 import ttg_lab
 lab = ttg_lab.open({db_url!r})
 run = lab.start_run("mom", start="2025-06-10", end="2025-07-10", path="direct", background=False)
-assert run.info()["status"] == "completed", run.info()
+assert run.info.status == "completed", run.info
 """
     assert loaded_after(code, *NOT_ON_THE_DIRECT_PATH) == []
 
@@ -175,6 +176,67 @@ needs_rfc3987_syntax = pytest.mark.skipif(
 def test_the_chat_path_imports_build_no_rfc3987_grammars() -> None:
     code = "import ttg_lab.llm.agent, ttg_lab.mcp_services.http, jsonschema._format"
     assert loaded_after(code, "lark", "rfc3987_syntax.syntax_helpers") == []
+
+
+def test_the_chat_path_imports_neither_langsmiths_api_models_nor_langgraphs_client() -> None:
+    code = "import ttg_lab.llm.agent, ttg_lab.agents.factory"
+    watch = ("langsmith.types.run", "langgraph_sdk.client", "websockets")
+    assert loaded_after(code, *watch) == []
+
+
+def test_deferred_packages_load_whole_on_first_use() -> None:
+    code = """
+import sys
+import ttg_lab.llm.agent
+import langsmith.types as types
+assert types.Run.__module__ == "langsmith.types.run"
+assert sys.modules["langsmith.types"] is sys.modules["langsmith"].types
+from langgraph_sdk import get_client
+assert callable(get_client)
+"""
+    watch = ("langsmith.types.run", "langgraph_sdk.client")
+    assert loaded_after(code, *watch) == list(watch)
+
+
+def test_a_deferred_package_runs_its_init_once_when_first_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "slowpkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "import builtins\nbuiltins.slowpkg_inits = getattr(builtins, 'slowpkg_inits', 0) + 1\n"
+        "from slowpkg.sub.leaf import VALUE\ndef double(x):\n    return 2 * x\n"
+    )
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "leaf.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    for name in ("slowpkg", "slowpkg.sub", "slowpkg.sub.leaf"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import builtins
+
+    monkeypatch.setattr(builtins, "slowpkg_inits", 0, raising=False)
+    sys.meta_path.insert(0, DeferredFinder([Deferral("slowpkg", calls=("double",))]))
+
+    from slowpkg import double  # type: ignore[import-not-found]
+    from slowpkg.sub.leaf import VALUE  # type: ignore[import-not-found]
+
+    assert VALUE == 7 and builtins.slowpkg_inits == 0
+    assert isinstance(sys.modules["slowpkg"], DeferredModule)
+    assert double(21) == 42 and builtins.slowpkg_inits == 1
+    import slowpkg  # type: ignore[import-not-found]
+
+    assert slowpkg.VALUE == 7 and slowpkg.double(1) == 2 and builtins.slowpkg_inits == 1
+    assert not isinstance(sys.modules["slowpkg"], DeferredModule)
+
+
+def test_a_deferral_of_what_is_not_installed_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    sys.meta_path.insert(0, DeferredFinder([Deferral("no_such_package_b3")]))
+    with pytest.raises(ModuleNotFoundError, match="no_such_package_b3"):
+        importlib.import_module("no_such_package_b3")
 
 
 @needs_rfc3987_syntax

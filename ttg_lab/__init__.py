@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ttg_lab.deferred import defer_rfc3987_syntax
+from ttg_lab.deferred import defer_costly_packages
 from ttg_lab.errors import (
     DataFileError,
     LookAheadError,
@@ -18,7 +18,7 @@ from ttg_lab.errors import (
 )
 from ttg_lab.version import __version__
 
-defer_rfc3987_syntax()  # before anything imports jsonschema (see ttg_lab.deferred)
+defer_costly_packages()  # before anything imports them (see ttg_lab.deferred)
 
 if TYPE_CHECKING:
     from ttg_lab.agents.policy import Decision, MarketView, Order, Policy, register_policy

@@ -1,13 +1,22 @@
-"""Third-party packages that do expensive work at import, loaded on first use instead.
+"""Third-party packages whose ``__init__`` does costly work we do not use, run on first use.
 
-``jsonschema``'s format checks import ``rfc3987_syntax`` whenever it is installed (Jupyter's
-``jsonschema[format-nongpl]`` installs it), and that package compiles its lark grammars at
-import: about 1 s. The MCP SDK imports ``jsonschema``, so every chat-path process paid it,
-although no schema of ours checks the ``iri`` formats it serves. Rather than uninstall it
-(Jupyter wants it) or patch ``jsonschema``, :func:`defer_rfc3987_syntax` registers a
-stand-in module that imports the real package the first time something uses it: the
-``iri`` / ``iri-reference`` checks stay registered and judge exactly as before, and only a
-process that runs one pays for the grammars.
+Some packages on the chat path pay at import for things no run of ours touches:
+
+- ``rfc3987_syntax`` compiles its lark grammars (about 1 s). ``jsonschema``'s format checks
+  import it whenever it is installed (Jupyter's ``jsonschema[format-nongpl]`` installs it),
+  and the MCP SDK imports ``jsonschema``; no schema of ours checks the ``iri`` formats.
+- ``langsmith.types`` imports some 170 generated API models (about 0.2 s); LangChain's
+  tracer imports one small submodule of it.
+- ``langgraph_sdk`` loads its HTTP and websocket client (about 0.1 s); LangGraph's runtime
+  imports only its auth types.
+
+Rather than uninstall them (Jupyter wants the first) or patch their importers, a finder
+at the front of ``sys.meta_path`` hands out a stand-in for each such package. Its
+submodules import as usual; the package's own ``__init__`` runs the first time anything
+reads an attribute of it, and from then on the real package is in ``sys.modules``. Names
+an importer takes at import time (``from rfc3987_syntax import is_valid_syntax``) are
+offered as functions that load the package when called, so ``jsonschema`` still registers
+its ``iri`` checks, and they judge exactly as before.
 """
 
 from __future__ import annotations
@@ -16,51 +25,110 @@ import importlib
 import importlib.util
 import sys
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-RFC3987_SYNTAX = "rfc3987_syntax"
+
+@dataclass(frozen=True)
+class Deferral:
+    """A package whose ``__init__`` runs on first use; ``calls`` are functions importers
+    take from it at import time, which load it when first called."""
+
+    package: str
+    calls: tuple[str, ...] = ()
+
+
+DEFERRALS = (
+    Deferral("rfc3987_syntax", calls=("is_valid_syntax",)),
+    Deferral("langsmith.types"),
+    Deferral("langgraph_sdk"),
+)
+
+_loading: set[str] = set()
+"""Packages being imported for real: the finder steps aside for them."""
 
 
 class DeferredModule(ModuleType):
-    """Stands in for a package in ``sys.modules`` until first use, then hands over to it.
+    """Stands in for a package in ``sys.modules`` until first use, then hands over to it."""
 
-    ``jsonschema`` does ``from rfc3987_syntax import is_valid_syntax`` at import, so that
-    name is offered as a function that loads the real package when called; any other
-    attribute loads the real package at once. Submodules import as usual (``__path__``).
-    """
-
-    def __init__(self, spec: ModuleSpec) -> None:
-        super().__init__(spec.name)
-        self.__spec__ = spec
-        self.__path__ = list(spec.submodule_search_locations or [])
+    def __init__(self, deferral: Deferral) -> None:
+        super().__init__(deferral.package)
         self._real: ModuleType | None = None
         self._lock = threading.Lock()
+        for name in deferral.calls:
+            setattr(self, name, self._calling(name))
 
     def _load(self) -> ModuleType:
         """The real package, imported (once) in place of this stand-in."""
         with self._lock:
             if self._real is None:
-                if sys.modules.get(self.__name__) is self:
-                    del sys.modules[self.__name__]
-                self._real = importlib.import_module(self.__name__)
+                name = self.__name__
+                if sys.modules.get(name) is self:
+                    del sys.modules[name]
+                _loading.add(name)
+                try:
+                    self._real = importlib.import_module(name)
+                finally:
+                    _loading.discard(name)
             return self._real
 
-    def is_valid_syntax(self, term: str, value: str) -> bool:
-        """``rfc3987_syntax.is_valid_syntax``, loading the grammars on the first call."""
-        return bool(self._load().is_valid_syntax(term, value))
+    def _calling(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._load(), name)(*args, **kwargs)
+
+        call.__name__ = name
+        return call
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") or name in ("_real", "_lock"):
             raise AttributeError(name)
         return getattr(self._load(), name)
 
 
-def defer_rfc3987_syntax() -> None:
-    """Register the stand-in for ``rfc3987_syntax`` (when installed and not yet imported)."""
-    if RFC3987_SYNTAX in sys.modules:
-        return
-    spec = importlib.util.find_spec(RFC3987_SYNTAX)
-    if spec is not None:
-        sys.modules[RFC3987_SYNTAX] = DeferredModule(spec)
+class DeferredLoader(Loader):
+    """Creates a package's stand-in; running it does nothing (the real ``__init__`` runs
+    when the stand-in is first used)."""
+
+    def __init__(self, deferral: Deferral) -> None:
+        self.deferral = deferral
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return DeferredModule(self.deferral)
+
+    def exec_module(self, module: ModuleType) -> None:
+        return None
+
+
+class DeferredFinder(MetaPathFinder):
+    """Finds the stand-in of each deferred package (the real one while it loads)."""
+
+    def __init__(self, deferrals: Sequence[Deferral]) -> None:
+        self.deferrals = {deferral.package: deferral for deferral in deferrals}
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        deferral = self.deferrals.get(fullname)
+        if deferral is None or fullname in _loading:
+            return None
+        _loading.add(fullname)
+        try:
+            real = importlib.util.find_spec(fullname)
+        finally:
+            _loading.discard(fullname)
+        if real is None or real.submodule_search_locations is None:
+            return None  # not installed, or not a package: nothing to defer
+        spec = ModuleSpec(fullname, DeferredLoader(deferral), origin=real.origin, is_package=True)
+        spec.submodule_search_locations = list(real.submodule_search_locations)
+        return spec
+
+
+def defer_costly_packages(deferrals: Sequence[Deferral] = DEFERRALS) -> None:
+    """Put the finder of ``deferrals`` first on ``sys.meta_path`` (once per process; it
+    costs nothing until one of them is imported)."""
+    if not any(isinstance(finder, DeferredFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, DeferredFinder(deferrals))
