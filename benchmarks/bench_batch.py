@@ -38,7 +38,7 @@ def main() -> None:
         spec = parse_experiment(doc(f"throughput-{workers}"))
         spec.concurrency = workers
         start = time.perf_counter()
-        summary = BatchRunner(spec, lab.settings.db_url, reports, LocalExecutor()).run()
+        summary = BatchRunner(spec, lab.config.db_url, reports, LocalExecutor()).run()
         wall = time.perf_counter() - start
         per_run += [r["seconds"] for r in summary.results]
         print(

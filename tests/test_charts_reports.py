@@ -55,7 +55,7 @@ class Runs:
 @pytest.fixture()
 def runs(lab: Lab, tmp_path: Path) -> Runs:
     """A momentum run (buys and sells) and a buy-and-hold run under an order-value cap."""
-    lab.settings = dataclasses.replace(lab.settings, reports_dir=tmp_path / "reports")
+    lab.config = dataclasses.replace(lab.config, reports_dir=tmp_path / "reports")
     mom = lab.models.create("mom", ai_model_id="baseline/momentum", tickers=TICKERS)
     capped = lab.models.create("capped", ai_model_id="baseline/buy_and_hold", tickers=TICKERS)
     lab.rules.add(capped, "cap", {"max_order_value": 800})
@@ -281,7 +281,7 @@ def test_rule_attribution_bars(lab: Lab, runs: Runs) -> None:
 def test_run_report_is_complete_and_self_contained(lab: Lab, runs: Runs) -> None:
     add_script_reasoning(lab, runs.capped)
     path = run_report(lab, runs.capped.id)
-    assert path == (lab.settings.reports_dir / f"run-{runs.capped.id}-capped.html").resolve()
+    assert path == (lab.config.reports_dir / f"run-{runs.capped.id}-capped.html").resolve()
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
     metrics = lab.metrics(runs.capped.id)
@@ -303,7 +303,7 @@ def test_run_report_without_rules_or_trades(lab: Lab) -> None:
     handle = lab.start_run(
         model, path="direct", start="2025-06-10", end="2025-06-20", background=False
     )
-    path = run_report(lab, handle.id, lab.settings.reports_dir / "sub" / "cash.html")
+    path = run_report(lab, handle.id, lab.config.reports_dir / "sub" / "cash.html")
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
     assert EVIL_NAME not in text and html.escape(EVIL_NAME) in text

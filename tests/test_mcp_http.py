@@ -36,7 +36,7 @@ def free_ports(n: int) -> list[int]:
 
 @pytest.fixture()
 def services(lab: Lab, tmp_path: Path) -> Iterator[ServiceManager]:
-    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path / "state"))
+    manager = ServiceManager(replace(lab.config, state_dir=tmp_path / "state"))
     ports = dict(zip(SERVICES, free_ports(4), strict=True))
     statuses = manager.start(ports=ports, wait=60)
     try:
@@ -160,7 +160,7 @@ def test_run_sessions_are_read_only_views(services: ServiceManager, lab: Lab) ->
 
 
 def test_exposing_services_needs_a_token(lab: Lab, tmp_path: Path) -> None:
-    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path))
+    manager = ServiceManager(replace(lab.config, state_dir=tmp_path))
     with pytest.raises(ConfigError, match="without a token"):
         manager.start(host="0.0.0.0")
 
@@ -171,10 +171,10 @@ def test_a_users_services_show_only_their_own_runs(lab: Lab, tmp_path: Path) -> 
     period = {"start": "2025-06-10", "end": "2025-06-20", "background": False, "path": "direct"}
     theirs = lab.start_run(lab.models.create("admin's", ai_model_id="baseline/cash"), **period)
     lab.users.add("alice@team.org", "Alice")
-    alice = ttg_lab.open(lab.settings.db_url, user="alice")
+    alice = ttg_lab.open(lab.config.db_url, user="alice")
     mine = alice.start_run(alice.models.create("alice's", ai_model_id="baseline/cash"), **period)
     assert alice.mcp.user == "alice"  # services started from her lab act as her
-    manager = ServiceManager(replace(alice.settings, state_dir=tmp_path), "alice")
+    manager = ServiceManager(replace(alice.config, state_dir=tmp_path), "alice")
     [status] = manager.start(["trade"], ports={"trade": free_ports(1)[0]}, wait=60)
     try:
         assert status.healthy
@@ -244,7 +244,7 @@ def test_run_views_over_http_need_the_token_mcp_start_creates(lab: Lab, tmp_path
         background=False,
         path="direct",
     )
-    manager = ServiceManager(replace(lab.settings, state_dir=tmp_path / "state"), "local")
+    manager = ServiceManager(replace(lab.config, state_dir=tmp_path / "state"), "local")
     [status] = manager.start(["trade"], ports={"trade": free_ports(1)[0]}, wait=60)
     try:
         assert status.healthy

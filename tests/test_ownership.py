@@ -113,7 +113,7 @@ def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
         with pytest.raises(NotFoundError):
             attempt()
     with pytest.raises(PermissionDeniedError, match="another user's trading profile"):
-        alice.rules.profile(user_id=theirs.owner_id)
+        alice.profile.show(user_id=theirs.owner_id)
     # the analyst cannot be talked into comparing with someone else's run
     chat = alice.analyst(run_of(alice))
     with pytest.raises(NotFoundError):
@@ -260,7 +260,7 @@ def test_ordinary_users_cannot_reach_admin_actions(team: dict[str, Lab], tmp_pat
         "changing roles": lambda: alice.users.set_role("alice", "admin"),
         "adding users": lambda: alice.users.add("x@team.org", "X"),
         "editing the sign-up allow-list": lambda: alice.users.allow("@evil.org"),
-        "changing global settings": lambda: alice.rules.set_setting("leaderboard.public", True),
+        "changing global settings": lambda: alice.settings.set("leaderboard.public", True),
         "loading market data": lambda: alice.data.load(str(csv), "us"),
         "loading the shipped data": alice.data.load_shipped,
     }
@@ -301,7 +301,7 @@ def test_leaderboard_shows_all_models_only_when_the_setting_allows(team: dict[st
     alice, admin = team["alice"], team["admin"]
     assert list(alice.leaderboard()["model"]) == ["momentum"]
     assert len(admin.leaderboard()) == 2
-    admin.rules.set_setting("leaderboard.public", True)
+    admin.settings.set("leaderboard.public", True)
     assert sorted(alice.leaderboard()["model"]) == ["momentum", "momentum-bob"]
     with pytest.raises(NotFoundError):  # ranked, but still not hers to open
         alice.run(run_of(team["bob"]))

@@ -51,7 +51,7 @@ def logins(lab: Lab, backend: str) -> Iterator[dict[str, str]]:
     urls = {}
     for name in ("alice", "bob"):
         user = lab.users.add(f"{name}.{tag}@team.org", name.title(), username=f"{name}{tag}")
-        owner = ttg_lab.open(lab.settings.db_url, user=user.username)
+        owner = ttg_lab.open(lab.config.db_url, user=user.username)
         model = owner.models.create(f"{name} momentum", ai_model_id="baseline/momentum")
         owner.start_run(model, path="direct", background=False, **PERIOD)
         owner.rules.add(model, "cap", {"max_position_pct": 50})
@@ -59,7 +59,7 @@ def logins(lab: Lab, backend: str) -> Iterator[dict[str, str]]:
         urls[name] = lab.users.db_login(user.username or "", f"pw-{name}-{tag}")
     yield urls
     lab.store.dispose()
-    engine = create_engine(lab.settings.db_url, isolation_level="AUTOCOMMIT")
+    engine = create_engine(lab.config.db_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"DROP OWNED BY ttg_alice{tag}, ttg_bob{tag}"))
         conn.execute(text(f"DROP ROLE ttg_alice{tag}, ttg_bob{tag}"))
@@ -71,7 +71,7 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def test_raw_sql_on_a_users_login_sees_only_their_work(lab: Lab, logins: dict[str, str]) -> None:
-    total = counts(psql(lab.settings.db_url))  # the lab's own connection owns the tables
+    total = counts(psql(lab.config.db_url))  # the lab's own connection owns the tables
     with psql(logins["alice"]) as alice:
         mine = counts(alice)
         assert mine["models"] == 1 and mine["trading_runs"] == 1
@@ -107,7 +107,7 @@ def test_raw_sql_on_a_users_login_sees_only_their_work(lab: Lab, logins: dict[st
         assert alice.execute("SELECT count(*) FROM users").fetchone()[0] == 1  # type: ignore[index]
         assert alice.execute("UPDATE users SET role = 'admin'").rowcount == 0
         assert alice.execute("UPDATE global_settings SET value = '1'").rowcount == 0
-    assert counts(psql(lab.settings.db_url)) == total
+    assert counts(psql(lab.config.db_url)) == total
     assert set(lab.users.list()["role"]) == {"admin", "user"}
     assert lab.users.me()["admin"] and lab.users.list()["role"].tolist().count("admin") == 1
 

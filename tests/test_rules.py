@@ -269,9 +269,9 @@ def test_hard_gates_hold_whatever_the_rules_say(daily: PriceIndex) -> None:
 def test_the_strictest_limit_wins_across_model_profile_and_global(lab: Lab) -> None:
     model = lab.models.create("layered", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
     lab.rules.add(model, "loose", {"max_position_pct": 50, "allow_short": True})
-    lab.rules.update_profile(max_position_pct=20, short_selling_allowed=False)
-    lab.rules.set_setting("rules.ceilings", {"max_position_pct": 30, "max_open_positions": 12})
-    lab.rules.set_setting("rules.defaults", {"max_open_positions": 5, "min_cash_reserve_pct": 1})
+    lab.profile.update(max_position_pct=20, short_selling_allowed=False)
+    lab.settings.set("rules.ceilings", {"max_position_pct": 30, "max_open_positions": 12})
+    lab.settings.set("rules.defaults", {"max_open_positions": 5, "min_cash_reserve_pct": 1})
     effective = lab.rules.effective(model)
     by_origin = {c.origin: c.params for c in effective.constraints}
     assert by_origin["model"] == {"allow_short": True, "max_position_pct": 50.0}
@@ -303,11 +303,11 @@ def test_built_in_default_forbids_shorting_until_someone_allows_it() -> None:
 def test_only_admins_change_global_settings(lab: Lab) -> None:
     lab.user.role = "user"
     with pytest.raises(PermissionDeniedError, match="changing global settings needs an admin"):
-        lab.rules.set_setting("rules.ceilings", {"max_position_pct": 10})
+        lab.settings.set("rules.ceilings", {"max_position_pct": 10})
     lab.user.role = "admin"
     with pytest.raises(ValidationError, match="unknown rule parameter"):
-        lab.rules.set_setting("rules.ceilings", {"max_leverage": 10})
-    assert lab.rules.settings() == {}
+        lab.settings.set("rules.ceilings", {"max_leverage": 10})
+    assert lab.settings.all() == {}
 
 
 # -- invariants under any rules and any orders -----------------------------------------

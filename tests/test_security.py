@@ -131,8 +131,8 @@ def llm_model(lab: Lab, stub: OpenAIStubServer, name: str, **extra: Any) -> Any:
 
 def use_llm_analyst(lab: Lab, stub: OpenAIStubServer) -> None:
     """The analyst answers with an LLM (default key variable) behind ``stub``."""
-    lab.rules.set_setting("analyst.ai_model_id", "openai/gpt-5")
-    lab.rules.set_setting(
+    lab.settings.set("analyst.ai_model_id", "openai/gpt-5")
+    lab.settings.set(
         "analyst.parameters", {"base_url": stub.base_url, "max_retries": 1, "retry_delay": 0.01}
     )
 
@@ -172,7 +172,7 @@ def mcp_service(
     folder = tmp_path_factory.mktemp("mcp")
     shutil.copy(template_db, folder / "lab.db")
     lab = ttg_lab.open(f"sqlite:///{folder / 'lab.db'}", init=False)
-    manager = ServiceManager(replace(lab.settings, state_dir=folder / "state"))
+    manager = ServiceManager(replace(lab.config, state_dir=folder / "state"))
     lab.close()
     with pytest.MonkeyPatch.context() as patch:
         mcp_env(patch)
@@ -340,7 +340,7 @@ def test_the_chat_command_shows_provider_errors_without_the_key(
     run = lab.start_run(model, end="2025-06-12", path="direct", background=False)
     use_llm_analyst(lab, openai_stub)
     openai_stub.reset(lambda _: Fault("status", status=401, message=f"bad key {ROUTER_KEY}"))
-    url = lab.settings.db_url
+    url = lab.config.db_url
     result = CliRunner().invoke(cli, ["--db", url, "chat", str(run.id), "-q", "why?"])
     shown = result.output + repr(result.exception)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), shown
@@ -372,10 +372,10 @@ def test_keys_are_never_taken_from_model_parameters(lab: Lab) -> None:
 def test_settings_refuse_api_keys(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     mcp_env(monkeypatch)
     with pytest.raises(ValidationError):
-        lab.rules.set_setting("openrouter.api_key", "sk-typed-into-settings-123")
+        lab.settings.set("openrouter.api_key", "sk-typed-into-settings-123")
     with pytest.raises(ValidationError):
-        lab.rules.set_setting("analyst.parameters", {"base_url": f"https://x/?key={ROUTER_KEY}"})
-    assert not any(w in json.dumps(lab.rules.settings()) for w in needles(ROUTER_KEY))
+        lab.settings.set("analyst.parameters", {"base_url": f"https://x/?key={ROUTER_KEY}"})
+    assert not any(w in json.dumps(lab.settings.all()) for w in needles(ROUTER_KEY))
 
 
 def test_model_parameters_refuse_a_key_from_the_environment(
@@ -521,12 +521,12 @@ def typing_into(lab: Lab, tmp_path: Path) -> dict[str, Callable[[str], object]]:
         "model_rules.description": lambda t: lab.rules.add(model, "cap", cap, description=t),
         "model_rules.parameters": lambda t: lab.rules.add(model, "ban", {"blocked_symbols": [t]}),
         "model_rules.scope": lambda t: lab.rules.add(model, "cap", cap, scope={"symbols": [t]}),
-        "user_trading_profiles.trading_hours": lambda t: lab.rules.update_profile(
+        "user_trading_profiles.trading_hours": lambda t: lab.profile.update(
             trading_hours={"start": t, "end": "15:00"}
         ),
         "signup_allowlist.pattern": lambda t: lab.users.allow(f"{t}@lab.test"),
-        "global_settings.key": lambda t: lab.rules.set_setting(f"note.{t}", 1),
-        "global_settings.value": lambda t: lab.rules.set_setting("note", {"text": t}),
+        "global_settings.key": lambda t: lab.settings.set(f"note.{t}", 1),
+        "global_settings.value": lambda t: lab.settings.set("note", {"text": t}),
         "chat_messages.content": lambda t: analyst.ask(f"is {t} my key?"),
     }
 
@@ -540,10 +540,8 @@ def choosing_into(lab: Lab) -> dict[str, Callable[[str], object]]:
         "models.market": lambda t: lab.models.create("market", market=t),
         "trading_runs.mode": lambda t: lab.start_run(model, mode=t, background=False),
         "model_rules.category": lambda t: lab.rules.add(model, "cat", cap, category=t),
-        "user_trading_profiles.experience": lambda t: lab.rules.update_profile(experience=t),
-        "user_trading_profiles.risk_tolerance": lambda t: lab.rules.update_profile(
-            risk_tolerance=t
-        ),
+        "user_trading_profiles.experience": lambda t: lab.profile.update(experience=t),
+        "user_trading_profiles.risk_tolerance": lambda t: lab.profile.update(risk_tolerance=t),
         "signup_allowlist.role": lambda t: lab.users.allow("@lab.test", role=t),
         "datasets.market": lambda t: lab.data.load(__file__, t),
     }
@@ -619,7 +617,7 @@ def test_the_command_line_refuses_typed_keys_and_masks_stored_ones(
     mcp_env(monkeypatch)
     model = lab.models.create("cli keys", ai_model_id="baseline/cash", tickers=["AAPL"])
     run = lab.start_run(model, end="2025-06-11", path="direct", background=False)
-    url = lab.settings.db_url
+    url = lab.config.db_url
 
     def ttg(*args: str) -> tuple[int, str]:
         result = CliRunner().invoke(cli, ["--db", url, *args])
@@ -695,7 +693,7 @@ def test_names_tickers_rules_and_chat_text_are_data(lab: Lab, tmp_path: Path) ->
         with pytest.raises(ValidationError, match="unknown rule parameter"):
             lab.rules.add(models[0], "bad key", {text: 5})
         with pytest.raises(ValidationError, match="risk_tolerance must be one of"):
-            lab.rules.update_profile(risk_tolerance=text)
+            lab.profile.update(risk_tolerance=text)
         with pytest.raises(ValidationError, match="unknown parameter"):
             lab.models.create("bad param", parameters={text: 1})
     blocked = lab.rules.add(
@@ -704,8 +702,8 @@ def test_names_tickers_rules_and_chat_text_are_data(lab: Lab, tmp_path: Path) ->
     assert all(isinstance(s, str) for s in blocked.parameters["blocked_symbols"])
 
     # settings, users and chat text, verbatim
-    lab.rules.set_setting(SQL, {"note": code, "template": TEMPLATE})
-    assert lab.rules.settings()[SQL] == {"note": code, "template": TEMPLATE}
+    lab.settings.set(SQL, {"note": code, "template": TEMPLATE})
+    assert lab.settings.all()[SQL] == {"note": code, "template": TEMPLATE}
     add_user(lab.store, lab.user, "o'brien--@lab.test", SQL)
     assert {"o'brien--@lab.test": SQL}.items() <= {
         str(u["email"]): u["display_name"] for u in list_users(lab.store, lab.user)
@@ -940,7 +938,7 @@ def test_mcp_services_and_dashboard_bind_to_loopback_by_default(
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv("TTG_LAB_DASHBOARD_TOKEN", raising=False)
     monkeypatch.setattr("ttg_lab.dashboard.subprocess.Popen", _forbidden)
-    url = lab.settings.db_url
+    url = lab.config.db_url
     with pytest.raises(ConfigError, match="without a token"):
         dashboard.serve(url, host="0.0.0.0")
     with pytest.raises(ConfigError, match="without a token"):
@@ -972,7 +970,7 @@ def test_the_dashboard_token_travels_in_the_environment(
     monkeypatch.setattr("ttg_lab.dashboard.subprocess.Popen", FakeVoila)
     monkeypatch.setattr(dashboard, "is_prepared", lambda _lab: True)
     monkeypatch.setattr("ttg_lab.dashboard.signal.signal", lambda *_: None)
-    assert dashboard.serve(lab.settings.db_url, "0.0.0.0", 8866, token) == 0
+    assert dashboard.serve(lab.config.db_url, "0.0.0.0", 8866, token) == 0
     ((command, env),) = started
     assert "--Voila.ip=0.0.0.0" in command
     assert not [part for part in command if token in part]
@@ -1061,7 +1059,7 @@ def test_dashboard_and_reports_escape_text_from_llms_news_and_users(
     lab.rules.add(model, f"rule {PAYLOAD}", {"max_position_pct": 90}, description=PAYLOAD)
     use_llm_analyst(lab, openai_stub)
     add_user(lab.store, lab.user, "mallory@lab.test", PAYLOAD)
-    lab.rules.set_setting(f"note {PAYLOAD}", {"text": PAYLOAD})
+    lab.settings.set(f"note {PAYLOAD}", {"text": PAYLOAD})
     lab.user.display_name = PAYLOAD
 
     board = Dashboard(lab)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 
 from ttg_lab.errors import ValidationError
@@ -39,3 +40,31 @@ def set_setting(store: Store, user: User, key: str, value: Any) -> None:
             session.add(GlobalSetting(key=key, value=value, updated_by=user.id))
         else:
             row.value, row.updated_by = value, user.id
+
+
+class GlobalSettings:
+    """The global settings as ``lab.settings``: everyone reads them, only admins change
+    them."""
+
+    def __init__(self, store: Store, user: User) -> None:
+        self.store = store
+        self.user = user
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of setting ``key`` (``default`` when it was never set)."""
+        return self.all().get(key, default)
+
+    def all(self) -> dict[str, Any]:
+        """Every setting, by key."""
+        return read_settings(self.store)
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value`` (admins only; see :func:`set_setting`)."""
+        set_setting(self.store, self.user, key, value)
+
+    def table(self) -> pd.DataFrame:
+        """Every setting as a row: key, value, who changed it last and when."""
+        columns = ["key", "value", "updated_by", "updated_at"]
+        with self.store.session() as session:
+            rows = session.scalars(select(GlobalSetting).order_by(GlobalSetting.key)).all()
+            return pd.DataFrame([[getattr(r, c) for c in columns] for r in rows], columns=columns)

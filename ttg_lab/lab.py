@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ from ttg_lab.attribution import attribution
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
+from ttg_lab.global_settings import GlobalSettings
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
@@ -28,6 +29,7 @@ from ttg_lab.metrics.stored import run_metrics, store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
+from ttg_lab.profiles import TradingProfile
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -43,13 +45,16 @@ from ttg_lab.store.schema import User
 from ttg_lab.text import refuse_secrets
 from ttg_lab.users import ensure_local_user
 
+if TYPE_CHECKING:
+    from ttg_lab.analyst.analyst import Analyst
+
 
 class DataAPI:
     """Market data in the store: list datasets, load files."""
 
-    def __init__(self, store: Store, settings: Settings, user: User | None = None) -> None:
+    def __init__(self, store: Store, config: Settings, user: User | None = None) -> None:
         self.store = store
-        self.settings = settings
+        self.config = config
         self.user = user
 
     def list(self) -> pd.DataFrame:
@@ -85,14 +90,12 @@ class DataAPI:
         """Load the shipped market data, news corpus and AI-Trader runs (skipping what is
         loaded already). The runs need every market's data: they load when ``names`` is None."""
         owner = self._admin("loading the shipped data")
-        loaded = loader.load_shipped(self.store, self.settings.data_dir, names)
-        loaded["news"] = load_shipped_news(self.store, self.settings.data_dir)
+        loaded = loader.load_shipped(self.store, self.config.data_dir, names)
+        loaded["news"] = load_shipped_news(self.store, self.config.data_dir)
         if names is None:
             from ttg_lab.importers.shipped_runs import load_shipped_runs
 
-            loaded["aitrader_runs"] = load_shipped_runs(
-                self.store, self.settings.data_dir, owner.id
-            )
+            loaded["aitrader_runs"] = load_shipped_runs(self.store, self.config.data_dir, owner.id)
         return loaded
 
     def load_news(self, path: str, format: str = "auto") -> int:
@@ -160,13 +163,16 @@ class Lab:
     user: an ordinary user sees and changes only their own models and runs, an admin
     everything."""
 
-    def __init__(self, settings: Settings, store: Store, user: User) -> None:
-        self.settings = settings
+    def __init__(self, config: Settings, store: Store, user: User) -> None:
+        self.config = config
+        """Where the lab keeps its store, data, reports and state (from the environment)."""
         self.store = store
         self.user = user
         self.models = ModelService(store, user)
-        self.data = DataAPI(store, settings, user)
+        self.data = DataAPI(store, config, user)
         self.rules = RuleService(store, self.models, user)
+        self.settings = GlobalSettings(store, user)
+        self.profile = TradingProfile(store, user)
         self.users = UsersAPI(store, user)
         self._runs = RunService(store, self.models, self.rules, store_metrics)
 
@@ -250,7 +256,7 @@ class Lab:
         """Models ranked by their runs' metrics, with intervals and the benchmark verdict.
         An ordinary user's board ranks their own models, or every model (read-only) when
         the global setting ``leaderboard.public`` is true."""
-        public = bool(self.rules.settings().get(LEADERBOARD_PUBLIC, False))
+        public = bool(self.settings.get(LEADERBOARD_PUBLIC, False))
         owners = leaderboard_owners(self.user, public)
         return leaderboard(self.store, market, mode, start, end, sort, owners)
 
@@ -267,10 +273,10 @@ class Lab:
 
     def analyst(
         self, run_id: int, model: str | None = None, parameters: dict[str, Any] | None = None
-    ) -> Any:
+    ) -> Analyst:
         """An analyst conversation about a run: an LLM when ``model`` (or the global setting
         ``analyst.ai_model_id``) names one, the offline analyst otherwise."""
-        from ttg_lab.analyst.analyst import Analyst
+        from ttg_lab.analyst.analyst import Analyst  # lazily: it loads langchain
 
         return Analyst(self, run_id, model, parameters)  # its tools check who may see the run
 
@@ -281,7 +287,7 @@ class Lab:
     @property
     def mcp(self) -> ServiceManager:
         """Start, stop and check the MCP services (Math, Search, Trade, Price) over HTTP."""
-        return ServiceManager(self.settings, self.user.username)
+        return ServiceManager(self.config, self.user.username)
 
     def close(self) -> None:
         self.store.dispose()

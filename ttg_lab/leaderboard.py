@@ -11,7 +11,7 @@ excess return that excludes zero), not just which number is larger.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,20 @@ SORTABLE = {
 }
 
 
-def verdict(metrics: dict[str, Any]) -> str:
+BoardVerdict = Literal[
+    "beats the benchmark (significant)",
+    "trails the benchmark (significant)",
+    "no significant difference",
+    "too few bars to tell",
+    "no benchmark for these bars",
+]
+"""What the leaderboard says of a model's runs against buy-and-hold of its benchmark."""
+
+VERDICTS: tuple[BoardVerdict, ...] = get_args(BoardVerdict)
+"""Every leaderboard verdict, in the order of :data:`BoardVerdict`."""
+
+
+def verdict(metrics: dict[str, Any]) -> BoardVerdict:
     """A plain statement about the run against buy-and-hold of its benchmark."""
     if metrics.get("benchmark_return") is None:
         return "no benchmark for these bars"

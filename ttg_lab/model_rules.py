@@ -2,9 +2,8 @@
 owner's profile and the global settings into what a run enforces.
 
 Everything is validated before anything is written; a bad value names itself and leaves
-the store unchanged. The profile (:mod:`ttg_lab.profiles`) and the global settings
-(:mod:`ttg_lab.global_settings`) are reached through :class:`RuleService` too, until
-they get sub-APIs of their own.
+the store unchanged. The profile (:mod:`ttg_lab.profiles`, ``lab.profile``) and the global
+settings (:mod:`ttg_lab.global_settings`, ``lab.settings``) have sub-APIs of their own.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.errors import NotFoundError, ValidationError
-from ttg_lab.global_settings import read_settings, set_setting
+from ttg_lab.global_settings import read_settings
 from ttg_lab.models import ModelInfo, ModelService
-from ttg_lab.profiles import profile_limits, read_profile, update_profile
+from ttg_lab.profiles import profile_limits, read_profile
 from ttg_lab.rules.constraints import Constraint, RuleSet, combine
 from ttg_lab.rules.params import (
     RULE_PARAMS,
@@ -28,7 +27,7 @@ from ttg_lab.rules.params import (
     validate_rule_fields,
     validate_scope,
 )
-from ttg_lab.store.access import check_run, require_admin
+from ttg_lab.store.access import check_run
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import (
     GateDecisionRow,
@@ -105,7 +104,7 @@ class RuleInfo:
 
 
 class RuleService:
-    """Structured rules of models, the user's trading profile and global settings."""
+    """Structured rules of models: CRUD, presets, gate decisions and what a run enforces."""
 
     def __init__(self, store: Store, models: ModelService, user: User) -> None:
         self.store = store
@@ -228,27 +227,6 @@ class RuleService:
         if clash:
             raise ValidationError(f"model already has rule(s) named {', '.join(clash)}")
         return [self.add(model, **spec) for spec in RULE_PRESETS[preset]]
-
-    # -- profile and settings (kept here until they get their own sub-APIs) ----------
-    def profile(self, user_id: int | None = None) -> dict[str, Any]:
-        """The user's trading profile (defaults when none was saved); another user's
-        only for an admin."""
-        if user_id not in (None, self.user.id):
-            require_admin(self.user, "reading another user's trading profile")
-        return read_profile(self.store, user_id or self.user.id)
-
-    def update_profile(self, **changes: Any) -> dict[str, Any]:
-        """Change the current user's profile; validated before saving."""
-        return update_profile(self.store, self.user, **changes)
-
-    def settings(self) -> dict[str, Any]:
-        """Every global setting."""
-        return read_settings(self.store)
-
-    def set_setting(self, key: str, value: Any) -> None:
-        """Set a platform-wide setting (admins only); see
-        :func:`ttg_lab.global_settings.set_setting`."""
-        set_setting(self.store, self.user, key, value)
 
     def decisions(self, run_id: int) -> pd.DataFrame:
         """Every gate decision of a run, in order."""

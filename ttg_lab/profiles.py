@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.rules.params import validate_params
+from ttg_lab.store.access import require_admin
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import User, UserTradingProfile
 from ttg_lab.text import refuse_secrets
@@ -77,6 +78,41 @@ def update_profile(store: Store, user: User, **changes: Any) -> dict[str, Any]:
             setattr(row, key, value)
         session.flush()
         return _profile_dict(row)
+
+
+def reset_profile(store: Store, user: User) -> dict[str, Any]:
+    """Forget ``user``'s saved profile: the defaults (no limits of their own) apply again."""
+    with store.session() as session:
+        row = session.scalars(
+            select(UserTradingProfile).where(UserTradingProfile.user_id == user.id)
+        ).first()
+        if row is not None:
+            session.delete(row)
+    return _profile_dict(None)
+
+
+class TradingProfile:
+    """The user's trading profile as ``lab.profile``: limits that bind every run of their
+    models (an admin may read anyone's)."""
+
+    def __init__(self, store: Store, user: User) -> None:
+        self.store = store
+        self.user = user
+
+    def show(self, user_id: int | None = None) -> dict[str, Any]:
+        """The profile (defaults, ``saved`` false, when none was saved); another user's
+        only for an admin."""
+        if user_id not in (None, self.user.id):
+            require_admin(self.user, "reading another user's trading profile")
+        return read_profile(self.store, user_id or self.user.id)
+
+    def update(self, **limits: Any) -> dict[str, Any]:
+        """Change fields of your own profile; validated as a whole before saving."""
+        return update_profile(self.store, self.user, **limits)
+
+    def reset(self) -> dict[str, Any]:
+        """Back to the defaults: your runs are bound by no limits of your own."""
+        return reset_profile(self.store, self.user)
 
 
 def _profile_dict(row: UserTradingProfile | None) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class AdminController(Controller):
     def _reload(self) -> None:
         self.users = self.lab.users.list().to_dict("records")
         self.allow_list = self.lab.users.allow_list().to_dict("records")
-        self.settings = self.lab.rules.settings()
+        self.settings = self.lab.settings.all()
 
     def refresh(self) -> None:
         """Read the users, the allow-list and the settings again."""
@@ -83,8 +83,8 @@ class AdminController(Controller):
                 value = json.loads(self.setting_value)
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"the value must be JSON ({exc.msg})") from None
-            self.lab.rules.set_setting(self.setting_key, value)
-            self.settings = self.lab.rules.settings()
+            self.lab.settings.set(self.setting_key, value)
+            self.settings = self.lab.settings.all()
         return self.ok
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from sqlalchemy import select
@@ -18,8 +18,13 @@ from ttg_lab.analyst.offline import OfflineAnalyst
 from ttg_lab.analyst.reader import AnalystReader
 from ttg_lab.analyst.tools import AnalysisTools, Suggestion
 from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.global_settings import GlobalSettings
+from ttg_lab.model_rules import RuleInfo, RuleService
+from ttg_lab.models import ModelService
+from ttg_lab.rules.params import CATEGORIES
 from ttg_lab.secrets import redact, redact_data
-from ttg_lab.store.schema import ChatMessage, ChatSession
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import ChatMessage, ChatSession, User
 from ttg_lab.text import check_text
 
 MAX_QUESTION = 4000
@@ -39,12 +44,28 @@ class Answer:
         return self.text
 
 
+class AnalystLab(Protocol):
+    """What the analyst needs of a lab (the lab floor sits above it): the store and user,
+    the global settings naming its model, the models and their rules."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def user(self) -> User: ...
+    @property
+    def settings(self) -> GlobalSettings: ...
+    @property
+    def models(self) -> ModelService: ...
+    @property
+    def rules(self) -> RuleService: ...
+
+
 class Analyst:
     """A persisted conversation about one run."""
 
     def __init__(
         self,
-        lab: Any,
+        lab: AnalystLab,
         run_id: int,
         model: str | None = None,
         parameters: dict[str, Any] | None = None,
@@ -69,15 +90,13 @@ class Analyst:
                 session.flush()
             self.session_id = chat.id
         self.llm = None
-        configured = model or lab.rules.settings().get("analyst.ai_model_id")
+        configured = model or lab.settings.get("analyst.ai_model_id")
         if configured:
             from ttg_lab.analyst.llm import LLMAnalyst
             from ttg_lab.llm.providers import llm_settings
 
             params = (
-                parameters
-                if parameters is not None
-                else lab.rules.settings().get("analyst.parameters", {})
+                parameters if parameters is not None else lab.settings.get("analyst.parameters", {})
             )
             self.llm = LLMAnalyst(
                 lab.store,
@@ -162,7 +181,7 @@ class Analyst:
             pass
         return self.last_answer
 
-    def accept(self, suggestion_id: str, confirm: bool = False) -> Any:
+    def accept(self, suggestion_id: str, confirm: bool = False) -> RuleInfo:
         """Save a suggested rule on the run's model; needs ``confirm=True`` (the user's act)."""
         suggestion = self.tools.suggestions.get(suggestion_id)
         if suggestion is None:
@@ -176,10 +195,7 @@ class Analyst:
             self.model_id,
             suggestion.name,
             suggestion.parameters,
-            category=suggestion.category
-            if suggestion.category
-            in ("risk", "strategy", "position_sizing", "timing", "compliance", "other")
-            else "risk",
+            category=suggestion.category if suggestion.category in CATEGORIES else "risk",
             description=f"suggested by the analyst on run {self.run_id}: {suggestion.rationale}"[
                 :2000
             ],

@@ -31,7 +31,7 @@ def rerun(lab: Any, run_id: int) -> dict[str, Any]:
             "parameters": parameters,
             "template": str(TEMPLATE),
             "output": str(folder / f"rerun-{run_id}.ipynb"),
-            "db_url": lab.settings.db_url,
+            "db_url": lab.config.db_url,
             "user": lab.user.username,
             "reports_dir": str(folder),
         }

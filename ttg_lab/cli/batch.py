@@ -55,8 +55,8 @@ def batch_cmd(
             spec.concurrency = concurrency
         runner = BatchRunner(
             spec,
-            lab.settings.db_url,
-            lab.settings.reports_dir,
+            lab.config.db_url,
+            lab.config.reports_dir,
             make_executor(scheduler),
             user=lab.user.username,
         )

@@ -122,4 +122,4 @@ def mcp_serve(
     """Serve one SERVICE in the foreground (what `mcp start` runs)."""
     with clear_errors():
         lab = obj.lab()
-        serve(service, lab.settings.db_url, host, port or DEFAULT_PORTS[service], token, lab.user)
+        serve(service, lab.config.db_url, host, port or DEFAULT_PORTS[service], token, lab.user)

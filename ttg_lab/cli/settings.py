@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from ttg_lab.cli.context import LabContext, parse_params, pass_ctx
 from ttg_lab.cli.output import clear_errors, console
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group()
@@ -23,7 +19,7 @@ def profile() -> None:
 @pass_ctx
 def profile_show(obj: LabContext) -> None:
     with clear_errors():
-        for key, value in obj.lab().rules.profile().items():
+        for key, value in obj.lab().profile.show().items():
             console.print(f"{key}: {value}")
 
 
@@ -33,8 +29,17 @@ def profile_show(obj: LabContext) -> None:
 def profile_set(obj: LabContext, pairs: tuple[str, ...]) -> None:
     """Set profile fields: key=value ..."""
     with clear_errors():
-        obj.lab().rules.update_profile(**parse_params(pairs))
+        obj.lab().profile.update(**parse_params(pairs))
         console.print("profile saved")
+
+
+@profile.command("reset")
+@pass_ctx
+def profile_reset(obj: LabContext) -> None:
+    """Forget your profile: no limits of your own bind your runs."""
+    with clear_errors():
+        obj.lab().profile.reset()
+        console.print("profile reset to the defaults")
 
 
 @click.group()
@@ -46,7 +51,7 @@ def settings() -> None:
 @pass_ctx
 def settings_show(obj: LabContext) -> None:
     with clear_errors():
-        for key, value in sorted(obj.lab().rules.settings().items()):
+        for key, value in sorted(obj.lab().settings.all().items()):
             console.print(f"{key}: {json.dumps(value)}")
 
 
@@ -61,5 +66,5 @@ def settings_set(obj: LabContext, key: str, value: str) -> None:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             raise click.BadParameter(f"VALUE must be JSON, got {value!r}") from None
-        obj.lab().rules.set_setting(key, parsed)
+        obj.lab().settings.set(key, parsed)
         console.print(f"{key} saved")

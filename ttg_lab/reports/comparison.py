@@ -145,5 +145,5 @@ def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None 
         name = "-".join(str(i) for i in ids[:8])
         if len(ids) > 8:
             name += "-" + hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:8]
-        target = lab.settings.reports_dir / f"comparison-{name}.html"
+        target = lab.config.reports_dir / f"comparison-{name}.html"
     return write(document, target)

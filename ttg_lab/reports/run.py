@@ -341,6 +341,6 @@ def run_report(lab: Lab, run_id: int, path: str | Path | None = None) -> Path:
     target = (
         Path(path)
         if path is not None
-        else lab.settings.reports_dir / f"run-{run_id}-{slug(str(info['model']))}.html"
+        else lab.config.reports_dir / f"run-{run_id}-{slug(str(info['model']))}.html"
     )
     return write(document, target)

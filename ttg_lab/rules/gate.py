@@ -15,7 +15,7 @@ import numbers
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
@@ -71,11 +71,18 @@ class Firing:
     reason: str
 
 
+Verdict = Literal["allow", "resize", "reject"]
+"""What the gate decides about an order (``gate_decisions.verdict`` holds it)."""
+
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+"""Every gate verdict, in the order of :data:`Verdict`."""
+
+
 @dataclass
 class GateDecision:
     """The gate's answer for one order."""
 
-    verdict: str  # allow | resize | reject
+    verdict: Verdict
     action: str
     symbol: str
     quantity: float

@@ -419,6 +419,6 @@ class GateDecisionRow(Base):
     symbol: Mapped[str] = mapped_column(String(32))
     requested: Mapped[Any] = mapped_column(JSONType, default=None)
     quantity: Mapped[float] = mapped_column(Float)
-    verdict: Mapped[str] = mapped_column(String(16))  # allow | resize | reject
+    verdict: Mapped[str] = mapped_column(String(16))  # a rules.gate.Verdict
     firings: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     portfolio: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
