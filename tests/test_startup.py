@@ -100,7 +100,7 @@ def test_a_direct_run_through_the_api_never_imports_the_chat_path(db_url: str) -
 import ttg_lab
 lab = ttg_lab.open({db_url!r})
 run = lab.start_run("mom", start="2025-06-10", end="2025-07-10", path="direct", background=False)
-assert run.info.status == "completed", run.info
+assert run.wait() == "completed"
 """
     assert loaded_after(code, *NOT_ON_THE_DIRECT_PATH) == []
 
