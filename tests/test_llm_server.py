@@ -390,3 +390,41 @@ def test_the_lab_and_the_llm_commands_never_import_llama_cpp_or_the_chat_path() 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+RECORDED = Path(__file__).parent / "fixtures" / "llm" / "smollm2"
+
+
+def test_the_recorded_smollm2_answers_are_whole_server_exchanges() -> None:
+    """What benchmarks/record_smollm2.py wrote: each request with the real answer, the
+    token counts of a 200 and the real error of the content-null follow-up."""
+    names = {path.stem for path in RECORDED.glob("*.json")}
+    assert names == {
+        "step_tools_auto",
+        "step_tools_required",
+        "step_tools_object",
+        "followup_content_null",
+        "json_actions",
+    }
+    for name in names:
+        entry = json.loads((RECORDED / f"{name}.json").read_text())
+        assert entry["request"]["messages"] and entry["server"]["model"] == "smollm2"
+        if entry["status"] == 200:
+            usage = entry["response"]["usage"]
+            assert usage["prompt_tokens"] > 500 and usage["completion_tokens"] > 0
+    followup = json.loads((RECORDED / "followup_content_null.json").read_text())
+    assert followup["request"]["messages"][2] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": followup["request"]["messages"][2]["tool_calls"],
+    }
+    assert followup["status"] == 500
+    assert "'input': None" in followup["response"]["error"]["message"]
+    named = json.loads((RECORDED / "step_tools_object.json").read_text())
+    [call] = named["response"]["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_price_local"
+    assert json.loads(call["function"]["arguments"])["symbol"] == "AAPL"
+    assert (
+        "schema"
+        in json.loads((RECORDED / "json_actions.json").read_text())["request"]["response_format"]
+    )

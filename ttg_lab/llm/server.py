@@ -10,9 +10,14 @@ until ``GET /v1/models`` names the model, within a bounded time, and fails with 
 of the server's log when the server exits first.
 
 SmolLM2 is served with llama-cpp-python's ``chatml-function-calling`` chat format. Its
-quirks, which the chat client copes with: it calls no tool unless ``tool_choice`` names
-one (with ``"auto"`` it answers in prose), and a follow-up that carries an assistant
-message with ``content: null`` (an answer made of tool calls) fails with HTTP 500.
+quirks, recorded in ``tests/fixtures/llm/smollm2/`` and coped with by the chat client:
+``tool_choice: "required"`` fails with an empty HTTP 500; with ``"auto"`` the model may
+answer in prose or call any tool (the legacy ``function_call`` field can name another);
+an object-form ``tool_choice`` gets a call of that tool with grammar-checked arguments;
+a follow-up that carries an assistant message with ``content: null`` (an answer made of
+tool calls) fails with HTTP 500 (a validation error); JSON mode
+(``response_format: {"type": "json_object", "schema": ...}``) can still carry
+HTML-escaped text inside its strings.
 Other GGUF files use the chat template they carry unless ``chat_format`` says otherwise.
 """
 
