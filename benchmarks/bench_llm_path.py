@@ -151,12 +151,12 @@ def momentum(lab: Lab) -> None:
         start = time.perf_counter()
         run = lab.start_run(model, background=False, path=path)
         walls[path] = time.perf_counter() - start
-        info = run.info()
-        symbols = len(info["snapshot"]["tickers"])
+        info = run.info
+        symbols = len(info.snapshot.tickers)
         print(
-            f"momentum daily, {symbols} symbols x {info['steps_total']} days, "
-            f"{path:<6} path: {walls[path]:5.2f} s, {info['total_trades']} fills, "
-            f"final {info['final_value']:,.2f}"
+            f"momentum daily, {symbols} symbols x {info.steps_total} days, "
+            f"{path:<6} path: {walls[path]:5.2f} s, {info.total_trades} fills, "
+            f"final {info.final_value:,.2f}"
         )
     print(f"  chat / direct = {walls['chat'] / walls['direct']:.1f}x   (chat target < 20 s)")
 

@@ -89,7 +89,7 @@ def bench_minute_metrics(lab: Lab) -> None:
 def bench_leaderboard(lab: Lab) -> None:
     model = lab.models.create("probe", ai_model_id="baseline/momentum", initial_cash=100_000.0)
     run = lab.start_run(model, path="direct", background=False)
-    template = run.info()
+    template = run.info
     with lab.store.session() as session:
         base = session.get(TradingRun, run.id)
         assert base is not None
@@ -119,8 +119,8 @@ def bench_leaderboard(lab: Lab) -> None:
                     run_number=i // 100 + 1,
                     status="completed",
                     mode="daily",
-                    period_start=template["start"],
-                    period_end=template["end"],
+                    period_start=template.start,
+                    period_end=template.end,
                     metrics=jitter,
                 )
             )

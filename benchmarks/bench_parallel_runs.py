@@ -90,7 +90,7 @@ def run_seconds(lab: Lab, models: list[str]) -> list[float]:
     """Recorded..ended of each model's latest run; reports any run that did not complete."""
     seconds = []
     for model in models:
-        run_id = int(lab.runs(model).iloc[0]["id"])
+        run_id = lab.runs(model)[0].id
         with lab.store.session() as session:
             run = session.scalars(select(TradingRun).where(TradingRun.id == run_id)).one()
             if run.status != "completed" or run.steps_done != run.steps_total:
@@ -112,7 +112,7 @@ def bench(label: str, url: str) -> None:
             models = [f"par-{i}" for i in range(1, PARALLEL + 1)]
             together = run_batch(url, models, path, logs)
             steps = run_seconds(lab, models)
-            steps_total = lab.runs("par-0").iloc[0]["steps"]
+            steps_total = lab.runs("par-0").table().iloc[0]["steps"]
             print(
                 f"{label:<10} {path:<6} one alone {alone:6.2f} s (in the run {alone_steps:5.2f} s, "
                 f"{steps_total} steps); {PARALLEL} in parallel {together:6.2f} s "

@@ -23,12 +23,12 @@ def main() -> None:
         start = time.perf_counter()
         run = lab.start_run(model, mode=mode, background=False)
         wall = time.perf_counter() - start
-        info = run.info()
-        symbols = len(info["snapshot"]["tickers"])
+        info = run.info
+        symbols = len(info.snapshot.tickers)
         print(
-            f"{mode:<8} momentum: {symbols} symbols x {info['steps_total']} steps, "
-            f"{info['total_trades']} fills: {wall:.2f} s wall "
-            f"({wall / info['steps_total'] * 1000:.1f} ms/step), status {info['status']}"
+            f"{mode:<8} momentum: {symbols} symbols x {info.steps_total} steps, "
+            f"{info.total_trades} fills: {wall:.2f} s wall "
+            f"({wall / info.steps_total * 1000:.1f} ms/step), status {info.status}"
         )
     print(f"peak RSS: {peak_rss_mb():.0f} MB (target daily < 5 s, < 400 MB)")
 

@@ -88,7 +88,7 @@ def test_every_attack_is_refused_and_the_ledger_stays_valid(
     rules_before = lab.rules.list(model)
 
     run = lab.start_run(model, start="2025-07-01", end="2025-07-01", costs="zero")
-    assert run.wait(120) == "completed", run.info()["error"]
+    assert run.wait(120) == "completed", run.info.error
 
     ledger = run.ledger()
     by_order = {(r.action, r.symbol, r.quantity): r for r in ledger.itertuples()}
@@ -170,7 +170,7 @@ def test_no_tool_call_of_a_hostile_model_can_fail_the_run(
         parameters={"base_url": openai_stub.base_url, "api_key_env": KEY_ENV, "max_retries": 0},
     )
     run = lab.start_run(model, start="2025-07-01", end="2025-07-01", costs="zero")
-    assert run.wait(120) == "completed", run.info()["error"]
+    assert run.wait(120) == "completed", run.info.error
 
     with lab.store.session() as session:
         (log,) = session.scalars(select(AgentLog).where(AgentLog.run_id == run.id)).all()
@@ -225,7 +225,7 @@ def test_no_order_of_a_hostile_policy_can_fail_the_run(
     register_policy("hostile", HostilePolicy)
     model = lab.models.create("junk orders", ai_model_id="policy/hostile", tickers=["AAPL"])
     run = lab.start_run(model, path=path, start="2025-07-01", end="2025-07-02", costs="zero")
-    assert run.wait(120) == "completed", run.info()["error"]
+    assert run.wait(120) == "completed", run.info.error
     ledger = run.ledger()
     filled = ledger.query("status == 'filled'")
     assert list(zip(filled["symbol"], filled["quantity"], strict=True)) == [

@@ -95,10 +95,10 @@ def test_import_creates_the_model_run_and_ledger_from_the_file(lab: Lab) -> None
     assert model.tickers == sorted(file_lines()[0]["positions"].keys() - {"CASH"})
     assert "AI-Trader" in model.description
 
-    run = lab.run(report[0]).info()
-    assert (run["status"], run["mode"], run["run_number"]) == ("completed", "daily", 1)
-    assert (run["start"], run["end"]) == (DAYS[0], DAYS[-1])
-    assert run["steps_done"] == run["steps_total"] == len(DAYS)
+    run = lab.run(report[0]).info
+    assert (run.status, run.mode, run.run_number) == ("completed", "daily", 1)
+    assert (run.start, run.end) == (DAYS[0], DAYS[-1])
+    assert run.steps_done == run.steps_total == len(DAYS)
 
     opens = prices(lab, "open")
     ledger = lab.run(report[0]).ledger()
@@ -132,7 +132,7 @@ def test_import_creates_the_model_run_and_ledger_from_the_file(lab: Lab) -> None
     ]
     initial_day = ledger[ledger["step_index"] == 0].iloc[0]
     assert initial_day["order_id"] == "aitrader-none-s0" and initial_day["cash_after"] == 50_000
-    assert run["total_trades"] == 16
+    assert run.total_trades == 16
     assert list(ledger["step_index"]) == sorted(ledger["step_index"])
 
 
@@ -149,10 +149,10 @@ def test_the_equity_curve_has_every_bar_marked_at_its_close(lab: Lab) -> None:
         assert row.cash == cash and row.holdings == dict(sorted(held.items()))
         expected = cash + sum(q * closes[(s, row.ts)] for s, q in held.items())
         assert row.equity == pytest.approx(expected, rel=1e-12)
-    info = lab.run(run_id).info()
-    assert info["final_value"] == equity["equity"].iloc[-1]
-    assert info["final_return"] == pytest.approx(equity["equity"].iloc[-1] / 50_000 - 1)
-    assert info["max_drawdown"] <= 0
+    info = lab.run(run_id).info
+    assert info.final_value == equity["equity"].iloc[-1]
+    assert info.final_return == pytest.approx(equity["equity"].iloc[-1] / 50_000 - 1)
+    assert info.max_drawdown <= 0
 
 
 def test_reasoning_and_logs_are_typed_and_linked_to_the_orders(lab: Lab) -> None:
@@ -182,7 +182,7 @@ def test_reasoning_and_logs_are_typed_and_linked_to_the_orders(lab: Lab) -> None
 
 def test_the_snapshot_marks_the_import(lab: Lab) -> None:
     [run_id] = import_aitrader(lab.store, MODEL_DIR, owner_id=lab.user.id)
-    snap = lab.run(run_id).info()["snapshot"]
+    snap = lab.run(run_id).info.snapshot.to_json()
     files = {
         p.relative_to(MODEL_DIR).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in MODEL_DIR.rglob("*.jsonl")
@@ -347,7 +347,7 @@ def test_the_compact_file_imports_through_the_same_path(lab: Lab, tmp_path: Path
         "limit": 1000,
     }
     [run_id] = import_sources(lab.store, [source], owner_id=lab.user.id, origin="shipped")
-    snap = lab.run(run_id).info()["snapshot"]
+    snap = lab.run(run_id).info.snapshot.to_json()
     assert snap["source"] == "shipped" and snap["trimmed_copy"]["messages"] == 3
     assert (
         "characters cut in ttg-lab's shipped copy" in lab.run(run_id).reasoning()["content"].iloc[0]
@@ -398,7 +398,7 @@ def test_cli_import_prints_a_line_per_model(db_url: str) -> None:
 def test_load_shipped_imports_every_market_once(lab: Lab) -> None:
     loaded = lab.data.load_shipped()
     assert loaded["aitrader_runs"] == 26
-    runs = lab.runs()
+    runs = lab.runs().table()
     assert len(runs) == 26 and set(runs["status"]) == {"completed"}
     signatures = set(runs["model"])
     for market in ("us-hourly", "cn-daily", "cn-hourly", "crypto-daily"):

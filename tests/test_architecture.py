@@ -63,7 +63,6 @@ WIDGET_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
         ("widgets.rules", "ttg_lab.rules.params"),
         ("widgets.run_control", "ttg_lab.engine.events"),
         ("widgets.run_control", "ttg_lab.errors"),
-        ("widgets.run_control", "ttg_lab.runs.handle"),
         ("widgets.services", "ttg_lab.errors"),
         ("widgets.services", "ttg_lab.mcp_services.manager"),
     }

@@ -85,7 +85,7 @@ def test_a_batch_on_the_local_pool_isolates_failures_resumes_and_reruns(
     assert len(summary.done) == 12 and len(summary.failed) == 1
     failed = summary.failed[0]
     assert failed["parameters"]["model"] == "broken" and "no 1d bars" in failed["error"]
-    runs = lab.runs()
+    runs = lab.runs().table()
     assert len(runs[runs["status"] == "completed"]) == 12
     for result in summary.done:
         assert Path(result["output"]).exists()
@@ -98,7 +98,7 @@ def test_a_batch_on_the_local_pool_isolates_failures_resumes_and_reruns(
 
     # a finished run re-executed from its recorded parameters gives the same ledger
     some = summary.done[3]["result"]["run_id"]
-    snapshot = lab.run(some).info()["snapshot"]
+    snapshot = lab.run(some).info.snapshot.to_json()
     assert snapshot["experiment"]["experiment"] == "grid-local"
     assert snapshot["experiment"]["parameters"]["ai_model_id"] in BASELINES
     for key in ("prompt_version", "data_fingerprint", "package_version", "seed"):

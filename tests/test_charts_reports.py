@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner
 from plotly.offline import get_plotlyjs
 
-from ttg_lab import charts
+import ttg_lab.run
+from ttg_lab import Run, charts
 from ttg_lab.cli import main
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.lab import Lab
-from ttg_lab.reports import comparison_report, format_metric, run_report
-from ttg_lab.runs.handle import RunHandle
+from ttg_lab.reports import comparison_report, format_metric
 from ttg_lab.store.schema import ReasoningEntry
 
 TICKERS = ["AAPL", "MSFT", "NVDA", "AMD", "INTC", "AMZN"]
@@ -48,8 +48,8 @@ EXTERNAL = re.compile(
 
 @dataclass
 class Runs:
-    mom: RunHandle
-    capped: RunHandle
+    mom: Run
+    capped: Run
 
 
 @pytest.fixture()
@@ -65,14 +65,14 @@ def runs(lab: Lab, tmp_path: Path) -> Runs:
     )
 
 
-def largest_fill(handle: RunHandle) -> pd.Series:
+def largest_fill(handle: Run) -> pd.Series:
     ledger = handle.ledger()
     fills = ledger[ledger["status"] == "filled"]
     value = (fills["quantity"] * fills["fill_price"]).abs().to_numpy()
     return fills.iloc[int(np.argmax(value))]
 
 
-def add_script_reasoning(lab: Lab, handle: RunHandle) -> None:
+def add_script_reasoning(lab: Lab, handle: Run) -> None:
     """A decision entry carrying script, linked to the run's largest fill (so it is shown)."""
     fill = largest_fill(handle)
     with lab.store.session() as session:
@@ -108,9 +108,9 @@ def test_equity_curves_per_run_and_benchmark(lab: Lab, runs: Runs) -> None:
     bars = len(runs.mom.equity())
     assert all(len(t.x) == bars == len(t.y) for t in fig.data)
     for trace, handle in zip(fig.data, (runs.mom, runs.capped), strict=False):
-        assert trace.y[-1] == pytest.approx(1 + lab.metrics(handle.id)["total_return"])
+        assert trace.y[-1] == pytest.approx(1 + lab.run(handle.id).metrics()["total_return"])
     bench = fig.data[2]
-    assert bench.y[-1] == pytest.approx(1 + lab.metrics(runs.mom.id)["benchmark_return"])
+    assert bench.y[-1] == pytest.approx(1 + lab.run(runs.mom.id).metrics()["benchmark_return"])
     colours = charts.model_colours(["capped", "mom"])
     assert fig.data[0].line.color == colours["mom"] != fig.data[1].line.color
     assert fig.layout.template.layout.paper_bgcolor == "rgb(17,17,17)"  # plotly_dark
@@ -155,11 +155,11 @@ def test_each_run_is_drawn_against_its_own_markets_benchmark_over_its_own_bars(
     expected[others["us"].id] = "QQQ"
     for run_ids, line in served.items():
         run_id = run_ids[0]
-        metrics = lab.metrics(run_id)
+        metrics = lab.run(run_id).metrics()
         assert line.meta["benchmark"] == expected[run_id] == metrics["benchmark"]
         assert list(pd.to_datetime(line.x)) == list(pd.to_datetime(lab.run(run_id).equity()["ts"]))
         assert line.y[-1] == pytest.approx(1 + metrics["benchmark_return"])
-        assert all(lab.run(r).info()["model"] in line.name for r in run_ids)  # says whose it is
+        assert all(lab.run(r).info.model in line.name for r in run_ids)  # says whose it is
     with pytest.raises(ValidationError, match=r"different currencies \(CNY, USD\)"):
         charts.equity_curves(lab, [runs.mom.id, others["cn"].id], normalise=False)
 
@@ -167,7 +167,7 @@ def test_each_run_is_drawn_against_its_own_markets_benchmark_over_its_own_bars(
 def test_equity_curves_say_when_the_benchmark_is_missing(
     lab: Lab, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(charts.runs, "benchmark_closes", lambda *args: None)
+    monkeypatch.setattr(ttg_lab.run, "benchmark_closes", lambda *args: None)
     fig = charts.equity_curves(lab, [runs.mom.id])
     assert [t.name for t in fig.data] == ["mom #1"]
     assert "benchmark QQQ is not in the us 1d data" in fig.layout.annotations[0].text
@@ -175,7 +175,7 @@ def test_equity_curves_say_when_the_benchmark_is_missing(
 
 def test_drawdown_marks_the_deepest_peak_and_trough(lab: Lab, runs: Runs) -> None:
     fig = charts.drawdown(lab, runs.mom.id)
-    metrics = lab.metrics(runs.mom.id)
+    metrics = lab.run(runs.mom.id).metrics()
     curve, marks = fig.data
     assert len(curve.x) == len(runs.mom.equity())
     assert min(curve.y) == pytest.approx(metrics["max_drawdown"])
@@ -280,11 +280,11 @@ def test_rule_attribution_bars(lab: Lab, runs: Runs) -> None:
 # ---------------------------------------------------------------- reports ------------
 def test_run_report_is_complete_and_self_contained(lab: Lab, runs: Runs) -> None:
     add_script_reasoning(lab, runs.capped)
-    path = run_report(lab, runs.capped.id)
+    path = runs.capped.report(runs.capped.report_path)
     assert path == (lab.config.reports_dir / f"run-{runs.capped.id}-capped.html").resolve()
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
-    metrics = lab.metrics(runs.capped.id)
+    metrics = lab.run(runs.capped.id).metrics()
     for key in ("total_return", "final_value", "sharpe", "max_drawdown", "benchmark_return"):
         assert f">{format_metric(key, metrics[key], 'USD')}<" in text
     for heading in ("Metrics", "Rule attribution", "Reasoning behind the largest fills"):
@@ -303,7 +303,7 @@ def test_run_report_without_rules_or_trades(lab: Lab) -> None:
     handle = lab.start_run(
         model, path="direct", start="2025-06-10", end="2025-06-20", background=False
     )
-    path = run_report(lab, handle.id, lab.config.reports_dir / "sub" / "cash.html")
+    path = handle.report(lab.config.reports_dir / "sub" / "cash.html")
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
     assert EVIL_NAME not in text and html.escape(EVIL_NAME) in text
@@ -317,7 +317,7 @@ def test_comparison_report(lab: Lab, runs: Runs) -> None:
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
     for handle in (runs.mom, runs.capped):
-        metrics = lab.metrics(handle.id)
+        metrics = lab.run(handle.id).metrics()
         assert f">{format_metric('total_return', metrics['total_return'])}<" in text
         assert f">{format_metric('final_value', metrics['final_value'], 'USD')}<" in text
     assert "mom #1" in text and "capped #1" in text
@@ -368,7 +368,7 @@ def test_run_report_renders_in_chromium(lab: Lab, runs: Runs) -> None:
     lab.rules.add(model, "cap", {"max_order_value": 800})
     handle = lab.start_run(model, path="direct", background=False)
     add_script_reasoning(lab, handle)
-    path = run_report(lab, handle.id)
+    path = handle.report(handle.report_path)
     shot = PROJECT_ROOT / "reports" / "screenshots" / "report-run.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []

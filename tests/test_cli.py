@@ -168,7 +168,7 @@ def test_run_resume_and_replay_exit_1_unless_the_run_completed(db_url: str) -> N
         refused = ttg(db_url, "run", "unreachable", *period, check=False)
         assert refused.returncode == 1
         assert "needs an API key: set the environment variable TTG_DEAD_KEY" in refused.stdout
-        assert lab.runs().empty  # nothing written
+        assert lab.runs().table().empty  # nothing written
 
         keyed = {"TTG_DEAD_KEY": "sk-dead-0000"}
         failed = ttg(db_url, "run", "unreachable", *period, check=False, env=keyed)

@@ -128,7 +128,7 @@ def test_a_run_with_a_bad_start_or_end_is_refused_before_anything_is_recorded(
 def test_an_aware_run_period_is_read_in_the_markets_time_zone(lab: Lab) -> None:
     model = lab.models.create("aware", ai_model_id="baseline/cash", tickers=["AAPL"])
     daily = lab.start_run(model, path="direct", start=AWARE, end="2025-07-02", background=False)
-    assert (daily.info()["start"], daily.info()["end"]) == (
+    assert (daily.info.start, daily.info.end) == (
         datetime(2025, 7, 1),
         datetime(2025, 7, 2),
     )
@@ -140,7 +140,7 @@ def test_an_aware_run_period_is_read_in_the_markets_time_zone(lab: Lab) -> None:
         end="2025-10-02T17:00:00+00:00",  # 13:00
         background=False,
     )
-    assert (hourly.info()["start"], hourly.info()["end"]) == (
+    assert (hourly.info.start, hourly.info.end) == (
         datetime(2025, 10, 2, 10),
         datetime(2025, 10, 2, 13),
     )

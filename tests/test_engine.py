@@ -56,10 +56,10 @@ def test_buy_and_hold_qqq_matches_the_hand_computation(lab: Lab) -> None:
     shares = math.floor(10_000.0 / first_open)
     expected = (10_000.0 - shares * first_open) + shares * last_close
 
-    info = run.info()
-    assert info["steps_total"] == 100
-    assert abs(info["final_value"] - expected) < 1e-9
-    assert abs(info["final_return"] - (expected / 10_000.0 - 1)) < 1e-12
+    info = run.info
+    assert info.steps_total == 100
+    assert abs(info.final_value - expected) < 1e-9
+    assert abs(info.final_return - (expected / 10_000.0 - 1)) < 1e-12
     ledger = run.ledger()
     fills = ledger[ledger["status"] == "filled"]
     assert fills[["action", "symbol", "quantity", "fill_price"]].values.tolist() == [
@@ -67,7 +67,7 @@ def test_buy_and_hold_qqq_matches_the_hand_computation(lab: Lab) -> None:
     ]
     assert (ledger["action"] == "no_trade").sum() == 99
     equity = run.equity()
-    assert len(equity) == 100 and equity["equity"].iloc[-1] == info["final_value"]
+    assert len(equity) == 100 and equity["equity"].iloc[-1] == info.final_value
 
 
 def test_equity_reconciles_at_every_step(lab: Lab) -> None:
@@ -82,7 +82,7 @@ def test_equity_reconciles_at_every_step(lab: Lab) -> None:
         assert math.isclose(row.cash + value, row.equity, rel_tol=1e-12, abs_tol=1e-6)
     ledger = run.ledger()
     fills = ledger[ledger["status"] == "filled"]
-    assert len(fills) == run.info()["total_trades"] > 0
+    assert len(fills) == run.info.total_trades > 0
     assert (ledger["cash_after"] >= 0).all()
 
 
@@ -92,9 +92,9 @@ def test_run_numbers_count_per_model(lab: Lab) -> None:
     numbers = []
     for model in (a, a, b, a):
         run = lab.start_run(model, start="2025-06-10", end="2025-06-20", background=False)
-        numbers.append((run.info()["model"], run.info()["run_number"]))
+        numbers.append((run.info.model, run.info.run_number))
     assert numbers == [("a", 1), ("a", 2), ("b", 1), ("a", 3)]
-    assert list(lab.runs("a")["run_number"]) == [3, 2, 1]
+    assert list(lab.runs("a").table()["run_number"]) == [3, 2, 1]
 
 
 def test_stop_ends_the_run_within_one_step(lab: Lab) -> None:
@@ -106,11 +106,11 @@ def test_stop_ends_the_run_within_one_step(lab: Lab) -> None:
 
     run = lab.start_run(model, start="2025-06-10", end="2025-10-30", on_event=on_event)
     assert run.wait(60) == "stopped"
-    info = run.info()
-    assert info["steps_done"] == 7 < info["steps_total"]
+    info = run.info
+    assert info.steps_done == 7 < info.steps_total
     assert len(run.equity()) == 7
-    assert info["final_value"] == run.equity()["equity"].iloc[-1]
-    assert info["error"] is None
+    assert info.final_value == run.equity()["equity"].iloc[-1]
+    assert info.error is None
 
 
 def test_a_failing_agent_fails_the_run_with_its_reason(
@@ -127,10 +127,10 @@ def test_a_failing_agent_fails_the_run_with_its_reason(
     monkeypatch.setattr(CashOnly, "step", decide)
     run = lab.start_run(model)
     assert run.wait(60) == "failed"
-    info = run.info()
-    assert "ZeroDivisionError: strategy divided by zero" in info["error"]
-    assert "step 4 (2025-06-16" in info["error"]
-    assert info["steps_done"] == 4  # the failing step left nothing behind
+    info = run.info
+    assert "ZeroDivisionError: strategy divided by zero" in info.error
+    assert "step 4 (2025-06-16" in info.error
+    assert info.steps_done == 4  # the failing step left nothing behind
     assert set(run.ledger()["step_index"]) == {0, 1, 2, 3}
 
 
@@ -149,7 +149,7 @@ def test_bad_run_requests_record_nothing(lab: Lab, kwargs: dict[str, object], me
     model = lab.models.create("m", ai_model_id="baseline/cash")
     with pytest.raises(ValidationError, match=message):
         lab.start_run(model, **kwargs)  # type: ignore[arg-type]
-    assert lab.runs().empty
+    assert lab.runs().table().empty
 
 
 @pytest.mark.parametrize("value", ["0", "soon"])
@@ -160,7 +160,7 @@ def test_a_bad_stale_limit_refuses_the_run_before_anything_is_written(
     monkeypatch.setenv("TTG_LAB_RUN_STALE_AFTER", value)
     with pytest.raises(ConfigError, match=f"TTG_LAB_RUN_STALE_AFTER must .*{value}"):
         lab.start_run(model)
-    assert lab.runs().empty
+    assert lab.runs().table().empty
 
 
 def test_unknown_model_and_run_are_clear_errors(lab: Lab) -> None:
@@ -174,7 +174,7 @@ def test_completed_runs_cannot_be_resumed(lab: Lab) -> None:
     model = lab.models.create("done", ai_model_id="baseline/cash")
     run = lab.start_run(model, start="2025-06-10", end="2025-06-12", background=False)
     with pytest.raises(RunStateError, match="completed"):
-        lab.resume_run(run.id)
+        lab.run(run.id).resume()
 
 
 def test_intraday_run_steps_through_every_hourly_bar(lab: Lab) -> None:
@@ -183,10 +183,10 @@ def test_intraday_run_steps_through_every_hourly_bar(lab: Lab) -> None:
     )
     run = lab.start_run(model, mode="intraday")
     assert run.wait(60) == "completed"
-    info = run.info()
-    assert info["steps_total"] == info["steps_done"] == 174
-    assert info["start"].hour == 10 and info["end"].strftime("%Y-%m-%d %H") == "2025-11-10 15"
-    assert info["total_trades"] > 0
+    info = run.info
+    assert info.steps_total == info.steps_done == 174
+    assert info.start.hour == 10 and info.end.strftime("%Y-%m-%d %H") == "2025-11-10 15"
+    assert info.total_trades > 0
 
 
 def test_parallel_runs_do_not_share_state(lab: Lab) -> None:
@@ -246,10 +246,10 @@ def test_killed_run_resumes_to_the_same_ledger(lab: Lab, db_url: str, tmp_path: 
         os.kill(victim.pid, signal.SIGKILL)
     finally:
         victim.wait(30)
-    info = lab.run(run_id).info()
-    assert info["status"] == "running" and 23 <= info["steps_done"] < 100
+    info = lab.run(run_id).info
+    assert info.status == "running" and 23 <= info.steps_done < 100
 
-    resumed = lab.resume_run(run_id)
+    resumed = lab.run(run_id).resume()
     assert resumed.wait(60) == "completed"
     pd.testing.assert_frame_equal(
         resumed.ledger()[LEDGER_COLUMNS], reference.ledger()[LEDGER_COLUMNS]
@@ -257,8 +257,8 @@ def test_killed_run_resumes_to_the_same_ledger(lab: Lab, db_url: str, tmp_path: 
     pd.testing.assert_frame_equal(
         resumed.equity().drop(columns=[]), reference.equity().drop(columns=[])
     )
-    assert resumed.info()["final_value"] == reference.info()["final_value"]
-    assert resumed.info()["total_trades"] == reference.info()["total_trades"]
+    assert resumed.info.final_value == reference.info.final_value
+    assert resumed.info.total_trades == reference.info.total_trades
 
 
 def test_resume_refuses_a_run_whose_process_is_alive(lab: Lab) -> None:
@@ -270,7 +270,7 @@ def test_resume_refuses_a_run_whose_process_is_alive(lab: Lab) -> None:
         row.status = "running"
         row.worker = f"{os.uname().nodename}:1"  # pid 1 is alive
     with pytest.raises(RunStateError, match="still running"):
-        lab.resume_run(run.id)
+        lab.run(run.id).resume()
 
 
 def failing_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -302,10 +302,10 @@ def test_a_worker_on_another_host_holds_its_run_while_its_heartbeat_is_fresh(
         with pytest.raises(
             RunStateError, match=r"still running in process otherhost:77 \(heartbeat 5\.\d s ago\)"
         ):
-            lab.resume_run(run.id)
-        assert run.info()["worker"] == "otherhost:77"
+            lab.run(run.id).resume()
+        assert run.info.worker == "otherhost:77"
     else:
-        assert lab.resume_run(run.id, background=False).status == "completed"
+        assert lab.run(run.id).resume(background=False).status == "completed"
 
 
 FOREIGN_CLI = (
@@ -347,7 +347,7 @@ def test_a_slow_step_keeps_its_run_held_against_other_hosts(
     assert other.returncode == 1, other.stdout + other.stderr
     assert f"error: run {run.id} is still running in process {worker_id()}" in other.stdout
     assert run.wait(60) == "completed"
-    assert run.info()["steps_done"] == run.info()["steps_total"]
+    assert run.info.steps_done == run.info.steps_total
 
 
 def test_a_run_that_cannot_go_on_is_refused_and_left_as_it_was(lab: Lab) -> None:
@@ -371,9 +371,9 @@ def test_a_run_that_cannot_go_on_is_refused_and_left_as_it_was(lab: Lab) -> None
 
     before = row()
     with pytest.raises(RunStateError, match=f"run {run.id}: the us 1d data changed"):
-        lab.resume_run(run.id)
+        lab.run(run.id).resume()
     with pytest.raises(ReplayError, match=f"run {run.id} has no recorded LLM calls"):
-        lab.replay_run(run.id)
+        lab.run(run.id).replay()
     assert row() == before == ("failed", None, 0, 5)
     assert len(lab.runs()) == 1
 
@@ -402,7 +402,7 @@ def test_a_share_run_uses_whole_shares_and_excludes_the_index(lab: Lab) -> None:
     assert run.wait(60) == "completed"
     fills = run.ledger().query("status == 'filled'")
     assert len(fills) > 0 and all(q == int(q) for q in fills["quantity"])
-    assert "000016.SH" not in set(run.info()["snapshot"]["tickers"])
+    assert "000016.SH" not in set(run.info.snapshot["tickers"])
 
 
 def test_a_chat_run_works_where_an_event_loop_is_already_running(lab: Lab) -> None:
@@ -414,6 +414,6 @@ def test_a_chat_run_works_where_an_event_loop_is_already_running(lab: Lab) -> No
 
     async def notebook_cell() -> str:
         run = lab.start_run(model, start="2025-07-01", end="2025-07-15", background=False)
-        return str(run.info()["status"]) + str(run.info()["error"] or "")
+        return str(run.info.status) + str(run.info.error or "")
 
     assert asyncio.run(notebook_cell()) == "completed"

@@ -33,12 +33,12 @@ from sqlalchemy.pool import NullPool
 from support.pg import fresh_database
 
 import ttg_lab
+from ttg_lab import Run
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.engine.ledger import LEDGER_COLUMNS
 from ttg_lab.errors import NotFoundError, RunStateError
 from ttg_lab.lab import Lab
 from ttg_lab.models import ModelInfo
-from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store import leases
 from ttg_lab.store.database import Store
 from ttg_lab.store.leases import RunLostError
@@ -62,7 +62,7 @@ def make_model(lab: Lab, name: str) -> ModelInfo:
     return model
 
 
-def assert_same_run(run: RunHandle, reference: RunHandle) -> None:
+def assert_same_run(run: Run, reference: Run) -> None:
     """Ledger, equity curve, reasoning and results equal the uninterrupted run's."""
     ledger, expected = run.ledger(), reference.ledger()
     assert (expected["status"] == "filled").sum() > STEPS // 2  # trades on most steps
@@ -71,10 +71,10 @@ def assert_same_run(run: RunHandle, reference: RunHandle) -> None:
     pd.testing.assert_frame_equal(
         run.reasoning()[REASONING_COLUMNS], reference.reasoning()[REASONING_COLUMNS]
     )
-    info, ref = run.info(), reference.info()
-    assert info["status"] == "completed" and info["steps_done"] == STEPS
+    info, ref = run.info, reference.info
+    assert info.status == "completed" and info.steps_done == STEPS
     for key in ("final_value", "final_return", "max_drawdown", "total_trades"):
-        assert info[key] == ref[key], key
+        assert getattr(info, key) == getattr(ref, key), key
     with run.store.session() as session:
         logs = session.scalars(
             select(AgentLog.step_index).where(AgentLog.run_id == run.id).order_by(AgentLog.id)
@@ -84,7 +84,7 @@ def assert_same_run(run: RunHandle, reference: RunHandle) -> None:
 
 def assert_no_partial_step(lab: Lab, run_id: int) -> int:
     """Every row of the run belongs to a committed step; returns the steps done."""
-    done = int(lab.run(run_id).info()["steps_done"])
+    done = int(lab.run(run_id).info.steps_done)
     with lab.store.session() as session:
         for table in (RunStep, LedgerEntry, ReasoningEntry):
             held = set(session.scalars(select(table.step_index).where(table.run_id == run_id)))
@@ -145,7 +145,7 @@ def victim(step, point, run_id):
         lab.start_run(name, start=args["start"], end=args["end"], seed=args["seed"],
                       path=path, background=False, on_event=on_event)
     else:
-        lab.resume_run(run_id, background=False, on_event=on_event)
+        lab.run(run_id).resume(background=False, on_event=on_event)
     os._exit(3)  # the kill point was never reached
 
 
@@ -224,9 +224,9 @@ def test_a_run_killed_at_many_random_steps_resumes_to_the_uninterrupted_result(
         assert report["run_steps"] == report["ledger"] == list(range(done)), report
     assert assert_no_partial_step(lab, run_id) == done
 
-    resumed = lab.resume_run(run_id, background=False)
+    resumed = lab.run(run_id).resume(background=False)
     assert_same_run(resumed, reference)
-    assert resumed.info()["run_number"] == 2
+    assert resumed.info.run_number == 2
 
 
 # -- processes racing to resume one run ----------------------------------------------------
@@ -358,7 +358,7 @@ def test_processes_racing_to_resume_a_killed_run_let_exactly_one_in(
     assert done.returncode == 0, done.stderr[-3000:]
     reports = [json.loads(line) for line in done.stdout.splitlines()]
     assert reports[0]["ran"] and reports[0]["killed"], reports[0]
-    run_id = int(lab.runs(model).iloc[0]["id"])
+    run_id = int(lab.runs(model).table().iloc[0]["id"])
     for number in (1, 2, 3):
         racers = [r for r in reports if r["round"] == number]
         winners = [r for r in racers if r["ran"]]
@@ -373,7 +373,7 @@ def test_processes_racing_to_resume_a_killed_run_let_exactly_one_in(
     resumed = lab.run(run_id)
     assert_same_run(resumed, reference)
     assert assert_no_partial_step(lab, run_id) == STEPS
-    assert resumed.info()["worker"] is None and not resumed.info()["live"]
+    assert resumed.info.worker is None and not resumed.info.live
     with lab.store.session() as session:
         attempts = set(session.scalars(select(RunStep.attempt).where(RunStep.run_id == run_id)))
     assert attempts == {0, 1, 2, 3}  # each round's winner committed steps of its own
@@ -453,10 +453,10 @@ def test_a_run_taken_from_its_worker_stops_it_before_it_writes_again(
         run.wait(60)
     if takeover == "deleted":
         with pytest.raises(NotFoundError):
-            run.info()
+            _ = run.info
         return
-    info = run.info()
-    assert (info["status"], info["worker"], info["steps_done"]) == (
+    info = run.info
+    assert (info.status, info.worker, info.steps_done) == (
         "running",
         OTHER_WORKER,
         22 if takeover == "claimed and committed" else 21,
@@ -515,12 +515,12 @@ def test_a_run_whose_end_cannot_be_recorded_fails_and_stays_resumable(
     assert "step 21" in errors[0] and "connection refused" in errors[0]
     assert errors[1].startswith(f"the end of run {run.id} (failed) could not be recorded: ")
     assert errors[1].endswith("heartbeat is 0.6 s old, then any process may resume it")
-    info = run.info()
-    assert info["status"] == "running" and info["steps_done"] == 21 and not info["live"]
+    info = run.info
+    assert info.status == "running" and info.steps_done == 21 and not info.live
     time.sleep(0.5)
-    assert run.info()["heartbeat_at"] == info["heartbeat_at"]  # nobody beats for it any more
+    assert run.info.heartbeat_at == info.heartbeat_at  # nobody beats for it any more
 
-    resumed = lab.resume_run(run.id, background=False)
+    resumed = lab.run(run.id).resume(background=False)
     assert_same_run(resumed, reference)
 
 
@@ -575,7 +575,7 @@ def test_a_briefly_locked_sqlite_file_delays_a_run_but_changes_nothing(
 
         caplog.set_level(logging.WARNING, logger="ttg_lab")
         run = lab.start_run(model, start=START, end=END, path=path, on_event=hold_the_lock)
-        assert run.wait(60) == "completed", run.info()["error"]
+        assert run.wait(60) == "completed", run.info.error
         assert_same_run(run, reference)
         retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
         assert retries and all("database is locked" in m for m in retries), retries
@@ -603,13 +603,13 @@ def test_a_sqlite_file_locked_too_long_fails_the_run_cleanly_and_resume_recovers
 
         run = lab.start_run(model, start=START, end=END, path="direct", on_event=hold_the_lock)
         assert run.wait(30) == "failed"
-        error = run.info()["error"]
+        error = run.info.error
         assert error.startswith(f"step 21 ({reference.equity()['ts'][21]:%Y-%m-%d %H:%M}): ")
         assert "database is locked" in error and str(make_url(sqlite_url).database) in error
         assert "gave up after 3 attempts" in error
         assert assert_no_partial_step(lab, run.id) == 21
 
-        resumed = lab.resume_run(run.id)
+        resumed = lab.run(run.id).resume()
         assert resumed.wait(60) == "completed"
         assert_same_run(resumed, reference)
     finally:
@@ -644,7 +644,7 @@ def test_the_command_line_exits_1_when_the_database_stays_locked_to_the_end(
             env=env,
         )
         deadline = time.monotonic() + 60
-        while lab.runs().empty or lab.run(1).info()["steps_done"] < 2:
+        while lab.runs().table().empty or lab.run(1).info.steps_done < 2:
             assert time.monotonic() < deadline and cli.poll() is None, "the run did not start"
             time.sleep(0.02)
         lock.acquire()
@@ -652,8 +652,8 @@ def test_the_command_line_exits_1_when_the_database_stays_locked_to_the_end(
         lock.release()
         assert cli.returncode == 1, out + err
         assert "could not be recorded" in out and "database is locked" in out, out
-        assert lab.run(1).info()["status"] == "running"
-        assert lab.resume_run(1, background=False).status == "completed"
+        assert lab.run(1).info.status == "running"
+        assert lab.run(1).resume(background=False).status == "completed"
     finally:
         lock.close()
         lab.close()
@@ -777,11 +777,11 @@ def test_dropped_postgres_connections_are_retried_without_doubling_rows(
         (38, "after commit"),
         *[(48, "ledger")] * 4,
     ]
-    error = run.info()["error"]
+    error = run.info.error
     assert error.startswith(f"step 48 ({reference.equity()['ts'][48]:%Y-%m-%d %H:%M}): ")
     assert "gave up after 4 attempts" in error
     assert make_url(pg_url).database in error and "ttg:ttg@" not in error
     assert assert_no_partial_step(pg_lab, run.id) == 48
 
-    resumed = pg_lab.resume_run(run.id, background=False)
+    resumed = pg_lab.run(run.id).resume(background=False)
     assert_same_run(resumed, reference)  # ledger, reasoning and logs: no row written twice

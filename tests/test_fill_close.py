@@ -229,7 +229,7 @@ def test_an_llm_learns_its_market_on_close_fill_at_the_next_step(
         parameters={"base_url": openai_stub.base_url, "api_key_env": KEY_ENV, "max_retries": 0},
     )
     run = lab.start_run(model, start="2025-07-01", end="2025-07-02", costs="zero", fill="close")
-    assert run.wait(120) == "completed", run.info()["error"]
+    assert run.wait(120) == "completed", run.info.error
     fills = run.ledger().query("status == 'filled'")
     closes = read_price_frame(lab.store, "us", "1d", ["AAPL"]).set_index("ts")["close"]
     assert list(fills["fill_price"]) == [
@@ -264,10 +264,10 @@ def test_replays_and_a_resumed_run_see_what_the_live_run_saw(lab: Lab) -> None:
     whole = lab.start_run(
         model, start="2025-07-01", end="2025-07-15", fill="close", background=False
     )
-    assert whole.info()["status"] == "completed"
+    assert whole.info.status == "completed"
     recorded = load_recorded(lab.store, whole.id)
     value, decisions = replay(lab.store, recorded, recorded.snapshot.rules)
-    assert value == pytest.approx(whole.info()["final_value"], rel=1e-12)
+    assert value == pytest.approx(whole.info.final_value, rel=1e-12)
     stored = lab.rules.decisions(whole.id)
     assert [d["verdict"] for d in decisions] == list(stored["verdict"])
     assert [d["quantity"] for d in decisions] == pytest.approx(list(stored["quantity"]))
@@ -280,7 +280,7 @@ def test_replays_and_a_resumed_run_see_what_the_live_run_saw(lab: Lab) -> None:
         model, start="2025-07-01", end="2025-07-15", fill="close", on_event=stop_after_two
     )
     assert part.wait(60) == "stopped"
-    resumed = lab.resume_run(part.id)
+    resumed = lab.run(part.id).resume()
     assert resumed.wait(60) == "completed"
     pd.testing.assert_frame_equal(
         whole.ledger()[REPRODUCED_COLUMNS], resumed.ledger()[REPRODUCED_COLUMNS]

@@ -31,7 +31,7 @@ def test_board_ranks_models_with_intervals_and_benchmark_verdicts(lab: Lab) -> N
     assert set(board["model"]) == {"rand", "mom", "coins"}
     assert list(board["sharpe"].dropna()) == sorted(board["sharpe"].dropna(), reverse=True)
     row = board.set_index("model").loc["rand"]
-    returns = [r.info()["final_return"] for r in runs]
+    returns = [r.info.final_return for r in runs]
     assert row["runs"] == 4 and row["latest_run"] == runs[-1].id
     assert row["best_return"] == pytest.approx(max(returns))
     assert row["mean_return"] == pytest.approx(sum(returns) / 4)
@@ -65,10 +65,10 @@ def test_cost_aware_columns(lab: Lab) -> None:
         )
     store_metrics(lab.store, run.id)
     row = lab.leaderboard().set_index("model").loc["pricey"]
-    profit = run.info()["final_value"] - 100_000
+    profit = run.info.final_value - 100_000
     assert row["llm_cost"] == 25.0
     assert row["return_per_llm_dollar"] == pytest.approx(profit / 25.0)
-    assert row["tokens_per_trade"] == pytest.approx(1_000_000 / run.info()["total_trades"])
+    assert row["tokens_per_trade"] == pytest.approx(1_000_000 / run.info.total_trades)
 
 
 def test_after_init_the_board_ranks_imported_llm_runs_with_the_baselines(lab: Lab) -> None:

@@ -112,11 +112,11 @@ def test_an_llm_trades_through_the_tools_with_tokens_cost_and_reasoning(
     openai_stub.reset(trader())
     model = llm_model(lab, openai_stub, temperature=0.2, max_tokens=400, top_p=0.9)
     run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
-    assert run.wait(120) == "completed", run.info()["error"]
-    info = run.info()
+    assert run.wait(120) == "completed", run.info.error
+    info = run.info
 
     fills = run.ledger().query("status == 'filled'")
-    assert len(fills) == info["steps_total"] == 6
+    assert len(fills) == info.steps_total == 6
     assert set(fills["action"]) == {"buy"} and set(fills["quantity"]) == {2.0}
     assert fills["order_id"].is_unique
 
@@ -179,7 +179,7 @@ def test_the_run_survives_every_llm_fault_and_nothing_doubles(
     openai_stub.reset(trader(surprises, faults))
     model = llm_model(lab, openai_stub)
     run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
-    assert run.wait(180) == "completed", run.info()["error"]
+    assert run.wait(180) == "completed", run.info.error
 
     ledger = run.ledger()
     fills = ledger.query("status == 'filled'")
@@ -221,10 +221,10 @@ def test_replay_gives_the_same_ledger_with_the_network_closed(
     openai_stub.stop()  # the network is gone
     monkeypatch.delenv(KEY_ENV)  # and so is the key
 
-    replay = lab.replay_run(original.id)
-    assert replay.wait(120) == "completed", replay.info()["error"]
+    replay = lab.run(original.id).replay()
+    assert replay.wait(120) == "completed", replay.info.error
     pd.testing.assert_frame_equal(original.ledger()[LEDGER], replay.ledger()[LEDGER])
-    assert replay.info()["snapshot"]["replay_of"] == original.id
+    assert replay.info.snapshot["replay_of"] == original.id
     with lab.store.session() as session:
         replayed = session.scalars(select(LLMCall).where(LLMCall.run_id == replay.id)).all()
     assert (
@@ -238,9 +238,9 @@ def test_replay_gives_the_same_ledger_with_the_network_closed(
         session.execute(
             delete(LLMCall).where(LLMCall.run_id == original.id, LLMCall.step_index == 2)
         )
-    broken = lab.replay_run(original.id)
+    broken = lab.run(original.id).replay()
     assert broken.wait(120) == "failed"
-    assert "ReplayError: no recorded LLM call for step 2, call 1" in broken.info()["error"]
+    assert "ReplayError: no recorded LLM call for step 2, call 1" in broken.info.error
 
 
 def test_the_key_never_reaches_the_store(lab: Lab, openai_stub: OpenAIStubServer, key: str) -> None:
@@ -248,7 +248,7 @@ def test_the_key_never_reaches_the_store(lab: Lab, openai_stub: OpenAIStubServer
     model = llm_model(lab, openai_stub, name="leaky", max_retries=0)
     run = lab.start_run(model, start="2025-07-01", end="2025-07-02")
     assert run.wait(60) == "failed"
-    assert KEY not in str(run.info())
+    assert KEY not in str(run.info)
     with lab.store.engine.connect() as conn:
         for table in ("llm_calls", "trading_runs", "agent_logs", "models"):
             dump = str(conn.exec_driver_sql(f"SELECT * FROM {table}").fetchall())
@@ -262,17 +262,17 @@ def test_a_model_without_its_api_key_is_refused_before_anything_is_written(
     missing = f"openai/gpt-5 needs an API key: set the environment variable {KEY_ENV}"
     with pytest.raises(ConfigError, match=missing):
         lab.start_run(model, start="2025-07-01", end="2025-07-09")
-    assert lab.runs().empty  # no phantom "running 0/6" run
+    assert lab.runs().table().empty  # no phantom "running 0/6" run
 
     monkeypatch.setenv(KEY_ENV, KEY)  # a run that failed, resumed without the key
     openai_stub.reset(trader(faults={4: Fault("status", status=401)}))
     run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
     assert run.wait(60) == "failed"
-    before = run.info()
+    before = run.info
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(ConfigError, match=missing):
-        lab.resume_run(run.id)
-    assert run.info() == before and len(lab.runs()) == 1
+        lab.run(run.id).resume()
+    assert run.info == before and len(lab.runs()) == 1
 
 
 def test_calls_of_steps_lost_before_a_resume_are_wasted_not_the_runs(
@@ -284,18 +284,18 @@ def test_calls_of_steps_lost_before_a_resume_are_wasted_not_the_runs(
     model = llm_model(lab, openai_stub, name="lossy", max_retries=0)
     openai_stub.reset(trader())
     reference = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
-    assert reference.wait(120) == "completed", reference.info()["error"]
+    assert reference.wait(120) == "completed", reference.info.error
 
     openai_stub.reset(trader(faults={12: Fault("status", status=401)}))  # step 3, third call
     run = lab.start_run(model, start="2025-07-01", end="2025-07-09", costs="zero")
-    assert run.wait(120) == "failed" and "step 3" in run.info()["error"]
+    assert run.wait(120) == "failed" and "step 3" in run.info.error
     with lab.store.session() as session:
         lost = session.scalars(
             select(LLMCall).where(LLMCall.run_id == run.id, LLMCall.step_index == 3)
         ).all()
     assert [c.status for c in lost] == ["ok", "ok", "error"]
-    resumed = lab.resume_run(run.id)
-    assert resumed.wait(120) == "completed", resumed.info()["error"]
+    resumed = lab.run(run.id).resume()
+    assert resumed.wait(120) == "completed", resumed.info.error
 
     with lab.store.session() as session:
         mine, theirs = (session.get(TradingRun, r.id) for r in (run, reference))
@@ -306,18 +306,18 @@ def test_calls_of_steps_lost_before_a_resume_are_wasted_not_the_runs(
         theirs.completion_tokens,
     )
     assert mine.llm_cost == pytest.approx(theirs.llm_cost) and mine.llm_cost > 0
-    info = resumed.info()
-    assert info["wasted_llm_calls"] == 3
-    assert info["wasted_llm_cost"] == pytest.approx(sum(c.cost for c in lost))
-    assert info["wasted_llm_cost"] > 0
-    assert info["total_llm_cost"] == pytest.approx(info["llm_cost"] + info["wasted_llm_cost"])
+    info = resumed.info
+    assert info.wasted_llm_calls == 3
+    assert info.wasted_llm_cost == pytest.approx(sum(c.cost for c in lost))
+    assert info.wasted_llm_cost > 0
+    assert info.total_llm_cost == pytest.approx(info.llm_cost + info.wasted_llm_cost)
     assert mine.wasted_prompt_tokens == sum(c.prompt_tokens for c in lost) > 0
     assert mine.wasted_completion_tokens == sum(c.completion_tokens for c in lost)
-    assert lab.metrics(run.id)["llm_cost"] == pytest.approx(lab.metrics(reference.id)["llm_cost"])
+    assert resumed.metrics()["llm_cost"] == pytest.approx(reference.metrics()["llm_cost"])
     pd.testing.assert_frame_equal(resumed.ledger()[SAME], reference.ledger()[SAME])
 
     openai_stub.stop()
-    replay = lab.replay_run(run.id)
-    assert replay.wait(120) == "completed", replay.info()["error"]
+    replay = lab.run(run.id).replay()
+    assert replay.wait(120) == "completed", replay.info.error
     pd.testing.assert_frame_equal(replay.ledger()[SAME], resumed.ledger()[SAME])
-    assert replay.info()["llm_calls"] == 18 and replay.info()["wasted_llm_calls"] == 0
+    assert replay.info.llm_calls == 18 and replay.info.wasted_llm_calls == 0

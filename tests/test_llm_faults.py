@@ -26,9 +26,9 @@ from sqlalchemy import select
 from support.openai_server import ChatRequest, Fault, OpenAIStubServer, Reply, Text, ToolCalls
 
 import ttg_lab
+from ttg_lab import Run, RunInfo
 from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
-from ttg_lab.runs.handle import RunHandle
 from ttg_lab.store.schema import AgentLog, GateDecisionRow, LLMCall
 
 KEY_ENV = "TTG_TEST_LLM_KEY"
@@ -250,7 +250,7 @@ def server() -> Iterator[OpenAIStubServer]:
         yield stub
 
 
-def start(lab: Lab, server: OpenAIStubServer, name: str, row: Row) -> RunHandle:
+def start(lab: Lab, server: OpenAIStubServer, name: str, row: Row) -> Run:
     model = lab.models.create(
         name,
         ai_model_id="openai/gpt-5",
@@ -268,16 +268,16 @@ def start(lab: Lab, server: OpenAIStubServer, name: str, row: Row) -> RunHandle:
     return lab.start_run(model, start=DAY, end=row.end, costs="zero")
 
 
-def finish(run: RunHandle, within: float) -> dict[str, Any]:
+def finish(run: Run, within: float) -> RunInfo:
     """The run's row once its thread ended, which it must within ``within`` seconds."""
     began = time.monotonic()
     run.wait(within)
     assert not run.running, f"run {run.id} still running after {within} s: a hang"
     assert time.monotonic() - began < within
-    return run.info()
+    return run.info
 
 
-def kept(lab: Lab, run: RunHandle) -> str:
+def kept(lab: Lab, run: Run) -> str:
     """What a run kept about its troubles: agent logs, failed calls, ledger reasons."""
     texts = []
     with lab.store.session() as session:
@@ -291,7 +291,7 @@ def kept(lab: Lab, run: RunHandle) -> str:
     return "\n".join(texts)
 
 
-def assert_consistent(lab: Lab, run: RunHandle) -> None:
+def assert_consistent(lab: Lab, run: Run) -> None:
     """Recompute cash and holdings from the fills: every ledger row and every committed
     step agree with them; no order id twice; no holding below zero; equity is cash plus
     the holdings at the step's close."""
@@ -323,15 +323,15 @@ def assert_consistent(lab: Lab, run: RunHandle) -> None:
         assert step.equity == pytest.approx(cash_then + value)
 
 
-def resumes(lab: Lab, server: OpenAIStubServer, run: RunHandle) -> None:
+def resumes(lab: Lab, server: OpenAIStubServer, run: Run) -> None:
     """A failed run resumes to the end once the model is sane, trading once a day: the
     failed step's fills were never committed, so nothing doubles."""
     server.reset(opens_with())
-    resumed = lab.resume_run(run.id)
+    resumed = lab.run(run.id).resume()
     info = finish(resumed, 20)
-    assert info["status"] == "completed" and info["steps_done"] == info["steps_total"]
+    assert info.status == "completed" and info.steps_done == info.steps_total
     assert_consistent(lab, resumed)
-    assert len(resumed.ledger().query("status == 'filled'")) == info["steps_total"]  # once a day
+    assert len(resumed.ledger().query("status == 'filled'")) == info.steps_total  # once a day
 
 
 # ----------------------------------------------------------------------------- tests
@@ -343,12 +343,12 @@ def test_llm_fault_matrix(fault: str, lab: Lab, server: OpenAIStubServer) -> Non
     server.reset(row.responder)
     run = start(lab, server, fault, row)
     info = finish(run, row.within)
-    assert info["status"] == row.status, info["error"]
+    assert info.status == row.status, info.error
     if row.status == "failed":
-        assert re.search(r"^step 0 \(2025-07-01 00:00\): " + row.evidence, info["error"])
-        assert info["steps_done"] == 0 and run.ledger().empty  # the failed step left nothing
+        assert re.search(r"^step 0 \(2025-07-01 00:00\): " + row.evidence, info.error)
+        assert info.steps_done == 0 and run.ledger().empty  # the failed step left nothing
     else:
-        assert info["error"] is None and info["steps_done"] == info["steps_total"]
+        assert info.error is None and info.steps_done == info.steps_total
         assert re.search(row.evidence, kept(lab, run)), kept(lab, run)
     assert_consistent(lab, run)
     fills = run.ledger().query("status == 'filled'")
@@ -358,7 +358,7 @@ def test_llm_fault_matrix(fault: str, lab: Lab, server: OpenAIStubServer) -> Non
 
 
 @pytest.fixture(scope="module")
-def absurd_run(lab: Lab, server: OpenAIStubServer) -> RunHandle:
+def absurd_run(lab: Lab, server: OpenAIStubServer) -> Run:
     """One answer places every absurd order, then a sane ``buy 2 AAPL``."""
     calls: list[tuple[str, dict[str, Any] | str]] = []
     for change, _reason in ABSURD.values():
@@ -369,13 +369,13 @@ def absurd_run(lab: Lab, server: OpenAIStubServer) -> RunHandle:
     server.reset(row.responder)
     run = start(lab, server, "absurd orders", row)
     info = finish(run, row.within)
-    assert info["status"] == "completed", info["error"]
+    assert info.status == "completed", info.error
     assert_consistent(lab, run)
     return run
 
 
 @pytest.mark.parametrize("absurd", list(ABSURD))
-def test_absurd_orders_are_refused_on_record(absurd: str, lab: Lab, absurd_run: RunHandle) -> None:
+def test_absurd_orders_are_refused_on_record(absurd: str, lab: Lab, absurd_run: Run) -> None:
     """Refused by the gate: a rejected ledger row and a reject in gate_decisions with the
     reason, no fill; only the sane order of the same answer filled."""
     ledger = absurd_run.ledger().set_index("order_id")
@@ -404,7 +404,7 @@ def test_runs_one_after_another_share_no_dead_connection(
     row = Row(opens_with(), "completed", "")
     for name in ("first on the endpoint", "second on the endpoint"):
         run = start(lab, server, name, row)
-        assert finish(run, row.within)["status"] == "completed"
+        assert finish(run, row.within).status == "completed"
         with lab.store.session() as session:
             calls = session.scalars(select(LLMCall).where(LLMCall.run_id == run.id)).all()
         assert [(c.status, c.error) for c in calls] == [("ok", None)] * 3

@@ -280,7 +280,7 @@ def test_eight_parallel_runs_and_the_dashboard_share_one_store(db_url: str, tmp_
                 path=spec.path,
                 background=False,
             )
-            assert run.status == "completed", run.info()["error"]
+            assert run.status == "completed", run.info.error
             signatures.append(model.signature)
             references[model.signature] = run.id
 
@@ -307,7 +307,7 @@ def test_eight_parallel_runs_and_the_dashboard_share_one_store(db_url: str, tmp_
 
         parallel_ids = []
         for sig in signatures:
-            runs = lab.runs(sig)
+            runs = lab.runs(sig).table()
             assert len(runs) == 2, runs  # the reference and exactly one parallel run
             ref_id = references[sig]
             run_id = int(runs[runs["id"] != ref_id]["id"].iloc[0])

@@ -196,7 +196,7 @@ def test_an_agent_sees_nothing_later_than_the_bar_start(
     run = lab.start_run(
         model, "intraday", start, end, costs="zero", background=False, path="direct"
     )
-    assert run.info()["status"] == "completed", run.info()["error"]
+    assert run.info.status == "completed", run.info.error
     by_time = bars.set_index("ts")
     seen = Probe.seen
     assert [s.clock for s in seen] == clocks
@@ -249,7 +249,7 @@ def test_aitrader_a_share_hourly_runs_book_at_bar_starts_and_reproduce_its_cash(
     ]
     [run_id] = import_sources(lab.store, sources, owner_id=lab.user.id, origin="shipped")
     handle = lab.run(run_id)
-    snap = handle.info()["snapshot"]
+    snap = handle.info.snapshot.to_json()
     assert snap["source_bar_labels"] == "end"
     assert snap["reconciliation"]["trades_without_our_price"] == 0
     assert snap["reconciliation"]["max_trade_cash_diff"] == 0.0

@@ -72,7 +72,7 @@ def momentum_run(lab: Lab) -> dict[str, object]:
     b_returns = pd.Series(
         bar_returns(np.concatenate([[entry], b["close"].to_numpy()])), index=equity.index
     )
-    return {"metrics": lab.metrics(run.id), "returns": returns, "bench": b_returns}
+    return {"metrics": lab.run(run.id).metrics(), "returns": returns, "bench": b_returns}
 
 
 def test_metrics_equal_empyrical_on_real_data(momentum_run: dict[str, object]) -> None:
@@ -217,10 +217,8 @@ def test_runs_store_their_metrics(lab: Lab, tmp_path: Path) -> None:
         from ttg_lab.store.schema import TradingRun
 
         stored = session.get(TradingRun, run.id).metrics  # type: ignore[union-attr]
-    fresh = lab.metrics(run.id)
-    assert (
-        stored["total_return"] == fresh["total_return"] == pytest.approx(run.info()["final_return"])
-    )
+    fresh = lab.run(run.id).metrics()
+    assert stored["total_return"] == fresh["total_return"] == pytest.approx(run.info.final_return)
     assert stored["benchmark"] == "QQQ"
     # buy-and-hold of the benchmark itself, in whole shares: beta is the invested share
     fill = run.ledger().iloc[0]

@@ -78,7 +78,7 @@ def test_create_read_update_delete(lab: Lab) -> None:
     assert run.status == "completed"
     lab.models.delete(model)
     assert lab.models.list() == []
-    assert lab.runs().empty
+    assert lab.runs().table().empty
 
 
 def test_signature_is_unique(lab: Lab) -> None:
@@ -125,6 +125,6 @@ def test_a_model_with_a_live_run_cannot_be_deleted(
     finally:
         release.set()
     assert run.wait(60) == "completed"
-    assert run.info()["steps_done"] == run.info()["steps_total"]
+    assert run.info.steps_done == run.info.steps_total
     lab.models.delete(model)
-    assert lab.models.list() == [] and lab.runs().empty
+    assert lab.models.list() == [] and lab.runs().table().empty

@@ -172,18 +172,18 @@ def test_run_experiment_with_papermill(notebook_db: str, tmp_path: Path) -> None
 
     lab = ttg_lab.open(notebook_db)
     try:
-        info = lab.run(result["run_id"]).info()
-        assert info["status"] == "completed"
-        assert info["model"] == "pm-test"
-        assert info["mode"] == "daily"
+        info = lab.run(result["run_id"]).info
+        assert info.status == "completed"
+        assert info.model == "pm-test"
+        assert info.mode == "daily"
         assert f"{info['start']:%Y-%m-%d}" == "2025-07-01"
         assert f"{info['end']:%Y-%m-%d}" == "2025-08-29"
-        assert info["final_value"] == pytest.approx(result["final_value"])
-        assert info["snapshot"]["model"]["ai_model_id"] == "baseline/mean_reversion"
-        assert info["snapshot"]["agent_path"] == "direct"
+        assert info.final_value == pytest.approx(result["final_value"])
+        assert info.snapshot.model.ai_model_id == "baseline/mean_reversion"
+        assert info.snapshot.agent_path == "direct"
         preset = {spec["name"] for spec in RULE_PRESETS["conservative"]}
         assert {rule.name for rule in lab.rules.list("pm-test")} == preset
-        assert preset <= {rule["name"] for rule in info["snapshot"]["rules"]}
+        assert preset <= {rule["name"] for rule in info.snapshot.rules.to_list()}
     finally:
         lab.close()
     assert list((tmp_path / "reports").glob(f"run-{result['run_id']}-*.html"))

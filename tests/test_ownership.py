@@ -54,7 +54,7 @@ def only(lab: Lab) -> ModelInfo:
 
 
 def run_of(lab: Lab) -> int:
-    return int(lab.runs().iloc[0]["id"])
+    return int(lab.runs().table().iloc[0]["id"])
 
 
 def test_sign_up_needs_the_allow_list_or_an_admin(lab: Lab, db_url: str) -> None:
@@ -92,13 +92,13 @@ def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
     mine, theirs = only(alice), only(bob)
     assert mine.signature == "momentum" and theirs.signature == "momentum-bob"
     assert alice.models.get("momentum") == mine and bob.models.get("momentum") == theirs
-    assert list(alice.runs()["model"]) == ["momentum"]
+    assert list(alice.runs().table()["model"]) == ["momentum"]
     bob_run = run_of(bob)
     refused: list[Callable[[], Any]] = [
         lambda: alice.run(bob_run),
-        lambda: alice.metrics(bob_run),
-        lambda: alice.resume_run(bob_run),
-        lambda: alice.replay_run(bob_run),
+        lambda: alice.run(bob_run).metrics(),
+        lambda: alice.run(bob_run).resume(),
+        lambda: alice.run(bob_run).replay(),
         lambda: alice.analyst(bob_run),
         lambda: alice.attribution(bob_run),
         lambda: alice.rules.decisions(bob_run),
@@ -449,9 +449,10 @@ def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:
     admin.models.share(house)
     # alice reads it everywhere: models, runs, ledger, metrics, analyst, leaderboard
     assert "house-momentum" in [m.signature for m in alice.models.list()]
-    assert "house-momentum" in set(alice.runs()["model"])
+    assert "house-momentum" in set(alice.runs().table()["model"])
     assert len(alice.run(run.id).ledger()) == len(run.ledger())
-    assert alice.metrics(run.id)["total_return"] == admin.metrics(run.id)["total_return"]
+    mine, theirs = alice.run(run.id).metrics(), admin.run(run.id).metrics()
+    assert mine["total_return"] == theirs["total_return"]
     assert alice.analyst(run.id).ask("How did it do?").text
     assert set(alice.leaderboard()["model"]) == {"momentum", "house-momentum"}
     assert set(ReasoningController(alice).model_choices) == {"house-momentum", "momentum"}
@@ -462,7 +463,7 @@ def test_shared_models_are_visible_read_only(team: dict[str, Lab]) -> None:
         lambda: alice.models.share(house.id, False),
         lambda: alice.rules.add(house.id, "cap", {"max_position_pct": 10}),
         lambda: alice.start_run(house.id, path="direct", background=False, **PERIOD),
-        lambda: alice.resume_run(run.id),
+        lambda: alice.run(run.id).resume(),
     ]
     for attempt in refused:
         with pytest.raises(PermissionDeniedError, match="shared with you read-only"):

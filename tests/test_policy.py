@@ -37,13 +37,13 @@ def test_a_five_line_policy_books_what_the_equivalent_baseline_books(lab: Lab, p
     lab.rules.add(shipped, "cap", {"max_position_pct": 60})  # the gate resizes both
     ours = lab.start_run(AllIn, path=path, **PERIOD)
     theirs = lab.start_run(shipped, path=path, **PERIOD)
-    assert ours.info()["model"] == mine.signature and ours.status == "completed"
+    assert ours.info.model == mine.signature and ours.status == "completed"
     assert (ours.ledger()["reason"] != "").any()  # the rule resized the buy
     pd.testing.assert_frame_equal(
         ours.ledger()[REPRODUCED_COLUMNS], theirs.ledger()[REPRODUCED_COLUMNS]
     )
     pd.testing.assert_frame_equal(ours.equity(), theirs.equity())
-    assert lab.metrics(ours.id)["total_return"] == lab.metrics(theirs.id)["total_return"]
+    assert ours.metrics()["total_return"] == theirs.metrics()["total_return"]
     assert lab.models.get("AllIn").id == mine.id  # the class's model is reused
 
 
@@ -68,7 +68,7 @@ def test_bad_policies_are_refused_naming_the_problem(lab: Lab) -> None:
             return ["buy AAPL"]  # type: ignore[list-item]
 
     run = lab.start_run(Wrong, path="direct", **PERIOD)
-    assert run.status == "failed" and "must return Orders or a Decision" in run.info()["error"]
+    assert run.status == "failed" and "must return Orders or a Decision" in run.info.error
 
 
 def test_resuming_a_policy_run_where_it_is_not_registered_says_so(lab: Lab, db_url: str) -> None:
@@ -81,7 +81,7 @@ def test_resuming_a_policy_run_where_it_is_not_registered_says_so(lab: Lab, db_u
         "import ttg_lab, sys\n"
         f"lab = ttg_lab.open({db_url!r}, init=False)\n"
         "try:\n"
-        f"    lab.resume_run({run.id}, background=False)\n"
+        f"    lab.run({run.id}).resume(background=False)\n"
         "except ttg_lab.NotFoundError as exc:\n"
         "    print(exc); sys.exit(3)\n"
     )

@@ -35,7 +35,7 @@ def test_runs_on_postgres_equal_runs_on_sqlite(pg_lab: Lab, sqlite_url: str) -> 
         results.append(run)
     ledgers = [r.ledger()[[*REPRODUCED_COLUMNS, "order_id"]] for r in results]
     pd.testing.assert_frame_equal(ledgers[0], ledgers[1])
-    assert results[0].info()["final_value"] == results[1].info()["final_value"]
+    assert results[0].info.final_value == results[1].info.final_value
     sqlite_lab.close()
 
 
@@ -45,7 +45,7 @@ def test_run_numbers_and_cascade_delete_on_postgres(pg_lab: Lab) -> None:
     model = pg_lab.models.create("pg cash", ai_model_id="baseline/cash")
     for expected in (1, 2):
         run = pg_lab.start_run(model, start="2025-06-10", end="2025-06-13", background=False)
-        assert run.info()["run_number"] == expected
+        assert run.info.run_number == expected
     pg_lab.models.delete(model)
-    assert "pg-cash" not in set(pg_lab.runs()["model"])
-    assert pg_lab.runs("pg-kept")["run_number"].tolist() == [1]
+    assert "pg-cash" not in set(pg_lab.runs().table()["model"])
+    assert pg_lab.runs("pg-kept").table()["run_number"].tolist() == [1]

@@ -115,7 +115,7 @@ def test_raw_sql_on_a_users_login_sees_only_their_work(lab: Lab, logins: dict[st
 def test_the_lab_works_on_a_users_own_login(lab: Lab, logins: dict[str, str]) -> None:
     alice = ttg_lab.open(logins["alice"])  # the login says who she is
     assert alice.user.username is not None and alice.user.username.startswith("alice")
-    assert list(alice.runs()["model"]) == ["alice-momentum"]
+    assert list(alice.runs().table()["model"]) == ["alice-momentum"]
     run = alice.start_run("alice momentum", path="direct", background=False, **PERIOD)
     assert run.status == "completed" and len(alice.runs()) == 2
     assert list(alice.leaderboard()["model"]) == ["alice-momentum"]

@@ -415,7 +415,7 @@ def test_a_strict_run_shows_its_decisions_and_attribution(lab: Lab) -> None:
     cap = table.set_index("rule").loc["position cap"]
     assert cap["resized"] + cap["blocked"] > 0
     # replaying the recorded orders with all rules reproduces the run exactly
-    assert table["final_value"].iloc[0] == pytest.approx(run.info()["final_value"], rel=1e-12)
+    assert table["final_value"].iloc[0] == pytest.approx(run.info.final_value, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -436,9 +436,9 @@ def test_counterfactual_without_a_rule_matches_a_real_run_without_it(
     free = lab.start_run(without, path="direct", background=False)
     table = lab.attribution(ruled.id).set_index("rule")
     assert table.loc[rule, "blocked"] + table.loc[rule, "resized"] > 0
-    assert table.loc[rule, "final_without"] == pytest.approx(free.info()["final_value"], rel=1e-12)
+    assert table.loc[rule, "final_without"] == pytest.approx(free.info.final_value, rel=1e-12)
     assert table.loc[rule, "pnl_effect"] == pytest.approx(
-        ruled.info()["final_value"] - free.info()["final_value"], rel=1e-9, abs=1e-6
+        ruled.info.final_value - free.info.final_value, rel=1e-9, abs=1e-6
     )
 
 
@@ -460,7 +460,7 @@ def test_resumed_run_keeps_its_risk_state(lab: Lab) -> None:
 
     part = lab.start_run(model, path="direct", seed=3, on_event=stop_at_40)
     assert part.wait(60) == "stopped"
-    resumed = lab.resume_run(part.id)
+    resumed = lab.run(part.id).resume()
     assert resumed.wait(60) == "completed"
     columns = ["step_index", "action", "symbol", "quantity", "fill_price", "status", "reason"]
     pd.testing.assert_frame_equal(whole.ledger()[columns], resumed.ledger()[columns])

@@ -37,7 +37,7 @@ from ttg_lab.errors import ConfigError, TTGLabError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.mcp_services.manager import TOKEN_ENV, ServiceManager, check_exposure
 from ttg_lab.mcp_services.sessions import SessionRegistry
-from ttg_lab.reports import comparison_report, run_report
+from ttg_lab.reports import comparison_report
 from ttg_lab.store.schema import (
     Base,
     ChatMessage,
@@ -255,13 +255,13 @@ def test_api_keys_are_never_written_to_store_logs_reports_or_notebooks(
         # an LLM run whose provider fails once echoing the key (retried), then trades
         openai_stub.reset(trader({1: Fault("status", status=500, message=f"broke {LLM_KEY}")}))
         ok = lab.start_run(llm_model(lab, openai_stub, "keyed"), end="2025-06-12", costs="zero")
-        assert ok.wait(60) == "completed", ok.info()["error"]
+        assert ok.wait(60) == "completed", ok.info.error
         # a run the provider refuses, echoing the key in its error
         openai_stub.reset(lambda _: Fault("status", status=401, message=f"bad key {LLM_KEY}"))
         refused = llm_model(lab, openai_stub, "refused", max_retries=0)
         failed = lab.start_run(refused, end="2025-06-12")
         assert failed.wait(60) == "failed"
-        assert "AuthenticationError" in str(failed.info()["error"])
+        assert "AuthenticationError" in str(failed.info.error)
 
         # the LLM analyst, its provider failing once with the key
         use_llm_analyst(lab, openai_stub)
@@ -775,7 +775,7 @@ def test_llm_tool_arguments_are_data(
     openai_stub.reset(respond)
     model = llm_model(lab, openai_stub, "tool abuser", max_retries=0)
     run = lab.start_run(model, end="2025-06-11", costs="zero")
-    assert run.wait(60) == "completed", run.info()["error"]
+    assert run.wait(60) == "completed", run.info.error
     ledger = run.ledger()
     refused = ledger[ledger["reason"].str.contains("unknown symbol", na=False)]
     assert len(refused) == 2 and set(refused["status"]) == {"rejected"}
@@ -1116,7 +1116,7 @@ def test_dashboard_and_reports_escape_text_from_llms_news_and_users(
         background=False,
     )
     for report in (
-        run_report(lab, run_id, tmp_path / "run.html"),
+        lab.run(run_id).report(tmp_path / "run.html"),
         comparison_report(lab, [run_id, other.id], tmp_path / "compare.html"),
     ):
         page = report.read_text()

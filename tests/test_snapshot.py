@@ -116,7 +116,7 @@ def test_a_run_stored_in_the_first_shape_still_reads_reports_and_replays(lab: La
     run = lab.start_run(
         model, start="2025-06-10", end="2025-07-10", path="direct", background=False
     )
-    metrics = lab.metrics(run.id)
+    metrics = lab.run(run.id).metrics()
     table = lab.attribution(run.id)
     with lab.store.session() as session:
         row = session.get(TradingRun, run.id)
@@ -124,7 +124,7 @@ def test_a_run_stored_in_the_first_shape_still_reads_reports_and_replays(lab: La
         old = {k: v for k, v in row.strategy_snapshot.items() if k in FIRST}
         row.strategy_snapshot = old
     assert RunSnapshot.from_json(old).agent_path == "chat"
-    assert lab.metrics(run.id)["total_return"] == metrics["total_return"]
+    assert lab.run(run.id).metrics()["total_return"] == metrics["total_return"]
     assert lab.attribution(run.id).equals(table)
     record = RunReader(lab.store, lab.user).run(run.id)
     assert record.market == "us" and record.initial_cash == model.initial_cash

@@ -85,7 +85,7 @@ def test_run_control_starts_streams_and_stops(lab: Lab) -> None:
     lab.models.create("runner", ai_model_id="baseline/momentum", initial_cash=100_000.0)
     ctl = RunControlController(lab)
     ctl.model, ctl.start, ctl.end = "runner", "2025-09-01", "2025-08-01"
-    assert not ctl.start_run() and "is before start" in ctl.error and lab.runs().empty
+    assert not ctl.start_run() and "is before start" in ctl.error and lab.runs().table().empty
     ctl.model, ctl.start, ctl.end = "", "", ""
     assert not ctl.start_run() and "choose a model" in ctl.error
     ctl.model = "runner"
@@ -112,7 +112,7 @@ def test_monitor_follows_a_run(lab: Lab) -> None:
     assert "choose a run" in ctl.error
     ctl.watch(run.id)
     assert ctl.ok and ctl.status == "completed"
-    assert set(ctl.positions) == {"AAPL", "MSFT"} and ctl.equity == run.info()["final_value"]
+    assert set(ctl.positions) == {"AAPL", "MSFT"} and ctl.equity == run.info.final_value
     assert [r["symbol"] for r in ctl.feed] == ["MSFT", "AAPL"]  # newest first
     assert list(ctl.position_rows()["symbol"]) == ["AAPL", "MSFT"]
 
@@ -225,7 +225,7 @@ def test_leaderboard_performance_services_admin_and_analyst(lab: Lab) -> None:
 
 def test_analyst_panel_streams_cites_and_accepts_with_confirmation(lab: Lab) -> None:
     lab.data.load_shipped()
-    run_id = int(lab.runs("aitrader-gpt-5-crypto-daily").iloc[0]["id"])
+    run_id = int(lab.runs("aitrader-gpt-5-crypto-daily").table().iloc[0]["id"])
     board = Dashboard(lab)
     board.widget()
     ctl = board.controllers["Analyst"]
@@ -251,7 +251,7 @@ def test_analyst_panel_streams_cites_and_accepts_with_confirmation(lab: Lab) -> 
         time.sleep(0.05)
     suggestion = ctl.suggestions[0]
     ctl.request_accept(suggestion["id"])
-    model = lab.run(run_id).info()["model"]
+    model = lab.run(run_id).info.model
     assert lab.rules.list(model) == []  # nothing until confirmed
     assert ctl.confirm_accept() and lab.rules.list(model)[0].parameters == suggestion["parameters"]
 

@@ -22,13 +22,18 @@ defer_costly_packages()  # before anything imports them (see ttg_lab.deferred)
 
 if TYPE_CHECKING:
     from ttg_lab.agents.policy import Decision, MarketView, Order, Policy, register_policy
+    from ttg_lab.engine.reader import RunInfo
     from ttg_lab.lab import Lab, open
+    from ttg_lab.run import Run, RunList
     from ttg_lab.runs.options import RunOptions
 
 
 _LAZY = {
     "open": "ttg_lab.lab",
     "Lab": "ttg_lab.lab",
+    "Run": "ttg_lab.run",
+    "RunList": "ttg_lab.run",
+    "RunInfo": "ttg_lab.engine.reader",
     "RunOptions": "ttg_lab.runs.options",
     "Policy": "ttg_lab.agents.policy",
     "Order": "ttg_lab.agents.policy",
@@ -57,6 +62,9 @@ __all__ = [
     "NotFoundError",
     "Order",
     "Policy",
+    "Run",
+    "RunInfo",
+    "RunList",
     "RunOptions",
     "RunStateError",
     "TTGLabError",

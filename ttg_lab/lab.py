@@ -25,11 +25,12 @@ from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
 from ttg_lab.mcp_services.manager import ServiceManager
-from ttg_lab.metrics.stored import run_metrics, store_metrics
+from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
+from ttg_lab.run import Run, RunList
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -197,7 +198,7 @@ class Lab:
         background: bool = True,
         on_event: Subscriber | None = None,
         **options: Any,
-    ) -> RunHandle:
+    ) -> Run:
         """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
 
         ``options`` are :class:`~ttg_lab.runs.options.RunOptions` (``costs``, ``fill``,
@@ -208,7 +209,8 @@ class Lab:
         run_options = RunOptions.from_kwargs(options)
         if isinstance(model, type):
             model = self.policy_model(model)
-        return self._runs.start(model, mode, start, end, run_options, background, on_event)
+        handle = self._runs.start(model, mode, start, end, run_options, background, on_event)
+        return self._run(handle)
 
     def policy_model(self, policy: type[Policy]) -> ModelInfo:
         """The model that runs ``policy`` (a :class:`~ttg_lab.agents.policy.Policy`
@@ -226,24 +228,12 @@ class Lab:
             )
         return found
 
-    def replay_run(self, run_id: int, background: bool = True) -> RunHandle:
-        """Re-run a recorded run from its LLM call record: no network, same ledger."""
-        source = self.run(run_id).info()
-        snap = self._runs.snapshot(run_id)
-        options = RunOptions(snap.costs, snap.fill, snap.seed, path="chat", replay_from=run_id)
-        return self._runs.start(
-            source["model"], source["mode"], source["start"], source["end"], options, background
-        )
+    def run(self, run_id: int) -> Run:
+        """One of the user's runs (raises NotFoundError for any other id)."""
+        return self._run(self._runs.get(run_id))
 
-    def resume_run(
-        self, run_id: int, background: bool = True, on_event: Subscriber | None = None
-    ) -> RunHandle:
-        """Continue a crashed, stopped or failed run from its last committed step."""
-        return self._runs.resume(run_id, background, on_event)
-
-    def run(self, run_id: int) -> RunHandle:
-        """A handle on an existing run."""
-        return self._runs.get(run_id)
+    def _run(self, handle: RunHandle) -> Run:
+        return Run(self._runs, handle, self.config.reports_dir)
 
     def leaderboard(
         self,
@@ -266,11 +256,6 @@ class Lab:
         check_run(self.store, self.user, run_id)
         return attribution(self.store, run_id)
 
-    def metrics(self, run_id: int) -> dict[str, Any]:
-        """Every metric of a run (see ``ttg_lab.metrics.reference``), freshly computed."""
-        check_run(self.store, self.user, run_id)
-        return run_metrics(self.store, run_id)
-
     def analyst(
         self, run_id: int, model: str | None = None, parameters: dict[str, Any] | None = None
     ) -> Analyst:
@@ -280,9 +265,13 @@ class Lab:
 
         return Analyst(self, run_id, model, parameters)  # its tools check who may see the run
 
-    def runs(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
-        """Runs of one model (or all), newest first."""
-        return self._runs.frame(model)
+    def runs(
+        self, model: int | str | ModelInfo | None = None, status: str | None = None
+    ) -> RunList:
+        """The user's runs (of one model, or all; with one status, or any), newest first;
+        ``.table()`` shows them as a DataFrame."""
+        table = self._runs.frame(model, status)
+        return RunList([self._run(self._runs.handle(int(i))) for i in table["id"]], table)
 
     @property
     def mcp(self) -> ServiceManager:

@@ -42,7 +42,7 @@ class AnalystController(Controller):
         with self.action():
             self.choices = [
                 (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
-                for r in self.lab.runs().to_dict("records")
+                for r in self.lab.runs().table().to_dict("records")
             ]
             if self.run_id and self.run_id not in [run_id for _, run_id in self.choices]:
                 self._close()

@@ -56,7 +56,7 @@ class MonitorController(Controller):
         with self.action():
             self.choices = [
                 (f"{r['id']}: {r['model']} #{r['run_number']} ({r['status']})", int(r["id"]))
-                for r in self.lab.runs().to_dict("records")
+                for r in self.lab.runs().table().to_dict("records")
             ]
             if self.run_id and self.run_id not in [run_id for _, run_id in self.choices]:
                 self._follow(0)
@@ -88,9 +88,9 @@ class MonitorController(Controller):
         """Read the watched run's latest committed state from the store."""
         with self.action():
             handle = self.lab.run(self.run_id)
-            info = handle.info()
-            self.status = info["status"]
-            self.initial_cash = float(info["snapshot"]["model"]["initial_cash"])
+            info = handle.info
+            self.status = info.status
+            self.initial_cash = info.initial_cash
             equity = handle.equity()
             if len(equity):
                 last = equity.iloc[-1]

@@ -44,7 +44,7 @@ class PerformanceController(Controller):
         """Read the finished runs again; charts of a chosen run that is gone are redrawn
         without it (or cleared)."""
         with self.action():
-            frame = self.lab.runs()
+            frame = self.lab.runs().table()
             frame = frame[frame["status"].isin(["completed", "stopped"])]
             self.choices = [
                 (f"{r['id']}: {r['model']} #{r['run_number']} {r['mode']}", int(r["id"]))
@@ -79,7 +79,7 @@ class PerformanceController(Controller):
             units = {m.key: m.unit for m in METRICS}
             rows = []
             for run_id in self.run_ids:
-                metrics = self.lab.metrics(run_id)
+                metrics = self.lab.run(run_id).metrics()
                 row: dict[str, Any] = {"run": run_id}
                 for key in HEADLINE:
                     if key == "vs_benchmark":

@@ -79,7 +79,7 @@ class ReasoningController(Controller):
     def runs(self) -> list[tuple[str, int]]:
         if not self.model:
             return []
-        frame = self.lab.runs(self.model)
+        frame = self.lab.runs(self.model).table()
         return [
             (
                 f"#{r['run_number']} {r['mode']} {when(r['start'])}..{when(r['end'])} "

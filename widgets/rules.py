@@ -127,7 +127,7 @@ class RulesController(Controller):
             return []
         return [
             (f"#{r['run_number']} ({r['status']})", int(r["id"]))
-            for r in self.lab.runs(self.model).to_dict("records")
+            for r in self.lab.runs(self.model).table().to_dict("records")
         ]
 
     def load_attribution(self, run_id: int) -> None:

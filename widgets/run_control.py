@@ -10,9 +10,9 @@ from typing import Any
 import ipywidgets as w
 import traitlets
 
+from ttg_lab import Run
 from ttg_lab.engine.events import RunEvent
 from ttg_lab.errors import ValidationError
-from ttg_lab.runs.handle import RunHandle
 from widgets.common import Controller, field_value, set_options, status_html
 from widgets.dispatch import call_soon
 
@@ -40,7 +40,7 @@ class RunControlController(Controller):
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self._lines: deque[str] = deque(maxlen=TERMINAL_LINES)
-        self.handle: RunHandle | None = None
+        self.handle: Run | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -68,10 +68,10 @@ class RunControlController(Controller):
                 path=self.path,
                 on_event=self._on_event,
             )
-            info = self.handle.info()
-            self.run_id, self.total, self.done = info["id"], info["steps_total"], 0
+            info = self.handle.info
+            self.run_id, self.total, self.done = info.id, info.steps_total, 0
             self.status = "running"
-            self.message = f"run {info['id']} of {info['model']} (#{info['run_number']}) started"
+            self.message = f"run {info.id} of {info.model} (#{info.run_number}) started"
         return self.ok
 
     def stop_run(self) -> None:

@@ -5,25 +5,28 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ttg_lab.batch.runner import TEMPLATE, execute_notebook
 from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
 from ttg_lab.errors import RunStateError, ValidationError
 
+if TYPE_CHECKING:
+    from ttg_lab.lab import Lab
 
-def rerun(lab: Any, run_id: int) -> dict[str, Any]:
+
+def rerun(lab: Lab, run_id: int) -> dict[str, Any]:
     """Re-execute run ``run_id`` from its provenance; the new run id and whether the
     ledgers are identical."""
-    info = lab.run(run_id).info()
-    provenance = info["snapshot"].get("experiment") or {}
-    parameters = provenance.get("parameters")
+    run = lab.run(run_id)
+    info = run.info
+    parameters = info.snapshot.experiment.get("parameters")
     if not parameters:
         raise ValidationError(
             f"run {run_id} was not started by an experiment: no parameters to rerun"
         )
-    if info["status"] != "completed":
-        raise RunStateError(f"run {run_id} is {info['status']}; only completed runs can be rerun")
+    if info.status != "completed":
+        raise RunStateError(f"run {run_id} is {info.status}; only completed runs can be rerun")
     folder = Path(tempfile.mkdtemp(prefix="ttg-rerun-"))
     result = execute_notebook(
         {
@@ -39,6 +42,6 @@ def rerun(lab: Any, run_id: int) -> dict[str, Any]:
     if result["status"] != "done":
         raise RunStateError(f"the rerun of run {run_id} failed: {result['error']}")
     new_id = int(result["result"]["run_id"])
-    old = lab.run(run_id).ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
+    old = run.ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
     new = lab.run(new_id).ledger()[REPRODUCED_COLUMNS].reset_index(drop=True)
     return {"run_id": new_id, "identical": bool(old.equals(new)), "output": result["output"]}

@@ -21,10 +21,14 @@ if TYPE_CHECKING:
 @pass_ctx
 def report(obj: LabContext, run_ids: tuple[int, ...], out: str | None) -> None:
     """Write an HTML report of RUN_ID (several: a comparison) and print its path."""
-    from ttg_lab.reports import comparison_report, run_report  # plotly only when needed
+    from ttg_lab.reports import comparison_report  # plotly only when needed
 
     with clear_errors():
         ids = list(dict.fromkeys(run_ids))
         lab = obj.lab()
-        path = run_report(lab, ids[0], out) if len(ids) == 1 else comparison_report(lab, ids, out)
+        if len(ids) == 1:
+            run = lab.run(ids[0])
+            path = run.report(out or run.report_path)
+        else:
+            path = comparison_report(lab, ids, out)
         click.echo(str(path))

@@ -18,12 +18,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ttg_lab.engine.events import RunEvent
-    from ttg_lab.runs.handle import RunHandle
+    from ttg_lab.run import Run
 
 
-def follow(handle: RunHandle, label: str) -> str:
+def follow(handle: Run, label: str) -> str:
     """Show a progress bar for a running run until it ends; returns its status."""
-    info = handle.info()
+    info = handle.info
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -34,7 +34,7 @@ def follow(handle: RunHandle, label: str) -> str:
         transient=False,
     ) as progress:
         task = progress.add_task(
-            label, total=info["steps_total"], completed=info["steps_done"], equity=""
+            label, total=info.steps_total, completed=info.steps_done, equity=""
         )
 
         def on_event(event: RunEvent) -> None:
@@ -56,23 +56,23 @@ def follow(handle: RunHandle, label: str) -> str:
     return status
 
 
-def run_summary(handles: list[RunHandle]) -> pd.DataFrame:
+def run_summary(handles: list[Run]) -> pd.DataFrame:
     rows = []
     for handle in handles:
-        info = handle.info()
+        info = handle.info
         ledger = handle.ledger()
         rows.append(
             {
-                "model": info["model"],
-                "run": info["run_number"],
-                "status": info["status"],
-                "final_value": info["final_value"],
-                "return": info["final_return"],
-                "max_drawdown": info["max_drawdown"],
-                "trades": info["total_trades"],
+                "model": info.model,
+                "run": info.run_number,
+                "status": info.status,
+                "final_value": info.final_value,
+                "return": info.final_return,
+                "max_drawdown": info.max_drawdown,
+                "trades": info.total_trades,
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
-                "llm_cost": info["llm_cost"],
-                "wasted_llm_cost": info["wasted_llm_cost"],
+                "llm_cost": info.llm_cost,
+                "wasted_llm_cost": info.wasted_llm_cost,
             }
         )
     import pandas as pd
@@ -128,12 +128,12 @@ def run(
         handle = lab.start_run(
             model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed, path=path
         )
-        info = handle.info()
+        info = handle.info
         console.print(
-            f"run {handle.id}: {info['model']} #{info['run_number']} ({mode}, "
-            f"{info['start']:%Y-%m-%d} .. {info['end']:%Y-%m-%d})"
+            f"run {handle.id}: {info.model} #{info.run_number} ({mode}, "
+            f"{info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d})"
         )
-        status = follow(handle, info["model"])
+        status = follow(handle, info.model)
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")
 
@@ -144,7 +144,7 @@ def run(
 def resume(obj: LabContext, run_id: int) -> None:
     """Continue RUN_ID from its last committed step."""
     with clear_errors():
-        handle = obj.lab().resume_run(run_id)
+        handle = obj.lab().run(run_id).resume()
         status = follow(handle, f"run {run_id}")
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")
@@ -156,7 +156,7 @@ def resume(obj: LabContext, run_id: int) -> None:
 def runs(obj: LabContext, model: str | None) -> None:
     """List runs (of MODEL, or all)."""
     with clear_errors():
-        frame = obj.lab().runs(model)
+        frame = obj.lab().runs(model).table()
         print_frame(
             frame, "runs", {"final_value": money, "final_return": percent, "max_drawdown": percent}
         )
@@ -169,7 +169,7 @@ def replay(obj: LabContext, run_id: int) -> None:
     """Re-run RUN_ID from its recorded LLM calls (no network) and compare the ledgers."""
     with clear_errors():
         lab = obj.lab()
-        handle = lab.replay_run(run_id)
+        handle = lab.run(run_id).replay()
         status = follow(handle, f"replay of run {run_id}")
         print_frame(run_summary([lab.run(run_id), handle]), "original and replay", SUMMARY_FORMATS)
         same = ledger_key(lab.run(run_id)).equals(ledger_key(handle))
@@ -177,7 +177,7 @@ def replay(obj: LabContext, run_id: int) -> None:
         exit_unless(status == "completed" and same)
 
 
-def ledger_key(handle: RunHandle) -> pd.DataFrame:
+def ledger_key(handle: Run) -> pd.DataFrame:
     """The parts of a ledger two equal runs share (not database ids)."""
     from ttg_lab.engine.ledger import REPRODUCED_COLUMNS
 
@@ -190,5 +190,5 @@ def ledger_key(handle: RunHandle) -> pd.DataFrame:
 def metrics_cmd(obj: LabContext, run_id: int) -> None:
     """Every metric of RUN_ID (see the README's metrics reference)."""
     with clear_errors():
-        for key, value in obj.lab().metrics(run_id).items():
+        for key, value in obj.lab().run(run_id).metrics().items():
             console.print(f"{key:<24} {'' if value is None else value}", highlight=False)

@@ -18,8 +18,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from ttg_lab.broker.costs import CostModel
 from ttg_lab.engine.ledger import CITED_COLUMNS, LEDGER_COLUMNS
-from ttg_lab.engine.snapshot import RunSnapshot
+from ttg_lab.engine.snapshot import AgentPath, RunSnapshot
 from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import NotFoundError
 from ttg_lab.market.asof import PriceIndex
@@ -28,11 +29,13 @@ from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.store import news_index
 from ttg_lab.store.access import check_run
 from ttg_lab.store.database import Store
+from ttg_lab.store.leases import live_holder
 from ttg_lab.store.schema import (
     LedgerEntry,
     ReasoningEntry,
     RunStatus,
     RunStep,
+    TradingModel,
     TradingRun,
     User,
 )
@@ -101,16 +104,47 @@ def _frame(store: Store, query: Any, columns: list[str]) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    """A run as its reader may show it."""
+class RunInfo:
+    """A run as the store has it when read: its row, its model's names and its snapshot
+    (what defines it). Read by :func:`read_run`; a later read sees later progress."""
 
     id: int
     model_id: int
+    model: str
+    """The model's signature (its unique name in the store)."""
+    model_name: str
     run_number: int
     status: RunStatus
-    period: tuple[datetime, datetime]
+    error: str | None
+    mode: str
+    start: datetime
+    end: datetime
+    started_at: datetime
+    ended_at: datetime | None
     steps_done: int
+    steps_total: int
+    total_trades: int
+    final_value: float | None
+    final_return: float | None
+    max_drawdown: float | None
+    llm_calls: int
+    llm_cost: float
+    wasted_llm_calls: int
+    wasted_llm_cost: float
+    worker: str | None
+    heartbeat_at: datetime | None
+    live: bool
+    """Whether a process still executes the run (its heartbeat is fresh)."""
     snapshot: RunSnapshot
+
+    @property
+    def period(self) -> tuple[datetime, datetime]:
+        return (self.start, self.end)
+
+    @property
+    def total_llm_cost(self) -> float:
+        """What the run's LLM calls cost, the wasted ones (lost steps) included."""
+        return self.llm_cost + self.wasted_llm_cost
 
     @property
     def market(self) -> str:
@@ -123,6 +157,65 @@ class RunRecord:
     @property
     def initial_cash(self) -> float:
         return self.snapshot.initial_cash
+
+    @property
+    def costs(self) -> CostModel:
+        return self.snapshot.costs
+
+    @property
+    def path(self) -> AgentPath:
+        """How the run decided: ``chat``, ``direct`` or ``imported``."""
+        return self.snapshot.agent_path
+
+
+def read_run(store: Store, run_id: int) -> RunInfo:
+    """Run ``run_id`` as stored now (not checked: the caller checked who may see it)."""
+    with store.session() as session:
+        found = session.execute(
+            select(TradingRun, TradingModel.signature, TradingModel.name)
+            .join(TradingModel)
+            .where(TradingRun.id == run_id)
+        ).first()
+        if found is None:
+            raise NotFoundError(f"no run {run_id}")
+        run, signature, name = found
+        return RunInfo(
+            id=run.id,
+            model_id=run.model_id,
+            model=signature,
+            model_name=name,
+            run_number=run.run_number,
+            status=run.status,
+            error=run.error,
+            mode=run.mode,
+            start=run.period_start,
+            end=run.period_end,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            steps_done=run.steps_done,
+            steps_total=run.steps_total,
+            total_trades=run.total_trades,
+            final_value=run.final_value,
+            final_return=run.final_return,
+            max_drawdown=run.max_drawdown,
+            llm_calls=run.llm_calls,
+            llm_cost=run.llm_cost,
+            wasted_llm_calls=run.wasted_llm_calls,
+            wasted_llm_cost=run.wasted_llm_cost,
+            worker=run.worker,
+            heartbeat_at=run.heartbeat_at,
+            live=live_holder(store.url, run) is not None,
+            snapshot=RunSnapshot.from_json(run.strategy_snapshot),
+        )
+
+
+def read_status(store: Store, run_id: int) -> RunStatus:
+    """Run ``run_id``'s status as stored now."""
+    with store.session() as session:
+        status = session.scalar(select(TradingRun.status).where(TradingRun.id == run_id))
+    if status is None:
+        raise NotFoundError(f"no run {run_id}")
+    return status
 
 
 @dataclass(frozen=True)
@@ -162,22 +255,10 @@ class RunReader:
         self.user = user
 
     # -- the user's work: every read checks the run -----------------------------------
-    def run(self, run_id: Any) -> RunRecord:
+    def run(self, run_id: Any) -> RunInfo:
         """Run ``run_id`` if the user may see it."""
         check_run(self._store, self.user, run_id)
-        with self._store.session() as session:
-            run = session.get(TradingRun, run_id)
-            if run is None:
-                raise NotFoundError(f"no run {run_id}")
-            return RunRecord(
-                run.id,
-                run.model_id,
-                run.run_number,
-                run.status,
-                (run.period_start, run.period_end),
-                run.steps_done,
-                RunSnapshot.from_json(run.strategy_snapshot),
-            )
+        return read_run(self._store, run_id)
 
     def model_runs(self, run_id: Any) -> dict[int, int]:
         """Run number -> run id of every run of the model of run ``run_id``."""

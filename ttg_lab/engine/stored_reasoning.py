@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy import bindparam, func, literal_column, select, table
 
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
+from ttg_lab.engine.ledger import CITED_COLUMNS
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.store.database import Store
@@ -160,20 +161,9 @@ def run_steps_with_reasoning(store: Store, run_id: int) -> list[tuple[int, datet
 def trades_of(
     store: Store, run_id: int, order_ids: list[str] | None = None, step: int | None = None
 ) -> pd.DataFrame:
-    """Ledger rows of a run by order id or step (the trades reasoning led to)."""
-    columns = [
-        "id",
-        "step_index",
-        "ts",
-        "action",
-        "symbol",
-        "quantity",
-        "fill_price",
-        "fees",
-        "status",
-        "reason",
-        "order_id",
-    ]
+    """Ledger rows of a run by order id or step (the trades reasoning led to), with the
+    columns a citation shows (:data:`~ttg_lab.engine.ledger.CITED_COLUMNS`)."""
+    columns = CITED_COLUMNS
     query = select(*[getattr(LedgerEntry, c) for c in columns]).where(
         LedgerEntry.run_id == run_id, LedgerEntry.status != "none"
     )

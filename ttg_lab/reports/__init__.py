@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from ttg_lab.reports.comparison import comparison_report
 from ttg_lab.reports.html import format_metric, format_value
-from ttg_lab.reports.run import run_report
+from ttg_lab.reports.run import default_report_path, render_run_report
 
-__all__ = ["comparison_report", "format_metric", "format_value", "run_report"]
+__all__ = [
+    "comparison_report",
+    "default_report_path",
+    "format_metric",
+    "format_value",
+    "render_run_report",
+]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ttg_lab import charts
+from ttg_lab.engine.reader import RunInfo
 from ttg_lab.errors import ValidationError
 from ttg_lab.leaderboard import BOARD_COLUMNS, verdict
 from ttg_lab.metrics.bootstrap import iid_mean_interval
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from ttg_lab.lab import Lab
 
 
-def _comparison_board(infos: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> pd.DataFrame:
+def _comparison_board(infos: list[RunInfo], metrics: list[dict[str, Any]]) -> pd.DataFrame:
     """A leaderboard frame with one row per run (``model`` is the run's model), with the
     mean return and its interval where several runs share a model, mode and period."""
     rows = []
@@ -41,16 +42,16 @@ def _comparison_board(infos: list[dict[str, Any]], metrics: list[dict[str, Any]]
         row: dict[str, Any] = dict.fromkeys(BOARD_COLUMNS)
         row.update({k: m.get(k) for k in BOARD_COLUMNS if k in m})
         row.update(
-            model=info["model"],
-            name=info["snapshot"]["model"].get("name"),
-            ai_model_id=info["snapshot"]["model"].get("ai_model_id"),
-            market=info["snapshot"]["model"].get("market"),
-            mode=info["mode"],
+            model=info.model,
+            name=info.snapshot.model.name,
+            ai_model_id=info.snapshot.model.ai_model_id,
+            market=info.market,
+            mode=info.mode,
             runs=1,
-            period_start=info["start"],
-            period_end=info["end"],
-            latest_run=info["id"],
-            best_run=info["id"],
+            period_start=info.start,
+            period_end=info.end,
+            latest_run=info.id,
+            best_run=info.id,
             best_return=m.get("total_return"),
             vs_benchmark=verdict(m),
         )
@@ -72,23 +73,22 @@ def _comparison_board(infos: list[dict[str, Any]], metrics: list[dict[str, Any]]
     return board
 
 
-def _runs_table(infos: list[dict[str, Any]]) -> str:
+def _runs_table(infos: list[RunInfo]) -> str:
     rows = []
     for info in infos:
-        snap = info["snapshot"]
-        rules = ", ".join(str(r.get("name")) for r in snap.get("rules") or []) or "none"
+        snap = info.snapshot
+        rules = ", ".join(str(r.get("name")) for r in snap.rules.to_list()) or "none"
         rows.append(
             [
-                esc(info["id"]),
-                f"{esc(snap['model'].get('name'))} "
-                f"<span class='muted'>({esc(info['model'])})</span>",
-                esc(info["run_number"]),
-                esc(snap["model"].get("ai_model_id")),
-                esc(info["mode"]),
-                esc(f"{when(info['start'])} .. {when(info['end'])}"),
-                esc(info["status"]),
-                esc(money(snap["model"].get("initial_cash"), currency_of(info))),
-                esc(costs_text(snap.get("costs") or {})),
+                esc(info.id),
+                f"{esc(snap.model.name)} <span class='muted'>({esc(info.model)})</span>",
+                esc(info.run_number),
+                esc(snap.model.ai_model_id),
+                esc(info.mode),
+                esc(f"{when(info.start)} .. {when(info.end)}"),
+                esc(info.status),
+                esc(money(snap.model.initial_cash, currency_of(info))),
+                esc(costs_text(snap.costs.to_dict())),
                 esc(rules),
             ]
         )
@@ -107,14 +107,15 @@ def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None 
     ids = list(dict.fromkeys(int(i) for i in run_ids))
     if len(ids) < 2:
         raise ValidationError("a comparison needs at least two different run ids")
-    infos = [lab.run(run_id).info() for run_id in ids]
-    metrics = [lab.metrics(run_id) for run_id in ids]
-    labels = [f"{i['model']} #{i['run_number']}" for i in infos]
+    runs = [lab.run(run_id) for run_id in ids]
+    infos = [run.info for run in runs]
+    metrics = [run.metrics() for run in runs]
+    labels = [f"{i.model} #{i.run_number}" for i in infos]
     currencies = [currency_of(i) for i in infos]
     headers = [
         "metric",
         *(
-            f"{esc(label)}<br><span class='muted'>run {i['id']}</span>"
+            f"{esc(label)}<br><span class='muted'>run {i.id}</span>"
             for label, i in zip(labels, infos, strict=True)
         ),
     ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from ttg_lab import charts
+from ttg_lab.charts import figures
+from ttg_lab.charts.figures import ChartRun
+from ttg_lab.engine.reader import RunInfo
 from ttg_lab.leaderboard import verdict
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import round_trips
@@ -27,12 +29,7 @@ from ttg_lab.reports.html import (
     slug,
     table,
     when,
-    write,
 )
-
-if TYPE_CHECKING:
-    from ttg_lab.lab import Lab
-
 
 EXCERPTS = 10
 """Reasoning entries shown in a run report (those with the largest linked fills)."""
@@ -43,8 +40,31 @@ TRIPS = 5
 
 
 # ---------------------------------------------------------------- run pieces ---------
-def currency_of(info: dict[str, Any]) -> str:
-    return get_market(info["snapshot"]["model"]["market"]).currency
+class ReportedRun(Protocol):
+    """What a run report reads of a run (:class:`ttg_lab.run.Run` has it all)."""
+
+    @property
+    def info(self) -> RunInfo: ...
+
+    def metrics(self) -> dict[str, Any]: ...
+
+    def ledger(self) -> pd.DataFrame: ...
+
+    def equity(self) -> pd.DataFrame: ...
+
+    def reasoning(self) -> pd.DataFrame: ...
+
+    def decisions(self) -> pd.DataFrame: ...
+
+    def attribution(self) -> pd.DataFrame: ...
+
+    def chart(
+        self, *, fills: bool = False, prices: bool = False, benchmark: bool = False
+    ) -> ChartRun: ...
+
+
+def currency_of(info: RunInfo) -> str:
+    return get_market(info.market).currency
 
 
 def costs_text(costs: dict[str, Any]) -> str:
@@ -76,28 +96,28 @@ def _rules_text(rules: list[dict[str, Any]]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _header_rows(info: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    snap = info["snapshot"]
-    model = snap["model"]
+def _header_rows(info: RunInfo, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    snap = info.snapshot
+    model = snap.model
     currency = currency_of(info)
-    tickers = snap.get("tickers") or []
+    tickers = list(snap.tickers)
     shown = ", ".join(tickers[:15]) + (f" … ({len(tickers)} symbols)" if len(tickers) > 15 else "")
-    params = ", ".join(f"{k}={v}" for k, v in (model.get("parameters") or {}).items())
-    status = esc(info["status"]) + (f" — {esc(info['error'])}" if info.get("error") else "")
+    params = ", ".join(f"{k}={v}" for k, v in model.parameters.items())
+    status = esc(info.status) + (f" — {esc(info.error)}" if info.error else "")
     return [
-        ("model", f"{esc(model.get('name'))} <span class='muted'>({esc(info['model'])})</span>"),
-        ("run", f"#{esc(info['run_number'])} (id {esc(info['id'])})"),
-        ("period", f"{esc(when(info['start']))} .. {esc(when(info['end']))}"),
-        ("mode", f"{esc(info['mode'])} ({esc(snap.get('interval'))} bars)"),
-        ("status", f"{status}; {esc(info.get('steps_done'))}/{esc(info.get('steps_total'))} steps"),
-        ("market", f"{esc(model.get('market'))} ({esc(currency)})"),
-        ("AI model", f"{esc(model.get('ai_model_id'))} via the {esc(snap.get('agent_path'))} path"),
+        ("model", f"{esc(model.name)} <span class='muted'>({esc(info.model)})</span>"),
+        ("run", f"#{esc(info.run_number)} (id {esc(info.id)})"),
+        ("period", f"{esc(when(info.start))} .. {esc(when(info.end))}"),
+        ("mode", f"{esc(info.mode)} ({esc(snap.interval)} bars)"),
+        ("status", f"{status}; {esc(info.steps_done)}/{esc(info.steps_total)} steps"),
+        ("market", f"{esc(model.market)} ({esc(currency)})"),
+        ("AI model", f"{esc(model.ai_model_id)} via the {esc(snap.agent_path)} path"),
         ("parameters", esc(params) or "—"),
-        ("initial cash", esc(money(model.get("initial_cash"), currency))),
+        ("initial cash", esc(money(model.initial_cash, currency))),
         ("tickers", esc(shown) or "whole market"),
-        ("costs", f"{esc(costs_text(snap.get('costs') or {}))}; fill at {esc(snap.get('fill'))}"),
-        ("seed", esc(snap.get("seed"))),
-        ("rules", _rules_text(snap.get("rules") or [])),
+        ("costs", f"{esc(costs_text(snap.costs.to_dict()))}; fill at {esc(snap.fill)}"),
+        ("seed", esc(snap.seed)),
+        ("rules", _rules_text(snap.rules.to_list())),
         (
             "LLM usage",
             f"{esc(format_metric('llm_calls', metrics.get('llm_calls')))} calls, "
@@ -106,9 +126,9 @@ def _header_rows(info: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[st
         ("vs benchmark", f"<span class='verdict'>{esc(verdict(metrics))}</span>"),
         (
             "versions",
-            f"package {esc(snap.get('package_version'))}, prompt "
-            f"{esc(snap.get('prompt_version') or '—')}, data "
-            f"{esc(str(snap.get('data_fingerprint') or '')[:12])}",
+            f"package {esc(snap.package_version)}, prompt "
+            f"{esc(snap.prompt_version or '—')}, data "
+            f"{esc(snap.data_fingerprint[:12])}",
         ),
     ]
 
@@ -263,58 +283,65 @@ def _trips_html(trips: list[dict[str, Any]], currency: str) -> str:
     return table(headers, rows, numeric)
 
 
-def _has_rules(info: dict[str, Any], decisions: pd.DataFrame) -> bool:
+def _has_rules(info: RunInfo, decisions: pd.DataFrame) -> bool:
     """Whether attribution is worth showing: a rule beyond the built-in default, or a
     rule that fired."""
-    rules = info["snapshot"].get("rules") or []
+    rules = info.snapshot.rules.to_list()
     if any(r.get("origin") != "builtin" for r in rules):
         return True
     return bool(rules) and not decisions.empty and bool(decisions["firings"].map(bool).any())
 
 
-def run_report(lab: Lab, run_id: int, path: str | Path | None = None) -> Path:
-    """Write one run's report as a self-contained HTML file and return its path.
+def default_report_path(reports_dir: Path, info: RunInfo) -> Path:
+    """Where a run's report goes unless told: ``<reports_dir>/run-<id>-<model>.html``."""
+    return reports_dir / f"run-{info.id}-{slug(info.model)}.html"
 
-    Default path: ``<reports_dir>/run-<id>-<model>.html``. Contains the run's header
-    and snapshot, every metric, equity against the benchmark, drawdown, allocation,
-    rule attribution (when the run has rules), trades on the most traded symbol's
-    price, the reasoning linked to the largest fills, the gate's decisions and the best
-    and worst round trips.
+
+def render_run_report(run: ReportedRun) -> str:
+    """One run's report as a self-contained HTML page.
+
+    Contains the run's header and snapshot, every metric, equity against the benchmark,
+    drawdown, allocation, rule attribution (when the run has rules), trades on the most
+    traded symbol's price, the reasoning linked to the largest fills, the gate's
+    decisions and the best and worst round trips.
     """
-    handle = lab.run(run_id)
-    info = handle.info()
-    metrics = lab.metrics(run_id)
+    info = run.info
+    metrics = run.metrics()
     currency = currency_of(info)
-    ledger, equity = handle.ledger(), handle.equity()
-    decisions = lab.rules.decisions(run_id)
-    label = f"{info['model']} #{info['run_number']}"
+    ledger, equity = run.ledger(), run.equity()
+    decisions = run.decisions()
+    label = f"{info.model} #{info.run_number}"
     sections: list[tuple[str, str, str]] = [
         ("metrics", "Metrics", metrics_table(metrics, currency))
     ]
-    charts_html = chart_or_note(lambda: charts.equity_curves(lab, [run_id]), "equity")
-    charts_html += chart_or_note(lambda: charts.drawdown(lab, run_id), "drawdown")
-    charts_html += chart_or_note(lambda: charts.allocation(lab, run_id), "allocation")
+    charts_html = chart_or_note(
+        lambda: figures.equity_curves([run.chart(benchmark=True)], True), "equity"
+    )
+    charts_html += chart_or_note(lambda: figures.drawdown(run.chart()), "drawdown")
+    charts_html += chart_or_note(
+        lambda: figures.allocation(run.chart(prices=True), 10), "allocation"
+    )
     sections.append(("charts", "Equity, drawdown, allocation", charts_html))
     if _has_rules(info, decisions):
         sections.append(
             (
                 "attribution",
                 "Rule attribution",
-                chart_or_note(
-                    lambda: charts.rule_attribution(lab.attribution(run_id)), "attribution"
-                )
+                chart_or_note(lambda: figures.rule_attribution(run.attribution()), "attribution")
                 + "<p class='muted'>Counterfactual replay of the recorded orders without each "
                 "rule; exact for agents whose orders do not depend on earlier fills.</p>",
             )
         )
-    symbol = charts.most_traded_symbol(lab, run_id)
+    symbol = figures.most_traded_symbol(_filled(ledger))
     trades = (
-        chart_or_note(lambda: charts.trades_on_price(lab, run_id, symbol), "trades")
+        chart_or_note(
+            lambda: figures.trades_on_price(run.chart(fills=True, prices=True), symbol), "trades"
+        )
         if symbol
         else "<p class='note'>The run filled no orders.</p>"
     )
     sections.append(("trades", f"Trades on {symbol or 'price'}", trades))
-    excerpts = reasoning_excerpts(handle.reasoning(), ledger)
+    excerpts = reasoning_excerpts(run.reasoning(), ledger)
     sections.append(
         ("reasoning", "Reasoning behind the largest fills", _excerpts_html(excerpts, currency))
     )
@@ -331,16 +358,10 @@ def run_report(lab: Lab, run_id: int, path: str | Path | None = None) -> Path:
         )
     )
     intro = (
-        f"<h1>{esc(label)}</h1><p class='muted'>{esc(when(info['start']))} .. "
-        f"{esc(when(info['end']))} · {esc(info['mode'])} · {esc(info['status'])} · total return "
+        f"<h1>{esc(label)}</h1><p class='muted'>{esc(when(info.start))} .. "
+        f"{esc(when(info.end))} · {esc(info.mode)} · {esc(info.status)} · total return "
         f"<span class='{signed_class(metrics.get('total_return'))}'>"
         f"{esc(format_metric('total_return', metrics.get('total_return')))}</span></p>"
         + meta_table(_header_rows(info, metrics))
     )
-    document = page(f"Run report: {label}", sections, intro)
-    target = (
-        Path(path)
-        if path is not None
-        else lab.config.reports_dir / f"run-{run_id}-{slug(str(info['model']))}.html"
-    )
-    return write(document, target)
+    return page(f"Run report: {label}", sections, intro)

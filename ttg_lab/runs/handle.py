@@ -1,27 +1,24 @@
-"""A handle on a run: control it while this process executes it, read it at any time."""
+"""The execution of a run in this process: its thread, its events, its stop signal.
+
+:class:`ttg_lab.run.Run` wraps it for the user (and reads what the run wrote).
+"""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import pandas as pd
-
 from ttg_lab.engine.events import EventBus, Subscriber
 from ttg_lab.engine.loop import RunExecutor
-from ttg_lab.engine.reader import equity_frame, ledger_frame, reasoning_frame
-from ttg_lab.errors import NotFoundError
+from ttg_lab.engine.reader import read_status
 from ttg_lab.store.database import Store
-from ttg_lab.store.leases import RunLostError, live_holder
-from ttg_lab.store.schema import (
-    RunStatus,
-    TradingModel,
-    TradingRun,
-)
+from ttg_lab.store.leases import RunLostError
+from ttg_lab.store.schema import RunStatus
 
 
 class RunHandle:
-    """A run of a model: control it while it runs, read it at any time."""
+    """Run ``run_id`` as this process knows it: executes it in a thread (or the calling
+    one), publishes its events, asks it to stop and waits for it."""
 
     def __init__(self, store: Store, run_id: int, bus: EventBus | None = None) -> None:
         self.store = store
@@ -32,47 +29,9 @@ class RunHandle:
         self._outcome: RunStatus | None = None
         self._failure: RunLostError | None = None
 
-    def __repr__(self) -> str:
-        row = self.info()
-        return f"<Run {self.id}: {row['model']} #{row['run_number']} {row['status']}>"
-
-    def info(self) -> dict[str, Any]:
-        """The run's row (with its model's name) as a dict."""
-        with self.store.session() as session:
-            run = session.get(TradingRun, self.id)
-            if run is None:
-                raise NotFoundError(f"no run {self.id}")
-            model = session.get(TradingModel, run.model_id)
-            assert model is not None
-            return {
-                "id": run.id,
-                "model": model.signature,
-                "run_number": run.run_number,
-                "status": run.status,
-                "error": run.error,
-                "mode": run.mode,
-                "start": run.period_start,
-                "end": run.period_end,
-                "steps_done": run.steps_done,
-                "steps_total": run.steps_total,
-                "total_trades": run.total_trades,
-                "final_value": run.final_value,
-                "final_return": run.final_return,
-                "max_drawdown": run.max_drawdown,
-                "llm_calls": run.llm_calls,
-                "llm_cost": run.llm_cost,
-                "wasted_llm_calls": run.wasted_llm_calls,
-                "wasted_llm_cost": run.wasted_llm_cost,
-                "total_llm_cost": run.llm_cost + run.wasted_llm_cost,
-                "worker": run.worker,
-                "heartbeat_at": run.heartbeat_at,
-                "live": live_holder(self.store.url, run) is not None,
-                "snapshot": run.strategy_snapshot,
-            }
-
     @property
-    def status(self) -> str:
-        return str(self.info()["status"])
+    def status(self) -> RunStatus:
+        return read_status(self.store, self.id)
 
     @property
     def running(self) -> bool:
@@ -86,7 +45,7 @@ class RunHandle:
         """Ask the run to stop; it ends ``stopped`` before its next step."""
         self._stop.set()
 
-    def wait(self, timeout: float | None = None) -> str:
+    def wait(self, timeout: float | None = None) -> RunStatus:
         """Block until the run's thread ends (or ``timeout``); returns the status. When this
         process executed the run, that is the status it ended with (``failed`` also when
         the end could not be recorded), and an execution another process took over
@@ -115,15 +74,3 @@ class RunHandle:
             self._outcome = executor.execute()
         except RunLostError as lost:  # kept for wait(): a background thread has nobody to tell
             self._failure = lost
-
-    def ledger(self) -> pd.DataFrame:
-        """Every action of the run in order (:data:`~ttg_lab.engine.ledger.LEDGER_COLUMNS`)."""
-        return ledger_frame(self.store, self.id)
-
-    def equity(self) -> pd.DataFrame:
-        """The portfolio marked to market at each step's close."""
-        return equity_frame(self.store, self.id)
-
-    def reasoning(self) -> pd.DataFrame:
-        """The agent's reasoning entries in order."""
-        return reasoning_frame(self.store, self.id)

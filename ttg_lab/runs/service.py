@@ -41,6 +41,7 @@ from ttg_lab.store.leases import (
     worker_id,
 )
 from ttg_lab.store.schema import (
+    RUN_STATUSES,
     TradingModel,
     TradingRun,
     utcnow,
@@ -225,16 +226,29 @@ class RunService:
     def get(self, run_id: int) -> RunHandle:
         """A handle on one of the user's runs (the live one if this process runs it)."""
         check_run(self.store, self.models.user, run_id)
+        return self.handle(run_id)
+
+    def handle(self, run_id: int) -> RunHandle:
+        """A handle on run ``run_id``, the live one if this process runs it (not checked:
+        for runs the caller listed through :meth:`frame`)."""
         live = _LIVE.get((self.store.url, run_id))
         return live if live is not None else RunHandle(self.store, run_id)
 
-    def frame(self, model: int | str | ModelInfo | None = None) -> pd.DataFrame:
-        """Runs (of one model, or all) as a table, newest first."""
+    def frame(
+        self, model: int | str | ModelInfo | None = None, status: str | None = None
+    ) -> pd.DataFrame:
+        """Runs (of one model, or all; with one status, or any) as a table, newest first."""
         query = visible_models(
             self.models.user, select(TradingRun, TradingModel.signature).join(TradingModel)
         )
         if model is not None:
             query = query.where(TradingRun.model_id == self.models.get(model).id)
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise ValidationError(
+                    f"run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}"
+                )
+            query = query.where(TradingRun.status == status)
         columns = [
             "id",
             "model",

@@ -8,7 +8,7 @@ Simulated (market) timestamps are naive exchange-local datetimes; wall-clock tim
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -33,6 +33,8 @@ IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 RunStatus = Literal["running", "completed", "stopped", "failed"]
 """What ``trading_runs.status`` holds."""
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+"""The statuses a run can have, in the order of :data:`RunStatus`."""
 
 
 def utcnow() -> datetime:
