@@ -72,8 +72,6 @@ WIDGET_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
 NOTEBOOK_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("compare_models", "ttg_lab.charts"),
-        ("quickstart", "ttg_lab.charts"),
-        ("quickstart", "ttg_lab.reports"),
         ("run_experiment", "ttg_lab.agents.factory"),
         ("run_experiment", "ttg_lab.broker.costs"),
         ("run_experiment", "ttg_lab.market.bars"),

@@ -176,8 +176,8 @@ def test_run_experiment_with_papermill(notebook_db: str, tmp_path: Path) -> None
         assert info.status == "completed"
         assert info.model == "pm-test"
         assert info.mode == "daily"
-        assert f"{info['start']:%Y-%m-%d}" == "2025-07-01"
-        assert f"{info['end']:%Y-%m-%d}" == "2025-08-29"
+        assert f"{info.start:%Y-%m-%d}" == "2025-07-01"
+        assert f"{info.end:%Y-%m-%d}" == "2025-08-29"
         assert info.final_value == pytest.approx(result["final_value"])
         assert info.snapshot.model.ai_model_id == "baseline/mean_reversion"
         assert info.snapshot.agent_path == "direct"
