@@ -402,7 +402,7 @@ def test_a_share_run_uses_whole_shares_and_excludes_the_index(lab: Lab) -> None:
     assert run.wait(60) == "completed"
     fills = run.ledger().query("status == 'filled'")
     assert len(fills) > 0 and all(q == int(q) for q in fills["quantity"])
-    assert "000016.SH" not in set(run.info.snapshot["tickers"])
+    assert "000016.SH" not in set(run.info.snapshot.tickers)
 
 
 def test_a_chat_run_works_where_an_event_loop_is_already_running(lab: Lab) -> None:

@@ -224,7 +224,7 @@ def test_replay_gives_the_same_ledger_with_the_network_closed(
     replay = lab.run(original.id).replay()
     assert replay.wait(120) == "completed", replay.info.error
     pd.testing.assert_frame_equal(original.ledger()[LEDGER], replay.ledger()[LEDGER])
-    assert replay.info.snapshot["replay_of"] == original.id
+    assert replay.info.snapshot.replay_of == original.id
     with lab.store.session() as session:
         replayed = session.scalars(select(LLMCall).where(LLMCall.run_id == replay.id)).all()
     assert (
