@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ttg_lab.agents.base import baseline_ids
-from ttg_lab.agents.factory import validate_agent
+from ttg_lab.agents.factory import run_parameters, validate_agent
 from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.market.markets import get_market
@@ -86,13 +86,14 @@ class ModelInfo:
         )
 
     def config(self) -> ModelConfig:
-        """The model as a run's snapshot keeps it."""
+        """The model as a new run's snapshot keeps it (defaults that depend on when the
+        run started made explicit)."""
         return ModelConfig(
             name=self.name,
             signature=self.signature,
             market=self.market,
             ai_model_id=self.ai_model_id,
-            parameters=self.parameters,
+            parameters=run_parameters(self.ai_model_id, self.parameters),
             initial_cash=self.initial_cash,
             tickers=self.tickers,
             custom_rules=self.custom_rules,
@@ -326,7 +327,9 @@ class ModelService:
 
     @staticmethod
     def available_ai_models() -> builtins.list[str]:
-        """Baselines first, then the catalog's LLMs."""
+        """Baselines first, then the catalog's LLMs, then the local server's example id
+        (any ``<provider>/<model>`` of a local preset works too)."""
         from ttg_lab.llm.catalog import load_catalog
+        from ttg_lab.llm.providers import EXAMPLE_LOCAL_IDS
 
-        return baseline_ids() + sorted(load_catalog().models)
+        return baseline_ids() + sorted(load_catalog().models) + list(EXAMPLE_LOCAL_IDS)

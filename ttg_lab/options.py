@@ -67,6 +67,21 @@ def baselines() -> tuple[str, ...]:
     return tuple(baseline_ids())
 
 
+def llm_providers() -> tuple[str, ...]:
+    """LLM provider presets: ``openrouter`` (ids without a prefix) and those addressed as
+    ``<provider>/<model>`` (``ollama/qwen2.5:7b``, ``local/smollm2``...)."""
+    from ttg_lab.llm.providers import PROVIDERS
+
+    return PROVIDERS.names()
+
+
+def tool_modes() -> tuple[str, ...]:
+    """How an LLM calls tools (parameter ``tool_mode``): auto, native or json."""
+    from ttg_lab.llm.providers import TOOL_MODES
+
+    return TOOL_MODES
+
+
 def bar_formats() -> tuple[str, ...]:
     """Formats ``lab.data.load(format=...)`` reads (``auto`` first)."""
     from ttg_lab.market.importers import READERS
@@ -107,6 +122,8 @@ __all__ = [
     "bar_formats",
     "baselines",
     "check_path",
+    "llm_providers",
     "news_formats",
     "policies",
+    "tool_modes",
 ]

@@ -24,6 +24,7 @@ from ttg_lab.store.database import Store
 if TYPE_CHECKING:  # the chat path's modules load only when a run takes it
     from langchain_core.language_models import BaseChatModel
 
+    from ttg_lab.llm.providers import ToolModeConfig
     from ttg_lab.llm.recording import RecordedCall
 
 AGENT_PATHS: tuple[str, ...] = ("chat", "direct")
@@ -39,6 +40,16 @@ def validate_agent(ai_model_id: str, parameters: dict[str, Any] | None) -> dict[
     from ttg_lab.llm.providers import llm_settings
 
     return llm_settings(ai_model_id, parameters).params
+
+
+def run_parameters(ai_model_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A new run's parameters as its snapshot records them: an LLM's defaults that depend
+    on when the run started (its answer budget, its tool mode) made explicit."""
+    if is_policy(ai_model_id):
+        return dict(parameters)
+    from ttg_lab.llm import providers
+
+    return providers.run_parameters(ai_model_id, parameters)
 
 
 def check_path(ai_model_id: str, path: str) -> str:
@@ -68,6 +79,7 @@ class AgentRecipe:
     sampling: dict[str, Any] = field(default_factory=dict)
     cost: Callable[[int, int], float] = no_cost
     limits: tuple[int, float, float] = (10, 600.0, 0.0)  # max_steps, step_timeout, retry_delay
+    tools: ToolModeConfig | None = None  # an LLM's tool modes (None: native, no switch)
     replay: dict[tuple[int, int], RecordedCall] | None = None  # the source's record
 
     def build(self, run_id: int, attempt: int, context: RunContext) -> Agent:
@@ -104,6 +116,7 @@ class AgentRecipe:
             max_steps=max_steps,
             step_timeout=timeout,
             retry_delay=retry_delay,
+            tools=self.tools,
         )
 
 
@@ -123,7 +136,7 @@ def prepare_agent(
     replay = load_record(store, replay_from) if replay_from else None
     if is_policy(ai_model_id):
         return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters), replay=replay)
-    from ttg_lab.llm.providers import llm_settings, make_chat_model
+    from ttg_lab.llm.providers import ToolModeConfig, llm_settings, make_chat_model
 
     settings = llm_settings(ai_model_id, parameters)
     return AgentRecipe(
@@ -138,6 +151,9 @@ def prepare_agent(
             settings.params["max_steps"],
             settings.params["step_timeout"],
             settings.params["retry_delay"],
+        ),
+        tools=ToolModeConfig(
+            settings.tool_mode, settings.switches_mode, settings.provider.response_format
         ),
         replay=replay,
     )

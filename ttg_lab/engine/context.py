@@ -54,6 +54,7 @@ class StepRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_cost: float = 0.0
+    events: list[tuple[str, str]] = field(default_factory=list)  # (kind, message) to emit
     _order_seq: int = 0
 
     def next_order_id(self) -> str:

@@ -22,6 +22,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "tool",
     "fill",
     "refusal",
+    "mode",
     "ended",
     "error",
 )

@@ -288,6 +288,8 @@ class RunExecutor:
     def _emit_step(
         self, plan: RunPlan, step: int, clock: datetime, equity: float, ledger: list[LedgerRow]
     ) -> None:
+        for kind, text in plan.ctx.record.events:
+            self._emit(kind, text, step, clock)
         for message in plan.ctx.record.messages:
             for call in message.get("tool_calls") or []:
                 args = ", ".join(f"{k}={v}" for k, v in (call.get("args") or {}).items())

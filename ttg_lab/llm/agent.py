@@ -36,12 +36,16 @@ from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
+from ttg_lab.llm.providers import ToolModeConfig
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.llm.sections import reasoning_entries
 from ttg_lab.mcp_services.servers import build_services
 from ttg_lab.tools.registry import TRADE_TOOLS
 
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}
+SWITCH_AFTER = 2
+"""Consecutive answers whose native tool calls all failed to parse before ``auto`` moves
+a run to JSON actions."""
 MODEL_RETRIES = 2
 """Retries of a failed model call (on top of the provider client's own retries)."""
 
@@ -155,6 +159,54 @@ class MalformedCallsGoBack(AgentMiddleware):
         return None
 
 
+class ToolModes(AgentMiddleware):
+    """Which model answers each call: the run's client (native tool calls) or the same
+    client in JSON-action mode. Under ``auto`` a run starts native and, after
+    :data:`SWITCH_AFTER` consecutive answers whose tool calls all failed to parse, uses
+    JSON actions for the rest of the run. The switch follows only the answers, so a
+    replay (answers from the record) switches at the same call."""
+
+    def __init__(self, model: BaseChatModel, config: ToolModeConfig, context: RunContext) -> None:
+        super().__init__()
+        from ttg_lab.llm.json_actions import JsonActionModel
+
+        self.json_model = JsonActionModel(inner=model, style=config.response_format)
+        self.mode = config.start
+        self.switches = config.switches and config.start == "native"
+        self.context = context
+        self.failures = 0
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        if self.mode == "json":
+            request = request.override(model=self.json_model)
+        response = await handler(request)
+        if self.switches and self.mode == "native":
+            self._observe(response)
+        return response
+
+    def _observe(self, response: ModelResponse) -> None:
+        last = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
+        if last is None:
+            return
+        if last.invalid_tool_calls and not last.tool_calls:
+            self.failures += 1
+        elif last.tool_calls:
+            self.failures = 0
+        if self.failures >= SWITCH_AFTER:
+            self.mode = "json"
+            self.context.record.events.append(
+                (
+                    "mode",
+                    f"tool mode: {self.failures} answers in a row had only malformed native "
+                    "tool calls; JSON actions from here on",
+                )
+            )
+
+
 class ChatAgent:
     """Runs decision steps of one run through a LangChain agent over MCP tools."""
 
@@ -166,8 +218,10 @@ class ChatAgent:
         max_steps: int = 10,
         step_timeout: float = 600.0,
         retry_delay: float = 1.0,
+        tools: ToolModeConfig | None = None,
     ) -> None:
         self.model = model
+        self.tool_modes = tools or ToolModeConfig()
         self.recorder = recorder
         self.snapshot_model = snapshot_model
         self.max_steps = max_steps
@@ -230,6 +284,7 @@ class ChatAgent:
                 on_failure="error",
                 jitter=False,
             ),
+            ToolModes(self.model, self.tool_modes, ctx),
             self.recorder,
             MalformedCallsGoBack(),
             ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),

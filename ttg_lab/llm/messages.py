@@ -64,15 +64,22 @@ def tool_schemas(tools: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def request_fingerprint(
-    model_id: str, messages: Sequence[BaseMessage], tools: Sequence[Any], sampling: dict[str, Any]
+    model_id: str,
+    messages: Sequence[BaseMessage],
+    tools: Sequence[Any],
+    sampling: dict[str, Any],
+    tool_mode: str = "native",
 ) -> str:
-    """SHA-256 over everything that determines a model's answer."""
-    payload = {
+    """SHA-256 over everything that determines a model's answer (the tool mode counts
+    when it is not native, so calls recorded before tool modes keep their fingerprints)."""
+    payload: dict[str, Any] = {
         "model": model_id,
         "messages": [plain_message(m) for m in messages],
         "tools": tool_schemas(tools),
         "sampling": sampling,
     }
+    if tool_mode != "native":
+        payload["tool_mode"] = tool_mode
     blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

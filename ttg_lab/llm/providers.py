@@ -1,26 +1,170 @@
-"""Chat models for AI model ids: OpenAI-compatible endpoints, validated parameters.
+"""Chat models for AI model ids: provider presets, validated parameters, the client.
 
-OpenRouter is the default endpoint; any OpenAI-compatible ``base_url`` and key variable
-can be set per model. The API key is read from the environment when the client is made
-and is never stored, logged or put in a snapshot.
+A provider preset knows an OpenAI-compatible server family: its default endpoint, the
+key it needs (or none), the tool-calling styles it supports and how it takes a JSON
+schema. ``ollama/qwen2.5:7b``, ``local/smollm2``, ``vllm/<id>``, ``lmstudio/<id>``,
+``llamacpp/<id>`` and ``openai-compatible/<id>`` pick their preset by prefix and send the
+rest as the model name; any other id is an OpenRouter id (the default provider). The API
+key is read from the environment when the client is made and is never stored, logged or
+put in a snapshot.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
-from pydantic import SecretStr
+from typing import TYPE_CHECKING, Any, Literal
 
 from ttg_lab.agents.params import Param, ParamSpec, validate_parameters
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.llm.catalog import load_catalog
+from ttg_lab.llm.prompt import check_template
+from ttg_lab.registry import Registry
+
+if TYPE_CHECKING:  # the client's modules load only when a run calls a model
+    from ttg_lab.llm.client import TolerantChatOpenAI
+
+ToolMode = Literal["auto", "native", "json"]
+TOOL_MODES: tuple[ToolMode, ...] = ("auto", "native", "json")
+"""``native``: the server's tool calls; ``json``: one JSON object of actions per answer,
+parsed into the same tool calls; ``auto``: the preset's preferred mode, switching to json
+for the rest of a run when native calls keep failing to parse."""
+
+ResponseFormat = Literal["json_schema", "json_object_schema", "none"]
+"""How a server takes a JSON schema for the answer: OpenAI's ``{"type": "json_schema"}``,
+llama-cpp-python's ``{"type": "json_object", "schema": ...}``, or not at all."""
+
+ToolChoice = Literal["required", "auto"]
+TOOL_CHOICES: tuple[ToolChoice, ...] = ("required", "auto")
+"""What a model may ask of the server when tools are offered, strongest first."""
+
+DEFAULT_MAX_TOKENS = 512
+"""Answer budget of a new run whose model sets no ``max_tokens``."""
+
+NO_KEY = "not-needed"
+"""What the client sends as a key to a server that needs none (the SDK wants one)."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A family of OpenAI-compatible servers and what they accept."""
+
+    name: str
+    base_url: str | None  # None: the model must give base_url
+    api_key_env: str | None  # None: no key needed (a model may still name one)
+    tool_modes: tuple[Literal["native", "json"], ...]  # supported, preferred first
+    response_format: ResponseFormat
+    tool_choice_required: bool  # accepts tool_choice "required"
+    tool_choice_object: bool  # accepts the object form naming one function
+    concurrency: int  # requests at once, by default
+    requests_per_minute: int | None  # None: no limit
+    prefixed: bool  # addressed as <name>/<model>; otherwise the default for other ids
+    free: bool  # price 0 is known unless the model's parameters give one
+    doc: str
+
+    @property
+    def preferred_mode(self) -> Literal["native", "json"]:
+        return self.tool_modes[0]
+
+
+PROVIDERS: Registry[Provider] = Registry("LLM provider")
+"""Provider presets by name (``ttg_lab.options.llm_providers()`` lists them)."""
+
+DEFAULT_PROVIDER = "openrouter"
+
+
+def _preset(name: str, base_url: str | None, doc: str, **kw: Any) -> None:
+    values: dict[str, Any] = {
+        "api_key_env": None,
+        "tool_modes": ("native", "json"),
+        "response_format": "json_schema",
+        "tool_choice_required": True,
+        "tool_choice_object": True,
+        "concurrency": 1,
+        "requests_per_minute": None,
+        "prefixed": True,
+        "free": True,
+        **kw,
+    }
+    PROVIDERS.register(name, Provider(name=name, base_url=base_url, doc=doc, **values))
+
+
+_catalog = load_catalog()
+_preset(
+    DEFAULT_PROVIDER,
+    _catalog.default_base_url,
+    "OpenRouter: catalog ids such as openai/gpt-5 (any id without a preset prefix)",
+    api_key_env=_catalog.default_api_key_env,
+    concurrency=16,
+    requests_per_minute=600,
+    prefixed=False,
+    free=False,
+)
+_preset(
+    "openai-compatible",
+    None,
+    "any OpenAI-compatible server: give base_url (and api_key_env if it needs a key)",
+    concurrency=8,
+    free=False,
+)
+_preset(
+    "ollama",
+    "http://127.0.0.1:11434/v1",
+    "Ollama: models with tool support (ollama pull qwen2.5:7b)",
+    tool_choice_required=False,
+    tool_choice_object=False,
+)
+_preset(
+    "vllm",
+    "http://127.0.0.1:8000/v1",
+    "vLLM: vllm serve <id> --enable-auto-tool-choice --tool-call-parser <parser>",
+    concurrency=16,
+)
+_preset(
+    "lmstudio",
+    "http://127.0.0.1:1234/v1",
+    "LM Studio's local server (lms server start)",
+    tool_choice_object=False,
+)
+_preset(
+    "llamacpp",
+    "http://127.0.0.1:8080/v1",
+    "llama.cpp's llama-server --jinja (tools need the model's chat template)",
+    tool_choice_object=False,
+)
+_preset(
+    "local",
+    "http://127.0.0.1:8181/v1",
+    "ttg-lab llm serve (llama-cpp-python): JSON actions by default",
+    tool_modes=("json", "native"),
+    response_format="json_object_schema",
+    tool_choice_required=False,
+)
+del _catalog
+
+EXAMPLE_LOCAL_IDS: tuple[str, ...] = ("local/smollm2", "ollama/qwen2.5:7b")
+"""Ids of local models offered as examples where a list of AI models is shown."""
+
+
+def provider_of(ai_model_id: str) -> tuple[Provider, str]:
+    """The preset an id picks and the model name its server knows: ``ollama/qwen2.5:7b``
+    is ``qwen2.5:7b`` on Ollama; an id without a preset prefix is an OpenRouter id."""
+    prefix, slash, rest = ai_model_id.partition("/")
+    if slash and prefix in PROVIDERS and PROVIDERS.get(prefix).prefixed:
+        if not rest.strip() or rest != rest.strip():
+            raise ValidationError(
+                f"AI model id {ai_model_id!r} names no model after {prefix}/ "
+                f"(e.g. {prefix}/qwen2.5:7b)"
+            )
+        return PROVIDERS.get(prefix), rest
+    return PROVIDERS.get(DEFAULT_PROVIDER), ai_model_id
+
 
 LLM_PARAMS: ParamSpec = {
     "temperature": Param(float, None, 0.0, 2.0, "sampling temperature"),
-    "max_tokens": Param(int, None, 1, 200_000, "most tokens in one answer"),
+    "max_tokens": Param(
+        int, None, 1, 200_000, f"most tokens in one answer (new runs: {DEFAULT_MAX_TOKENS})"
+    ),
     "top_p": Param(float, None, 0.0, 1.0, "nucleus sampling"),
     "reasoning_effort": Param(
         str, None, doc="reasoning effort", choices=("minimal", "low", "medium", "high")
@@ -42,6 +186,13 @@ LLM_PARAMS: ParamSpec = {
     ),
     "input_per_mtok": Param(float, None, 0.0, 1000.0, "USD per million prompt tokens"),
     "output_per_mtok": Param(float, None, 0.0, 1000.0, "USD per million completion tokens"),
+    "tool_mode": Param(
+        str, None, doc="auto (new runs), native or json tool calls", choices=TOOL_MODES
+    ),
+    "tool_choice": Param(
+        str, None, doc="ask the server for tool calls: required or auto", choices=TOOL_CHOICES
+    ),
+    "prompt_template": Param(str, None, doc="the model's own system prompt template"),
 }
 """Parameters every LLM model accepts; ``None`` means the provider's default."""
 
@@ -57,12 +208,24 @@ SAMPLING_KEYS = (
 
 
 @dataclass(frozen=True)
+class ToolModeConfig:
+    """How a chat model calls tools in a run: the mode it starts in, whether failing
+    native calls move it to JSON actions (``auto``), and how its server takes a schema."""
+
+    start: Literal["native", "json"] = "native"
+    switches: bool = False
+    response_format: ResponseFormat = "none"
+
+
+@dataclass(frozen=True)
 class LLMSettings:
     """Everything needed to call one AI model, minus the key itself."""
 
     model_id: str
+    provider: Provider
+    served_model: str  # the model's name on its server
     base_url: str
-    api_key_env: str
+    api_key_env: str | None  # None: the server needs no key
     params: dict[str, Any]
     input_per_mtok: float
     output_per_mtok: float
@@ -76,57 +239,110 @@ class LLMSettings:
     def sampling(self) -> dict[str, Any]:
         return {k: self.params[k] for k in SAMPLING_KEYS if self.params.get(k) is not None}
 
+    @property
+    def tool_mode(self) -> Literal["native", "json"]:
+        """The mode a run starts in: a recorded ``auto`` is the preset's preferred mode;
+        no mode at all is a run from before tool modes, which used native calls."""
+        mode = self.params.get("tool_mode")
+        if mode == "auto":
+            return self.provider.preferred_mode
+        return "json" if mode == "json" else "native"
+
+    @property
+    def switches_mode(self) -> bool:
+        """Whether failing native calls move the run to JSON actions (``auto``)."""
+        return self.params.get("tool_mode") == "auto" and "json" in self.provider.tool_modes
+
 
 def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSettings:
-    """Validated settings for ``model_id``; catalog models get their prices from the catalog."""
+    """Validated settings for ``model_id``: catalog models get their prices from the
+    catalog, models of a free (local) preset cost 0 unless priced, any other id needs its
+    prices; a custom prompt template must use known placeholders only."""
+    provider, served = provider_of(model_id)
     params = validate_parameters(LLM_PARAMS, parameters, model_id)
-    catalog = load_catalog()
-    known = catalog.get(model_id)
-    if known is None and (params["input_per_mtok"] is None or params["output_per_mtok"] is None):
+    known = load_catalog().get(model_id) if not provider.prefixed else None
+    priced = params["input_per_mtok"] is not None and params["output_per_mtok"] is not None
+    if known is None and not provider.free and not priced:
         raise ValidationError(
             f"{model_id!r} is not in the catalog; give input_per_mtok and output_per_mtok "
             "(USD per million tokens, 0 for a free local model) so its cost is accounted"
         )
+    base_url = params["base_url"] or provider.base_url
+    if base_url is None:
+        raise ValidationError(
+            f"{model_id!r} uses the {provider.name} provider: give base_url "
+            "(e.g. http://127.0.0.1:8000/v1)"
+        )
+    if params["prompt_template"] is not None:
+        check_template(params["prompt_template"])
+
+    def price(name: str, listed: float | None) -> float:
+        given = params[name]
+        return float(given) if given is not None else listed or 0.0
+
     return LLMSettings(
         model_id=model_id,
-        base_url=params["base_url"] or catalog.default_base_url,
-        api_key_env=params["api_key_env"] or catalog.default_api_key_env,
+        provider=provider,
+        served_model=served,
+        base_url=base_url,
+        api_key_env=params["api_key_env"] or provider.api_key_env,
         params=params,
-        input_per_mtok=params["input_per_mtok"]
-        if params["input_per_mtok"] is not None
-        else known.input_per_mtok
-        if known
-        else 0.0,
-        output_per_mtok=params["output_per_mtok"]
-        if params["output_per_mtok"] is not None
-        else known.output_per_mtok
-        if known
-        else 0.0,
+        input_per_mtok=price("input_per_mtok", known.input_per_mtok if known else None),
+        output_per_mtok=price("output_per_mtok", known.output_per_mtok if known else None),
     )
 
 
-def make_chat_model(settings: LLMSettings) -> BaseChatModel:
-    """A ``ChatOpenAI`` client for the settings, with the key from the environment.
+def run_parameters(model_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A new run's parameters as its snapshot records them: the answer budget and the
+    tool mode made explicit (``max_tokens`` 512, ``tool_mode`` auto, unless set), so a
+    replay of the run sends the same and an old snapshot keeps what it had."""
+    params = dict(parameters)
+    if params.get("max_tokens") is None:
+        params["max_tokens"] = DEFAULT_MAX_TOKENS
+    if params.get("tool_mode") is None:
+        params["tool_mode"] = "auto"
+    llm_settings(model_id, params)  # still valid
+    return params
 
-    It gets an async HTTP client of its own: langchain-openai otherwise shares one per
-    endpoint across the process, and its pooled connections belong to the event loop
-    that opened them, which a finished run has closed.
-    """
+
+def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
+    """The client for the settings, with the key from the environment (a server that
+    needs none gets a placeholder). It copes with the known quirks of real servers
+    (:mod:`ttg_lab.llm.client`) and gets an async HTTP client of its own: langchain-openai
+    otherwise shares one per endpoint across the process, and its pooled connections
+    belong to the event loop that opened them, which a finished run has closed."""
     import openai
-    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
 
-    key = os.environ.get(settings.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            f"{settings.model_id} needs an API key: set the environment variable "
-            f"{settings.api_key_env}"
-        )
-    return ChatOpenAI(
-        model=settings.model_id,
+    from ttg_lab.llm.client import TolerantChatOpenAI
+
+    if settings.api_key_env is None:
+        key = NO_KEY
+    else:
+        key = os.environ.get(settings.api_key_env, "")
+        if not key:
+            raise ConfigError(
+                f"{settings.model_id} needs an API key: set the environment variable "
+                f"{settings.api_key_env}"
+            )
+    provider = settings.provider
+    params = settings.params
+    return TolerantChatOpenAI(
+        model=settings.served_model,
         base_url=settings.base_url,
         api_key=SecretStr(key),
-        timeout=settings.params["timeout"],
-        max_retries=settings.params["max_retries"],
-        http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.params["timeout"]),
+        timeout=params["timeout"],
+        max_retries=params["max_retries"],
+        http_async_client=openai.DefaultAsyncHttpxClient(timeout=params["timeout"]),
+        tool_choice_wanted=params["tool_choice"],
+        tool_choice_refused=frozenset(
+            form
+            for form, ok in (
+                ("required", provider.tool_choice_required),
+                ("object", provider.tool_choice_object),
+            )
+            if not ok
+        ),
+        step_timeout=params["step_timeout"],
         **settings.sampling,
     )

@@ -60,6 +60,11 @@ def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall
     return {(s, c): RecordedCall(fp, resp) for s, c, fp, resp in rows}
 
 
+def tool_mode_of(request: ModelRequest) -> str:
+    """How the model of ``request`` calls tools: ``json`` for JSON actions, else native."""
+    return str(getattr(request.model, "tool_mode", "native"))
+
+
 class CallPosition(Protocol):
     """Where a call belongs: a run's step (a RunContext) or a chat message."""
 
@@ -94,6 +99,7 @@ class CallRecorder(AgentMiddleware):
         self.replay = replay
         self._step = -1
         self._call = 0
+        self._mode = "native"
 
     def _next_call(self) -> int:
         """The number of this call in its step: answered calls so far + 1 (a failed call
@@ -108,7 +114,10 @@ class CallRecorder(AgentMiddleware):
             *request.messages,
         ]
         call = self._next_call()
-        fingerprint = request_fingerprint(self.model_id, messages, request.tools, self.sampling)
+        self._mode = tool_mode_of(request)
+        fingerprint = request_fingerprint(
+            self.model_id, messages, request.tools, self.sampling, self._mode
+        )
         return call, fingerprint, messages, time.perf_counter()
 
     def _from_record(
@@ -219,6 +228,7 @@ class CallRecorder(AgentMiddleware):
                 "messages": [plain_message(m) for m in messages],
                 "tools": sorted(t.name if hasattr(t, "name") else str(t) for t in tools),
                 "sampling": self.sampling,
+                "tool_mode": self._mode,
             },
             response=dump_message(answer) if answer is not None else {},
             tool_calls=[
