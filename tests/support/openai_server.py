@@ -3,8 +3,13 @@
 Tests start it on 127.0.0.1 (OS-chosen port) and point the real ``openai`` SDK or
 ``langchain_openai.ChatOpenAI`` at :attr:`OpenAIStubServer.base_url`. A *responder*
 (any callable ``ChatRequest -> Reply``) decides every reply; :class:`Script` plays a
-fixed list of replies in order. Replies are :class:`Text`, :class:`ToolCalls` or a
-:class:`Fault` (HTTP errors, delays, garbage or truncated bodies, empty choices).
+fixed list of replies in order. Replies are :class:`Text`, :class:`ToolCalls`, a
+:class:`Fault` (HTTP errors, delays, garbage or truncated bodies, empty choices) or a
+:class:`Raw` answer (a REAL recorded response of SmolLM2 on llama-cpp-python, from
+``tests/fixtures/llm/smollm2/``). :class:`Quirks` switch on what real servers do to a
+client, one switch per quirk (string or HTML-escaped arguments, ``content: null``
+refused with HTTP 500, ``tool_choice`` forms refused, a context window, no tools at all,
+slow answers).
 
 Nothing here touches the network beyond the loopback interface.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import re
 import socket
@@ -20,6 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
 
@@ -144,7 +151,44 @@ class Fault:
             raise ValueError("delay seconds must be >= 0")
 
 
-Reply: TypeAlias = Text | ToolCalls | Fault
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "smollm2"
+"""Real exchanges with SmolLM2-135M on llama-cpp-python (benchmarks/record_smollm2.py)."""
+
+
+def recording(name: str) -> dict[str, Any]:
+    """The recorded exchange ``name`` (request, status, response, seconds)."""
+    data: dict[str, Any] = json.loads((RECORDINGS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+@dataclass(frozen=True)
+class Raw:
+    """An HTTP answer sent exactly as given (status and JSON body)."""
+
+    status: int
+    body: dict[str, Any]
+
+    @classmethod
+    def recorded(cls, name: str) -> Raw:
+        """The real answer of recording ``name``."""
+        data = recording(name)
+        return cls(int(data["status"]), data["response"])
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """What a real server does that a client must cope with (all off by default)."""
+
+    string_arguments: bool = False  # tool arguments as a JSON string holding the JSON
+    html_escaped_arguments: bool = False  # tool arguments with &quot; for "
+    content_null_500: bool = False  # an assistant message with content null -> HTTP 500
+    refuse_tool_choice: frozenset[str] = frozenset()  # "required" / "object" -> HTTP 400
+    context_window: int | None = None  # prompt + max_tokens above it -> HTTP 400
+    no_tools: bool = False  # any request offering tools -> HTTP 400
+    seconds_per_token: float = 0.0  # answers take this long per completion token
+
+
+Reply: TypeAlias = Text | ToolCalls | Fault | Raw
 Responder: TypeAlias = Callable[[ChatRequest], Reply]
 
 
@@ -191,7 +235,7 @@ class ScriptedLLM:
     def reply_to(self, request: ChatRequest) -> Reply:
         """Return the reply the responder chooses for ``request``."""
         reply = self.responder(request)
-        if not isinstance(reply, Text | ToolCalls | Fault):
+        if not isinstance(reply, Text | ToolCalls | Fault | Raw):
             raise TypeError(f"responder returned {type(reply).__name__}, expected a Reply")
         return reply
 
@@ -260,11 +304,18 @@ class _Completion:
     usage: dict[str, int] = field(default_factory=dict)
 
 
-def _render(reply: Text | ToolCalls, request: ChatRequest) -> _Completion:
+def _render(
+    reply: Text | ToolCalls, request: ChatRequest, quirks: Quirks | None = None
+) -> _Completion:
     tool_calls: list[dict[str, Any]] = []
+    quirks = quirks or Quirks()
     if isinstance(reply, ToolCalls):
         for i, (name, args) in enumerate(reply.calls):
             arguments = args if isinstance(args, str) else json.dumps(args, separators=(",", ":"))
+            if quirks.html_escaped_arguments:
+                arguments = html.escape(arguments)
+            if quirks.string_arguments:
+                arguments = json.dumps(arguments)
             tool_calls.append(
                 {
                     "id": f"call_{request.call_number}_{i}",
@@ -425,8 +476,9 @@ class OpenAIStubServer:
     key itself is never logged, stored or echoed).
     """
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(self, responder: Responder | None = None, quirks: Quirks | None = None) -> None:
         self.llm = ScriptedLLM(responder)
+        self.quirks = quirks or Quirks()
         self._lock = threading.Lock()
         self._requests: list[ChatRequest] = []
         self._calls = 0
@@ -466,10 +518,12 @@ class OpenAIStubServer:
         with self._lock:
             return self._unauthorized
 
-    def reset(self, responder: Responder | None = None) -> None:
-        """Swap the responder, forget recorded requests and restart call numbering."""
+    def reset(self, responder: Responder | None = None, quirks: Quirks | None = None) -> None:
+        """Swap the responder (and the quirks), forget recorded requests and restart call
+        numbering."""
         with self._lock:
             self.llm = ScriptedLLM(responder)
+            self.quirks = quirks or Quirks()
             self._requests.clear()
             self._calls = 0
             self._unauthorized = 0
@@ -583,6 +637,9 @@ class OpenAIStubServer:
             chat = ChatRequest.from_body(body, self._calls)
             self._requests.append(chat)
             llm = self.llm
+        refused = _quirk_refusal(self.quirks, chat)
+        if refused is not None:
+            return refused
         try:
             reply = llm.reply_to(chat)
         except Exception as exc:
@@ -594,7 +651,14 @@ class OpenAIStubServer:
     async def _respond(self, reply: Reply, chat: ChatRequest) -> Response:
         if isinstance(reply, Fault):
             return await self._fault(reply, chat)
-        completion = _render(reply, chat)
+        if isinstance(reply, Raw):
+            return JSONResponse(reply.body, status_code=reply.status)
+        completion = _render(reply, chat, self.quirks)
+        if self.quirks.seconds_per_token:
+            assert self._abort is not None
+            wait = self.quirks.seconds_per_token * completion.usage["completion_tokens"]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._abort.wait(), timeout=wait)
         if chat.stream:
             return _sse(_stream_events(completion, chat.include_usage))
         return JSONResponse(_completion_body(completion))
@@ -633,6 +697,35 @@ class OpenAIStubServer:
         body = _completion_body(completion)
         body["choices"] = []
         return JSONResponse(body)
+
+
+def _quirk_refusal(quirks: Quirks, chat: ChatRequest) -> Response | None:
+    """The error a server with ``quirks`` answers ``chat`` with, if it refuses it."""
+    if quirks.no_tools and chat.tools:
+        return _error_response(400, f"{chat.model} does not support tools", should_retry=False)
+    form = "object" if isinstance(chat.tool_choice, dict) else chat.tool_choice
+    if form in quirks.refuse_tool_choice:
+        return _error_response(
+            400, f"tool_choice {form!r} is not supported by this server", should_retry=False
+        )
+    if quirks.content_null_500 and any(
+        m.get("role") == "assistant" and m.get("content") is None for m in chat.messages
+    ):
+        real = Raw.recorded("followup_content_null")
+        return JSONResponse(real.body, status_code=real.status)
+    if quirks.context_window is not None:
+        wanted = estimate_tokens(_prompt_text(chat)) + (
+            chat.max_tokens or chat.max_completion_tokens or 0
+        )
+        if wanted > quirks.context_window:
+            return _error_response(
+                400,
+                f"This model's maximum context length is {quirks.context_window} tokens. "
+                f"However, you requested {wanted} tokens. Please reduce the length of the "
+                "messages or completion.",
+                should_retry=False,
+            )
+    return None
 
 
 def _sse(events: list[str]) -> StreamingResponse:

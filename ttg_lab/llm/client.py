@@ -37,7 +37,8 @@ OVERFLOW = re.compile(
 )
 """Error texts servers give for a prompt longer than the model's context window."""
 
-TRIMMED = "[tool result trimmed to fit the model's context window]"
+TRIMMED = "[trimmed: context window]"
+"""What an oldest tool result reads once trimmed."""
 
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|quot|amp|lt|gt|apos);")
 
@@ -140,7 +141,8 @@ class TolerantChatOpenAI(ChatOpenAI):
             if choice is not None:
                 payload["tool_choice"] = choice
                 self._sent_choice = choice_form(choice)
-        payload["timeout"] = self.request_timeout_for(payload.get("max_tokens"))
+        budget = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        payload["timeout"] = self.request_timeout_for(budget)
         return payload
 
     def request_timeout_for(self, max_tokens: int | None) -> float:
