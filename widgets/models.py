@@ -150,7 +150,12 @@ def view(ctl: ModelsController) -> w.Widget:
     table = w.HTML()
     picker = w.Dropdown(description="Model", options=[""])
     name = w.Text(description="Name")
-    ai_model = w.Dropdown(description="AI model", options=ctl.ai_models)
+    ai_model = w.Combobox(  # any <provider>/<model> id, not only those listed
+        description="AI model",
+        options=ctl.ai_models,
+        ensure_option=False,
+        placeholder="e.g. ollama/qwen2.5:7b",
+    )
     market = w.Dropdown(description="Market", options=MARKETS)
     cash = w.FloatText(description="Cash")
     tickers = w.Text(description="Tickers", placeholder="empty = whole market")
