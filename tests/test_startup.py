@@ -105,6 +105,17 @@ assert run.wait() == "completed"
     assert loaded_after(code, *NOT_ON_THE_DIRECT_PATH) == []
 
 
+@pytest.mark.slow
+def test_a_baseline_chat_run_never_imports_the_openai_client(db_url: str) -> None:
+    """A baseline's chat model is local: the OpenAI client (and JSON-action mode, which
+    imports it) load only for a provider's model or a run that switches to JSON actions."""
+    create_momentum(db_url)
+    period = ", ".join(repr(p) for p in PERIOD)
+    code = CLI_RUN.format(period=period).replace('"direct"', '"chat"')
+    watch = ("openai", "langchain_openai", "ttg_lab.llm.json_actions")
+    assert loaded_after(code, *watch, env={"TTG_LAB_DB_URL": db_url}) == []
+
+
 def test_opening_a_store_at_head_never_imports_alembic(db_url: str) -> None:
     code = f"""
 from ttg_lab.store.database import Store

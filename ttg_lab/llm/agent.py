@@ -168,13 +168,22 @@ class ToolModes(AgentMiddleware):
 
     def __init__(self, model: BaseChatModel, config: ToolModeConfig, context: RunContext) -> None:
         super().__init__()
-        from ttg_lab.llm.json_actions import JsonActionModel
-
-        self.json_model = JsonActionModel(inner=model, style=config.response_format)
+        self.model = model
+        self.style = config.response_format
+        self._json_model: BaseChatModel | None = None
         self.mode = config.start
         self.switches = config.switches and config.start == "native"
         self.context = context
         self.failures = 0
+
+    def json_model(self) -> BaseChatModel:
+        """The client in JSON-action mode, built (and its module, which imports the OpenAI
+        client, loaded) only once a call needs it: a native run never pays for it."""
+        if self._json_model is None:
+            from ttg_lab.llm.json_actions import JsonActionModel
+
+            self._json_model = JsonActionModel(inner=self.model, style=self.style)
+        return self._json_model
 
     async def awrap_model_call(
         self,
@@ -182,7 +191,7 @@ class ToolModes(AgentMiddleware):
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> ModelResponse:
         if self.mode == "json":
-            request = request.override(model=self.json_model)
+            request = request.override(model=self.json_model())
         response = await handler(request)
         if self.switches and self.mode == "native":
             self._observe(response)
