@@ -100,6 +100,19 @@ class ParsedAnswer:
     invalid: list[InvalidToolCall]
 
 
+def _read_json(text: str) -> Any:
+    """The answer's JSON: as written (escaped or double-encoded too), else the object
+    between its first ``{`` and last ``}`` (code fences or words around it)."""
+    body = FENCE.sub("", text.strip())
+    try:
+        return loads_lenient(body)
+    except ValueError:
+        start, end = body.find("{"), body.rfind("}")
+        if not 0 <= start < end:
+            raise
+        return loads_lenient(body[start : end + 1])
+
+
 def parse_answer(text: str, functions: Sequence[dict[str, Any]], turn: int) -> ParsedAnswer:
     """The answer ``text`` of conversation turn ``turn`` as tool calls (ids ``json_<turn>_<i>``,
     the same for the same conversation, so replays match)."""
@@ -111,10 +124,8 @@ def parse_answer(text: str, functions: Sequence[dict[str, Any]], turn: int) -> P
             type="invalid_tool_call", id=f"json_{turn}_{i}", name=name, args=raw, error=error
         )
 
-    body = FENCE.sub("", text.strip())
-    start, end = body.find("{"), body.rfind("}")
     try:
-        value = loads_lenient(body[start : end + 1] if 0 <= start < end else body)
+        value = _read_json(text)
     except ValueError as exc:
         return ParsedAnswer(text, [], [invalid(0, None, text, f"answer is not valid JSON: {exc}")])
     if not isinstance(value, dict) or not isinstance(value.get("actions", []), list):
