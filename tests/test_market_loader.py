@@ -5,6 +5,7 @@ Store tests run on SQLite and PostgreSQL (``empty_db_url``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,10 @@ from ttg_lab.market import loader
 from ttg_lab.market.bars import BAR_COLUMNS, ImportedBars
 from ttg_lab.market.importers import read_alpha_vantage_json, read_csv_bars
 from ttg_lab.market.shipped import SHIPPED, read_shipped, shipped_path
+from ttg_lab.news.items import News
+from ttg_lab.news.store import load_news
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import StockPrice
+from ttg_lab.store.schema import Dataset, NewsItem, StockPrice
 
 FIXTURES = Path(__file__).parent / "fixtures" / "market"
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -242,3 +245,25 @@ def test_load_shipped_is_idempotent(store: Store) -> None:
     assert count_rows(store) == 9565
     with pytest.raises(NotFoundError):
         loader.load_shipped(store, DATA_DIR, ["nope"])
+
+
+def test_holds_data_answers_as_the_dataset_list_does(store: Store) -> None:
+    """``ttg_lab.open`` asks whether to load the shipped data without summarising every
+    bar: the answer is the dataset list's, for an empty store, news only, and bars."""
+    assert not loader.holds_data(store) and loader.list_datasets(store).empty
+    item = News(
+        source="wire",
+        url="https://x.test/1",
+        title="t",
+        summary="s",
+        content="c",
+        published_at=datetime(2025, 6, 10),
+    )
+    load_news(store, [item], "wire")
+    assert loader.holds_data(store) and not loader.list_datasets(store).empty
+    with store.session() as session:
+        session.execute(delete(Dataset))
+        session.execute(delete(NewsItem))
+    assert not loader.holds_data(store) and loader.list_datasets(store).empty
+    loader.load_file(store, FIXTURES / "daily_prices_AAPL.json", "us")
+    assert loader.holds_data(store) and not loader.list_datasets(store).empty

@@ -296,7 +296,7 @@ def open(db_url: str | None = None, init: bool = True, user: str | None = None) 
     try:
         store.migrate()
         acting = users.resolve_user(store, user)
-        if init and loader.list_datasets(store).empty:
+        if init and not loader.holds_data(store):
             DataAPI(store, settings, ensure_local_user(store)).load_shipped()
     except BaseException:
         store.dispose()

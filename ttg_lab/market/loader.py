@@ -697,6 +697,15 @@ def list_datasets(store: Store) -> pd.DataFrame:
     return frame.sort_values("name", kind="mergesort").reset_index(drop=True)
 
 
+def holds_data(store: Store) -> bool:
+    """Whether :func:`list_datasets` would list anything (bars or a news load), found by
+    reading one row rather than summarising every bar: opening a lab asks it each time."""
+    with store.session() as session:
+        bar = session.scalar(select(StockPrice.id).limit(1))
+        news = session.scalar(select(Dataset.id).where(Dataset.name.startswith("news:")).limit(1))
+    return bar is not None or news is not None
+
+
 def list_loads(store: Store) -> pd.DataFrame:
     """Every bar load recorded (its latest version per name): what it brought, when."""
     with store.session() as session:
@@ -751,6 +760,7 @@ __all__ = [
     "MergeResult",
     "bar_hash_sum",
     "fingerprint",
+    "holds_data",
     "list_datasets",
     "list_loads",
     "load_bars",
