@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import get_args
 
+import pytest
+from click.testing import CliRunner
+from support.imports import loaded_after
+
 import ttg_lab
 from ttg_lab import options
 from ttg_lab.agents.policy import POLICIES, MarketView, Order
 from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.cli import main
 from ttg_lab.leaderboard import verdict
 from ttg_lab.market.bars import MODES
 
@@ -37,3 +42,48 @@ def test_static_choices_are_the_owners_lists() -> None:
     assert options.GATE_VERDICTS == get_args(options.Verdict) == ("allow", "resize", "reject")
     said = {verdict({}), verdict({"benchmark_return": 0.1, "beats_benchmark": True})}
     assert said <= set(options.VERDICTS)
+
+
+RUN_MACHINERY = (
+    "sqlalchemy",
+    "ttg_lab.store",
+    "ttg_lab.engine",
+    "ttg_lab.agents",
+    "ttg_lab.runs",
+    "ttg_lab.lab",
+    "langchain_core",
+    "fastmcp",
+    "mcp",
+)
+"""What neither the options nor the command line's start may load: the store, the run
+machinery and the chat path (they load when a command or a choice needs them)."""
+
+
+def test_importing_the_options_or_the_command_line_loads_no_run_machinery() -> None:
+    for code in ("import ttg_lab.options", "import ttg_lab.cli", "from ttg_lab.cli import main"):
+        assert loaded_after(code, *RUN_MACHINERY) == [], code
+
+
+def test_ttg_lab_help_loads_no_run_machinery() -> None:
+    code = "import sys\nfrom ttg_lab.cli import main\nsys.argv = ['ttg-lab', '--help']\nmain()"
+    assert loaded_after(code, *RUN_MACHINERY) == []
+
+
+def test_every_declared_choice_loads_from_its_owner_and_a_typo_is_named() -> None:
+    for name in options._CHOICES:
+        assert getattr(options, name) is not None, name
+    assert options.AGENT_PATHS == ("chat", "direct")
+    assert options.ROLES == ("admin", "user")
+    assert tuple(sorted(options.LEADERBOARD_SORTS)) == options.LEADERBOARD_SORTS
+    with pytest.raises(AttributeError, match="'MODE'"):
+        _ = options.MODE  # type: ignore[attr-defined]
+
+
+def test_the_command_lines_choices_are_checked_and_shown_from_the_options() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(main, ["leaderboard", "--mode", "weekly"])
+    assert bad.exit_code == 2 and "'weekly' is not one of 'daily', 'intraday'" in bad.output
+    shown = runner.invoke(main, ["run", "--help"]).output
+    assert "[daily|intraday]" in shown and "[chat|direct]" in shown
+    assert f"a cost preset: {', '.join(options.COST_PRESETS)}" in " ".join(shown.split())
+    assert ", ".join(options.MARKETS) in runner.invoke(main, ["data", "load", "--help"]).output

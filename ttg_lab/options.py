@@ -6,6 +6,10 @@ to an interval, a cost preset what ``broker.costs`` prices), so adding one there
 here. Choices that are registries (policies, bar readers, news formats) are functions:
 they list what is registered when called, so a policy registered in a notebook shows up.
 
+The choices load from their owners on first use (a module ``__getattr__``), so importing
+this module, or the command line that builds its options from it, loads none of the run
+machinery: the owners of modes, paths, roles or sorts pull in pandas and the store.
+
     from ttg_lab import options
     options.MODES            # ('daily', 'intraday')
     options.policies()       # ('baseline/buy_and_hold', ..., 'policy/MyPolicy')
@@ -13,43 +17,90 @@ they list what is registered when called, so a policy registered in a notebook s
 
 from __future__ import annotations
 
-from ttg_lab.agents.factory import AGENT_PATHS, check_path
-from ttg_lab.broker.costs import COST_PRESETS as _COST_PRESETS
-from ttg_lab.broker.fills import FILL_POLICIES
-from ttg_lab.engine.ledger import LedgerStatus
-from ttg_lab.leaderboard import SORTABLE, VERDICTS, BoardVerdict
-from ttg_lab.market.bars import BAR_LABELS, INTERVALS, BarLabel
-from ttg_lab.market.bars import MODES as _MODES
-from ttg_lab.market.markets import MARKETS as _MARKETS
-from ttg_lab.model_rules import RULE_PRESETS as _RULE_PRESETS
-from ttg_lab.profiles import EXPERIENCE, RISK_TOLERANCE
-from ttg_lab.rules.gate import VERDICTS as GATE_VERDICTS
-from ttg_lab.rules.gate import Verdict
-from ttg_lab.rules.params import CATEGORIES as RULE_CATEGORIES
-from ttg_lab.rules.params import RULE_PARAMS
-from ttg_lab.store.schema import RunStatus
-from ttg_lab.users import ROLES
+from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-MODES: tuple[str, ...] = tuple(_MODES)
-"""Run modes: ``daily`` runs on daily bars, ``intraday`` on hourly ones."""
+if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on first use
+    from ttg_lab.agents.factory import check_path
+    from ttg_lab.engine.ledger import LedgerStatus
+    from ttg_lab.leaderboard import BoardVerdict
+    from ttg_lab.market.bars import BarLabel
+    from ttg_lab.rules.gate import Verdict
+    from ttg_lab.store.schema import RunStatus
 
-COST_PRESETS: tuple[str, ...] = tuple(_COST_PRESETS)
-"""Named cost models for ``start_run(costs=...)`` (a dict of fields works too)."""
+    MODES: tuple[str, ...]
+    COST_PRESETS: tuple[str, ...]
+    FILL_POLICIES: tuple[str, ...]
+    AGENT_PATHS: tuple[str, ...]
+    RULE_PRESETS: tuple[str, ...]
+    RULE_CATEGORIES: tuple[str, ...]
+    RULE_PARAMETERS: tuple[str, ...]
+    MARKETS: tuple[str, ...]
+    ROLES: tuple[str, ...]
+    EXPERIENCE: tuple[str, ...]
+    RISK_TOLERANCE: tuple[str, ...]
+    LEADERBOARD_SORTS: tuple[str, ...]
+    VERDICTS: tuple[BoardVerdict, ...]
+    GATE_VERDICTS: tuple[Verdict, ...]
+    INTERVALS: tuple[str, ...]
+    BAR_LABELS: tuple[BarLabel, ...]
 
-RULE_PRESETS: tuple[str, ...] = tuple(_RULE_PRESETS)
-"""Named rule sets for ``lab.rules.apply_preset(model, name)``."""
 
-RULE_PARAMETERS: tuple[str, ...] = tuple(RULE_PARAMS)
-"""Every rule parameter a rule, a profile limit or a global default may set."""
+def _listed(value: Any) -> tuple[str, ...]:
+    """The names of a mapping, or the items of a sequence, as a tuple."""
+    return tuple(value)
 
-MARKETS: tuple[str, ...] = tuple(_MARKETS)
-"""Market codes a model trades in."""
 
-LEADERBOARD_SORTS: tuple[str, ...] = tuple(sorted(SORTABLE))
-"""Columns ``lab.leaderboard(sort=...)`` ranks by."""
+def _sorted(value: Any) -> tuple[str, ...]:
+    """The names, sorted: for owners that keep them in no meaningful order."""
+    return tuple(sorted(value))
+
+
+def _as_is(value: Any) -> Any:
+    """Functions and types are given as their owners define them."""
+    return value
+
+
+_CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    # name: (owner module, owner's name, how the owner's value becomes the choice)
+    "MODES": ("ttg_lab.market.bars", "MODES", _listed),  # daily on 1d bars, intraday on 60min
+    "INTERVALS": ("ttg_lab.market.bars", "INTERVALS", _listed),
+    "BAR_LABELS": ("ttg_lab.market.bars", "BAR_LABELS", _listed),
+    "BarLabel": ("ttg_lab.market.bars", "BarLabel", _as_is),
+    "COST_PRESETS": ("ttg_lab.broker.costs", "COST_PRESETS", _listed),  # start_run(costs=)
+    "FILL_POLICIES": ("ttg_lab.broker.fills", "FILL_POLICIES", _listed),
+    "AGENT_PATHS": ("ttg_lab.agents.factory", "AGENT_PATHS", _listed),
+    "check_path": ("ttg_lab.agents.factory", "check_path", _as_is),
+    "RULE_PRESETS": ("ttg_lab.model_rules", "RULE_PRESETS", _listed),  # rules.apply_preset
+    "RULE_CATEGORIES": ("ttg_lab.rules.params", "CATEGORIES", _listed),
+    "RULE_PARAMETERS": ("ttg_lab.rules.params", "RULE_PARAMS", _listed),
+    "MARKETS": ("ttg_lab.market.markets", "MARKETS", _listed),
+    "ROLES": ("ttg_lab.users", "ROLES", _listed),
+    "EXPERIENCE": ("ttg_lab.profiles", "EXPERIENCE", _listed),
+    "RISK_TOLERANCE": ("ttg_lab.profiles", "RISK_TOLERANCE", _listed),
+    "LEADERBOARD_SORTS": ("ttg_lab.leaderboard", "SORTABLE", _sorted),  # leaderboard(sort=)
+    "VERDICTS": ("ttg_lab.leaderboard", "VERDICTS", _listed),
+    "BoardVerdict": ("ttg_lab.leaderboard", "BoardVerdict", _as_is),
+    "GATE_VERDICTS": ("ttg_lab.rules.gate", "VERDICTS", _listed),
+    "Verdict": ("ttg_lab.rules.gate", "Verdict", _as_is),
+    "LedgerStatus": ("ttg_lab.engine.ledger", "LedgerStatus", _as_is),
+    "RunStatus": ("ttg_lab.store.schema", "RunStatus", _as_is),
+}
+"""Every static choice and type, by the name it has here, and where its owner keeps it."""
 
 DATA_FORMAT_AUTO = "auto"
 """The format name that lets the file's content pick its reader."""
+
+
+def __getattr__(name: str) -> Any:
+    """A choice, read from its owner the first time it is asked for (then kept)."""
+    if name not in _CHOICES:
+        raise AttributeError(f"module 'ttg_lab.options' has no attribute {name!r}")
+    module, attribute, make = _CHOICES[name]
+    value = make(getattr(import_module(module), attribute))
+    globals()[name] = value
+    return value
 
 
 def policies() -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -32,6 +33,33 @@ class LabContext:
 
 
 pass_ctx = click.make_pass_decorator(LabContext)
+
+
+class LazyChoice(click.Choice[str]):
+    """A choice whose values are read when a command checks or shows them, not when the
+    command line is built: most owners of choices load pandas and the store, which
+    ``ttg-lab --help`` and commands that do not use them should not pay for."""
+
+    def __init__(self, choices: Callable[[], Iterable[str]]) -> None:
+        self._choices = choices
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._choices())
+
+
+class LazyHelp(click.Option):
+    """An option whose help text (listing the known choices of a free-text option) is
+    made when the help is shown, for the same reason as :class:`LazyChoice`."""
+
+    def __init__(self, *args: Any, lazy_help: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy_help = lazy_help
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self._lazy_help()
+        return super().get_help_record(ctx)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:

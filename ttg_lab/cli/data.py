@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from ttg_lab import options
-from ttg_lab.cli.context import LabContext, pass_ctx
+from ttg_lab.cli.context import LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.formatting import money, percent
 
@@ -46,14 +46,19 @@ def data_list(obj: LabContext) -> None:
 
 @data.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--market", required=True, help=", ".join(options.MARKETS))
+@click.option("--market", required=True, cls=LazyHelp, lazy_help=lambda: ", ".join(options.MARKETS))
 @click.option(
-    "--format", "fmt", default="auto", show_default=True, help=", ".join(options.bar_formats())
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    cls=LazyHelp,
+    lazy_help=lambda: ", ".join(options.bar_formats()),
 )
 @click.option("--name", default=None, help="name of this load (default: file name)")
 @click.option(
     "--label",
-    type=click.Choice(options.BAR_LABELS),
+    type=LazyChoice(lambda: options.BAR_LABELS),
     default="start",
     show_default=True,
     help="the file stamps intraday bars by their start (Alpha Vantage) or their end "
@@ -86,7 +91,12 @@ def data_load(
 @data.command("news")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--format", "fmt", default="auto", show_default=True, help=", ".join(options.news_formats())
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    cls=LazyHelp,
+    lazy_help=lambda: ", ".join(options.news_formats()),
 )
 @pass_ctx
 def data_news(obj: LabContext, path: str, fmt: str) -> None:
@@ -103,7 +113,7 @@ def import_group() -> None:
 
 @import_group.command("aitrader")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--market", type=click.Choice(options.MARKETS), default=None)
+@click.option("--market", type=LazyChoice(lambda: options.MARKETS), default=None)
 @click.option("--name-suffix", default="", help="appended to each model's name and signature")
 @click.option(
     "--report-errors",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ttg_lab import options
-from ttg_lab.cli.context import LabContext, pass_ctx
+from ttg_lab.cli.context import LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.dates import FORMATS
 from ttg_lab.formatting import money, percent
@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 
 
 @click.command("leaderboard")
-@click.option("--market", default=None, help=", ".join(options.MARKETS))
-@click.option("--mode", type=click.Choice(options.MODES), default=None)
+@click.option("--market", default=None, cls=LazyHelp, lazy_help=lambda: ", ".join(options.MARKETS))
+@click.option("--mode", type=LazyChoice(lambda: options.MODES), default=None)
 @click.option("--start", default=None, help=f"runs starting on or after this day ({FORMATS})")
 @click.option("--end", default=None, help=f"runs ending on or before this day ({FORMATS})")
 @click.option(
-    "--sort", default="sharpe", show_default=True, help=", ".join(options.LEADERBOARD_SORTS)
+    "--sort",
+    default="sharpe",
+    show_default=True,
+    cls=LazyHelp,
+    lazy_help=lambda: ", ".join(options.LEADERBOARD_SORTS),
 )
 @pass_ctx
 def leaderboard_cmd(

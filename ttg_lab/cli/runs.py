@@ -10,7 +10,7 @@ import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from ttg_lab import options
-from ttg_lab.cli.context import DATE_HELP, LabContext, pass_ctx
+from ttg_lab.cli.context import DATE_HELP, LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, exit_unless, print_frame
 from ttg_lab.formatting import money, percent
 
@@ -92,20 +92,23 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
 
 @click.command()
 @click.argument("model")
-@click.option("--mode", type=click.Choice(options.MODES), default="daily", show_default=True)
+@click.option("--mode", type=LazyChoice(lambda: options.MODES), default="daily", show_default=True)
 @click.option("--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)")
 @click.option("--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)")
 @click.option(
     "--costs",
     default="default",
     show_default=True,
-    help=f"a cost preset: {', '.join(options.COST_PRESETS)}",
+    cls=LazyHelp,
+    lazy_help=lambda: f"a cost preset: {', '.join(options.COST_PRESETS)}",
 )
-@click.option("--fill", type=click.Choice(options.FILL_POLICIES), default="open", show_default=True)
+@click.option(
+    "--fill", type=LazyChoice(lambda: options.FILL_POLICIES), default="open", show_default=True
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--path",
-    type=click.Choice(options.AGENT_PATHS),
+    type=LazyChoice(lambda: options.AGENT_PATHS),
     default="chat",
     show_default=True,
     help="chat: the LLM path (chat model + MCP tools); direct: baselines call the tools directly",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ttg_lab import options
-from ttg_lab.cli.context import LabContext, pass_ctx
+from ttg_lab.cli.context import LabContext, LazyChoice, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def users_signup(obj: LabContext, email: str, display_name: str, username: str |
 @users.command("add")
 @click.argument("email")
 @click.argument("display_name")
-@click.option("--role", type=click.Choice(options.ROLES), default="user", show_default=True)
+@click.option("--role", type=LazyChoice(lambda: options.ROLES), default="user", show_default=True)
 @click.option("--username", default=None)
 @pass_ctx
 def users_add(
@@ -56,7 +56,7 @@ def users_add(
 
 @users.command("approve")
 @click.argument("user")
-@click.option("--role", type=click.Choice(options.ROLES), default=None)
+@click.option("--role", type=LazyChoice(lambda: options.ROLES), default=None)
 @pass_ctx
 def users_approve(obj: LabContext, user: str, role: str | None) -> None:
     with clear_errors():
@@ -75,7 +75,7 @@ def users_reject(obj: LabContext, user: str) -> None:
 
 @users.command("role")
 @click.argument("user")
-@click.argument("role", type=click.Choice(options.ROLES))
+@click.argument("role", type=LazyChoice(lambda: options.ROLES))
 @pass_ctx
 def users_role(obj: LabContext, user: str, role: str) -> None:
     with clear_errors():
@@ -85,7 +85,7 @@ def users_role(obj: LabContext, user: str, role: str) -> None:
 
 @users.command("allow")
 @click.argument("pattern")
-@click.option("--role", type=click.Choice(options.ROLES), default="user", show_default=True)
+@click.option("--role", type=LazyChoice(lambda: options.ROLES), default="user", show_default=True)
 @pass_ctx
 def users_allow(obj: LabContext, pattern: str, role: str) -> None:
     """Allow-list an email or a whole @domain: their sign-ups are approved at once."""
