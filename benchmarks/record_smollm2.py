@@ -75,16 +75,15 @@ def run_context() -> RunContext:
 
 async def openai_tools(ctx: RunContext) -> list[dict[str, Any]]:
     """Every MCP tool of a run as the chat agent binds it (LangChain's OpenAI form)."""
-    from fastmcp import Client
     from langchain_core.utils.function_calling import convert_to_openai_tool
     from langchain_mcp_adapters.tools import load_mcp_tools
 
-    from ttg_lab.mcp_services.servers import build_services
+    from ttg_lab.mcp_services.memory import build_services, memory_session
 
     tools = []
     for service, server in build_services(lambda: ctx).items():
-        async with Client(server) as client:
-            for tool in await load_mcp_tools(client.session, server_name=service):
+        async with memory_session(server) as session:
+            for tool in await load_mcp_tools(session, server_name=service):
                 tools.append(convert_to_openai_tool(tool))
     return tools
 

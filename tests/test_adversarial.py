@@ -14,7 +14,6 @@ from typing import Any, get_type_hints
 
 import numpy as np
 import pytest
-from fastmcp import Client
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
@@ -28,7 +27,7 @@ from ttg_lab.engine.context import RunContext
 from ttg_lab.lab import Lab
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
-from ttg_lab.mcp_services.servers import build_services
+from ttg_lab.mcp_services.memory import build_services, memory_session
 from ttg_lab.store.schema import AgentLog
 from ttg_lab.tools.registry import TOOLS
 
@@ -275,14 +274,14 @@ def test_no_tool_of_any_agent_takes_a_bool_for_a_number(lab: Lab) -> None:
         texts = []
         for tool, name in cases:
             spec = TOOLS.get(tool)
-            async with Client(services[spec.service]) as client:
+            async with memory_session(services[spec.service]) as session:
                 args = {**SAMPLE_ARGUMENTS, name: True}
                 wanted = inspect.signature(spec.function).parameters
-                answer = await client.call_tool(
-                    tool, {k: v for k, v in args.items() if k in wanted}, raise_on_error=False
+                answer = await session.call_tool(
+                    tool, {k: v for k, v in args.items() if k in wanted}
                 )
-            assert answer.is_error, (tool, name, answer)
-            texts.append(answer.content[0].text)
+            assert answer.isError, (tool, name, answer)
+            texts.append(answer.content[0].text)  # type: ignore[union-attr]
         return texts
 
     for (tool, name), text in zip(cases, asyncio.run(call_all()), strict=True):
@@ -311,7 +310,7 @@ def test_whatever_a_tool_returns_or_raises_reaches_the_agent_as_an_answer() -> N
     JSON, an overflowing number, a huge answer or a tool's own crash become tool errors."""
     from fastmcp.exceptions import ToolError
 
-    from ttg_lab.mcp_services.servers import _wrap
+    from ttg_lab.mcp_services.tool_functions import tool_function
     from ttg_lab.tools.registry import ToolSpec
 
     def odd(kind: str) -> Any:
@@ -331,7 +330,7 @@ def test_whatever_a_tool_returns_or_raises_reaches_the_agent_as_an_answer() -> N
             return {"text": "x" * 1_000_000}
         raise ZeroDivisionError("boom")
 
-    call = _wrap(ToolSpec("odd", "math", odd, False), lambda: None)
+    call = tool_function(ToolSpec("odd", "math", odd, False), lambda: None, ToolError)
     assert call(kind="numpy") == {"n": 1.5, "i": 2, "nan": None, "when": "2025-07-01T00:00:00"}
     assert call(kind="decimal") == [2.5, [3, 4]]
     for kind, message in (

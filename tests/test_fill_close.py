@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from fastmcp import Client
 from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
 
 from ttg_lab.attribution import load_recorded, replay
@@ -30,7 +29,7 @@ from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.loader import read_price_frame
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.shipped import read_shipped
-from ttg_lab.mcp_services.servers import build_services
+from ttg_lab.mcp_services.memory import build_services, memory_session
 from ttg_lab.rules.constraints import Constraint, RuleSet
 from ttg_lab.rules.risk import RiskState
 from ttg_lab.tools import trade
@@ -98,9 +97,9 @@ def decide_over_mcp(ctx: RunContext) -> list[Any]:
         services = build_services(lambda: ctx)
         answers = []
         for service, tool, args in calls:
-            async with Client(services[service]) as client:
-                result = await client.call_tool(tool, args, raise_on_error=False)
-            answers.append(json.loads(result.content[0].text))
+            async with memory_session(services[service]) as session:
+                result = await session.call_tool(tool, args)
+            answers.append(json.loads(result.content[0].text))  # type: ignore[union-attr]
         return answers
 
     ctx.advance(0, DAY)

@@ -12,17 +12,21 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from fastmcp import Client, FastMCP
+from mcp.server.lowlevel import Server
 
 from ttg_lab.deferred import Deferral, DeferredFinder, DeferredModule
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ConfigError
-from ttg_lab.mcp_services.servers import build_service, build_services
+from ttg_lab.mcp_services import memory
+from ttg_lab.mcp_services.memory import build_services, memory_session
+from ttg_lab.mcp_services.servers import build_service
 from ttg_lab.store.database import (
     Store,
     alembic_config,
@@ -271,15 +275,24 @@ assert rfc3987_syntax.is_valid_syntax_iri("http://a/b")
     assert loaded_after(code, "lark") == ["lark"]  # loaded once a check needed it
 
 
-async def output_schemas(server: FastMCP) -> dict[str, Any]:
-    async with Client(server) as client:
-        return {tool.name: tool.outputSchema for tool in await client.list_tools()}
+async def listed(server: FastMCP | Server[Any]) -> list[dict[str, Any]]:
+    """The tools a server lists, as a client reads them (FastMCP's own ``meta`` aside)."""
+    if isinstance(server, FastMCP):
+        async with Client(server) as client:
+            tools = await client.list_tools()
+    else:
+        async with memory_session(server) as session:
+            tools = (await session.list_tools()).tools
+    return [tool.model_dump(exclude={"meta"}) for tool in tools]
 
 
-async def added(server: FastMCP) -> str:
-    async with Client(server) as client:
-        answer = await client.call_tool("add", {"a": 2, "b": 0.5})
-    return str(answer.content[0].text)
+async def answers(server: FastMCP | Server[Any], calls: list[tuple[str, Any]]) -> list[Any]:
+    """What a client reads back for each ``(tool, arguments)`` call."""
+    if isinstance(server, FastMCP):
+        async with Client(server) as client:
+            return [(await client.session.call_tool(n, a)).model_dump() for n, a in calls]
+    async with memory_session(server) as session:
+        return [(await session.call_tool(n, a)).model_dump() for n, a in calls]
 
 
 def no_context() -> RunContext:
@@ -290,11 +303,90 @@ def test_a_runs_in_memory_tools_publish_no_output_schemas_and_answer_the_same() 
     """The MCP SDK checks every answer against a tool's output schema on both ends (about
     3 ms a call); a run's own services publish none, the HTTP services keep theirs, and
     the agent reads the same answer either way."""
-    in_memory = build_services(no_context)
-    for server in in_memory.values():
-        schemas = asyncio.run(output_schemas(server))
-        assert {name: schema for name, schema in schemas.items() if schema is not None} == {}
-    published = asyncio.run(output_schemas(build_service("trade", no_context)))
-    assert None not in published.values()
-    assert asyncio.run(added(in_memory["math"])) == "2.5"
-    assert asyncio.run(added(build_service("math", no_context))) == "2.5"
+    for server in build_services(no_context).values():
+        assert [tool["outputSchema"] for tool in asyncio.run(listed(server))] == [
+            None for _ in asyncio.run(listed(server))
+        ]
+    published = asyncio.run(listed(build_service("trade", no_context)))
+    assert None not in [tool["outputSchema"] for tool in published]
+    add = [("add", {"a": 2, "b": 0.5})]
+    for server in (build_services(no_context)["math"], build_service("math", no_context)):
+        assert asyncio.run(answers(server, add))[0]["content"][0]["text"] == "2.5"
+
+
+def test_a_cold_chat_run_never_imports_fastmcp(db_url: str) -> None:
+    """A run's in-memory services are the MCP SDK's low-level servers: FastMCP (its HTTP,
+    auth, event-store, telemetry and docstring-parsing imports) is for the HTTP services."""
+    create_momentum(db_url)
+    period = ", ".join(repr(p) for p in PERIOD)
+    code = CLI_RUN.format(period=period).replace('"direct"', '"chat"')
+    watch = ("fastmcp", "key_value", "beartype", "griffe")
+    assert loaded_after(code, *watch, env={"TTG_LAB_DB_URL": db_url}) == []
+
+
+def sandbox() -> RunContext:
+    """A fresh context on the shipped daily bars of AAPL and MSFT, at 2025-07-15."""
+    from ttg_lab.broker.costs import COST_PRESETS
+    from ttg_lab.broker.portfolio import Portfolio
+    from ttg_lab.config import resolve_settings
+    from ttg_lab.market.asof import PriceIndex
+    from ttg_lab.market.markets import get_market
+    from ttg_lab.market.shipped import read_shipped
+
+    frame = read_shipped("us_daily", resolve_settings().data_dir)
+    index = PriceIndex(frame[frame["symbol"].isin(["AAPL", "MSFT"])], "us", "1d")
+    ctx = RunContext(
+        run_id=0,
+        market=get_market("us"),
+        index=index,
+        tickers=frozenset(["AAPL", "MSFT"]),
+        portfolio=Portfolio(10_000.0),
+        costs=COST_PRESETS["default"],
+    )
+    ctx.advance(0, datetime(2025, 7, 15))
+    ctx.start_step(10_000.0)
+    return ctx
+
+
+def test_a_runs_in_memory_services_serve_what_fastmcp_serves() -> None:
+    """The agent sees the same tools (names, descriptions, input schemas) and reads the
+    same answers and errors from the in-memory services as from FastMCP's: good calls, a
+    trade and its refusal, look-ahead, bad, missing and extra arguments, an unknown tool."""
+    from ttg_lab.mcp_services import servers
+
+    calls: dict[str, list[tuple[str, Any]]] = {
+        "math": [
+            ("add", {"a": 1, "b": 2}),
+            ("add", {"a": True, "b": 2}),
+            ("add", {"a": "x", "b": 2}),
+            ("add", {"a": 1}),
+            ("add", {"a": 1, "b": 2, "c": 3}),
+            ("divide", {"a": 1, "b": 0}),
+            ("max_units", {"cash": 100, "price": 3}),
+            ("nope", {}),
+        ],
+        "search": [("get_information", {"query": "Apple"}), ("get_information", {"query": ""})],
+        "trade": [
+            ("get_portfolio", {}),
+            ("buy", {"symbol": "AAPL", "quantity": 1, "order_id": "a"}),
+            ("buy", {"symbol": "AAPL", "quantity": 1e9}),
+            ("sell", {"symbol": "NOPE", "quantity": 1}),
+        ],
+        "price": [
+            ("get_price_local", {"symbol": "AAPL"}),
+            ("get_price_local", {"symbol": "AAPL", "date": "2030-01-01"}),
+            ("get_price_history", {"symbol": "AAPL", "bars": 3}),
+            ("get_price_history", {"symbol": "AAPL", "bars": 0}),
+        ],
+    }
+    for service, service_calls in calls.items():
+        seen = []
+        for fast in (True, False):  # FastMCP as runs served it before: no output schemas
+            ctx = sandbox()
+            server: FastMCP | Server[Any] = (
+                servers.build_service(service, lambda ctx=ctx: ctx, output_schemas=False)
+                if fast
+                else memory.build_service(service, lambda ctx=ctx: ctx)
+            )
+            seen.append((asyncio.run(listed(server)), asyncio.run(answers(server, service_calls))))
+        assert seen[0] == seen[1], service

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
-from fastmcp import Client
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -32,14 +31,15 @@ from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.tools import load_mcp_tools
 from langgraph.types import Command
 
+from ttg_lab.engine.budget import Budget, CallPrice, run_spend
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
-from ttg_lab.llm.messages import plain_message
+from ttg_lab.llm.messages import estimate_tokens, plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
 from ttg_lab.llm.providers import ToolModeConfig
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.llm.sections import reasoning_entries
-from ttg_lab.mcp_services.servers import build_services
+from ttg_lab.mcp_services.memory import build_services, memory_session
 from ttg_lab.tools.registry import TRADE_TOOLS
 
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}
@@ -216,6 +216,32 @@ class ToolModes(AgentMiddleware):
             )
 
 
+class BudgetGuard(AgentMiddleware):
+    """Before every model call (each retry too): the call is not made when the run's
+    spend so far plus the call's worst case would pass the run's budget; the
+    :class:`~ttg_lab.engine.budget.BudgetExceededError` ends the step uncommitted."""
+
+    def __init__(self, store: Store, run_id: int, budget: Budget, price: CallPrice) -> None:
+        super().__init__()
+        self.store = store
+        self.run_id = run_id
+        self.budget = budget
+        self.price = price
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        messages: list[BaseMessage] = [
+            *([request.system_message] if request.system_message else []),
+            *request.messages,
+        ]
+        worst = self.price.worst_case(estimate_tokens(messages, request.tools))
+        self.budget.check(run_spend(self.store, self.run_id), worst)
+        return await handler(request)
+
+
 class ChatAgent:
     """Runs decision steps of one run through a LangChain agent over MCP tools."""
 
@@ -228,8 +254,10 @@ class ChatAgent:
         step_timeout: float = 600.0,
         retry_delay: float = 1.0,
         tools: ToolModeConfig | None = None,
+        guard: BudgetGuard | None = None,
     ) -> None:
         self.model = model
+        self.guard = guard
         self.tool_modes = tools or ToolModeConfig()
         self.recorder = recorder
         self.snapshot_model = snapshot_model
@@ -278,8 +306,8 @@ class ChatAgent:
         self._stack = AsyncExitStack()
         tools: list[BaseTool] = []
         for service, server in build_services(lambda: ctx).items():
-            client = await self._stack.enter_async_context(Client(server))
-            tools += await load_mcp_tools(client.session, server_name=service)
+            session = await self._stack.enter_async_context(memory_session(server))
+            tools += await load_mcp_tools(session, server_name=service)
         self.tools = tools
         self.ordering = OrderedTrading(ctx)
         # after_model hooks run last-listed first: MalformedCallsGoBack must come before
@@ -294,6 +322,7 @@ class ChatAgent:
                 jitter=False,
             ),
             ToolModes(self.model, self.tool_modes, ctx),
+            *([self.guard] if self.guard is not None else []),
             self.recorder,
             MalformedCallsGoBack(),
             ModelCallLimitMiddleware(run_limit=self.max_steps, exit_behavior="end"),
