@@ -9,7 +9,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
-from ttg_lab.errors import ValidationError
+from ttg_lab import ValidationError
 from ttg_lab.store.access import is_admin
 from widgets.common import Controller, set_options, status_html, table_html
 

@@ -12,7 +12,7 @@ from typing import Any
 import ipywidgets as w
 import traitlets
 
-from ttg_lab.errors import TTGLabError, ValidationError
+from ttg_lab import TTGLabError, ValidationError
 from ttg_lab.secrets import redact
 from widgets.common import Controller, on_pick, set_options, status_html
 from widgets.dispatch import call_soon

@@ -19,8 +19,7 @@ import ipywidgets as w
 from IPython.display import HTML, display
 
 import ttg_lab
-from ttg_lab.errors import PermissionDeniedError
-from ttg_lab.lab import Lab
+from ttg_lab import Lab, PermissionDeniedError
 from ttg_lab.store.access import is_admin
 from widgets import (
     admin,

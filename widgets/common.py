@@ -19,8 +19,7 @@ from typing import Any
 import pandas as pd
 import traitlets
 
-from ttg_lab.errors import TTGLabError
-from ttg_lab.lab import Lab
+from ttg_lab import Lab, TTGLabError
 from ttg_lab.secrets import redact
 
 log = logging.getLogger(__name__)

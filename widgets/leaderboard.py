@@ -10,8 +10,8 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
+from ttg_lab import options
 from ttg_lab.formatting import money, percent, ratio
-from ttg_lab.leaderboard import SORTABLE
 from widgets.common import Controller, TableState, show_figure, status_html, table_html
 
 SHOWN = [
@@ -82,12 +82,14 @@ def view(ctl: LeaderboardController) -> w.Widget:
 
     market = w.Dropdown(
         description="Market",
-        options=[("all", ""), ("US", "us"), ("A-shares", "cn"), ("crypto", "crypto")],
+        options=[("all", ""), *((code, code) for code in options.MARKETS)],
     )
     mode = w.Dropdown(
-        description="Mode", options=[("all", ""), ("daily", "daily"), ("intraday", "intraday")]
+        description="Mode", options=[("all", ""), *((mode, mode) for mode in options.MODES)]
     )
-    sort = w.Dropdown(description="Sort by", options=sorted(SORTABLE), value="sharpe")
+    sort = w.Dropdown(
+        description="Sort by", options=list(options.LEADERBOARD_SORTS), value="sharpe"
+    )
     for widget, trait in ((market, "market"), (mode, "mode"), (sort, "sort")):
         w.link((ctl, trait), (widget, "value"))
     refresh = w.Button(description="Refresh", button_style="primary")

@@ -8,11 +8,9 @@ from typing import Any
 import ipywidgets as w
 import traitlets
 
-from ttg_lab.errors import ValidationError
+from ttg_lab import ValidationError, options
 from ttg_lab.formatting import money
 from widgets.common import Controller, on_pick, set_options, status_html, table_html
-
-MARKETS = ["us", "cn", "crypto"]
 
 
 class ModelsController(Controller):
@@ -156,7 +154,7 @@ def view(ctl: ModelsController) -> w.Widget:
         ensure_option=False,
         placeholder="e.g. ollama/qwen2.5:7b",
     )
-    market = w.Dropdown(description="Market", options=MARKETS)
+    market = w.Dropdown(description="Market", options=list(options.MARKETS))
     cash = w.FloatText(description="Cash")
     tickers = w.Text(description="Tickers", placeholder="empty = whole market")
     params = w.Text(description="Parameters")

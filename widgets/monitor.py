@@ -15,8 +15,8 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
+from ttg_lab import ValidationError
 from ttg_lab.engine.events import RunEvent
-from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money, percent
 from widgets.common import (
     Controller,

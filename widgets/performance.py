@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as w
 import traitlets
 
-from ttg_lab.errors import ValidationError
+from ttg_lab import ValidationError
 from ttg_lab.formatting import by_unit
 from ttg_lab.metrics.reference import METRICS
 from widgets.common import Controller, set_options, show_figure, status_html

@@ -10,13 +10,13 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
+from ttg_lab import ValidationError
 from ttg_lab.engine.stored_reasoning import (
     REASONING_TYPES,
     run_steps_with_reasoning,
     search_reasoning,
     trades_of,
 )
-from ttg_lab.errors import ValidationError
 from ttg_lab.formatting import money, when
 from widgets.common import (
     Controller,

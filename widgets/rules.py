@@ -10,9 +10,8 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
-from ttg_lab.errors import ValidationError
+from ttg_lab import ValidationError, options
 from ttg_lab.formatting import money
-from ttg_lab.rules.params import CATEGORIES, RULE_PARAMS
 from widgets.common import (
     Controller,
     on_pick,
@@ -140,7 +139,7 @@ def view(ctl: RulesController) -> w.Widget:
 
     model = w.Dropdown(description="Model", options=["", *ctl.model_choices])
     name = w.Text(description="Name")
-    category = w.Dropdown(description="Category", options=list(CATEGORIES))
+    category = w.Dropdown(description="Category", options=list(options.RULE_CATEGORIES))
     priority = w.BoundedIntText(description="Priority", min=1, max=10)
     params = w.Textarea(description="Limits", layout=w.Layout(width="60%"))
     scope = w.Text(description="Scope", placeholder='{"symbols": ["NVDA"]}')
@@ -162,7 +161,7 @@ def view(ctl: RulesController) -> w.Widget:
     run = w.Dropdown(description="Run", options=ctl.run_choices)
     attribute = w.Button(description="Attribution")
     table, status, attribution, chart = w.HTML(), w.HTML(), w.HTML(), w.Output()
-    known = w.HTML("<small>Limits: " + ", ".join(RULE_PARAMS) + "</small>")
+    known = w.HTML("<small>Limits: " + ", ".join(options.RULE_PARAMETERS) + "</small>")
 
     def redraw(*_: Any) -> None:
         table.value = table_html(

@@ -10,9 +10,8 @@ from typing import Any
 import ipywidgets as w
 import traitlets
 
-from ttg_lab import Run
+from ttg_lab import Run, ValidationError, options
 from ttg_lab.engine.events import RunEvent
-from ttg_lab.errors import ValidationError
 from widgets.common import Controller, field_value, set_options, status_html
 from widgets.dispatch import call_soon
 
@@ -105,11 +104,11 @@ class RunControlController(Controller):
 
 def view(ctl: RunControlController) -> w.Widget:
     model = w.Dropdown(description="Model", options=["", *ctl.models])
-    mode = w.ToggleButtons(options=["daily", "intraday"])
+    mode = w.ToggleButtons(options=list(options.MODES))
     start = w.Text(description="Start", placeholder="YYYY-MM-DD (default: data start)")
     end = w.Text(description="End", placeholder="YYYY-MM-DD (default: data end)")
-    costs = w.Dropdown(description="Costs", options=["default", "zero", "ibkr-fixed"])
-    path = w.Dropdown(description="Path", options=["chat", "direct"])
+    costs = w.Dropdown(description="Costs", options=list(options.COST_PRESETS))
+    path = w.Dropdown(description="Path", options=list(options.AGENT_PATHS))
     for widget, trait in (
         (model, "model"),
         (mode, "mode"),

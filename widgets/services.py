@@ -14,7 +14,7 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
-from ttg_lab.errors import TTGLabError, ValidationError
+from ttg_lab import TTGLabError, ValidationError
 from ttg_lab.mcp_services.manager import ServiceStatus
 from widgets.common import Controller, status_html, table_html
 from widgets.dispatch import call_soon
