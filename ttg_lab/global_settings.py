@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from ttg_lab.engine.budget import SETTING_CHECKS
 from ttg_lab.errors import ValidationError
 from ttg_lab.rules.params import validate_params
 from ttg_lab.store.access import require_admin
@@ -27,13 +28,15 @@ def read_settings(store: Store) -> dict[str, Any]:
 
 def set_setting(store: Store, user: User, key: str, value: Any) -> None:
     """Set a platform-wide setting (admins only). Rule defaults and ceilings are
-    validated like rule parameters."""
+    validated like rule parameters, the runs' default LLM caps like a run's."""
     require_admin(user, "changing global settings")
     if not isinstance(key, str) or not key.strip():
         raise ValidationError("a setting needs a key")
     refuse_secrets({key: value}, "setting")
     if key in RULE_SETTINGS:
         value = validate_params(value) if value else {}
+    if key in SETTING_CHECKS:
+        value = SETTING_CHECKS[key](value, key)
     with store.session() as session:
         row = session.get(GlobalSetting, key)
         if row is None:

@@ -197,10 +197,18 @@ class Run:
         unsubscribe: Callable[[], None] = self._handle.subscribe(callback, replay)
         return unsubscribe
 
-    def resume(self, background: bool = True, on_event: Subscriber | None = None) -> Run:
-        """Continue a crashed, stopped or failed run from its last committed step; this
+    def resume(
+        self,
+        background: bool = True,
+        on_event: Subscriber | None = None,
+        *,
+        max_cost_usd: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Run:
+        """Continue a crashed, stopped or failed run from its last committed step (a run
+        stopped by its budget: with a higher ``max_cost_usd`` or ``max_tokens``); this
         Run then follows the new execution (returned for chaining)."""
-        self._handle = self._service.resume(self.id, background, on_event)
+        self._handle = self._service.resume(self.id, background, on_event, max_cost_usd, max_tokens)
         return self
 
     def replay(self, background: bool = True, on_event: Subscriber | None = None) -> Run:

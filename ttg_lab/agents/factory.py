@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ttg_lab.agents.base import DirectAgent, make_policy
 from ttg_lab.agents.params import validate_parameters
 from ttg_lab.agents.policy import Policy, is_policy, policy_class
+from ttg_lab.engine.budget import Budget, CallPrice
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.engine.step import Agent
@@ -81,6 +82,8 @@ class AgentRecipe:
     limits: tuple[int, float, float] = (10, 600.0, 0.0)  # max_steps, step_timeout, retry_delay
     tools: ToolModeConfig | None = None  # an LLM's tool modes (None: native, no switch)
     replay: dict[tuple[int, int], RecordedCall] | None = None  # the source's record
+    budget: Budget = field(default_factory=Budget)  # the run's caps on an LLM's calls
+    price: CallPrice | None = None  # an LLM's prices and answer budget (None: baselines)
 
     def build(self, run_id: int, attempt: int, context: RunContext) -> Agent:
         """The agent of run ``run_id`` under ``attempt`` (built once per execution)."""
@@ -88,7 +91,7 @@ class AgentRecipe:
             assert self.policy is not None
             return DirectAgent(self.policy)
 
-        from ttg_lab.llm.agent import ChatAgent
+        from ttg_lab.llm.agent import BudgetGuard, ChatAgent
         from ttg_lab.llm.baseline_chat import BaselineChatModel
         from ttg_lab.llm.recording import CallRecorder
         from ttg_lab.llm.replay import OfflineModel
@@ -108,6 +111,9 @@ class AgentRecipe:
             context,
             self.replay,
         )
+        guard = None
+        if self.budget.capped and self.price is not None and self.replay is None:
+            guard = BudgetGuard(self.store, run_id, self.budget, self.price)
         max_steps, timeout, retry_delay = self.limits
         return ChatAgent(
             model,
@@ -117,14 +123,20 @@ class AgentRecipe:
             step_timeout=timeout,
             retry_delay=retry_delay,
             tools=self.tools,
+            guard=guard,
         )
 
 
 def prepare_agent(
-    store: Store, model: ModelConfig, path: str = "chat", replay_from: int | None = None
+    store: Store,
+    model: ModelConfig,
+    path: str = "chat",
+    replay_from: int | None = None,
+    budget: Budget | None = None,
 ) -> AgentRecipe:
-    """The recipe of a run's agent, for the snapshot's ``model`` config; raises what would
-    stop the agent from being built (bad parameters, no API key, nothing to replay)."""
+    """The recipe of a run's agent, for the snapshot's ``model`` config and ``budget``;
+    raises what would stop the agent from being built (bad parameters, no API key,
+    nothing to replay)."""
     ai_model_id = model.ai_model_id
     parameters = model.parameters
     check_path(ai_model_id, path)
@@ -136,7 +148,12 @@ def prepare_agent(
     replay = load_record(store, replay_from) if replay_from else None
     if is_policy(ai_model_id):
         return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters), replay=replay)
-    from ttg_lab.llm.providers import ToolModeConfig, llm_settings, make_chat_model
+    from ttg_lab.llm.providers import (
+        DEFAULT_MAX_TOKENS,
+        ToolModeConfig,
+        llm_settings,
+        make_chat_model,
+    )
 
     settings = llm_settings(ai_model_id, parameters)
     return AgentRecipe(
@@ -156,4 +173,10 @@ def prepare_agent(
             settings.tool_mode, settings.switches_mode, settings.provider.response_format
         ),
         replay=replay,
+        budget=budget or Budget(),
+        price=CallPrice(
+            settings.input_per_mtok,
+            settings.output_per_mtok,
+            settings.params["max_tokens"] or DEFAULT_MAX_TOKENS,
+        ),
     )

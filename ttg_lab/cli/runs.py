@@ -90,6 +90,24 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
 }
 
 
+def budget_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The LLM caps a run (or a resume) takes: ``--max-cost-usd`` and ``--max-tokens``."""
+    command = click.option(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="stop the run before its LLM calls could use more tokens (prompt + completion; "
+        "default: setting llm.max_tokens)",
+    )(command)
+    return click.option(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        help="stop the run before its LLM calls could cost more (USD; default: setting "
+        "llm.max_cost_usd)",
+    )(command)
+
+
 @click.command()
 @click.argument("model")
 @click.option("--mode", type=LazyChoice(lambda: options.MODES), default="daily", show_default=True)
@@ -113,6 +131,7 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
     show_default=True,
     help="chat: the LLM path (chat model + MCP tools); direct: baselines call the tools directly",
 )
+@budget_options
 @pass_ctx
 def run(
     obj: LabContext,
@@ -124,12 +143,23 @@ def run(
     fill: str,
     seed: int,
     path: str,
+    max_cost_usd: float | None,
+    max_tokens: int | None,
 ) -> None:
     """Run MODEL over a period, with a progress bar and a summary."""
     with clear_errors():
         lab = obj.lab()
         handle = lab.start_run(
-            model, mode=mode, start=start, end=end, costs=costs, fill=fill, seed=seed, path=path
+            model,
+            mode=mode,
+            start=start,
+            end=end,
+            costs=costs,
+            fill=fill,
+            seed=seed,
+            path=path,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
         )
         info = handle.info
         console.print(
@@ -143,11 +173,14 @@ def run(
 
 @click.command()
 @click.argument("run_id", type=int)
+@budget_options
 @pass_ctx
-def resume(obj: LabContext, run_id: int) -> None:
-    """Continue RUN_ID from its last committed step."""
+def resume(
+    obj: LabContext, run_id: int, max_cost_usd: float | None, max_tokens: int | None
+) -> None:
+    """Continue RUN_ID from its last committed step (with new LLM caps, if given)."""
     with clear_errors():
-        handle = obj.lab().run(run_id).resume()
+        handle = obj.lab().run(run_id).resume(max_cost_usd=max_cost_usd, max_tokens=max_tokens)
         status = follow(handle, f"run {run_id}")
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")

@@ -3,6 +3,8 @@
 Each step is one transaction (ledger rows, reasoning, messages, the marked-to-market
 portfolio and the run's progress). A crash loses at most the step in flight; resuming
 restores the portfolio from the last committed step and continues with the next one.
+A step whose next model call could pass the run's budget is lost the same way, and the
+run ends ``stopped`` with the reason (see :mod:`ttg_lab.engine.budget`).
 A transaction that meets a locked or dropped database is run again (see
 :func:`ttg_lab.store.database.retrying`); a step found committed already is not written twice.
 
@@ -29,6 +31,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.budget import BudgetExceededError
 from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.engine.events import EventBus, RunEvent
@@ -172,6 +175,10 @@ class RunExecutor:
             lost = exc if isinstance(exc, RunLostError) else self._lost()
             if lost is not None:  # ... unless it is no longer ours (a takeover's UNIQUE error)
                 raise RunLostError(f"{lost}; this process stopped at {where}") from exc
+            if isinstance(exc, BudgetExceededError):  # the step in flight is not committed
+                reason = redact(f"{where}, not committed: {exc}")
+                self._emit("error", reason)
+                return "stopped", reason
             reason = redact(f"{where}: {type(exc).__name__}: {exc}")
             log.debug("run %s failed\n%s", self.run_id, redact(traceback.format_exc()))
             self._emit("error", reason)

@@ -11,7 +11,8 @@ Shapes read (``version`` absent before version 1):
 - the first runs: ``model``, ``tickers``, ``rules``, ``costs``, ``fill``, ``seed``,
   ``interval``, ``prompt_version``, ``data_fingerprint``, ``package_version``;
 - then ``agent_path`` and ``replay_of`` (runs before them took the chat path), then
-  ``experiment`` (an experiment's provenance);
+  ``experiment`` (an experiment's provenance), then ``budget`` (the run's LLM caps; runs
+  before it had none);
 - runs imported from AI-Trader add ``imported_from``, ``source``, ``source_path``,
   ``source_files``, later ``trimmed_copy`` and ``source_bar_labels`` (imports before it
   read every clock as a bar start), ``reconciliation`` and ``notes``.
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.engine.budget import Budget
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.asof import PriceIndex
@@ -77,7 +79,7 @@ class ImportSource:
 @dataclass(frozen=True)
 class RunSnapshot:
     """What defines a run: the model, universe, rules, costs, fill, seed, bars, agent path,
-    provenance and the versions of data, prompt and package it ran on."""
+    provenance, LLM budget and the versions of data, prompt and package it ran on."""
 
     model: ModelConfig
     tickers: tuple[str, ...]
@@ -93,6 +95,7 @@ class RunSnapshot:
     replay_of: int | None = None
     experiment: dict[str, Any] = field(default_factory=dict)
     imported: ImportSource | None = None
+    budget: Budget = field(default_factory=Budget)
     version: int = SNAPSHOT_VERSION
 
     @property
@@ -159,6 +162,7 @@ class RunSnapshot:
             "interval": self.interval,
             "agent_path": self.agent_path,
             "experiment": self.experiment,
+            "budget": self.budget.to_json(),
             "replay_of": self.replay_of,
             "prompt_version": self.prompt_version,
             "data_fingerprint": self.data_fingerprint,
@@ -221,6 +225,7 @@ class RunSnapshot:
                 replay_of=data.get("replay_of"),
                 experiment=dict(data.get("experiment") or {}),
                 imported=imported,
+                budget=Budget.from_json(data.get("budget")),
                 version=SNAPSHOT_VERSION,
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -40,6 +40,7 @@ from ttg_lab.llm.providers import ToolModeConfig
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.llm.sections import reasoning_entries
 from ttg_lab.mcp_services.memory import build_services, memory_session
+from ttg_lab.store.database import Store
 from ttg_lab.tools.registry import TRADE_TOOLS
 
 PERMANENT_HTTP = frozenset(range(400, 500)) - {408, 409, 429}

@@ -63,6 +63,21 @@ def tool_schemas(tools: Sequence[Any]) -> list[dict[str, Any]]:
     return [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
 
 
+CHARS_PER_TOKEN = 4
+"""Characters per token assumed where a token count must be known before a call."""
+
+
+def estimate_tokens(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> int:
+    """Prompt tokens of a request, estimated before it is sent (the model's tokenizer is
+    not at hand): its messages' and tools' JSON at :data:`CHARS_PER_TOKEN`, rounded up."""
+    blob = json.dumps(
+        {"messages": [plain_message(m) for m in messages], "tools": tool_schemas(tools)},
+        default=str,
+        separators=(",", ":"),
+    )
+    return -(-len(blob) // CHARS_PER_TOKEN)
+
+
 def request_fingerprint(
     model_id: str,
     messages: Sequence[BaseMessage],

@@ -14,6 +14,7 @@ from typing import Any
 from ttg_lab.agents.factory import AGENT_PATHS
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.fills import check_fill_policy
+from ttg_lab.engine.budget import Budget
 from ttg_lab.errors import ValidationError
 from ttg_lab.text import refuse_secrets
 
@@ -28,7 +29,9 @@ class RunOptions:
     ``seed``: the run's random seed; ``path``: ``chat`` (a chat model calling the MCP
     tools) or ``direct`` (a policy calling the tools directly); ``provenance``: an
     experiment's parameters and tags, kept in the run's snapshot; ``replay_from``: the
-    recorded run whose LLM answers this one replays (chat path only).
+    recorded run whose LLM answers this one replays (chat path only); ``max_cost_usd`` and
+    ``max_tokens``: the run's LLM budget (see :mod:`ttg_lab.engine.budget`; unset caps
+    take the global defaults ``llm.max_cost_usd`` and ``llm.max_tokens``).
     """
 
     costs: CostModel | str | dict[str, Any] | None = None
@@ -37,9 +40,13 @@ class RunOptions:
     path: str = "chat"
     provenance: dict[str, Any] = field(default_factory=dict)
     replay_from: int | None = None
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", resolve_cost_model(self.costs))
+        budget = self.budget  # validated here, so a bad cap is refused before anything runs
+        object.__setattr__(self, "max_cost_usd", budget.max_cost_usd)
         check_fill_policy(self.fill)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValidationError(f"seed must be a whole number, got {self.seed!r}")
@@ -57,6 +64,11 @@ class RunOptions:
             raise ValidationError(f"replay_from must be a run id, got {replay!r}")
         if replay is not None and self.path != "chat":
             raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+
+    @property
+    def budget(self) -> Budget:
+        """The caps this run was given (before the global defaults fill the unset ones)."""
+        return Budget(self.max_cost_usd, self.max_tokens)
 
     @property
     def cost_model(self) -> CostModel:

@@ -9,18 +9,21 @@ wrote.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
+from ttg_lab.engine.budget import Budget
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
+from ttg_lab.global_settings import read_settings
 from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
@@ -38,6 +41,7 @@ from ttg_lab.store.leases import (
     check_claimable,
     claim,
     stale_after,
+    updated,
     worker_id,
 )
 from ttg_lab.store.schema import (
@@ -118,6 +122,7 @@ class RunService:
             interval=interval,
             agent_path="direct" if options.path == "direct" else "chat",
             experiment=options.provenance,
+            budget=options.budget.over(Budget.from_settings(read_settings(self.store))),
             replay_of=options.replay_from,
             prompt_version=PROMPT_VERSION if options.path == "chat" else None,
             data_fingerprint=fingerprint,
@@ -183,7 +188,9 @@ class RunService:
             index=index,
             calendar=index.calendar_between(*period),
             news=news_index(self.store),
-            agent=prepare_agent(self.store, snap.model, snap.agent_path, snap.replay_of),
+            agent=prepare_agent(
+                self.store, snap.model, snap.agent_path, snap.replay_of, snap.budget
+            ),
         )
 
     def _launch(
@@ -201,15 +208,24 @@ class RunService:
         return handle
 
     def resume(
-        self, run_id: int, background: bool = True, on_event: Subscriber | None = None
+        self,
+        run_id: int,
+        background: bool = True,
+        on_event: Subscriber | None = None,
+        max_cost_usd: float | None = None,
+        max_tokens: int | None = None,
     ) -> RunHandle:
-        """Continue a run from its last committed step (after a crash, stop or failure).
+        """Continue a run from its last committed step (after a crash, stop, budget stop or
+        failure); ``max_cost_usd``/``max_tokens`` given replace the run's caps (recorded in
+        its snapshot once it is claimed).
 
         A run another process still executes (its heartbeat fresh) is refused, and so is
-        one that could not go on (data changed, API key missing): nothing is changed then.
-        Otherwise the run is claimed in one conditional update, so of several processes
-        resuming it at once exactly one runs it and the others are refused."""
+        one that could not go on (data changed, API key missing, a bad cap): nothing is
+        changed then. Otherwise the run is claimed in one conditional update, so of
+        several processes resuming it at once exactly one runs it and the others are
+        refused."""
         check_run(self.store, self.models.user, run_id, change=True)
+        caps = Budget(max_cost_usd, max_tokens)
         live = _LIVE.get((self.store.url, run_id))
         if live is not None and live.running:
             raise RunStateError(f"run {run_id} is running in this process")
@@ -220,8 +236,15 @@ class RunService:
             check_claimable(self.store.url, run)  # before preparing; the claim checks again
             snap = RunSnapshot.from_json(run.strategy_snapshot)
             period = (run.period_start, run.period_end)
+        snap = replace(snap, budget=caps.over(snap.budget))
         setup = self._prepare(snap, period, f"run {run_id}")
-        return self._launch(setup, claim(self.store, run_id), background, on_event)
+        lease = claim(self.store, run_id)
+        if caps.capped:
+            with self.store.session() as session:
+                held = update(TradingRun).where(lease.held())
+                if updated(session, held.values(strategy_snapshot=snap.to_json())) != 1:
+                    raise lease.lost(session) or RunStateError(f"run {run_id} vanished")
+        return self._launch(setup, lease, background, on_event)
 
     def get(self, run_id: int) -> RunHandle:
         """A handle on one of the user's runs (the live one if this process runs it)."""
