@@ -44,15 +44,19 @@ class PriceIndex:
         self.market = market
         self.interval = interval
         self._bars: dict[str, SymbolBars] = {}
+        # one conversion per column, then a slice per symbol (a run's first step waits on it)
         frame = frame.sort_values(["symbol", "ts"], kind="stable")
-        for symbol, group in frame.groupby("symbol", sort=True):
-            self._bars[str(symbol)] = SymbolBars(
-                ts=[t.to_pydatetime() for t in pd.to_datetime(group["ts"])],
-                open=group["open"].to_numpy(dtype=float),
-                high=group["high"].to_numpy(dtype=float),
-                low=group["low"].to_numpy(dtype=float),
-                close=group["close"].to_numpy(dtype=float),
-                volume=group["volume"].to_numpy(dtype=float),
+        symbols = frame["symbol"].astype(str).to_numpy()
+        times = list(pd.DatetimeIndex(frame["ts"]).to_pydatetime())
+        columns = {c: frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close")}
+        volume = frame["volume"].to_numpy(dtype=float)
+        starts = [i for i in range(len(symbols)) if i == 0 or symbols[i] != symbols[i - 1]]
+        ends = [*starts[1:], len(symbols)] if starts else []
+        for start, end in zip(starts, ends, strict=True):
+            self._bars[str(symbols[start])] = SymbolBars(
+                ts=times[start:end],
+                **{c: values[start:end] for c, values in columns.items()},
+                volume=volume[start:end],
             )
         self.calendar: list[datetime] = sorted({t for b in self._bars.values() for t in b.ts})
 
