@@ -268,7 +268,7 @@ def test_leaderboard_bars_with_benchmark_and_intervals(lab: Lab, runs: Runs) -> 
 
 
 def test_rule_attribution_bars(lab: Lab, runs: Runs) -> None:
-    table = lab.attribution(runs.capped.id)
+    table = lab.run(runs.capped.id).attribution()
     fig = charts.rule_attribution(table)
     (bars,) = fig.data
     assert list(bars.x) == table["rule"].tolist() == ["cap", "platform default"]

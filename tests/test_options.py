@@ -87,3 +87,11 @@ def test_the_command_lines_choices_are_checked_and_shown_from_the_options() -> N
     assert "[daily|intraday]" in shown and "[chat|direct]" in shown
     assert f"a cost preset: {', '.join(options.COST_PRESETS)}" in " ".join(shown.split())
     assert ", ".join(options.MARKETS) in runner.invoke(main, ["data", "load", "--help"]).output
+
+
+def test_the_leaderboard_summary_and_rule_attribution_each_have_one_home() -> None:
+    from ttg_lab.leaderboard import BOARD_COLUMNS
+
+    assert set(options.LEADERBOARD_SUMMARY) <= set(BOARD_COLUMNS)
+    assert options.LEADERBOARD_SUMMARY[:3] == ("model", "market", "mode")
+    assert hasattr(ttg_lab.Run, "attribution") and not hasattr(ttg_lab.Lab, "attribution")

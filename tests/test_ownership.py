@@ -100,7 +100,7 @@ def test_users_see_and_change_only_their_own_work(team: dict[str, Lab]) -> None:
         lambda: alice.run(bob_run).resume(),
         lambda: alice.run(bob_run).replay(),
         lambda: alice.analyst(bob_run),
-        lambda: alice.attribution(bob_run),
+        lambda: alice.run(bob_run).attribution(),
         lambda: alice.rules.decisions(bob_run),
         lambda: alice.models.get(theirs.id),
         lambda: alice.models.update(theirs.id, description="mine now"),

@@ -404,7 +404,7 @@ def test_a_strict_run_shows_its_decisions_and_attribution(lab: Lab) -> None:
     assert run.wait(120) == "completed"
     decisions = lab.rules.decisions(run.id)
     assert {"allow", "resize"} <= set(decisions["verdict"])
-    table = lab.attribution(run.id)
+    table = lab.run(run.id).attribution()
     assert set(table["rule"]) >= {
         "position cap",
         "daily limits",
@@ -434,7 +434,7 @@ def test_counterfactual_without_a_rule_matches_a_real_run_without_it(
     lab.rules.add(with_rule, rule, parameters)
     ruled = lab.start_run(with_rule, path="direct", background=False)
     free = lab.start_run(without, path="direct", background=False)
-    table = lab.attribution(ruled.id).set_index("rule")
+    table = lab.run(ruled.id).attribution().set_index("rule")
     assert table.loc[rule, "blocked"] + table.loc[rule, "resized"] > 0
     assert table.loc[rule, "final_without"] == pytest.approx(free.info.final_value, rel=1e-12)
     assert table.loc[rule, "pnl_effect"] == pytest.approx(

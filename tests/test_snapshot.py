@@ -117,7 +117,7 @@ def test_a_run_stored_in_the_first_shape_still_reads_reports_and_replays(lab: La
         model, start="2025-06-10", end="2025-07-10", path="direct", background=False
     )
     metrics = lab.run(run.id).metrics()
-    table = lab.attribution(run.id)
+    table = lab.run(run.id).attribution()
     with lab.store.session() as session:
         row = session.get(TradingRun, run.id)
         assert row is not None
@@ -125,6 +125,6 @@ def test_a_run_stored_in_the_first_shape_still_reads_reports_and_replays(lab: La
         row.strategy_snapshot = old
     assert RunSnapshot.from_json(old).agent_path == "chat"
     assert lab.run(run.id).metrics()["total_return"] == metrics["total_return"]
-    assert lab.attribution(run.id).equals(table)
+    assert lab.run(run.id).attribution().equals(table)
     record = RunReader(lab.store, lab.user).run(run.id)
     assert record.market == "us" and record.initial_cash == model.initial_cash

@@ -16,7 +16,6 @@ import pandas as pd
 
 from ttg_lab import users
 from ttg_lab.agents.policy import Policy, register_policy
-from ttg_lab.attribution import attribution
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -36,7 +35,6 @@ from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
 from ttg_lab.store.access import (
     LEADERBOARD_PUBLIC,
-    check_run,
     is_admin,
     leaderboard_owners,
     require_admin,
@@ -249,12 +247,6 @@ class Lab:
         public = bool(self.settings.get(LEADERBOARD_PUBLIC, False))
         owners = leaderboard_owners(self.user, public)
         return leaderboard(self.store, market, mode, start, end, sort, owners)
-
-    def attribution(self, run_id: int) -> pd.DataFrame:
-        """Per rule of a run: orders blocked, resized and forced, and the P&L effect of the
-        rule measured by counterfactual replay (see :mod:`ttg_lab.attribution`)."""
-        check_run(self.store, self.user, run_id)
-        return attribution(self.store, run_id)
 
     def analyst(
         self, run_id: int, model: str | None = None, parameters: dict[str, Any] | None = None

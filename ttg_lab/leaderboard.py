@@ -56,6 +56,24 @@ BOARD_COLUMNS: list[str] = [
     "return_per_llm_dollar",
     "tokens_per_trade",
 ]
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "market",
+    "mode",
+    "runs",
+    "total_return",
+    "sharpe",
+    "max_drawdown",
+    "benchmark",
+    "benchmark_return",
+    "vs_benchmark",
+    "mean_return",
+    "mean_ci_low",
+    "mean_ci_high",
+    "llm_cost",
+)
+"""The board's columns a summary shows (the command line's table, the dashboard's panel)."""
 SORTABLE = {
     "total_return",
     "annual_return",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on fi
     EXPERIENCE: tuple[str, ...]
     RISK_TOLERANCE: tuple[str, ...]
     LEADERBOARD_SORTS: tuple[str, ...]
+    LEADERBOARD_SUMMARY: tuple[str, ...]
     VERDICTS: tuple[BoardVerdict, ...]
     GATE_VERDICTS: tuple[Verdict, ...]
     INTERVALS: tuple[str, ...]
@@ -80,6 +81,7 @@ _CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "EXPERIENCE": ("ttg_lab.profiles", "EXPERIENCE", _listed),
     "RISK_TOLERANCE": ("ttg_lab.profiles", "RISK_TOLERANCE", _listed),
     "LEADERBOARD_SORTS": ("ttg_lab.leaderboard", "SORTABLE", _sorted),  # leaderboard(sort=)
+    "LEADERBOARD_SUMMARY": ("ttg_lab.leaderboard", "SUMMARY_COLUMNS", _listed),
     "VERDICTS": ("ttg_lab.leaderboard", "VERDICTS", _listed),
     "BoardVerdict": ("ttg_lab.leaderboard", "BoardVerdict", _as_is),
     "GATE_VERDICTS": ("ttg_lab.rules.gate", "VERDICTS", _listed),
@@ -157,6 +159,7 @@ __all__ = [
     "GATE_VERDICTS",
     "INTERVALS",
     "LEADERBOARD_SORTS",
+    "LEADERBOARD_SUMMARY",
     "MARKETS",
     "MODES",
     "RISK_TOLERANCE",

@@ -14,25 +14,6 @@ from ttg_lab import options
 from ttg_lab.formatting import money, percent, ratio
 from widgets.common import Controller, TableState, show_figure, status_html, table_html
 
-SHOWN = [
-    "model",
-    "market",
-    "mode",
-    "runs",
-    "total_return",
-    "sharpe",
-    "max_drawdown",
-    "benchmark",
-    "benchmark_return",
-    "vs_benchmark",
-    "mean_return",
-    "mean_ci_low",
-    "mean_ci_high",
-    "llm_cost",
-    "return_per_llm_dollar",
-    "tokens_per_trade",
-    "latest_run",
-]
 FORMATS: dict[str, Callable[..., str]] = {
     **dict.fromkeys(
         [
@@ -74,7 +55,9 @@ class LeaderboardController(Controller):
             self.message = f"{len(board)} models"
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=None if self.rows else SHOWN)
+        return pd.DataFrame(
+            self.rows, columns=None if self.rows else list(options.LEADERBOARD_SUMMARY)
+        )
 
 
 def view(ctl: LeaderboardController) -> w.Widget:
@@ -98,7 +81,11 @@ def view(ctl: LeaderboardController) -> w.Widget:
 
     def redraw(*_: Any) -> None:
         frame = ctl.frame()
-        shown = frame[[c for c in SHOWN if c in frame.columns]] if not frame.empty else frame
+        shown = (
+            frame[[c for c in options.LEADERBOARD_SUMMARY if c in frame.columns]]
+            if not frame.empty
+            else frame
+        )
         table.value = table_html(ctl.table.view(shown), FORMATS)
         status.value = status_html(ctl)
 

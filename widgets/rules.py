@@ -131,7 +131,7 @@ class RulesController(Controller):
 
     def load_attribution(self, run_id: int) -> None:
         with self.action():
-            self.attribution = self.lab.attribution(run_id).to_dict("records")
+            self.attribution = self.lab.run(run_id).attribution().to_dict("records")
 
 
 def view(ctl: RulesController) -> w.Widget:

@@ -581,7 +581,7 @@ ATTRIBUTION_NEEDS = ("rule", "blocked", "resized", "forced", "pnl_effect")
 
 
 def rule_attribution(table: pd.DataFrame) -> go.Figure:
-    """Bars of each rule's P&L effect (``lab.attribution(run_id)``).
+    """Bars of each rule's P&L effect (``run.attribution()``).
 
     The effect is the run's final value minus the final value of the replay without the
     rule: green where the rule helped, red where it cost. Hover shows the orders the rule

@@ -44,22 +44,7 @@ def leaderboard_cmd(
         if board.empty:
             console.print("no completed runs match")
             return
-        columns = [
-            "model",
-            "market",
-            "mode",
-            "runs",
-            "total_return",
-            "sharpe",
-            "max_drawdown",
-            "benchmark",
-            "benchmark_return",
-            "vs_benchmark",
-            "mean_return",
-            "mean_ci_low",
-            "mean_ci_high",
-            "llm_cost",
-        ]
+        columns = list(options.LEADERBOARD_SUMMARY)
         ratio: dict[str, Callable[..., str]] = {"sharpe": lambda v: f"{v:.2f}"}
         pct: dict[str, Callable[..., str]] = dict.fromkeys(
             [

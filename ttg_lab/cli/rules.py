@@ -93,7 +93,7 @@ def rules_preset(obj: LabContext, model: str, preset: str) -> None:
 def rules_attribution(obj: LabContext, run_id: int) -> None:
     """What each rule of RUN_ID blocked, resized and forced, and its P&L effect."""
     with clear_errors():
-        frame = obj.lab().attribution(run_id)
+        frame = obj.lab().run(run_id).attribution()
         print_frame(
             frame,
             f"rule attribution of run {run_id}",
