@@ -32,3 +32,14 @@ def test_table_cells_with_brackets_are_printed_whole(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "[red]mine[/red]" in out
     assert "[x]" in out
+
+
+def test_a_long_line_is_never_broken_when_the_output_is_piped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ttg_lab.cli.output import console
+
+    path = "/tmp/" + "deep/" * 40 + "model.gguf"
+    console.print(f"running: smollm2 ({path}) at http://127.0.0.1:8181/v1, pid 28759", markup=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("pid 28759")

@@ -40,7 +40,13 @@ class MaskedStdout(io.StringIO):
         return sys.stdout.fileno()
 
 
-console = Console(file=MaskedStdout(), width=None if sys.stdout.isatty() else 160)
+console = Console(
+    file=MaskedStdout(),
+    width=None if sys.stdout.isatty() else 160,
+    soft_wrap=not sys.stdout.isatty(),
+)
+"""Piped output (scripts, tests, logs) keeps every line whole: tables are 160 wide, text
+lines are never broken where the width ends."""
 
 
 def print_frame(
@@ -62,7 +68,7 @@ def print_frame(
             else:  # masked before wrapping
                 cells.append(Text(redact(fmt(value) if fmt else str(value))))
         table.add_row(*cells)
-    console.print(table)
+    console.print(table, soft_wrap=False)  # a table fits its width, as before
 
 
 @contextmanager
