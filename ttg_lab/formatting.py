@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,3 +64,23 @@ def by_unit(unit: str, value: Any, currency: str = "", missing: str = "") -> str
     if unit in ("count", "bars"):
         return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
     return ratio(number)
+
+
+BOARD_FORMATS: dict[str, Callable[[Any], str]] = {
+    **dict.fromkeys(
+        (
+            "total_return",
+            "max_drawdown",
+            "benchmark_return",
+            "mean_return",
+            "mean_ci_low",
+            "mean_ci_high",
+        ),
+        percent,
+    ),
+    "sharpe": ratio,
+    "llm_cost": money,
+    "return_per_llm_dollar": money,
+    "tokens_per_trade": ratio,
+}
+"""How the leaderboard's columns read, in the command line's table and the dashboard's panel."""

@@ -3,7 +3,6 @@ benchmark verdict, intervals of repeated runs and cost-aware columns."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
@@ -11,26 +10,8 @@ import pandas as pd
 import traitlets
 
 from ttg_lab import options
-from ttg_lab.formatting import money, percent, ratio
+from ttg_lab.formatting import BOARD_FORMATS
 from widgets.common import Controller, TableState, show_figure, status_html, table_html
-
-FORMATS: dict[str, Callable[..., str]] = {
-    **dict.fromkeys(
-        [
-            "total_return",
-            "max_drawdown",
-            "benchmark_return",
-            "mean_return",
-            "mean_ci_low",
-            "mean_ci_high",
-        ],
-        percent,
-    ),
-    "sharpe": ratio,
-    "llm_cost": money,
-    "return_per_llm_dollar": money,
-    "tokens_per_trade": ratio,
-}
 
 
 class LeaderboardController(Controller):
@@ -86,7 +67,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
             if not frame.empty
             else frame
         )
-        table.value = table_html(ctl.table.view(shown), FORMATS)
+        table.value = table_html(ctl.table.view(shown), BOARD_FORMATS)
         status.value = status_html(ctl)
 
     def draw(*_: Any) -> None:  # an empty board clears the chart of an earlier filter

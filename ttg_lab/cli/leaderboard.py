@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import click
 
 from ttg_lab import options
 from ttg_lab.cli.context import LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.dates import FORMATS
-from ttg_lab.formatting import money, percent
-
-if TYPE_CHECKING:
-    pass
+from ttg_lab.formatting import BOARD_FORMATS
 
 
 @click.command("leaderboard")
@@ -45,16 +39,4 @@ def leaderboard_cmd(
             console.print("no completed runs match")
             return
         columns = list(options.LEADERBOARD_SUMMARY)
-        ratio: dict[str, Callable[..., str]] = {"sharpe": lambda v: f"{v:.2f}"}
-        pct: dict[str, Callable[..., str]] = dict.fromkeys(
-            [
-                "total_return",
-                "max_drawdown",
-                "benchmark_return",
-                "mean_return",
-                "mean_ci_low",
-                "mean_ci_high",
-            ],
-            percent,
-        )
-        print_frame(board[columns], "leaderboard", {**pct, **ratio, "llm_cost": money})
+        print_frame(board[columns], "leaderboard", BOARD_FORMATS)
