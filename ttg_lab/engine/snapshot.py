@@ -63,11 +63,16 @@ class ModelConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+ImportOrigin = Literal["folder", "shipped"]
+"""Where an imported run's files came from: a user's folder, or the runs shipped with the lab
+(every user's reference)."""
+
+
 @dataclass(frozen=True)
 class ImportSource:
     """Where an imported AI-Trader run came from, and how it was booked."""
 
-    source: str
+    source: ImportOrigin
     source_path: str
     source_files: dict[str, str]
     source_bar_labels: BarLabel = "start"
@@ -179,7 +184,7 @@ class RunSnapshot:
         if data.get("imported_from") != "aitrader":
             return None
         return ImportSource(
-            source=str(data.get("source", "")),
+            source=data.get("source", ""),  # as stored: "folder" or "shipped"
             source_path=str(data.get("source_path", "")),
             source_files=dict(data.get("source_files") or {}),
             source_bar_labels=data.get("source_bar_labels", "start"),

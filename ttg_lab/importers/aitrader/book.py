@@ -32,7 +32,7 @@ from ttg_lab.broker.costs import COST_PRESETS
 from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.engine.ledger import LedgerRow
 from ttg_lab.engine.orders import ledger_row
-from ttg_lab.engine.snapshot import ImportSource, ModelConfig, RunSnapshot
+from ttg_lab.engine.snapshot import ImportOrigin, ImportSource, ModelConfig, RunSnapshot
 from ttg_lab.errors import DataFileError, NotFoundError, ValidationError
 from ttg_lab.importers.aitrader.read import (
     LogLine,
@@ -162,7 +162,7 @@ def import_sources(
     market: str | None = None,
     name_suffix: str = "",
     on_error: OnError = "raise",
-    origin: str = "folder",
+    origin: ImportOrigin = "folder",
 ) -> ImportReport:
     """Import model folders already read into memory (see :func:`import_aitrader`)."""
     if on_error not in ("raise", "report"):
@@ -310,7 +310,7 @@ def _import_model(
     owner_id: int,
     market_code: str | None,
     name_suffix: str,
-    origin: str,
+    origin: ImportOrigin,
     result: ModelResult,
 ) -> None:
     """Book one parsed model folder as a completed run, filling in ``result``."""
@@ -599,7 +599,7 @@ def _write_run(
     ledger: list[LedgerRow],
     run_steps: list[dict[str, Any]],
     owner_id: int,
-    origin: str,
+    origin: ImportOrigin,
     result: ModelResult,
 ) -> None:
     """The model (when new) and its run with every row, in one transaction; nothing when
