@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
-import os
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from fastmcp import Client, FastMCP
 from mcp.server.lowlevel import Server
+from support.imports import loaded_after
 
 from ttg_lab.deferred import Deferral, DeferredFinder, DeferredModule
 from ttg_lab.engine.context import RunContext
@@ -43,31 +41,6 @@ NOT_ON_THE_DIRECT_PATH = (*CHAT_ONLY, "alembic", "httpx")
 the HTTP client (only the MCP services' health checks use it)."""
 
 PERIOD = ("--start", "2025-06-10", "--end", "2025-07-10")
-
-
-def loaded_after(code: str, *watch: str, env: dict[str, str] | None = None) -> list[str]:
-    """The modules among ``watch`` (or any of their submodules) that a fresh interpreter
-    has imported after ``code`` (which may end the process with ``sys.exit``: the answer
-    is written at exit)."""
-    report = f"""
-import atexit, json, sys
-WATCH = {list(watch)!r}
-def report():
-    loaded = [w for w in WATCH if any(m == w or m.startswith(w + ".") for m in sys.modules)]
-    sys.__stdout__.write("LOADED=" + json.dumps(loaded) + "\\n")
-atexit.register(report)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", report + code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("LOADED=")]
-    assert lines, f"no report:\n{result.stdout}\n{result.stderr}"
-    assert "Traceback" not in result.stderr, result.stderr
-    return list(json.loads(lines[-1].removeprefix("LOADED=")))
 
 
 def create_momentum(db_url: str) -> None:
