@@ -32,6 +32,7 @@ from ttg_lab.engine.events import RunEvent
 from ttg_lab.lab import Lab
 from ttg_lab.llm.client import TRIMMED
 from ttg_lab.store.schema import LLMCall
+from ttg_lab.store.usage import run_usage
 
 DAY = "2025-07-01"
 FINISH = "DECISION: bought AAPL.\nREFLECTION: fine.\n<FINISH_SIGNAL>"
@@ -179,7 +180,7 @@ def test_context_overflow_trims_the_oldest_tool_results_once(
     plain = lab.start_run(model, start=DAY, end=DAY, costs="zero")
     assert plain.wait(60) == "completed", plain.info.error
     sizes = [
-        estimate_tokens(_prompt_text(r)) + (r.max_completion_tokens or 0)
+        estimate_tokens(_prompt_text(r)) + (r.max_tokens or r.max_completion_tokens or 0)
         for r in openai_stub.requests
     ]
     assert sizes[0] < sizes[1] < sizes[2]
@@ -316,3 +317,36 @@ def test_a_hung_server_ends_the_run_within_the_step_limit(
     assert run.wait(60) == "failed"
     assert time.monotonic() - started < 20
     assert "time limit of 2 s" in run.info.error
+
+
+def test_a_call_cut_off_by_the_step_limit_is_still_recorded(
+    lab: Lab, openai_stub: OpenAIStubServer
+) -> None:
+    """The server got the request (and may bill it): the record says so, as an error
+    naming the step's time limit, counted with the step's wasted calls."""
+    openai_stub.reset(lambda _r: Fault("delay", seconds=60))
+    model = make_model(lab, openai_stub, "openai-compatible/any", timeout=600.0, step_timeout=2.0)
+    run = lab.start_run(model, start=DAY, end=DAY, costs="zero")
+    assert run.wait(60) == "failed"
+    calls = calls_of(lab, run.id)
+    assert len(calls) == len(openai_stub.requests) == 1
+    assert calls[0].status == "error" and calls[0].step_index == 0
+    assert "cut off" in (calls[0].error or "") and "time limit" in (calls[0].error or "")
+    with lab.store.session() as session:
+        used, wasted = run_usage(session, run.id)
+    assert (used.calls, wasted.calls) == (0, 1)
+
+
+def test_the_answer_budget_goes_as_max_tokens_which_every_server_reads(
+    lab: Lab, openai_stub: OpenAIStubServer
+) -> None:
+    """langchain-openai names the budget ``max_completion_tokens``, which llama-cpp-python's
+    server (and servers older than that name) silently ignores: SmolLM2 then wrote 408
+    tokens against a budget of 48. ``max_tokens`` is the name all of them read."""
+    openai_stub.reset(native_trader())
+    model = make_model(lab, openai_stub, tool_mode="native", max_tokens=48)
+    run = lab.start_run(model, start=DAY, end=DAY, costs="zero")
+    assert run.wait(60) == "completed", run.info.error
+    assert openai_stub.requests
+    assert all(r.max_tokens == 48 for r in openai_stub.requests)
+    assert all("max_completion_tokens" not in r.raw for r in openai_stub.requests)

@@ -141,7 +141,12 @@ class TolerantChatOpenAI(ChatOpenAI):
             if choice is not None:
                 payload["tool_choice"] = choice
                 self._sent_choice = choice_form(choice)
-        budget = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        # langchain-openai names the answer budget max_completion_tokens, which
+        # llama-cpp-python's server (and servers older than that name) silently ignores,
+        # so the model writes towards its context limit; every server reads max_tokens
+        budget = payload.pop("max_completion_tokens", None) or payload.get("max_tokens")
+        if budget is not None:
+            payload["max_tokens"] = budget
         payload["timeout"] = self.request_timeout_for(budget)
         return payload
 

@@ -11,6 +11,7 @@ silent live call.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ CostFn = Callable[[int, int], float]
 
 class ReplayError(TTGLabError):
     """A replayed run asked for a call the record does not have (or not in that form)."""
+
+
+class CallCutOffError(TTGLabError):
+    """A model call cancelled before its answer came (what its record says)."""
 
 
 @dataclass
@@ -160,6 +165,11 @@ class CallRecorder(AgentMiddleware):
             response = await handler(request)
         except Exception as exc:
             self._write(call, fingerprint, messages, request.tools, None, started, "error", exc)
+            raise
+        except asyncio.CancelledError:
+            # cut off by the step's time limit: the server got the request and may bill it
+            cut = CallCutOffError("cut off before the answer came (the step's time limit)")
+            self._write(call, fingerprint, messages, request.tools, None, started, "error", cut)
             raise
         return self._done(request, response, call, fingerprint, messages, started)
 
