@@ -166,7 +166,7 @@ def test_a_resume_with_a_bad_cap_changes_nothing(lab: Lab, openai_stub: OpenAISt
         model, start=START, end=END, costs="zero", max_tokens=1000, background=False
     )
     before = run.info
-    with pytest.raises(ValidationError, match="max_cost_usd.*-5"):
+    with pytest.raises(ValidationError, match=r"max_cost_usd.*-5"):
         run.resume(max_cost_usd=-5)
     after = run.info
     assert (after.status, after.steps_done, after.snapshot) == (
