@@ -26,7 +26,7 @@ from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LLMCall, RunStep
+from ttg_lab.store.schema import CallStatus, LLMCall, RunStep
 from ttg_lab.store.usage import served_step
 
 CostFn = Callable[[int, int], float]
@@ -214,7 +214,7 @@ class CallRecorder(AgentMiddleware):
         tools: list[Any],
         answer: AIMessage | None,
         started: float,
-        status: str,
+        status: CallStatus,
         error: Exception | None = None,
     ) -> None:
         usage: dict[str, Any] = dict((answer.usage_metadata if answer is not None else None) or {})

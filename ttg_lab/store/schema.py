@@ -35,6 +35,8 @@ RunStatus = Literal["running", "completed", "stopped", "failed"]
 """What ``trading_runs.status`` holds."""
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 """The statuses a run can have, in the order of :data:`RunStatus`."""
+CallStatus = Literal["ok", "error", "replayed"]
+"""What ``llm_calls.status`` holds: answered, failed (no usable answer), or from the record."""
 
 
 def utcnow() -> datetime:
@@ -379,7 +381,7 @@ class LLMCall(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
-    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | error | replayed
+    status: Mapped[CallStatus] = mapped_column(String(16), default="ok")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
