@@ -46,6 +46,7 @@ from ttg_lab.broker.costs import COST_PRESETS  # noqa: E402
 from ttg_lab.broker.portfolio import Portfolio  # noqa: E402
 from ttg_lab.config import resolve_settings  # noqa: E402
 from ttg_lab.engine.context import RunContext  # noqa: E402
+from ttg_lab.llm.json_actions import answer_schema, response_format  # noqa: E402
 from ttg_lab.llm.prompt import step_message, system_prompt  # noqa: E402
 from ttg_lab.llm.server import ModelServer, ServerConfig, check_port_free  # noqa: E402
 from ttg_lab.market.asof import PriceIndex  # noqa: E402
@@ -86,28 +87,6 @@ async def openai_tools(ctx: RunContext) -> list[dict[str, Any]]:
             for tool in await load_mcp_tools(session, server_name=service):
                 tools.append(convert_to_openai_tool(tool))
     return tools
-
-
-def actions_schema(names: list[str]) -> dict[str, Any]:
-    """The JSON-action answer: tool calls by name with their arguments, then a note."""
-    return {
-        "type": "object",
-        "properties": {
-            "actions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "tool": {"type": "string", "enum": names},
-                        "arguments": {"type": "object"},
-                    },
-                    "required": ["tool", "arguments"],
-                },
-            },
-            "final": {"type": "string"},
-        },
-        "required": ["actions", "final"],
-    }
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, Any, float]:
@@ -177,7 +156,7 @@ def record_all(url: str, out: Path, server: dict[str, Any]) -> None:
         },
         {"role": "user", "content": step_message(ctx)},
     ]
-    schema = {"type": "json_object", "schema": actions_schema(names)}
+    schema = response_format("json_object_schema", answer_schema(names))
     body = {**SAMPLING, "messages": json_messages, "response_format": schema}
     record(out, "json_actions", url, body, server)
 
