@@ -5,6 +5,7 @@ when the model is made; the default prompt stays byte for byte what runs recorde
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from ttg_lab import options
 from ttg_lab.batch.experiment import ExperimentError, parse_experiment
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
+from ttg_lab.llm.prompt import PROMPT_VERSION
 from ttg_lab.llm.providers import (
     DEFAULT_MAX_TOKENS,
     PROVIDERS,
@@ -158,6 +160,29 @@ def test_a_models_own_template_is_its_system_prompt(
     system = openai_stub.requests[0].messages[0]["content"]
     assert system.startswith("Trader templated. 2025-07-01. Cash 10000.00; holding none.\nAAPL: ")
     assert "{json}" in system
+
+
+def test_a_custom_template_is_recorded_by_its_content_hash(
+    lab: Lab, openai_stub: OpenAIStubServer
+) -> None:
+    openai_stub.reset(lambda _r: Text('{"actions": [], "final": "nothing <FINISH_SIGNAL>"}'))
+    template = "Trader {name}. Cash {cash}.\n{prices}"
+    versions = []
+    for name, own in [("custom a", template), ("custom b", template), ("custom c", template + "!")]:
+        params: dict[str, Any] = {"base_url": openai_stub.base_url, "prompt_template": own}
+        model = lab.models.create(name, ai_model_id="local/smollm2", parameters=params)
+        run = lab.start_run(model, start="2025-07-01", end="2025-07-01", background=False)
+        assert run.status == "completed", run.info.error
+        versions.append(run.info.snapshot.prompt_version)
+    digest = hashlib.sha256(template.encode()).hexdigest()[:12]
+    assert versions[0] == versions[1] == f"custom-{digest}"  # same prompt, same version
+    assert versions[2] is not None and versions[2].startswith("custom-")
+    assert versions[2] != versions[0]
+    plain = lab.models.create(
+        "default prompt", ai_model_id="local/smollm2", parameters={"base_url": openai_stub.base_url}
+    )
+    run = lab.start_run(plain, start="2025-07-01", end="2025-07-01", background=False)
+    assert run.info.snapshot.prompt_version == PROMPT_VERSION
 
 
 def test_the_models_panel_takes_a_local_id_it_does_not_list(lab: Lab) -> None:

@@ -8,6 +8,7 @@ requests.
 
 from __future__ import annotations
 
+import hashlib
 import string
 from typing import Any
 
@@ -65,6 +66,16 @@ def check_template(template: str) -> None:
             )
         if spec or conversion:
             raise ValidationError(f"prompt_template placeholder {{{name}}} takes no format")
+
+
+def prompt_version(parameters: dict[str, Any] | None) -> str:
+    """Which template a model's prompts come from: :data:`PROMPT_VERSION` for the default,
+    ``custom-<sha256[:12]>`` of the model's own ``prompt_template``, so two runs are known
+    to have used the same prompt exactly when their versions are equal."""
+    template = (parameters or {}).get("prompt_template")
+    if not template:
+        return PROMPT_VERSION
+    return "custom-" + hashlib.sha256(str(template).encode()).hexdigest()[:12]
 
 
 def prompt_values(ctx: RunContext, model: dict[str, Any]) -> dict[str, str]:

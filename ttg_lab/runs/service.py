@@ -24,7 +24,7 @@ from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.global_settings import read_settings
-from ttg_lab.llm.prompt import PROMPT_VERSION
+from ttg_lab.llm.prompt import prompt_version
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
@@ -124,7 +124,9 @@ class RunService:
             experiment=options.provenance,
             budget=options.budget.over(Budget.from_settings(read_settings(self.store))),
             replay_of=options.replay_from,
-            prompt_version=PROMPT_VERSION if options.path == "chat" else None,
+            prompt_version=prompt_version(model_config.parameters)
+            if options.path == "chat"
+            else None,
             data_fingerprint=fingerprint,
             package_version=__version__,
         )
