@@ -104,6 +104,25 @@ class TradingModel(Base):
     owner: Mapped[User] = relationship()
 
 
+class ExperimentRow(Base):
+    """Repeats of one model over one period and mode, started together as one experiment:
+    run ``i`` of ``repeats`` has seed ``seed + i``. Owned by the user who started it."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    repeats: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime] = mapped_column(DateTime)
+    period_end: Mapped[datetime] = mapped_column(DateTime)
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # the first repeat's seed
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class TradingRun(Base):
     """One execution of a model over a period; numbered 1, 2, 3... per model."""
 
@@ -141,6 +160,10 @@ class TradingRun(Base):
     wasted_completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     wasted_llm_cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    experiment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiments.id"), index=True, default=None
+    )
+    """The experiment the run is a repeat of (None: a run on its own)."""
 
     model: Mapped[TradingModel] = relationship()
 
