@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
-from support.openai_server import OpenAIStubServer
+from support.openai_server import OpenAIStubServer, Quirks
 from test_llm_quirks import make_model, native_trader
 
 from ttg_lab.errors import ValidationError
@@ -115,6 +115,29 @@ def test_a_local_model_never_hits_a_cost_cap_but_hits_a_token_cap(
     assert capped.status == "stopped"
     assert f"max_tokens={tokens // 2}" in (capped.info.error or "")
     assert spend(lab, capped.id)[1] <= tokens // 2
+
+
+def test_a_server_without_usage_still_counts_against_the_caps(
+    lab: Lab, openai_stub: OpenAIStubServer
+) -> None:
+    openai_stub.reset(native_trader(), Quirks(no_usage=True))
+    model = priced_model(lab, openai_stub)
+    free = lab.start_run(model, start=START, end=END, costs="zero", background=False)
+    assert free.status == "completed", free.info.error
+    with lab.store.session() as session:
+        calls = session.scalars(select(LLMCall).where(LLMCall.run_id == free.id)).all()
+        assert calls and all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in calls)
+        assert all(c.request.get("token_counts") == "estimated" for c in calls)
+        assert all(
+            c.cost == pytest.approx((c.prompt_tokens + c.completion_tokens) * 1e-3) for c in calls
+        )
+    cost, tokens, _ = spend(lab, free.id)
+    for cap in ({"max_tokens": tokens // 2}, {"max_cost_usd": cost / 2}):
+        capped = lab.start_run(model, start=START, end=END, costs="zero", background=False, **cap)
+        assert capped.status == "stopped", cap
+        assert "budget" in (capped.info.error or "")
+        spent_cost, spent_tokens, _ = spend(lab, capped.id)
+        assert spent_tokens <= tokens // 2 if "max_tokens" in cap else spent_cost <= cost / 2
 
 
 def test_the_global_default_caps_runs_that_set_none(

@@ -186,6 +186,10 @@ class Quirks:
     context_window: int | None = None  # prompt + max_tokens above it -> HTTP 400
     no_tools: bool = False  # any request offering tools -> HTTP 400
     seconds_per_token: float = 0.0  # answers take this long per completion token
+    answer_delay: float = 0.0  # every answer takes this long (a provider's fixed latency)
+    too_many: int = 0  # the first N chat requests -> HTTP 429
+    retry_after: str | None = "1"  # the 429's Retry-After header (seconds or an HTTP date)
+    no_usage: bool = False  # answers carry no usage block (token counts unknown)
 
 
 Reply: TypeAlias = Text | ToolCalls | Fault | Raw
@@ -483,6 +487,9 @@ class OpenAIStubServer:
         self._requests: list[ChatRequest] = []
         self._calls = 0
         self._unauthorized = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._arrivals: list[float] = []
         self._port: int | None = None
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -513,6 +520,18 @@ class OpenAIStubServer:
             return list(self._requests)
 
     @property
+    def max_in_flight(self) -> int:
+        """The most chat requests this server was answering at once."""
+        with self._lock:
+            return self._max_in_flight
+
+    @property
+    def arrivals(self) -> list[float]:
+        """``time.monotonic()`` of each chat request's arrival, in order."""
+        with self._lock:
+            return list(self._arrivals)
+
+    @property
     def unauthorized_count(self) -> int:
         """How many requests were refused with 401."""
         with self._lock:
@@ -527,6 +546,8 @@ class OpenAIStubServer:
             self._requests.clear()
             self._calls = 0
             self._unauthorized = 0
+            self._max_in_flight = 0
+            self._arrivals.clear()
 
     def start(self, timeout: float = 5.0) -> OpenAIStubServer:
         """Bind a free loopback port and serve in a daemon thread; return self."""
@@ -636,7 +657,22 @@ class OpenAIStubServer:
             self._calls += 1
             chat = ChatRequest.from_body(body, self._calls)
             self._requests.append(chat)
+            self._arrivals.append(time.monotonic())
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
             llm = self.llm
+        try:
+            return await self._answer(llm, chat)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _answer(self, llm: ScriptedLLM, chat: ChatRequest) -> Response:
+        if chat.call_number <= self.quirks.too_many:
+            response = _error_response(429)
+            if self.quirks.retry_after is not None:
+                response.headers["retry-after"] = self.quirks.retry_after
+            return response
         refused = _quirk_refusal(self.quirks, chat)
         if refused is not None:
             return refused
@@ -646,6 +682,10 @@ class OpenAIStubServer:
             return _error_response(
                 500, f"stub responder raised {type(exc).__name__}: {exc}", should_retry=False
             )
+        if self.quirks.answer_delay:
+            assert self._abort is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._abort.wait(), timeout=self.quirks.answer_delay)
         return await self._respond(reply, chat)
 
     async def _respond(self, reply: Reply, chat: ChatRequest) -> Response:
@@ -660,8 +700,12 @@ class OpenAIStubServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._abort.wait(), timeout=wait)
         if chat.stream:
-            return _sse(_stream_events(completion, chat.include_usage))
-        return JSONResponse(_completion_body(completion))
+            usage = chat.include_usage and not self.quirks.no_usage
+            return _sse(_stream_events(completion, usage))
+        body = _completion_body(completion)
+        if self.quirks.no_usage:
+            del body["usage"]
+        return JSONResponse(body)
 
     async def _fault(self, fault: Fault, chat: ChatRequest) -> Response:
         if fault.kind == "status":

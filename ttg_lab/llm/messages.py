@@ -70,11 +70,20 @@ CHARS_PER_TOKEN = 4
 def estimate_tokens(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> int:
     """Prompt tokens of a request, estimated before it is sent (the model's tokenizer is
     not at hand): its messages' and tools' JSON at :data:`CHARS_PER_TOKEN`, rounded up."""
-    blob = json.dumps(
-        {"messages": [plain_message(m) for m in messages], "tools": tool_schemas(tools)},
-        default=str,
-        separators=(",", ":"),
+    return _tokens_of(
+        {"messages": [plain_message(m) for m in messages], "tools": tool_schemas(tools)}
     )
+
+
+def estimate_answer_tokens(answer: AIMessage) -> int:
+    """Completion tokens of an answer whose server did not count them: its text and tool
+    calls' JSON at :data:`CHARS_PER_TOKEN`, rounded up."""
+    plain = plain_message(answer)
+    return _tokens_of({k: v for k, v in plain.items() if k in ("content", "tool_calls")})
+
+
+def _tokens_of(data: dict[str, Any]) -> int:
+    blob = json.dumps(data, default=str, separators=(",", ":"))
     return -(-len(blob) // CHARS_PER_TOKEN)
 
 

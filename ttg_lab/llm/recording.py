@@ -23,7 +23,14 @@ from sqlalchemy import select
 
 from ttg_lab.engine.context import StepRecord
 from ttg_lab.errors import TTGLabError
-from ttg_lab.llm.messages import dump_message, load_message, plain_message, request_fingerprint
+from ttg_lab.llm.messages import (
+    dump_message,
+    estimate_answer_tokens,
+    estimate_tokens,
+    load_message,
+    plain_message,
+    request_fingerprint,
+)
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import CallStatus, LLMCall, RunStep
@@ -68,6 +75,21 @@ def load_record(store: Store, run_id: int) -> dict[tuple[int, int], RecordedCall
 def tool_mode_of(request: ModelRequest) -> str:
     """How the model of ``request`` calls tools: ``json`` for JSON actions, else native."""
     return str(getattr(request.model, "tool_mode", "native"))
+
+
+def token_counts(
+    messages: list[BaseMessage], tools: list[Any], answer: AIMessage | None
+) -> tuple[int, int, bool]:
+    """Prompt and completion tokens of a call, and whether they are our estimate: the
+    server's usage when the answer has it; else (some OpenAI-compatible servers send
+    none) :func:`~ttg_lab.llm.messages.estimate_tokens` of the request and the answer,
+    so spend and token caps still count the call."""
+    if answer is None:
+        return 0, 0, False
+    usage = answer.usage_metadata
+    if usage is None:
+        return estimate_tokens(messages, tools), estimate_answer_tokens(answer), True
+    return int(usage.get("input_tokens", 0) or 0), int(usage.get("output_tokens", 0) or 0), False
 
 
 class CallPosition(Protocol):
@@ -217,9 +239,7 @@ class CallRecorder(AgentMiddleware):
         status: CallStatus,
         error: Exception | None = None,
     ) -> None:
-        usage: dict[str, Any] = dict((answer.usage_metadata if answer is not None else None) or {})
-        prompt_tokens = int(usage.get("input_tokens", 0) or 0)
-        completion_tokens = int(usage.get("output_tokens", 0) or 0)
+        prompt_tokens, completion_tokens, estimated = token_counts(messages, tools, answer)
         cost = 0.0 if status == "replayed" else self.cost(prompt_tokens, completion_tokens)
         record = self.context.record
         record.llm_calls += 1
@@ -239,6 +259,7 @@ class CallRecorder(AgentMiddleware):
                 "tools": sorted(t.name if hasattr(t, "name") else str(t) for t in tools),
                 "sampling": self.sampling,
                 "tool_mode": self._mode,
+                **({"token_counts": "estimated"} if estimated else {}),
             },
             response=dump_message(answer) if answer is not None else {},
             tool_calls=[
