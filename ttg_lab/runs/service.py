@@ -79,7 +79,22 @@ class RunService:
         on_event: Subscriber | None = None,
     ) -> RunHandle:
         """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
-        options = options or RunOptions()
+        info, calendar, snapshot = self.plan(model, mode, start, end, options or RunOptions())
+        setup = self._prepare(snapshot, (calendar[0], calendar[-1]), "the run")
+        lease = self._insert_run(info, mode, calendar, snapshot)
+        return self._launch(setup, lease, background, on_event)
+
+    def plan(
+        self,
+        model: int | str | ModelInfo,
+        mode: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        options: RunOptions,
+    ) -> tuple[ModelInfo, list[datetime], RunSnapshot]:
+        """What a new run of ``model`` would be, checked and with nothing written: the
+        model, its decision steps' clocks (the calendar) and its snapshot. A run and its
+        estimate (:mod:`ttg_lab.runs.estimate`) both start here."""
         info = self.models.owned(model)
         check_path(info.ai_model_id, options.path)
         if options.replay_from is not None:
@@ -130,9 +145,7 @@ class RunService:
             data_fingerprint=fingerprint,
             package_version=__version__,
         )
-        setup = self._prepare(snapshot, (calendar[0], calendar[-1]), "the run")
-        lease = self._insert_run(info, mode, calendar, snapshot)
-        return self._launch(setup, lease, background, on_event)
+        return info, calendar, snapshot
 
     def snapshot(self, run_id: int) -> RunSnapshot:
         """The snapshot of run ``run_id`` (not checked: callers check the run first)."""
