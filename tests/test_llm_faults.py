@@ -82,7 +82,7 @@ def forever(reply: Reply) -> Responder:
 
 
 def status(code: int) -> Fault:
-    """An HTTP error the server asks to retry soon (keeps the SDK's backoff short)."""
+    """An HTTP error the server asks to retry soon (keeps the client's backoff short)."""
     return Fault("status", status=code, retry_after=0.01)
 
 
@@ -134,6 +134,7 @@ STALL = {"timeout": 1.0, "max_retries": 0}
 LOOP = {"max_steps": 3}
 STEP_LIMIT = {"timeout": 30.0, "max_retries": 0, "step_timeout": 1.0}
 NO_ANSWER = r"ModelCallError: openai/gpt-5 gave no usable answer \(after 2 retries\): \w*"
+RATE_LIMITED = r"RateLimitedError: openai/gpt-5 is rate limited: "
 CALL_LIMIT = r"Model call limits exceeded: run limit \(3/3\)"
 TIME_LIMIT = r"StepTimeoutError: decision step exceeded its time limit of 1 s"
 FINISH = Text("DECISION: done.\n<FINISH_SIGNAL>")
@@ -153,16 +154,20 @@ MATRIX: dict[str, Row] = {
         STALL,
         within=10,
     ),
-    "429 storm passes": completes(http_fault(status(429), 5), r"RateLimitError: Error code: 429"),
+    "429 storm passes": completes(
+        http_fault(status(429), 5), r"retried after HTTP 429", params={"max_retries": 5}
+    ),
     "429 storm never ends": fails(
-        http_fault(status(429), None), NO_ANSWER + r"RateLimitError: Error code: 429"
+        http_fault(status(429), None), RATE_LIMITED + r"HTTP 429 to all 3 attempts"
     ),
     "500 twice": completes(http_fault(status(500), 2), r"Error code: 500", 1, RAW),
     "502 twice": completes(http_fault(status(502), 2), r"Error code: 502", 1, RAW),
-    "503 twice": completes(http_fault(status(503), 2), r"Error code: 503", 1, RAW),
+    "503 twice": completes(http_fault(status(503), 2), r"retried after HTTP 503"),
     "500 always": fails(http_fault(status(500), None), NO_ANSWER + r": Error code: 500"),
     "502 always": fails(http_fault(status(502), None), NO_ANSWER + r": Error code: 502"),
-    "503 always": fails(http_fault(status(503), None), NO_ANSWER + r": Error code: 503"),
+    "503 always": fails(
+        http_fault(status(503), None), RATE_LIMITED + r"HTTP 503 to all 3 attempts"
+    ),
     "500 for good after a fill": fails(dies_after(2, status(500)), NO_ANSWER + r": Error code"),
     "truncated body once": completes(http_fault(Fault("truncated"), 1), r"JSONDecodeError", 1, RAW),
     "truncated body always": fails(http_fault(Fault("truncated"), None), NO_ANSWER + r"JSONDecode"),
@@ -285,8 +290,13 @@ def kept(lab: Lab, run: Run) -> str:
             for message in log.messages:
                 texts.append(str(message.get("content", "")))
                 texts += [str(c.get("error")) for c in message.get("invalid_tool_calls") or []]
-        calls = session.scalars(select(LLMCall).where(LLMCall.run_id == run.id))
+        calls = list(session.scalars(select(LLMCall).where(LLMCall.run_id == run.id)))
         texts += [c.error for c in calls if c.error]
+        texts += [  # the client's retries of an answered call
+            f"retried after {r['error']}"
+            for c in calls
+            for r in c.response.get("data", {}).get("response_metadata", {}).get("retries", [])
+        ]
     texts += [str(r) for r in run.ledger()["reason"]]
     return "\n".join(texts)
 

@@ -30,6 +30,7 @@ from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Run, RunList
+from ttg_lab.runs.estimate import Estimate
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService

@@ -34,6 +34,7 @@ from langgraph.types import Command
 from ttg_lab.engine.budget import Budget, CallPrice, run_spend
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
+from ttg_lab.llm.limits import step_deadline
 from ttg_lab.llm.messages import estimate_tokens, plain_message
 from ttg_lab.llm.prompt import step_message, system_prompt
 from ttg_lab.llm.providers import ToolModeConfig
@@ -345,12 +346,13 @@ class ChatAgent:
             HumanMessage(step_message(ctx)),
         ]
         try:
-            result = await asyncio.wait_for(
-                self._graph.ainvoke(
-                    {"messages": opening}, config={"recursion_limit": 4 * self.max_steps + 10}
-                ),
-                timeout=self.step_timeout,
-            )
+            with step_deadline(self.step_timeout):  # waits for a provider's slot end there
+                result = await asyncio.wait_for(
+                    self._graph.ainvoke(
+                        {"messages": opening}, config={"recursion_limit": 4 * self.max_steps + 10}
+                    ),
+                    timeout=self.step_timeout,
+                )
         except TimeoutError:
             raise StepTimeoutError(
                 f"decision step exceeded its time limit of {self.step_timeout:g} s"

@@ -8,14 +8,29 @@ measured speed, bounded by the step's time limit. Incoming: tool arguments sent 
 JSON string inside the JSON string, or HTML-escaped, are decoded. A context window
 exceeded trims the step's oldest tool results once and retries; if that is not enough
 the call fails with :class:`ContextOverflowError`, which names the reason.
+
+Retries of a request are decided here, and only here (the SDK is told not to retry):
+timeouts, dropped connections, HTTP 408/409/429 and 5xx are sent again up to
+``retries`` times, after the server's ``Retry-After`` (seconds or an HTTP date) or else
+an exponential backoff with jitter, never past the step's time limit. Each request holds
+a slot of the provider's shared limiter (:mod:`ttg_lab.llm.limits`); a 429 cools the
+whole endpoint down. The waits of an answer are kept in its ``response_metadata``
+(``retries``), so the recorded call shows them; a rate limit that outlasts the retries
+or the step fails with :class:`RateLimitedError`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import html
 import json
+import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import openai
@@ -23,9 +38,10 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatResult
 from langchain_openai import ChatOpenAI
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from ttg_lab.errors import TTGLabError
+from ttg_lab.llm.limits import ProviderLimiter, time_left
 
 WEAKER_CHOICE: dict[str, str] = {"object": "required", "required": "auto"}
 """The form of ``tool_choice`` to fall back to when a server refuses one."""
@@ -43,8 +59,73 @@ TRIMMED = "[trimmed: context window]"
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|quot|amp|lt|gt|apos);")
 
 
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+"""Seconds before the first retry without a ``Retry-After``, and the most; doubling."""
+
+
 class ContextOverflowError(TTGLabError):
     """The step's conversation does not fit the model's context window, even trimmed."""
+
+
+class RateLimitedError(TTGLabError):
+    """The provider kept refusing with a rate limit (429, or 503 with ``Retry-After``)
+    beyond the retries allowed or the step's time limit."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One failed attempt of a request and the seconds waited before the next."""
+
+    error: str  # "HTTP 429", "APITimeoutError", ...
+    waited_s: float
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the server asks to wait: ``retry-after-ms``, ``retry-after`` in seconds
+    or as an HTTP date (None when it says nothing readable)."""
+    if headers is None:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            pass
+    parsed = email.utils.parsedate_tz(headers.get("retry-after") or "")
+    if parsed is None:
+        return None
+    return max(0.0, float(email.utils.mktime_tz(parsed)) - time.time())
+
+
+def backoff(failures: int) -> float:
+    """Exponential backoff with jitter for the ``failures``-th retry (from 1)."""
+    doubled: float = FIRST_BACKOFF * 2.0 ** (failures - 1)
+    return min(MAX_BACKOFF, doubled) * random.uniform(0.75, 1.0)
+
+
+def is_throttled(error: Exception) -> bool:
+    """A rate limit: HTTP 429, or 503 with a ``Retry-After`` (an overloaded server)."""
+    status = getattr(error, "status_code", None)
+    if status == 429:
+        return True
+    response = getattr(error, "response", None)
+    return status == 503 and retry_after(getattr(response, "headers", None)) is not None
+
+
+def retryable(error: Exception) -> bool:
+    """What the OpenAI SDK would retry: timeouts, dropped connections, 408, 409, 429
+    and 5xx, unless the server says ``x-should-retry: false`` (or true)."""
+    if isinstance(error, openai.APIConnectionError):  # timeouts too
+        return True
+    if not isinstance(error, openai.APIStatusError):
+        return False
+    said = error.response.headers.get("x-should-retry")
+    if said in ("true", "false"):
+        return said == "true"
+    return error.status_code in (408, 409, 429) or error.status_code >= 500
 
 
 def loads_lenient(text: str) -> Any:
@@ -115,6 +196,10 @@ class TolerantChatOpenAI(ChatOpenAI):
     """Forms the provider is known to refuse; the client adds those a server refuses."""
     step_timeout: float = 900.0
     """No request waits longer than a decision step may take."""
+    retries: int = 0
+    """Times a failed request is sent again (timeouts, 429, 5xx); the SDK retries none."""
+    limiter: ProviderLimiter | None = Field(default=None, exclude=True)
+    """The provider's limits shared by the process (None: unlimited)."""
 
     _refused: set[str] = PrivateAttr(default_factory=set)
     _sent_choice: str | None = PrivateAttr(default=None)
@@ -208,6 +293,59 @@ class TolerantChatOpenAI(ChatOpenAI):
             return shorter, True
         raise error
 
+    def _next_wait(self, error: Exception, retries: list[Retry]) -> float | None:
+        """Seconds to wait before sending the request again, or None to give it up
+        (not worth retrying, or retries spent); a rate limit given up, or one that would
+        wait past the step's time limit, raises :class:`RateLimitedError`."""
+        if not retryable(error):
+            return None
+        throttled = is_throttled(error)
+        response = getattr(error, "response", None)
+        asked = retry_after(getattr(response, "headers", None))
+        wait = asked if asked is not None else backoff(len(retries) + 1)
+        status = getattr(error, "status_code", None)
+        label = f"HTTP {status}" if status is not None else type(error).__name__
+        if throttled and self.limiter is not None:
+            self.limiter.cool_down(wait)
+        left = time_left(self.step_timeout)
+        if len(retries) < self.retries and wait < left:
+            retries.append(Retry(label, round(wait, 3)))
+            return wait
+        if not throttled:
+            return None
+        why = (
+            f"all {len(retries) + 1} attempts"
+            if len(retries) >= self.retries
+            else f"{len(retries) + 1} attempts, and its Retry-After of {wait:g} s is past "
+            f"the step's time limit ({max(left, 0.0):.1f} s left)"
+        )
+        waited = sum(r.waited_s for r in retries)
+        raise RateLimitedError(
+            f"{self.model_name} is rate limited: {label} to {why} (waited {waited:.1f} s "
+            f"in all): {str(error)[:300]}"
+        ) from error
+
+    def _slot(self) -> AbstractAsyncContextManager[None]:
+        if self.limiter is None:
+            return nullcontext()
+        return self.limiter.slot(max(0.0, time_left(self.step_timeout)))
+
+    @contextmanager
+    def _slot_blocking(self) -> Iterator[None]:
+        if self.limiter is None:
+            yield
+            return
+        with self.limiter.slot_blocking(max(0.0, time_left(self.step_timeout))):
+            yield
+
+    def _answered(self, result: ChatResult, started: float, retries: list[Retry]) -> ChatResult:
+        self._measure(result, time.perf_counter() - started)
+        if retries and result.generations:
+            result.generations[0].message.response_metadata["retries"] = [
+                asdict(r) for r in retries
+            ]
+        return result
+
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -216,16 +354,24 @@ class TolerantChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         trimmed = False
-        for _ in range(len(WEAKER_CHOICE) + 2):
+        recoveries = 0
+        retries: list[Retry] = []
+        while True:
             started = time.perf_counter()
             try:
-                result = await super()._agenerate(messages, stop, run_manager, **kwargs)
-            except openai.APIStatusError as exc:
+                async with self._slot():
+                    result = await super()._agenerate(messages, stop, run_manager, **kwargs)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                wait = self._next_wait(exc, retries)
+                if wait is not None:
+                    await asyncio.sleep(wait)
+                    continue
+                if not isinstance(exc, openai.APIStatusError) or recoveries > len(WEAKER_CHOICE):
+                    raise
                 messages, trimmed = self._recover(exc, messages, trimmed)
+                recoveries += 1
                 continue
-            self._measure(result, time.perf_counter() - started)
-            return result
-        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+            return self._answered(result, started, retries)
 
     def _generate(
         self,
@@ -235,13 +381,21 @@ class TolerantChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         trimmed = False
-        for _ in range(len(WEAKER_CHOICE) + 2):
+        recoveries = 0
+        retries: list[Retry] = []
+        while True:
             started = time.perf_counter()
             try:
-                result = super()._generate(messages, stop, run_manager, **kwargs)
-            except openai.APIStatusError as exc:
+                with self._slot_blocking():
+                    result = super()._generate(messages, stop, run_manager, **kwargs)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                wait = self._next_wait(exc, retries)
+                if wait is not None:
+                    time.sleep(wait)
+                    continue
+                if not isinstance(exc, openai.APIStatusError) or recoveries > len(WEAKER_CHOICE):
+                    raise
                 messages, trimmed = self._recover(exc, messages, trimmed)
+                recoveries += 1
                 continue
-            self._measure(result, time.perf_counter() - started)
-            return result
-        return super()._generate(messages, stop, run_manager, **kwargs)
+            return self._answered(result, started, retries)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ttg_lab.agents.params import Param, ParamSpec, validate_parameters
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.llm.catalog import load_catalog
+from ttg_lab.llm.limits import Limits, limiter_for
 from ttg_lab.llm.prompt import check_template
 from ttg_lab.registry import Registry
 
@@ -174,6 +175,12 @@ LLM_PARAMS: ParamSpec = {
     "seed": Param(int, None, 0, 2**31 - 1, "provider-side sampling seed"),
     "timeout": Param(float, 60.0, 1.0, 600.0, "seconds before one request times out"),
     "max_retries": Param(int, 3, 0, 10, "retries on timeouts, 429 and 5xx, with backoff"),
+    "max_concurrency": Param(
+        int, None, 1, 1024, "requests in flight at once at the provider (its preset's default)"
+    ),
+    "requests_per_minute": Param(
+        int, None, 1, 1_000_000, "requests started per minute at the provider (preset's default)"
+    ),
     "retry_delay": Param(float, 1.0, 0.0, 60.0, "seconds before retrying a failed answer"),
     "max_steps": Param(int, 10, 1, 100, "model calls allowed per decision step"),
     "step_timeout": Param(float, 900.0, 1.0, 7200.0, "seconds one decision step may take"),
@@ -229,6 +236,16 @@ class LLMSettings:
     params: dict[str, Any]
     input_per_mtok: float
     output_per_mtok: float
+
+    @property
+    def limits(self) -> Limits:
+        """The endpoint's limits: the model's parameters, else its provider's defaults."""
+        given = self.params.get("max_concurrency")
+        rpm = self.params.get("requests_per_minute")
+        return Limits(
+            given if given is not None else self.provider.concurrency,
+            rpm if rpm is not None else self.provider.requests_per_minute,
+        )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (
@@ -308,7 +325,8 @@ def run_parameters(model_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
 def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
     """The client for the settings, with the key from the environment (a server that
     needs none gets a placeholder). It copes with the known quirks of real servers
-    (:mod:`ttg_lab.llm.client`) and gets an async HTTP client of its own: langchain-openai
+    (:mod:`ttg_lab.llm.client`), holds a slot of its endpoint's limiter for each request
+    (:mod:`ttg_lab.llm.limits`) and gets an async HTTP client of its own: langchain-openai
     otherwise shares one per endpoint across the process, and its pooled connections
     belong to the event loop that opened them, which a finished run has closed."""
     import openai
@@ -332,7 +350,9 @@ def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
         base_url=settings.base_url,
         api_key=SecretStr(key),
         timeout=params["timeout"],
-        max_retries=params["max_retries"],
+        max_retries=0,  # the client decides every retry (ttg_lab.llm.client)
+        retries=params["max_retries"],
+        limiter=limiter_for(provider.name, settings.base_url, settings.limits),
         http_async_client=openai.DefaultAsyncHttpxClient(timeout=params["timeout"]),
         tool_choice_wanted=params["tool_choice"],
         tool_choice_refused=frozenset(

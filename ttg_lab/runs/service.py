@@ -31,6 +31,7 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
+from ttg_lab.runs.estimate import Estimate, estimate_run
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.runs.options import RunOptions
