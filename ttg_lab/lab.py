@@ -211,6 +211,20 @@ class Lab:
         handle = self._runs.start(model, mode, start, end, run_options, background, on_event)
         return self._run(handle)
 
+    def estimate(
+        self,
+        model: int | str | ModelInfo,
+        mode: str = "daily",
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        **options: Any,
+    ) -> Estimate:
+        """What a run of ``model`` with these arguments (those of :meth:`start_run`) would
+        spend on its LLM: calls, prompt and completion tokens and cost in USD, each with its
+        basis, and whether that passes the run's caps (see :mod:`ttg_lab.runs.estimate`).
+        Nothing is run or written."""
+        return self._runs.estimate(model, mode, start, end, RunOptions.from_kwargs(options))
+
     def policy_model(self, policy: type[Policy]) -> ModelInfo:
         """The model that runs ``policy`` (a :class:`~ttg_lab.agents.policy.Policy`
         subclass): registered as ``policy/<class name>`` and kept as a model of that

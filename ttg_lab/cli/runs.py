@@ -132,6 +132,11 @@ def budget_options(command: Callable[..., None]) -> Callable[..., None]:
     help="chat: the LLM path (chat model + MCP tools); direct: baselines call the tools directly",
 )
 @budget_options
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="print the predicted LLM calls, tokens and cost (and the budget caps) and run nothing",
+)
 @pass_ctx
 def run(
     obj: LabContext,
@@ -145,12 +150,13 @@ def run(
     path: str,
     max_cost_usd: float | None,
     max_tokens: int | None,
+    estimate: bool,
 ) -> None:
-    """Run MODEL over a period, with a progress bar and a summary."""
+    """Run MODEL over a period, with a progress bar and a summary (with --estimate: only
+    predict what its LLM calls would spend)."""
     with clear_errors():
         lab = obj.lab()
-        handle = lab.start_run(
-            model,
+        arguments = dict(
             mode=mode,
             start=start,
             end=end,
@@ -161,6 +167,10 @@ def run(
             max_cost_usd=max_cost_usd,
             max_tokens=max_tokens,
         )
+        if estimate:
+            console.print(str(lab.estimate(model, **arguments)), markup=False)
+            return
+        handle = lab.start_run(model, **arguments)
         info = handle.info
         console.print(
             f"run {handle.id}: {info.model} #{info.run_number} ({mode}, "

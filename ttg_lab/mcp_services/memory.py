@@ -28,6 +28,7 @@ from mcp.shared.memory import create_connected_server_and_client_session
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from ttg_lab.engine.context import RunContext
 from ttg_lab.mcp_services.names import SERVICE_TITLES, SERVICES
 from ttg_lab.mcp_services.tool_functions import ContextResolver, tool_function
 from ttg_lab.tools.registry import ToolSpec, tools_of
@@ -112,6 +113,20 @@ def build_service(service: str, resolve: ContextResolver) -> Server[Any]:
             return _text(str(exc))
 
     return server
+
+
+def tool_schemas_for(ctx: RunContext) -> list[dict[str, Any]]:
+    """Every tool a run's agent is offered, as OpenAI function schemas (the size of a
+    prompt is known before a run: :mod:`ttg_lab.runs.estimate`)."""
+    specs = [spec for service in SERVICES for spec in tools_of(service)]
+    listings = [_tool(spec, lambda: ctx).listing for spec in specs]
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.inputSchema},
+        }
+        for t in listings
+    ]
 
 
 def build_services(resolve: ContextResolver) -> dict[str, Server[Any]]:

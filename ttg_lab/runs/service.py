@@ -148,6 +148,19 @@ class RunService:
         )
         return info, calendar, snapshot
 
+    def estimate(
+        self,
+        model: int | str | ModelInfo,
+        mode: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        options: RunOptions,
+    ) -> Estimate:
+        """What the run :meth:`start` would make spends on its LLM, predicted from its
+        :meth:`plan` (see :mod:`ttg_lab.runs.estimate`); nothing is written."""
+        info, calendar, snapshot = self.plan(model, mode, start, end, options)
+        return estimate_run(self.store, info.id, calendar, snapshot)
+
     def snapshot(self, run_id: int) -> RunSnapshot:
         """The snapshot of run ``run_id`` (not checked: callers check the run first)."""
         with self.store.session() as session:
