@@ -29,6 +29,7 @@ TABLE_COLUMNS = [
     "final_value",
     "final_return",
     "max_drawdown",
+    "experiment",
     "error",
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
@@ -29,8 +29,9 @@ from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
-from ttg_lab.run import Run, RunList
+from ttg_lab.run import Experiment, Run, RunList
 from ttg_lab.runs.estimate import Estimate
+from ttg_lab.runs.experiments import ExperimentInfo, list_experiments, read_experiment
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -187,6 +188,36 @@ class Lab:
         ensure_local_user(self.store)
         return self.data.load_shipped() if load_data else {}
 
+    @overload
+    def start_run(
+        self,
+        model: int | str | ModelInfo | type[Policy],
+        mode: str = ...,
+        start: datetime | str | None = ...,
+        end: datetime | str | None = ...,
+        *,
+        background: bool = ...,
+        on_event: Subscriber | None = ...,
+        repeats: None = ...,
+        name: str = ...,
+        **options: Any,
+    ) -> Run: ...
+
+    @overload
+    def start_run(
+        self,
+        model: int | str | ModelInfo | type[Policy],
+        mode: str = ...,
+        start: datetime | str | None = ...,
+        end: datetime | str | None = ...,
+        *,
+        background: bool = ...,
+        on_event: Subscriber | None = ...,
+        repeats: int,
+        name: str = ...,
+        **options: Any,
+    ) -> Experiment: ...
+
     def start_run(
         self,
         model: int | str | ModelInfo | type[Policy],
@@ -196,20 +227,44 @@ class Lab:
         *,
         background: bool = True,
         on_event: Subscriber | None = None,
+        repeats: int | None = None,
+        name: str = "",
         **options: Any,
-    ) -> Run:
-        """Start a run of ``model`` over ``start``..``end`` (whole data range by default).
+    ) -> Run | Experiment:
+        """Start a run of ``model`` over ``start``..``end`` (whole data range by default)
+        and return its :class:`~ttg_lab.run.Run`; with ``repeats=N`` (1 to 100) start N
+        runs of it over the same period and mode, seeds ``seed + 0 .. seed + N-1``,
+        grouped as one experiment (called ``name``), and return the
+        :class:`~ttg_lab.run.Experiment`.
 
         ``options`` are :class:`~ttg_lab.runs.options.RunOptions` (``costs``, ``fill``,
         ``seed``, ``path``, ``provenance``, ``replay_from``), checked before anything is
-        written. ``background=False`` runs in this thread; ``on_event`` receives the run's
-        events.
+        written. ``background=False`` runs in this thread (repeats one after another);
+        ``on_event`` receives the runs' events.
         """
         run_options = RunOptions.from_kwargs(options)
         if isinstance(model, type):
             model = self.policy_model(model)
-        handle = self._runs.start(model, mode, start, end, run_options, background, on_event)
-        return self._run(handle)
+        if repeats is None:
+            handle = self._runs.start(model, mode, start, end, run_options, background, on_event)
+            return self._run(handle)
+        experiment_id, _ = self._runs.start_repeats(
+            model, mode, start, end, run_options, repeats, name, background, on_event
+        )
+        return self.experiment(experiment_id)
+
+    def experiment(self, experiment_id: int) -> Experiment:
+        """One of the user's experiments (raises NotFoundError for any other id)."""
+        return self._experiment(read_experiment(self.store, self.user, experiment_id))
+
+    def experiments(self) -> builtins.list[Experiment]:
+        """The user's experiments, newest first."""
+        return [self._experiment(info) for info in list_experiments(self.store, self.user)]
+
+    def _experiment(self, info: ExperimentInfo) -> Experiment:
+        runs = [self._run(self._runs.handle(i)) for i in info.run_ids]
+        table = self._runs.frame(experiment=info.id)
+        return Experiment(info, RunList(runs, table.iloc[::-1].reset_index(drop=True)))
 
     def estimate(
         self,

@@ -2,14 +2,17 @@
 each model against buy-and-hold of its benchmark over the same bars.
 
 Numbers come from the metrics stored with each run, so a board over thousands of runs
-is one query and some arithmetic. Repeated runs of a model over the same period and mode
-get the mean return with a bootstrap 95% interval; the comparison with the benchmark
+is one query and some arithmetic. The repeats behind the latest run (its experiment's
+runs, or for a run on its own the model's other runs on their own over the same period
+and mode) give ``repeats`` and the mean return with a bootstrap 95% interval (none from
+fewer than 2); the comparison with the benchmark
 says whether the difference is significant (a block-bootstrap interval of the mean bar
 excess return that excludes zero), not just which number is larger.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -43,6 +46,8 @@ BOARD_COLUMNS: list[str] = [
     "trades",
     "best_run",
     "best_return",
+    "experiment",
+    "repeats",
     "mean_return",
     "mean_ci_low",
     "mean_ci_high",
@@ -68,6 +73,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "benchmark",
     "benchmark_return",
     "vs_benchmark",
+    "repeats",
     "mean_return",
     "mean_ci_low",
     "mean_ci_high",
@@ -88,6 +94,7 @@ SORTABLE = {
     "return_per_llm_dollar",
     "trades",
     "runs",
+    "repeats",
     "model",
 }
 
@@ -119,6 +126,28 @@ def verdict(metrics: dict[str, Any]) -> BoardVerdict:
     return "no significant difference"
 
 
+@dataclass(frozen=True)
+class RepeatsSummary:
+    """The total returns of an experiment's completed repeats: how many, their mean, and
+    its bootstrap 95% interval (None from fewer than 2 repeats: no interval)."""
+
+    repeats: int
+    mean_return: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+def repeats_summary(returns: list[float]) -> RepeatsSummary:
+    """How many returns, their mean and its iid bootstrap 95% interval (none from fewer
+    than 2): the one rule for an interval from repeats, for experiments and the board."""
+    if not returns:
+        return RepeatsSummary(0, None, None, None)
+    if len(returns) < 2:
+        return RepeatsSummary(1, float(returns[0]), None, None)
+    low, high = iid_mean_interval(np.array(returns, dtype=float))
+    return RepeatsSummary(len(returns), float(np.mean(returns)), low, high)
+
+
 def leaderboard(
     store: Store,
     market: str | None = None,
@@ -145,6 +174,7 @@ def leaderboard(
             TradingRun.period_start,
             TradingRun.period_end,
             TradingRun.metrics,
+            TradingRun.experiment_id,
             TradingModel.signature,
             TradingModel.name,
             TradingModel.ai_model_id,
@@ -182,18 +212,30 @@ def leaderboard(
     ).reset_index(drop=True)
 
 
+def _repeats_of(latest: Any, runs: list[Any]) -> list[Any]:
+    """The runs the board's interval comes from: the latest run's experiment when it is a
+    repeat of one, else the runs on their own over its period and mode."""
+    if latest.experiment_id is not None:
+        return [r for r in runs if r.experiment_id == latest.experiment_id]
+    period = (latest.mode, latest.period_start, latest.period_end)
+    return [
+        r
+        for r in runs
+        if r.experiment_id is None and (r.mode, r.period_start, r.period_end) == period
+    ]
+
+
 def _model_row(runs: list[Any]) -> dict[str, Any]:
     latest = runs[-1]
     metrics = latest.metrics
     best = max(runs, key=lambda r: r.metrics.get("total_return") or -np.inf)
-    same = [
-        r.metrics["total_return"]
-        for r in runs
-        if (r.mode, r.period_start, r.period_end)
-        == (latest.mode, latest.period_start, latest.period_end)
-        and r.metrics.get("total_return") is not None
-    ]
-    low, high = iid_mean_interval(np.array(same)) if len(same) >= 2 else (None, None)
+    repeats = repeats_summary(
+        [
+            r.metrics["total_return"]
+            for r in _repeats_of(latest, runs)
+            if r.metrics.get("total_return") is not None
+        ]
+    )
     return {
         "model": latest.signature,
         "name": latest.name,
@@ -226,8 +268,10 @@ def _model_row(runs: list[Any]) -> dict[str, Any]:
         },
         "best_run": best.id,
         "best_return": best.metrics.get("total_return"),
-        "mean_return": float(np.mean(same)) if len(same) >= 2 else None,
-        "mean_ci_low": low,
-        "mean_ci_high": high,
+        "experiment": latest.experiment_id,
+        "repeats": repeats.repeats,
+        "mean_return": repeats.mean_return if repeats.ci_low is not None else None,
+        "mean_ci_low": repeats.ci_low,
+        "mean_ci_high": repeats.ci_high,
         "vs_benchmark": verdict(metrics),
     }

@@ -11,6 +11,7 @@ execution in this process (thread, events, stop signal) is the run service's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -29,9 +30,11 @@ from ttg_lab.engine.reader import (
     reasoning_frame,
 )
 from ttg_lab.errors import ValidationError
+from ttg_lab.leaderboard import RepeatsSummary, repeats_summary
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.stored import benchmark_closes, run_metrics
+from ttg_lab.runs.experiments import ExperimentInfo
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -272,3 +275,47 @@ class RunList(list[Run]):
 
     def _repr_html_(self) -> str:
         return str(self._table.to_html(index=False))
+
+
+class Experiment:
+    """Repeats of one model over one period and mode (seeds ``seed + i``), started by
+    ``lab.start_run(..., repeats=N)``: ``runs`` in repeat order, ``wait()``, ``status``,
+    ``summary()`` across the repeats."""
+
+    def __init__(self, info: ExperimentInfo, runs: RunList) -> None:
+        self.info = info
+        self.id = info.id
+        self.runs = runs
+
+    def __repr__(self) -> str:
+        info = self.info
+        return f"<Experiment {self.id}: {info.model} x{info.repeats} {self.status}>"
+
+    @property
+    def status(self) -> RunStatus:
+        """``running`` while any repeat runs, else ``failed`` when any failed, ``stopped``
+        when any stopped, ``completed`` when all completed."""
+        statuses = {run.status for run in self.runs}
+        for status in ("running", "failed", "stopped"):
+            if status in statuses:
+                return status
+        return "completed"
+
+    def wait(self, timeout: float | None = None) -> RunStatus:
+        """Block until every repeat this process executes ends (``timeout``: seconds for
+        all of them); returns :attr:`status`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for run in self.runs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            run.wait(left)
+        return self.status
+
+    def summary(self) -> RepeatsSummary:
+        """The completed repeats' total returns: count, mean and its 95% interval."""
+        return repeats_summary(
+            [
+                run.info.final_return
+                for run in self.runs
+                if run.status == "completed" and run.info.final_return is not None
+            ]
+        )

@@ -9,7 +9,7 @@ functions directly: the same decisions, much faster, for large sweeps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ttg_lab.agents.base import DirectAgent, make_policy
@@ -51,6 +51,16 @@ def run_parameters(ai_model_id: str, parameters: dict[str, Any]) -> dict[str, An
     from ttg_lab.llm import providers
 
     return providers.run_parameters(ai_model_id, parameters)
+
+
+def seeded(model: ModelConfig, seed: int) -> ModelConfig:
+    """A new run's model with the run's seed as the provider-side sampling seed (sent as
+    the request's ``seed``), unless the model is a policy (it reads the run's seed itself)
+    or fixes a seed of its own: repeats with seeds ``seed + i`` then differ reproducibly
+    where the provider honours seeds, and the snapshot records what was sent."""
+    if is_policy(model.ai_model_id) or model.parameters.get("seed") is not None:
+        return model
+    return replace(model, parameters={**model.parameters, "seed": seed})
 
 
 def check_path(ai_model_id: str, path: str) -> str:

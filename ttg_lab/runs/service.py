@@ -9,14 +9,14 @@ wrote.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ttg_lab.agents.factory import check_path, prepare_agent, validate_agent
+from ttg_lab.agents.factory import check_path, prepare_agent, seeded, validate_agent
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.budget import Budget
 from ttg_lab.engine.events import Subscriber
@@ -24,6 +24,7 @@ from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.global_settings import read_settings
+from ttg_lab.jsonsafe import json_safe
 from ttg_lab.llm.prompt import prompt_version
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
@@ -32,6 +33,7 @@ from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
 from ttg_lab.runs.estimate import Estimate, estimate_run
+from ttg_lab.runs.experiments import check_repeats
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.runs.options import RunOptions
@@ -47,10 +49,12 @@ from ttg_lab.store.leases import (
 )
 from ttg_lab.store.schema import (
     RUN_STATUSES,
+    ExperimentRow,
     TradingModel,
     TradingRun,
     utcnow,
 )
+from ttg_lab.text import refuse_secret
 from ttg_lab.version import __version__
 
 _LIVE: dict[tuple[str, int], RunHandle] = {}
@@ -84,6 +88,64 @@ class RunService:
         setup = self._prepare(snapshot, (calendar[0], calendar[-1]), "the run")
         lease = self._insert_run(info, mode, calendar, snapshot)
         return self._launch(setup, lease, background, on_event)
+
+    def start_repeats(
+        self,
+        model: int | str | ModelInfo,
+        mode: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        options: RunOptions,
+        repeats: int,
+        name: str = "",
+        background: bool = True,
+        on_event: Subscriber | None = None,
+    ) -> tuple[int, list[RunHandle]]:
+        """Record an experiment of ``repeats`` runs of ``model`` over one period and mode,
+        seeds ``options.seed + i``, and execute them (each in its own thread unless told
+        not to); returns the experiment's id and the runs' handles in repeat order. Every
+        run is checked and prepared before anything is written."""
+        repeats = check_repeats(repeats)
+        if not isinstance(name, str):
+            raise ValidationError(f"an experiment's name must be text, got {name!r}")
+        refuse_secret(name, "the experiment's name")
+        if options.replay_from is not None:
+            raise ValidationError("a replay reproduces one recorded run: it takes no repeats")
+        plans = [
+            self.plan(model, mode, start, end, replace(options, seed=options.seed + i))
+            for i in range(repeats)
+        ]
+        info, calendar, _ = plans[0]
+        snapshots = [snapshot for _, _, snapshot in plans]
+        period = (calendar[0], calendar[-1])
+        setups = [self._prepare(snap, period, "the run") for snap in snapshots]
+        with self.store.session() as session:
+            row = ExperimentRow(
+                owner_id=self.models.user.id,
+                model_id=info.id,
+                name=name.strip(),
+                repeats=repeats,
+                mode=mode,
+                period_start=period[0],
+                period_end=period[1],
+                seed=options.seed,
+                options=json_safe(
+                    {
+                        "costs": asdict(options.cost_model),
+                        "fill": options.fill,
+                        "path": options.path,
+                    }
+                ),
+            )
+            session.add(row)
+            session.flush()
+            experiment_id = row.id
+        leases = [self._insert_run(info, mode, calendar, snap, experiment_id) for snap in snapshots]
+        handles = [
+            self._launch(setup, lease, background, on_event)
+            for setup, lease in zip(setups, leases, strict=True)
+        ]
+        return experiment_id, handles
 
     def plan(
         self,
@@ -128,6 +190,8 @@ class RunService:
         if options.replay_from is not None:  # replay exactly what was recorded, not today's
             source = self.snapshot(options.replay_from)
             model_config, tickers, rules = source.model, list(source.tickers), source.rules
+        if options.replay_from is None:  # the run's seed reaches an LLM's requests too
+            model_config = seeded(model_config, options.seed)
         snapshot = RunSnapshot(
             model=model_config,
             tickers=tuple(sorted(tickers)),
@@ -170,7 +234,12 @@ class RunService:
             return RunSnapshot.from_json(run.strategy_snapshot)
 
     def _insert_run(
-        self, info: ModelInfo, mode: str, calendar: list[datetime], snapshot: RunSnapshot
+        self,
+        info: ModelInfo,
+        mode: str,
+        calendar: list[datetime],
+        snapshot: RunSnapshot,
+        experiment_id: int | None = None,
     ) -> Lease:
         """The new run's row, which is also this process's claim on it (attempt 0)."""
         me = worker_id()
@@ -188,6 +257,7 @@ class RunService:
                 worker=me,
                 heartbeat_at=utcnow(),
                 attempt=0,
+                experiment_id=experiment_id,
             )
             session.add(run)
             session.flush()
@@ -287,12 +357,18 @@ class RunService:
         return live if live is not None else RunHandle(self.store, run_id)
 
     def frame(
-        self, model: int | str | ModelInfo | None = None, status: str | None = None
+        self,
+        model: int | str | ModelInfo | None = None,
+        status: str | None = None,
+        experiment: int | None = None,
     ) -> pd.DataFrame:
-        """Runs (of one model, or all; with one status, or any) as a table, newest first."""
+        """Runs (of one model, or all; with one status, or any; of one experiment, or
+        any) as a table, newest first."""
         query = visible_models(
             self.models.user, select(TradingRun, TradingModel.signature).join(TradingModel)
         )
+        if experiment is not None:
+            query = query.where(TradingRun.experiment_id == experiment)
         if model is not None:
             query = query.where(TradingRun.model_id == self.models.get(model).id)
         if status is not None:
@@ -314,6 +390,7 @@ class RunService:
             "final_value",
             "final_return",
             "max_drawdown",
+            "experiment",
             "error",
         ]
         with self.store.session() as session:
@@ -331,6 +408,7 @@ class RunService:
                     r.final_value,
                     r.final_return,
                     r.max_drawdown,
+                    r.experiment_id,
                     r.error,
                 ]
                 for r, sig in session.execute(query.order_by(TradingRun.id.desc()))

@@ -16,7 +16,7 @@ from sqlalchemy import Select, or_, select
 
 from ttg_lab.errors import NotFoundError, PermissionDeniedError
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import TradingModel, TradingRun, User
+from ttg_lab.store.schema import ExperimentRow, TradingModel, TradingRun, User
 
 Query = TypeVar("Query", bound=Select)  # type: ignore[type-arg]
 
@@ -67,6 +67,26 @@ def check_run(store: Store, user: User, run_id: int, change: bool = False) -> in
     if change:
         check_owner(user, row.owner_id, f"run {run_id}")
     return int(row.model_id)
+
+
+def visible_experiments(user: User, query: Query) -> Query:
+    """``query`` (over ``experiments``) narrowed to what ``user`` may see: their own
+    (admins: every one). Unlike models, experiments are never shared."""
+    if is_admin(user):
+        return query
+    return query.where(ExperimentRow.owner_id == user.id)
+
+
+def check_experiment(store: Store, user: User, experiment_id: int) -> None:
+    """NotFoundError unless ``user`` may see experiment ``experiment_id``."""
+    if isinstance(experiment_id, bool) or not isinstance(experiment_id, int):
+        raise NotFoundError(f"no experiment {experiment_id!r}: experiment ids are whole numbers")
+    query = visible_experiments(
+        user, select(ExperimentRow.id).where(ExperimentRow.id == experiment_id)
+    )
+    with store.session() as session:
+        if session.execute(query).first() is None:
+            raise NotFoundError(f"no experiment {experiment_id}")
 
 
 def leaderboard_owners(user: User, public: bool) -> list[int] | None:

@@ -118,7 +118,7 @@ class ExperimentRow(Base):
     mode: Mapped[str] = mapped_column(String(16))
     period_start: Mapped[datetime] = mapped_column(DateTime)
     period_end: Mapped[datetime] = mapped_column(DateTime)
-    seed: Mapped[int] = mapped_column(Integer, default=0)  # the first repeat's seed
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)  # the first repeat's seed
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

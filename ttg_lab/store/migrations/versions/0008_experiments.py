@@ -25,10 +25,7 @@ depends_on = None
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 OWNED = "owner_id = ttg_session_user_id() OR ttg_session_is_admin()"
 """Who may see and change an experiment on their own login: its owner, and admins."""
-REFERENCE = (
-    "CONSTRAINT fk_trading_runs_experiment_id_experiments "
-    "REFERENCES experiments (id)"
-)
+REFERENCE = "CONSTRAINT fk_trading_runs_experiment_id_experiments REFERENCES experiments (id)"
 """``trading_runs.experiment_id``'s foreign key, declared with the column."""
 
 
@@ -43,7 +40,7 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("period_start", sa.DateTime(), nullable=False),
         sa.Column("period_end", sa.DateTime(), nullable=False),
-        sa.Column("seed", sa.Integer(), nullable=False),
+        sa.Column("seed", sa.BigInteger(), nullable=False),
         sa.Column(
             "options",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),

@@ -1,0 +1,116 @@
+"""Repeats: ``start_run(..., repeats=N)`` starts N runs of a model over one period and
+mode with seeds ``seed + i``, grouped as one experiment that only its owner sees, and the
+leaderboard's interval for the model comes from exactly those runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+import ttg_lab
+from ttg_lab.agents.factory import seeded
+from ttg_lab.engine.snapshot import ModelConfig
+from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.lab import Lab
+from ttg_lab.metrics.bootstrap import iid_mean_interval
+from ttg_lab.run import Experiment, Run
+from ttg_lab.store.schema import ExperimentRow, TradingRun
+
+PERIOD = {"start": "2025-06-10", "end": "2025-06-24"}
+TICKERS = ["AAPL", "MSFT", "NVDA"]
+
+
+def counts(lab: Lab) -> tuple[int, int]:
+    with lab.store.session() as session:
+        return (
+            session.scalar(select(func.count()).select_from(TradingRun)) or 0,
+            session.scalar(select(func.count()).select_from(ExperimentRow)) or 0,
+        )
+
+
+def test_repeats_are_one_experiment_on_the_board_with_the_interval_of_exactly_its_runs(
+    lab: Lab,
+) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    alone = lab.start_run(rand, path="direct", background=False, seed=99, **PERIOD)
+    experiment = lab.start_run(rand, path="direct", seed=5, repeats=3, name="three", **PERIOD)
+    assert isinstance(experiment, Experiment) and isinstance(alone, Run)
+    assert experiment.wait(timeout=120) == "completed"
+    assert [run.info.snapshot.seed for run in experiment.runs] == [5, 6, 7]
+    assert {run.info.start for run in experiment.runs} == {alone.info.start}
+    returns = [run.metrics()["total_return"] for run in experiment.runs]
+    assert len(set(returns)) > 1  # different seeds, different trades
+    assert experiment.info.repeats == 3 and experiment.info.name == "three"
+    assert lab.experiment(experiment.id).info.run_ids == tuple(r.id for r in experiment.runs)
+    assert [e.id for e in lab.experiments()] == [experiment.id]
+    assert list(lab.runs().table()["experiment"].fillna(0)) == [experiment.id] * 3 + [0]
+
+    row = lab.leaderboard().set_index("model").loc["rand"]
+    assert row["runs"] == 4 and row["repeats"] == 3 and row["experiment"] == experiment.id
+    low, high = iid_mean_interval(np.array(returns))  # the run on its own is not a repeat
+    assert row["mean_return"] == pytest.approx(float(np.mean(returns)))
+    assert (row["mean_ci_low"], row["mean_ci_high"]) == pytest.approx((low, high))
+    assert row["mean_ci_low"] <= row["mean_return"] <= row["mean_ci_high"]
+    summary = experiment.summary()
+    assert summary.repeats == 3 and summary.mean_return == pytest.approx(row["mean_return"])
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high))
+
+
+def test_a_board_row_from_one_repeat_has_no_interval(lab: Lab) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    experiment = lab.start_run(rand, path="direct", repeats=1, background=False, **PERIOD)
+    assert experiment.status == "completed" and len(experiment.runs) == 1
+    row = lab.leaderboard().set_index("model").loc["rand"]
+    assert row["repeats"] == 1 and row["experiment"] == experiment.id
+    assert row[["mean_return", "mean_ci_low", "mean_ci_high"]].isna().all()
+    assert experiment.summary().ci_low is None
+
+
+def test_another_user_does_not_see_an_experiment(lab: Lab, db_url: str) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    experiment = lab.start_run(rand, path="direct", repeats=2, background=False, **PERIOD)
+    bob = lab.users.add("bob@team.org", "Bob", username="bob")
+    other = ttg_lab.open(db_url, user=bob.username)
+    try:
+        assert other.experiments() == []
+        with pytest.raises(NotFoundError, match=f"no experiment {experiment.id}"):
+            other.experiment(experiment.id)
+        assert other.leaderboard().empty
+        assert other.runs().table().empty
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 101, True, 2.0, "3"])
+def test_bad_repeats_are_refused_naming_the_value_and_nothing_is_written(
+    lab: Lab, repeats: object
+) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    before = counts(lab)
+    with pytest.raises(ValidationError, match=f"repeats must be .* got {repeats!r}"):
+        lab.start_run(rand, path="direct", repeats=repeats, **PERIOD)  # type: ignore[call-overload]
+    assert counts(lab) == before
+
+
+def test_a_repeat_that_cannot_start_writes_nothing(lab: Lab) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    before = counts(lab)
+    with pytest.raises(ValidationError, match="no 1d bars"):
+        lab.start_run(rand, path="direct", repeats=3, start="1990-01-01", end="1990-02-01")
+    with pytest.raises(ValidationError, match="replay"):
+        lab.start_run(rand, repeats=2, replay_from=1, **PERIOD)
+    assert counts(lab) == before
+
+
+def test_the_run_seed_becomes_the_llm_request_seed_unless_the_model_fixes_one() -> None:
+    from ttg_lab.llm.providers import llm_settings, make_chat_model
+
+    def config(ai_model_id: str, parameters: dict[str, object]) -> ModelConfig:
+        return ModelConfig("m", "m", "us", ai_model_id, dict(parameters), 1000.0, [], "", "")
+
+    llm = seeded(config("local/smollm2", {}), 7)
+    assert llm.parameters["seed"] == 7
+    assert make_chat_model(llm_settings(llm.ai_model_id, llm.parameters)).seed == 7
+    assert seeded(config("local/smollm2", {"seed": 3}), 7).parameters["seed"] == 3
+    assert "seed" not in seeded(config("baseline/random", {}), 7).parameters

@@ -1,0 +1,95 @@
+"""Experiments: ``repeats`` runs of one model over one period and mode, seeds
+``seed + 0 .. seed + repeats - 1``, recorded together so the leaderboard's intervals come
+from them. :meth:`~ttg_lab.runs.service.RunService.start_repeats` starts one; this module
+reads them (each user only their own, see :mod:`ttg_lab.store.access`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.store.access import check_experiment, visible_experiments
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import ExperimentRow, TradingModel, TradingRun, User
+
+MAX_REPEATS = 100
+"""Most repeats one experiment may ask for (each is a full run)."""
+
+
+def check_repeats(repeats: object) -> int:
+    """``repeats`` when it is a whole number from 1 to :data:`MAX_REPEATS`."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise ValidationError(
+            f"repeats must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}"
+        )
+    return repeats
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """An experiment as stored: what its repeats share, and its runs' ids in repeat order."""
+
+    id: int
+    name: str
+    model: str  # the model's signature
+    repeats: int
+    mode: str
+    start: datetime
+    end: datetime
+    seed: int  # the first repeat's; repeat i has seed + i
+    options: dict[str, Any]
+    created_at: datetime
+    run_ids: tuple[int, ...]
+
+
+def read_experiment(store: Store, user: User, experiment_id: int) -> ExperimentInfo:
+    """One of ``user``'s experiments (NotFoundError for any other id)."""
+    check_experiment(store, user, experiment_id)
+    return _read(store, user, experiment_id)[0]
+
+
+def list_experiments(store: Store, user: User) -> list[ExperimentInfo]:
+    """``user``'s experiments, newest first."""
+    return _read(store, user, None)
+
+
+def _read(store: Store, user: User, experiment_id: int | None) -> list[ExperimentInfo]:
+    query = visible_experiments(
+        user,
+        select(ExperimentRow, TradingModel.signature).join(
+            TradingModel, TradingModel.id == ExperimentRow.model_id
+        ),
+    )
+    if experiment_id is not None:
+        query = query.where(ExperimentRow.id == experiment_id)
+    with store.session() as session:
+        rows = session.execute(query.order_by(ExperimentRow.id.desc())).all()
+        ids = [row.id for row, _ in rows]
+        runs: dict[int, list[int]] = {i: [] for i in ids}
+        for run_id, owner in session.execute(
+            select(TradingRun.id, TradingRun.experiment_id)
+            .where(TradingRun.experiment_id.in_(ids))
+            .order_by(TradingRun.id)
+        ):
+            if owner is not None:  # always: the query asked for these experiments
+                runs[owner].append(run_id)
+        return [
+            ExperimentInfo(
+                id=row.id,
+                name=row.name,
+                model=signature,
+                repeats=row.repeats,
+                mode=row.mode,
+                start=row.period_start,
+                end=row.period_end,
+                seed=row.seed,
+                options=dict(row.options or {}),
+                created_at=row.created_at,
+                run_ids=tuple(runs[row.id]),
+            )
+            for row, signature in rows
+        ]
