@@ -4,7 +4,7 @@ progress bar and summed up in a table."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -156,7 +156,7 @@ def run(
     predict what its LLM calls would spend)."""
     with clear_errors():
         lab = obj.lab()
-        arguments = dict(
+        arguments: dict[str, Any] = dict(
             mode=mode,
             start=start,
             end=end,
