@@ -257,3 +257,40 @@ def test_batch_from_the_command_line(db_url: str, tmp_path: Path) -> None:
         assert refused.returncode == 1 and "is before start" in refused.stdout
     finally:
         os.environ.pop("TTG_LAB_REPORTS_DIR")
+
+
+@pytest.mark.slow
+def test_run_with_repeats_prints_the_experiment_and_exits_1_unless_every_repeat_completed(
+    db_url: str,
+) -> None:
+    lab = ttg_lab.open(db_url)
+    lab.models.create("rand", ai_model_id="baseline/random", tickers=["AAPL", "MSFT", "NVDA"])
+    lab.models.create(
+        "unreachable",
+        ai_model_id="openai/gpt-5",
+        parameters={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "TTG_DEAD_KEY"}
+        | {"max_retries": 0, "retry_delay": 0, "timeout": 1},
+    )
+    period = ["--start", "2025-06-10", "--end", "2025-06-20"]
+    try:
+        out = ttg(
+            db_url, "run", "rand", "--path", "direct", "--seed", "4", "--repeats", "3", *period
+        )
+        (experiment,) = lab.experiments()
+        assert f"experiment {experiment.id}: rand x3" in out.stdout and "seeds 4..6" in out.stdout
+        for run in experiment.runs:
+            assert f"run {run.id}: completed" in out.stdout
+        assert "experiment" in ttg(db_url, "runs").stdout
+        board = ttg(db_url, "leaderboard").stdout
+        assert "repeats" in board
+
+        refused = ttg(db_url, "run", "rand", "--repeats", "0", *period, check=False)
+        assert refused.returncode == 1 and "repeats must be a whole number" in refused.stdout
+        keyed = {"TTG_DEAD_KEY": "sk-dead-0000"}
+        failed = ttg(
+            db_url, "run", "unreachable", "--repeats", "2", *period, check=False, env=keyed
+        )
+        assert failed.returncode == 1 and "failed" in failed.stdout
+        assert len(lab.experiments()) == 2
+    finally:
+        lab.close()

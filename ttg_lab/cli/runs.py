@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ttg_lab.engine.events import RunEvent
-    from ttg_lab.run import Run
+    from ttg_lab.run import Experiment, Run
 
 
 def follow(handle: Run, label: str) -> str:
@@ -133,6 +133,14 @@ def budget_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @budget_options
 @click.option(
+    "--repeats",
+    type=int,
+    default=None,
+    help="run MODEL this many times over the same period (seeds SEED, SEED+1, ...) as one "
+    "experiment",
+)
+@click.option("--name", default="", help="the experiment's name (with --repeats)")
+@click.option(
     "--estimate",
     is_flag=True,
     help="print the predicted LLM calls, tokens and cost (and the budget caps) and run nothing",
@@ -150,6 +158,8 @@ def run(
     path: str,
     max_cost_usd: float | None,
     max_tokens: int | None,
+    repeats: int | None,
+    name: str,
     estimate: bool,
 ) -> None:
     """Run MODEL over a period, with a progress bar and a summary (with --estimate: only
@@ -170,6 +180,9 @@ def run(
         if estimate:
             console.print(str(lab.estimate(model, **arguments)), markup=False)
             return
+        if repeats is not None:
+            follow_experiment(lab.start_run(model, **arguments, repeats=repeats, name=name))
+            return
         handle = lab.start_run(model, **arguments)
         info = handle.info
         console.print(
@@ -179,6 +192,24 @@ def run(
         status = follow(handle, info.model)
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")
+
+
+def follow_experiment(experiment: Experiment) -> None:
+    """Print the experiment and its runs, follow each run to its end, sum them up; exit
+    non-zero unless every repeat completed."""
+    info = experiment.info
+    console.print(
+        f"experiment {experiment.id}: {info.model} x{info.repeats} ({info.mode}, "
+        f"{info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}, seeds {info.seed}.."
+        f"{info.seed + info.repeats - 1})"
+    )
+    for run in experiment.runs:
+        console.print(f"run {run.id}: #{run.info.run_number} seed {run.info.snapshot.seed}")
+    for run in experiment.runs:
+        status = follow(run, f"run {run.id}")
+        console.print(f"run {run.id}: {status}")
+    print_frame(run_summary(list(experiment.runs)), "result", SUMMARY_FORMATS)
+    exit_unless(experiment.status == "completed")
 
 
 @click.command()
