@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import ttg_lab
 from ttg_lab.agents.factory import seeded
@@ -114,3 +114,27 @@ def test_the_run_seed_becomes_the_llm_request_seed_unless_the_model_fixes_one() 
     assert make_chat_model(llm_settings(llm.ai_model_id, llm.parameters)).seed == 7
     assert seeded(config("local/smollm2", {"seed": 3}), 7).parameters["seed"] == 3
     assert "seed" not in seeded(config("baseline/random", {}), 7).parameters
+
+
+def test_resuming_an_experiment_runs_only_the_repeats_that_did_not_complete(lab: Lab) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    experiment = lab.start_run(rand, path="direct", repeats=3, background=False, **PERIOD)
+    broken = experiment.runs[1].id
+    with lab.store.session() as session:  # as if the second repeat had failed
+        session.execute(
+            update(TradingRun)
+            .where(TradingRun.id == broken)
+            .values(status="failed", worker=None, heartbeat_at=None)
+        )
+    assert lab.experiment(experiment.id).status == "failed"
+    again = lab.experiment(experiment.id).resume(background=False)
+    assert again.status == "completed"
+    with lab.store.session() as session:
+        attempts = dict(
+            session.execute(
+                select(TradingRun.id, TradingRun.attempt).where(
+                    TradingRun.experiment_id == experiment.id
+                )
+            ).all()
+        )
+    assert attempts == {r.id: (1 if r.id == broken else 0) for r in experiment.runs}

@@ -151,3 +151,35 @@ def test_shared_models_are_readable_not_writable_with_raw_sql(
             == 0
         )
     assert lab.run(run.id).status == "completed" and lab.models.get(house.id).name == "house cash"
+
+
+def test_a_users_experiments_are_theirs_alone_even_with_raw_sql(
+    lab: Lab, logins: dict[str, str]
+) -> None:
+    alice = ttg_lab.open(logins["alice"])  # the lab on her own login writes her experiment
+    try:
+        experiment = alice.start_run(
+            "alice momentum", path="direct", repeats=2, background=False, **PERIOD
+        )
+        assert experiment.status == "completed"
+        assert [e.id for e in alice.experiments()] == [experiment.id]
+    finally:
+        alice.close()
+    with psql(lab.config.db_url) as conn:  # the lab's own connection sees every row
+        owner, model = conn.execute(
+            "SELECT owner_id, model_id FROM experiments WHERE id = %s", (experiment.id,)
+        ).fetchone()  # type: ignore[misc]
+    with psql(logins["alice"]) as own:
+        assert own.execute("SELECT id FROM experiments").fetchall() == [(experiment.id,)]
+    with psql(logins["bob"]) as bob:
+        assert bob.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+        assert bob.execute("UPDATE experiments SET repeats = 9").rowcount == 0
+        assert bob.execute("DELETE FROM experiments").rowcount == 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # one claiming to be hers
+            bob.execute(
+                "INSERT INTO experiments (owner_id, model_id, name, repeats, mode, "
+                "period_start, period_end, seed, options, created_at) VALUES (%s, %s, 'x', 1, "
+                "'daily', now(), now(), 0, '{}', now())",
+                (owner, model),
+            )
+    assert lab.experiment(experiment.id).info.repeats == 2

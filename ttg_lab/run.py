@@ -310,6 +310,15 @@ class Experiment:
             run.wait(left)
         return self.status
 
+    def resume(self, background: bool = True) -> Experiment:
+        """Continue every repeat that did not complete (crashed, stopped or failed) from
+        its last committed step; completed repeats are not run again. Returns this
+        Experiment, whose runs follow the new executions."""
+        for run in self.runs:
+            if run.status != "completed":
+                run.resume(background)
+        return self
+
     def summary(self) -> RepeatsSummary:
         """The completed repeats' total returns: count, mean and its 95% interval."""
         return repeats_summary(
