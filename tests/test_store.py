@@ -12,7 +12,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from ttg_lab.store.database import Store, alembic_config, include_name, migrate
-from ttg_lab.store.schema import Base, LedgerEntry, RunStep, TradingModel, TradingRun, User
+from ttg_lab.store.schema import (
+    Base,
+    ExperimentRow,
+    LedgerEntry,
+    RunStep,
+    TradingModel,
+    TradingRun,
+    User,
+)
 
 
 def schema_diff(store: Store) -> list[object]:
@@ -236,4 +244,70 @@ def test_0007_splits_the_llm_usage_of_existing_runs_into_used_and_wasted(
     migrate(store.engine, "head")
     assert schema_diff(store) == []
     assert usage() == split and kept() == (2, 2, 6)
+    store.dispose()
+
+
+def test_0008_keeps_every_run_going_down_and_up_again(empty_db_url: str) -> None:
+    """A store with an experiment goes down to 0007 and up again: its runs, their steps
+    and ledgers stay (runs of no experiment then), and the experiments table comes back
+    empty and usable."""
+    store = Store(empty_db_url)
+    store.migrate()
+    day = datetime(2025, 6, 10)
+    with store.session() as session:
+        user = User(email="old@x", username="old", display_name="Old")
+        session.add(user)
+        session.flush()
+        model = TradingModel(
+            owner_id=user.id,
+            name="m",
+            signature="m",
+            market="us",
+            initial_cash=1.0,
+            ai_model_id="baseline/cash",
+        )
+        session.add(model)
+        session.flush()
+        experiment = ExperimentRow(
+            owner_id=user.id,
+            model_id=model.id,
+            repeats=2,
+            mode="daily",
+            period_start=day,
+            period_end=day,
+            seed=0,
+            options={},
+        )
+        session.add(experiment)
+        session.flush()
+        for number in (1, 2):
+            run = TradingRun(
+                model_id=model.id,
+                run_number=number,
+                status="completed",
+                mode="daily",
+                period_start=day,
+                period_end=day,
+                experiment_id=experiment.id,
+            )
+            session.add(run)
+            session.flush()
+            session.add(RunStep(run_id=run.id, step_index=0, ts=day, cash=1.0, equity=1.0))
+
+    def kept() -> tuple[int, int]:
+        with store.engine.connect() as conn:
+            return (
+                conn.execute(text("SELECT COUNT(*) FROM trading_runs")).scalar_one(),
+                conn.execute(text("SELECT COUNT(*) FROM run_steps")).scalar_one(),
+            )
+
+    command.downgrade(alembic_config(store.engine), "0007")
+    assert kept() == (2, 2)
+    assert "experiments" not in inspect(store.engine).get_table_names()
+    migrate(store.engine, "head")
+    assert schema_diff(store) == [] and kept() == (2, 2)
+    with store.engine.connect() as conn:
+        grouped = conn.execute(text("SELECT experiment_id FROM trading_runs")).scalars().all()
+        assert grouped == [None, None]
+        assert conn.execute(text("SELECT COUNT(*) FROM experiments")).scalar_one() == 0
     store.dispose()
