@@ -12,9 +12,17 @@ grid:                         # lists expanded as a product
     - {start: 2025-06-10, end: 2025-07-31}
     - {start: 2025-08-01, end: 2025-10-30}
   seed: [0, 1]
+budget:                       # optional: a cap on the whole batch's LLM spend
+  max_cost_usd: 5.0
 ```
 
 Each expanded parameter set is one execution of ``notebooks/run_experiment.ipynb``.
+
+Budgets: ``max_cost_usd`` / ``max_tokens`` among a run's parameters (in ``base``, a grid
+axis or a ``runs`` entry; 0, the default, means no cap) cap each run on its own. The
+top-level ``budget`` caps the batch's total (every recorded call of its runs, wasted ones
+too): the batch starts no new run once the total reaches a cap, and each run it starts
+gets its share of what remains as its own cap (see :mod:`ttg_lab.batch.runner`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from ttg_lab.engine.budget import Budget, check_max_cost, check_max_tokens
 from ttg_lab.errors import ValidationError
 from ttg_lab.text import refuse_secret
 
@@ -47,10 +56,16 @@ PARAMETERS: dict[str, Any] = {
     "initial_cash": 100000.0,
     "parameters_json": "{}",
     "tags": "",
+    "max_cost_usd": 0.0,
+    "max_tokens": 0,
 }
-"""The template's parameters and their defaults (the notebook's ``parameters`` cell)."""
+"""The template's parameters and their defaults (the notebook's ``parameters`` cell);
+a cap of 0 is no cap."""
 
-TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template"}
+CAP_CHECKS = {"max_cost_usd": check_max_cost, "max_tokens": check_max_tokens}
+"""The budget parameters and how a cap is checked."""
+
+TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template", "budget"}
 
 
 class ExperimentError(ValidationError):
@@ -77,6 +92,7 @@ class Experiment:
     concurrency: int = 1
     template: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)  # a cap on the batch's total
 
 
 def spec_key(parameters: dict[str, Any]) -> str:
@@ -115,6 +131,11 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
         raise ExperimentError(f"{where}: {exc}") from None
     except Exception as exc:  # NotFoundError for unknown models or markets
         raise ExperimentError(f"{where}: {exc}") from None
+    for key, check in CAP_CHECKS.items():
+        try:
+            check(merged[key] or None, key)
+        except ValidationError as exc:
+            raise ExperimentError(f"{where}: {exc} (or 0: no cap)") from None
     if merged["mode"] not in ("daily", "intraday"):
         raise ExperimentError(f"{where}: mode must be daily or intraday, got {merged['mode']!r}")
     if merged["rules_preset"] not in RULE_PRESETS:
@@ -194,6 +215,7 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
     concurrency = doc.get("concurrency", 1)
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise ExperimentError(f"{where}: concurrency must be 1 to 64")
+    budget = _batch_budget(doc.get("budget"), where)
     combos = expand(doc)
     if not combos:
         raise ExperimentError(f"{where}: the grid is empty: nothing to run")
@@ -207,4 +229,18 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
         if key not in seen:
             seen.add(key)
             runs.append(RunSpec(key, checked))
-    return Experiment(name.strip(), runs, concurrency, str(doc.get("template", "")), doc)
+    return Experiment(name.strip(), runs, concurrency, str(doc.get("template", "")), doc, budget)
+
+
+def _batch_budget(value: Any, where: str) -> Budget:
+    """The top-level ``budget``: caps on the batch's total spend (none when absent)."""
+    if value is None:
+        return Budget()
+    if not isinstance(value, dict) or not set(value) <= set(CAP_CHECKS):
+        raise ExperimentError(
+            f"{where}: budget must be a mapping of {' and/or '.join(CAP_CHECKS)}, got {value!r}"
+        )
+    try:
+        return Budget(value.get("max_cost_usd"), value.get("max_tokens"))
+    except ValidationError as exc:
+        raise ExperimentError(f"{where}: budget: {exc}") from None

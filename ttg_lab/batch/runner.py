@@ -1,5 +1,14 @@
 """Running an experiment: papermill executions of the template, one output notebook per
-run under ``reports/<experiment>/``, isolated failures, resumable, with a summary report."""
+run under ``reports/<experiment>/``, isolated failures, resumable, with a summary report.
+
+An experiment with a batch ``budget`` runs in waves of ``concurrency`` runs: before each
+wave the batch's total spend is read from the store (every recorded LLM call of its runs,
+those of earlier executions of the batch and wasted ones included); once it reaches a cap
+no new run starts (the rest are recorded ``budget``, to run on a later execution with a
+higher cap), and otherwise each run of the wave gets an equal share of what remains as its
+own cap (with ``concurrency`` 1: all of it), never more than the run's own cap. So the
+batch's total stays within its caps, like a run's within its own.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import func, select
 
 from ttg_lab.batch.executors import Executor, Job, Result, make_executor
 from ttg_lab.batch.experiment import Experiment, RunSpec
 from ttg_lab.config import PROJECT_ROOT
+from ttg_lab.engine.budget import Spend
 from ttg_lab.secrets import redact
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import LLMCall
+
+CALL_TOKENS = LLMCall.prompt_tokens + LLMCall.completion_tokens
+
+
+@dataclass(frozen=True)
+class BatchSpend:
+    """What a batch's runs spent in all, and the most one of their calls did."""
+
+    total: Spend
+    largest_call: Spend
+
 
 TEMPLATE = PROJECT_ROOT / "notebooks" / "run_experiment.ipynb"
 RESULT_PREFIX = "TTG_RESULT "
@@ -70,6 +94,7 @@ def execute_notebook(job: Job) -> Result:
         return {
             **base,
             "status": "failed",
+            "result": read_result(output) if output.exists() else None,  # its run, if any
             "error": redact(str(reason))[:2000],
             "seconds": time.perf_counter() - started,
         }
@@ -167,8 +192,13 @@ class BatchRunner:
         partial.write_text(json.dumps(state, indent=1, default=str))
         partial.replace(self.state_path)
 
-    def job(self, spec: RunSpec) -> Job:
+    def job(self, spec: RunSpec, caps: Mapping[str, float | int] | None = None) -> Job:
+        """The execution of ``spec``; ``caps`` (a batch budget's share) replace its own
+        caps where they are lower (a cap of 0 is none)."""
         parameters = {**spec.parameters, "experiment": self.experiment.name}
+        for key, share in (caps or {}).items():
+            own = parameters[key]
+            parameters[key] = share if not own else min(own, share)
         return {
             "key": spec.key,
             "parameters": parameters,
@@ -185,16 +215,94 @@ class BatchRunner:
         summary = BatchSummary(
             self.experiment.name, self.folder, skipped=len(self.experiment.runs) - len(todo)
         )
-        for result in self.executor.run(
-            execute_notebook, [self.job(s) for s in todo], self.experiment.concurrency
-        ):
-            state[result["key"]] = result
-            self._save(state)
-            if on_result:
-                on_result(result)
+        if self.experiment.budget.capped:
+            self._run_in_waves(todo, state, on_result)
+        else:
+            jobs = [self.job(s) for s in todo]
+            for result in self.executor.run(execute_notebook, jobs, self.experiment.concurrency):
+                self._record(state, result, on_result)
         summary.results = [state[s.key] for s in self.experiment.runs if s.key in state]
         summary.report = self.write_summary(summary)
         return summary
+
+    def _run_in_waves(
+        self,
+        todo: list[RunSpec],
+        state: dict[str, Result],
+        on_result: Callable[[Result], None] | None,
+    ) -> None:
+        """Under a batch budget: ``concurrency`` runs at a time, each with its share of
+        what remains, none once it is spent (see the module's docstring)."""
+        concurrency = self.experiment.concurrency
+        for first in range(0, len(todo), concurrency):
+            wave = todo[first : first + concurrency]
+            caps, note = self._shares(state, len(wave))
+            if caps is None:
+                for spec in todo[first:]:
+                    self._record(state, self._not_started(spec, note), on_result)
+                return
+            jobs = [self.job(spec, caps) for spec in wave]
+            for result in self.executor.run(execute_notebook, jobs, concurrency):
+                self._record(state, result, on_result)
+
+    def _record(
+        self, state: dict[str, Result], result: Result, on_result: Callable[[Result], None] | None
+    ) -> None:
+        state[result["key"]] = result
+        self._save(state)
+        if on_result:
+            on_result(result)
+
+    def spent(self, state: dict[str, Result]) -> BatchSpend:
+        """What the batch's runs (those its results name) spent on LLM calls so far."""
+        run_ids = sorted({int(r["result"]["run_id"]) for r in state.values() if r.get("result")})
+        store = Store(self.db_url)
+        try:
+            with store.session() as session:
+                cost, tokens, top_cost, top_tokens = session.execute(
+                    select(
+                        func.coalesce(func.sum(LLMCall.cost), 0.0),
+                        func.coalesce(func.sum(CALL_TOKENS), 0),
+                        func.coalesce(func.max(LLMCall.cost), 0.0),
+                        func.coalesce(func.max(CALL_TOKENS), 0),
+                    ).where(LLMCall.run_id.in_(run_ids))
+                ).one()
+        finally:
+            store.dispose()
+        return BatchSpend(Spend(float(cost), int(tokens)), Spend(float(top_cost), int(top_tokens)))
+
+    def _shares(
+        self, state: dict[str, Result], runs: int
+    ) -> tuple[dict[str, float | int] | None, str]:
+        """Each of ``runs`` new runs' share of the batch budget's remainder (None: no new
+        run, the remainder being spent or less than the batch's largest call so far, which
+        a run with less could not make), and what was spent, said for the record."""
+        budget, spent = self.experiment.budget, self.spent(state)
+        total, largest = spent.total, spent.largest_call
+        note = f"the batch spent ${total.cost:.6f} and {total.tokens} tokens"
+        caps: dict[str, float | int] = {}
+        if budget.max_cost_usd is not None:
+            share = (budget.max_cost_usd - total.cost) / runs
+            if share <= 0 or share < largest.cost:
+                return None, f"{note} of its budget max_cost_usd={budget.max_cost_usd:g}"
+            caps["max_cost_usd"] = share
+        if budget.max_tokens is not None:
+            tokens = (budget.max_tokens - total.tokens) // runs
+            if tokens < max(1, largest.tokens):
+                return None, f"{note} of its budget max_tokens={budget.max_tokens}"
+            caps["max_tokens"] = tokens
+        return caps, note
+
+    def _not_started(self, spec: RunSpec, reason: str) -> Result:
+        job = self.job(spec)
+        return {
+            "key": spec.key,
+            "output": job["output"],
+            "parameters": job["parameters"],
+            "status": "budget",
+            "error": f"not started: {reason}; run the batch again with a higher budget",
+            "seconds": 0.0,
+        }
 
     def write_summary(self, summary: BatchSummary) -> Path:
         """A table of every run of the experiment, and a comparison report of the done ones."""
