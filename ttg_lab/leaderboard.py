@@ -5,9 +5,9 @@ Numbers come from the metrics stored with each run, so a board over thousands of
 is one query and some arithmetic. The repeats behind the latest run (its experiment's
 runs, or for a run on its own the model's other runs on their own over the same period
 and mode) give ``repeats`` and the mean return with a bootstrap 95% interval (none from
-fewer than 2); the comparison with the benchmark
-says whether the difference is significant (a block-bootstrap interval of the mean bar
-excess return that excludes zero), not just which number is larger.
+fewer than 2). The comparison with the benchmark says whether the difference is
+significant (a block-bootstrap interval of the mean bar excess return that excludes
+zero), not just which number is larger.
 """
 
 from __future__ import annotations
