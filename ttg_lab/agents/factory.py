@@ -94,6 +94,7 @@ class AgentRecipe:
     replay: dict[tuple[int, int], RecordedCall] | None = None  # the source's record
     budget: Budget = field(default_factory=Budget)  # the run's caps on an LLM's calls
     price: CallPrice | None = None  # an LLM's prices and answer budget (None: baselines)
+    prompt_version: str | None = None  # the prompts of the run's snapshot (None: before versions)
 
     def build(self, run_id: int, attempt: int, context: RunContext) -> Agent:
         """The agent of run ``run_id`` under ``attempt`` (built once per execution)."""
@@ -134,6 +135,7 @@ class AgentRecipe:
             retry_delay=retry_delay,
             tools=self.tools,
             guard=guard,
+            prompt_version=self.prompt_version,
         )
 
 
@@ -143,10 +145,11 @@ def prepare_agent(
     path: str = "chat",
     replay_from: int | None = None,
     budget: Budget | None = None,
+    prompt_version: str | None = None,
 ) -> AgentRecipe:
-    """The recipe of a run's agent, for the snapshot's ``model`` config and ``budget``;
-    raises what would stop the agent from being built (bad parameters, no API key,
-    nothing to replay)."""
+    """The recipe of a run's agent, for the snapshot's ``model`` config, ``budget`` and
+    ``prompt_version``; raises what would stop the agent from being built (bad
+    parameters, no API key, nothing to replay)."""
     ai_model_id = model.ai_model_id
     parameters = model.parameters
     check_path(ai_model_id, path)
@@ -157,7 +160,8 @@ def prepare_agent(
 
     replay = load_record(store, replay_from) if replay_from else None
     if is_policy(ai_model_id):
-        return AgentRecipe(store, model, path, make_policy(ai_model_id, parameters), replay=replay)
+        policy = make_policy(ai_model_id, parameters)
+        return AgentRecipe(store, model, path, policy, replay=replay, prompt_version=prompt_version)
     from ttg_lab.llm.providers import (
         DEFAULT_MAX_TOKENS,
         ToolModeConfig,
@@ -189,4 +193,5 @@ def prepare_agent(
             settings.output_per_mtok,
             settings.params["max_tokens"] or DEFAULT_MAX_TOKENS,
         ),
+        prompt_version=prompt_version,
     )

@@ -36,7 +36,7 @@ from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import TTGLabError
 from ttg_lab.llm.limits import step_deadline
 from ttg_lab.llm.messages import estimate_tokens, plain_message
-from ttg_lab.llm.prompt import step_message, system_prompt
+from ttg_lab.llm.prompt import PROMPT_VERSION, step_message, system_prompt
 from ttg_lab.llm.providers import ToolModeConfig
 from ttg_lab.llm.recording import CallRecorder
 from ttg_lab.llm.sections import reasoning_entries
@@ -257,8 +257,10 @@ class ChatAgent:
         retry_delay: float = 1.0,
         tools: ToolModeConfig | None = None,
         guard: BudgetGuard | None = None,
+        prompt_version: str | None = PROMPT_VERSION,
     ) -> None:
         self.model = model
+        self.prompt_version = prompt_version
         self.guard = guard
         self.tool_modes = tools or ToolModeConfig()
         self.recorder = recorder
@@ -342,7 +344,7 @@ class ChatAgent:
             "positions": ctx.portfolio.snapshot(),
         }
         opening: list[BaseMessage] = [
-            SystemMessage(system_prompt(ctx, self.snapshot_model)),
+            SystemMessage(system_prompt(ctx, self.snapshot_model, self.prompt_version)),
             HumanMessage(step_message(ctx)),
         ]
         try:

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import string
+from bisect import bisect_left
 from typing import Any
 
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
+from ttg_lab.market.asof import AsOfView
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 """What an agent writes to end its decision step."""
 
-PROMPT_VERSION = "ttg-trader-2"
-"""Bump when the wording below changes; recorded in every run's snapshot."""
+PROMPT_VERSION = "ttg-trader-3"
+"""Bump when the wording below changes; recorded in every run's snapshot. ``ttg-trader-3``
+is ``ttg-trader-2`` with a lean price table (:data:`LEAN_TICKERS`): the same bytes for a
+universe of up to that many tickers."""
+
+LEAN_TICKERS = 20
+"""The most tickers not held that a lean price table lists: the universe's most traded at
+the previous bar (close x volume, known at the clock; ties by name). Held tickers are
+always listed; the rest of the universe stays tradable through the price tools."""
 
 SECTIONS = ("PLAN", "ANALYSIS", "DECISION", "REFLECTION")
 
@@ -38,7 +47,9 @@ PLACEHOLDERS: dict[str, str] = {
     "cash": "cash, two decimals",
     "positions": "positions held, or none",
     "close_fills": "the previous step's market-on-close fills, one per line (may be empty)",
-    "prices": "a line per tradable ticker: previous close / today's open",
+    "prices": "a line per ticker held or among the universe's most traded (at most "
+    f"{LEAN_TICKERS} not held): previous close / today's open, then how many more are "
+    "tradable through the price tools",
     "rules": "the model's text rules (may be empty)",
     "instructions": "the model's instructions (may be empty)",
     "finish_signal": f"what ends a step ({FINISH_SIGNAL})",
@@ -78,9 +89,47 @@ def prompt_version(parameters: dict[str, Any] | None) -> str:
     return "custom-" + hashlib.sha256(str(template).encode()).hexdigest()[:12]
 
 
-def prompt_values(ctx: RunContext, model: dict[str, Any]) -> dict[str, str]:
-    """Every placeholder's text at this step (what the default prompt is made of)."""
+def is_lean(version: str | None) -> bool:
+    """Whether prompts of ``version`` have a lean price table: the current default and
+    custom templates do; runs of earlier versions list every ticker (so they replay)."""
+    return version == PROMPT_VERSION or (version or "").startswith("custom-")
+
+
+def traded_value(view: AsOfView, symbol: str) -> float:
+    """The previous bar's close x volume (0 when unknown): how much the ticker trades."""
+    bars = view.index.bars(symbol)
+    i = bisect_left(bars.ts, view.clock)
+    return float(bars.close[i - 1] * bars.volume[i - 1]) if i > 0 else 0.0
+
+
+def price_table(ctx: RunContext, lean: bool) -> tuple[list[str], int]:
+    """The tickers a prompt's price table lists, sorted, and how many of the universe it
+    leaves out: all of them, or when ``lean`` and the universe is larger than
+    :data:`LEAN_TICKERS`, those held and the :data:`LEAN_TICKERS` most traded others."""
+    universe = sorted(ctx.tickers)
+    if not lean or len(universe) <= LEAN_TICKERS:
+        return universe, 0
+    held = {s for s, quantity in ctx.portfolio.positions.items() if quantity and s in ctx.tickers}
+    others = sorted(
+        (s for s in universe if s not in held), key=lambda s: (-traded_value(ctx.view, s), s)
+    )
+    listed = sorted(held | set(others[:LEAN_TICKERS]))
+    return listed, len(universe) - len(listed)
+
+
+def prompt_values(
+    ctx: RunContext, model: dict[str, Any], version: str | None = PROMPT_VERSION
+) -> dict[str, str]:
+    """Every placeholder's text at this step (what the default prompt is made of) for
+    prompts of ``version``."""
     view = ctx.view
+    listed, left_out = price_table(ctx, is_lean(version))
+    prices = [f"{s}: {_fmt(view.last_close(s))} / {_fmt(view.open(s))}" for s in listed]
+    if left_out:
+        prices.append(
+            f"({left_out} more tickers of your universe are tradable: look up their prices "
+            "with get_price_local before trading them)"
+        )
     daily = ctx.index.interval == "1d"
     return {
         "name": str(model["name"]),
@@ -96,20 +145,19 @@ def prompt_values(ctx: RunContext, model: dict[str, Any]) -> dict[str, str]:
         "positions": ", ".join(f"{s} {q:g}" for s, q in sorted(ctx.portfolio.positions.items()))
         or "none",
         "close_fills": "\n".join(f"- {fill.describe()}" for fill in ctx.risk.close_fills),
-        "prices": "\n".join(
-            f"{symbol}: {_fmt(view.last_close(symbol))} / {_fmt(view.open(symbol))}"
-            for symbol in sorted(ctx.tickers)
-        ),
+        "prices": "\n".join(prices),
         "rules": str(model.get("custom_rules") or ""),
         "instructions": str(model.get("custom_instructions") or ""),
         "finish_signal": FINISH_SIGNAL,
     }
 
 
-def system_prompt(ctx: RunContext, model: dict[str, Any]) -> str:
+def system_prompt(
+    ctx: RunContext, model: dict[str, Any], version: str | None = PROMPT_VERSION
+) -> str:
     """The system message of one decision step: the model's own ``prompt_template``
-    filled in, or the default (``ttg-trader-2``)."""
-    values = prompt_values(ctx, model)
+    filled in, or the default, as prompts of ``version`` (the run's snapshot's) were."""
+    values = prompt_values(ctx, model, version)
     template = (model.get("parameters") or {}).get("prompt_template")
     if template:
         return str(template).format(**values)

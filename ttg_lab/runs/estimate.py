@@ -151,7 +151,7 @@ def first_prompt(snapshot: RunSnapshot, index: PriceIndex, clock: datetime) -> i
     ctx = snapshot.context(index)
     ctx.advance(0, clock)
     messages: list[BaseMessage] = [
-        SystemMessage(system_prompt(ctx, snapshot.model.as_dict())),
+        SystemMessage(system_prompt(ctx, snapshot.model.as_dict(), snapshot.prompt_version)),
         HumanMessage(step_message(ctx)),
     ]
     return estimate_tokens(messages, tool_schemas_for(ctx))

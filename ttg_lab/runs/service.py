@@ -187,9 +187,11 @@ class RunService:
         tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
         model_config = info.config()
         rules = self.rules.effective(info)
+        version = prompt_version(model_config.parameters) if options.path == "chat" else None
         if options.replay_from is not None:  # replay exactly what was recorded, not today's
             source = self.snapshot(options.replay_from)
             model_config, tickers, rules = source.model, list(source.tickers), source.rules
+            version = source.prompt_version  # its prompts, as they were rendered then
         if options.replay_from is None:  # the run's seed reaches an LLM's requests too
             model_config = seeded(model_config, options.seed)
         snapshot = RunSnapshot(
@@ -204,9 +206,7 @@ class RunService:
             experiment=options.provenance,
             budget=options.budget.over(Budget.from_settings(read_settings(self.store))),
             replay_of=options.replay_from,
-            prompt_version=prompt_version(model_config.parameters)
-            if options.path == "chat"
-            else None,
+            prompt_version=version,
             data_fingerprint=fingerprint,
             package_version=__version__,
         )
@@ -288,7 +288,12 @@ class RunService:
             calendar=index.calendar_between(*period),
             news=news_index(self.store),
             agent=prepare_agent(
-                self.store, snap.model, snap.agent_path, snap.replay_of, snap.budget
+                self.store,
+                snap.model,
+                snap.agent_path,
+                snap.replay_of,
+                snap.budget,
+                snap.prompt_version,
             ),
         )
 
