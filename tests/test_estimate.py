@@ -61,6 +61,13 @@ def test_an_estimate_predicts_from_calendar_prompt_price_and_past_runs_writing_n
     assert again.prompt_tokens == prompt and again.completion_tokens == completion
     assert again.cost_usd == pytest.approx((prompt + completion) * 1e-3)
 
+    sibling = priced_model(lab, openai_stub)  # another model on the same AI model
+    borrowed = lab.estimate(sibling, start=START, end=END)
+    assert "other openai-compatible/any models' 1 completed run" in borrowed.calls_basis
+    assert borrowed.calls == n
+    replay = lab.estimate(model, start=START, end=END, replay_from=run.id)
+    assert (replay.calls, replay.cost_usd) == (0, 0.0) and "a replay of run" in str(replay)
+
 
 def test_an_estimate_shows_the_caps_and_whether_it_exceeds_them(
     lab: Lab, openai_stub: OpenAIStubServer

@@ -5,8 +5,9 @@ run (the model, the calendar its steps follow, the snapshot) and predicts its LL
 prompt and completion tokens and cost in USD, saying where each figure comes from:
 
 - steps: the run's own calendar (the same code path as the run);
-- calls per step and tokens per call: the model's completed runs when it has any (their
-  recorded answered calls), else the least a step takes (:data:`CALLS_PER_STEP`: one call
+- calls per step and tokens per call: the recorded answered calls of the model's completed
+  runs when it has any, else of the owner's other models on the same AI model, else the
+  least a step takes (:data:`CALLS_PER_STEP`: one call
   that acts, one that ends the step), the prompt rendered at the first step with the real
   as-of data (system prompt, opening message and the tools' schemas) and the answer budget;
 - tokens are counted at :data:`~ttg_lab.llm.messages.CHARS_PER_TOKEN` characters a token
@@ -15,8 +16,8 @@ prompt and completion tokens and cost in USD, saying where each figure comes fro
   hand either);
 - price: the model's (catalog, provider preset or its own parameters).
 
-Offline baselines (and policies) make their calls locally: they cost nothing and use no
-tokens. Nothing is written to the store.
+Offline baselines (and policies) make their calls locally, and a replay answers from its
+record: they cost nothing and use no tokens. Nothing is written to the store.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from ttg_lab.llm.prompt import step_message, system_prompt
 from ttg_lab.llm.providers import DEFAULT_MAX_TOKENS, llm_settings
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.mcp_services.memory import tool_schemas_for
+from ttg_lab.models import ModelInfo
 from ttg_lab.store.database import Store
-from ttg_lab.store.schema import LLMCall, TradingRun
+from ttg_lab.store.schema import LLMCall, TradingModel, TradingRun
 
 CALLS_PER_STEP = 2
 """Calls per decision step assumed for a model with no past runs: one that acts (looks
@@ -58,7 +60,7 @@ class Estimate:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
-    first_prompt_tokens: int  # the rendered prompt at the first step
+    first_prompt_tokens: int  # the rendered prompt at the first step (0: no LLM call)
     calls_basis: str
     tokens_basis: str
     cost_basis: str
@@ -97,8 +99,14 @@ class Estimate:
                 f"LLM calls: {self.calls} ({self.calls_basis})",
                 f"prompt tokens: {self.prompt_tokens}, completion tokens: "
                 f"{self.completion_tokens} ({self.tokens_basis})",
-                f"first prompt: {self.first_prompt_tokens} tokens (rendered at the first "
-                f"step, counted {TOKENIZER})",
+                *(
+                    [
+                        f"first prompt: {self.first_prompt_tokens} tokens (rendered at the "
+                        f"first step, counted {TOKENIZER})"
+                    ]
+                    if self.first_prompt_tokens
+                    else []
+                ),
                 f"cost: ${self.cost_usd:.6f} ({self.cost_basis})",
                 "budget: " + "; ".join(caps),
                 "nothing was run or written",
@@ -123,10 +131,10 @@ class PastCalls:
     completion_tokens: int
 
 
-def past_calls(store: Store, model_id: int) -> PastCalls:
-    """The answered (not replayed, not failed) calls of model ``model_id``'s completed
-    runs, and those runs' steps."""
-    done = (TradingRun.model_id == model_id, TradingRun.status == "completed")
+def past_calls(store: Store, model_ids: list[int]) -> PastCalls:
+    """The answered (not replayed, not failed) calls of the completed runs of the models
+    ``model_ids``, and those runs' steps."""
+    done = (TradingRun.model_id.in_(model_ids), TradingRun.status == "completed")
     with store.session() as session:
         runs, steps = session.execute(
             select(func.count(TradingRun.id), func.coalesce(func.sum(TradingRun.steps_done), 0))
@@ -157,45 +165,51 @@ def first_prompt(snapshot: RunSnapshot, index: PriceIndex, clock: datetime) -> i
     return estimate_tokens(messages, tool_schemas_for(ctx))
 
 
+def history(store: Store, info: ModelInfo) -> tuple[PastCalls, str]:
+    """The past calls an estimate of ``info`` goes by, and whose they are: the model's
+    own completed runs, else those of its owner's other models on the same AI model."""
+    own = past_calls(store, [info.id])
+    if own.calls:
+        return own, "the model's"
+    with store.session() as session:
+        siblings = session.scalars(
+            select(TradingModel.id).where(
+                TradingModel.owner_id == info.owner_id,
+                TradingModel.ai_model_id == info.ai_model_id,
+                TradingModel.id != info.id,
+            )
+        ).all()
+    return past_calls(store, list(siblings)), f"other {info.ai_model_id} models'"
+
+
 def estimate_run(
-    store: Store, model_id: int, calendar: list[datetime], snapshot: RunSnapshot
+    store: Store, info: ModelInfo, calendar: list[datetime], snapshot: RunSnapshot
 ) -> Estimate:
-    """The prediction for a run of stored model ``model_id`` over ``calendar`` (its
-    decision steps) with ``snapshot`` (see the module's docstring)."""
+    """The prediction for a run of ``info`` over ``calendar`` (its decision steps) with
+    ``snapshot`` (see the module's docstring)."""
     config = snapshot.model
     steps = len(calendar)
-    prompt_first = 0
+    period = (calendar[0], calendar[-1])
+    local = None
     if is_policy(config.ai_model_id):
         local = "an offline baseline: its calls are local, costing nothing and using no tokens"
-        return Estimate(
-            config.name,
-            config.ai_model_id,
-            steps,
-            (calendar[0], calendar[-1]),
-            0,
-            0,
-            0,
-            0.0,
-            prompt_first,
-            local,
-            local,
-            local,
-            snapshot.budget,
-        )
+    elif snapshot.replay_of is not None:
+        local = f"a replay of run {snapshot.replay_of}: answered from its record, no calls"
+    if local is not None:
+        nothing = (0, 0, 0, 0.0, 0, local, local, local)
+        return Estimate(config.name, config.ai_model_id, steps, period, *nothing, snapshot.budget)
     settings = llm_settings(config.ai_model_id, config.parameters)
     prompt_first = first_prompt(snapshot, snapshot.index(store), calendar[0])
-    past = past_calls(store, model_id)
+    past, whose = history(store, info)
     if past.calls and past.steps:
         calls = round(steps * past.calls / past.steps)
         prompt = round(calls * past.prompt_tokens / past.calls)
         completion = round(calls * past.completion_tokens / past.calls)
-        history = (
-            f"the model's {past.runs} completed run(s): {past.calls} calls over {past.steps} steps"
-        )
-        calls_basis = f"{past.calls / past.steps:.2f} calls a step, from {history}"
+        source = f"{whose} {past.runs} completed run(s): {past.calls} calls over {past.steps} steps"
+        calls_basis = f"{past.calls / past.steps:.2f} calls a step, from {source}"
         tokens_basis = (
             f"{past.prompt_tokens / past.calls:.0f} prompt and "
-            f"{past.completion_tokens / past.calls:.0f} completion tokens a call, from {history}"
+            f"{past.completion_tokens / past.calls:.0f} completion tokens a call, from {source}"
         )
     else:
         answer = int(settings.params.get("max_tokens") or DEFAULT_MAX_TOKENS)
@@ -220,7 +234,7 @@ def estimate_run(
         config.name,
         config.ai_model_id,
         steps,
-        (calendar[0], calendar[-1]),
+        period,
         calls,
         prompt,
         completion,

@@ -223,7 +223,7 @@ class RunService:
         """What the run :meth:`start` would make spends on its LLM, predicted from its
         :meth:`plan` (see :mod:`ttg_lab.runs.estimate`); nothing is written."""
         info, calendar, snapshot = self.plan(model, mode, start, end, options)
-        return estimate_run(self.store, info.id, calendar, snapshot)
+        return estimate_run(self.store, info, calendar, snapshot)
 
     def snapshot(self, run_id: int) -> RunSnapshot:
         """The snapshot of run ``run_id`` (not checked: callers check the run first)."""
