@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 import threading
 import time
 from typing import Any
@@ -24,6 +25,7 @@ from ttg_lab.lab import Lab
 from ttg_lab.llm import limits
 from ttg_lab.llm.client import retry_after
 from ttg_lab.llm.limits import Limits, LimitWaitError, ProviderLimiter
+from ttg_lab.llm.providers import llm_settings, make_chat_model
 from ttg_lab.store.schema import LLMCall
 
 START, END = "2025-07-01", "2025-07-03"  # three trading days
@@ -236,3 +238,27 @@ def test_a_run_starts_at_most_its_requests_per_minute(
         for i in range(len(arrivals) - 2):
             assert arrivals[i + 2] - arrivals[i] >= window - jitter, arrivals
         assert arrivals[-1] - arrivals[0] >= 2 * window - jitter
+
+
+def test_chat_models_share_one_tls_context_so_a_run_start_does_not_reload_the_ca_bundle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building a TLS context reads the CA bundle (about 30 ms of CPU): paid once per
+    process, not by every run's client (32 runs started at once paid it 32 times)."""
+    made: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    settings = llm_settings(
+        "openai-compatible/any",
+        {"base_url": "http://127.0.0.1:9/v1", "input_per_mtok": 0.0, "output_per_mtok": 0.0},
+    )
+    make_chat_model(settings)
+    first = len(made)  # ours, and langchain-openai's own (cached) synchronous client's
+    for _ in range(4):
+        make_chat_model(settings)
+    assert len(made) == first

@@ -11,6 +11,7 @@ put in a snapshot.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,8 @@ from ttg_lab.llm.prompt import check_template
 from ttg_lab.registry import Registry
 
 if TYPE_CHECKING:  # the client's modules load only when a run calls a model
+    import ssl
+
     from ttg_lab.llm.client import TolerantChatOpenAI
 
 ToolMode = Literal["auto", "native", "json"]
@@ -322,6 +325,20 @@ def run_parameters(model_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: building one reads the whole CA
+    bundle (about 30 ms of CPU), which every run paid at its start; a context serves any
+    number of connections, threads and event loops."""
+    import importlib
+    import importlib.util
+
+    # what the SDK's clients are made of: httpx2 since openai 3, httpx before
+    http = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
+    context: ssl.SSLContext = http.create_ssl_context()
+    return context
+
+
 def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
     """The client for the settings, with the key from the environment (a server that
     needs none gets a placeholder). It copes with the known quirks of real servers
@@ -345,6 +362,7 @@ def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
             )
     provider = settings.provider
     params = settings.params
+    http = openai.DefaultAsyncHttpxClient(timeout=params["timeout"], verify=tls_context())
     return TolerantChatOpenAI(
         model=settings.served_model,
         base_url=settings.base_url,
@@ -353,7 +371,7 @@ def make_chat_model(settings: LLMSettings) -> TolerantChatOpenAI:
         max_retries=0,  # the client decides every retry (ttg_lab.llm.client)
         retries=params["max_retries"],
         limiter=limiter_for(provider.name, settings.base_url, settings.limits),
-        http_async_client=openai.DefaultAsyncHttpxClient(timeout=params["timeout"]),
+        http_async_client=http,
         tool_choice_wanted=params["tool_choice"],
         tool_choice_refused=frozenset(
             form
