@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on fi
     GATE_VERDICTS: tuple[Verdict, ...]
     INTERVALS: tuple[str, ...]
     BAR_LABELS: tuple[BarLabel, ...]
+    MAX_REPEATS: int
 
 
 def _listed(value: Any) -> tuple[str, ...]:
@@ -88,6 +89,7 @@ _CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "Verdict": ("ttg_lab.rules.gate", "Verdict", _as_is),
     "LedgerStatus": ("ttg_lab.engine.ledger", "LedgerStatus", _as_is),
     "RunStatus": ("ttg_lab.store.schema", "RunStatus", _as_is),
+    "MAX_REPEATS": ("ttg_lab.runs.experiments", "MAX_REPEATS", _as_is),  # start_run(repeats=)
 }
 """Every static choice and type, by the name it has here, and where its owner keeps it."""
 
@@ -161,6 +163,7 @@ __all__ = [
     "LEADERBOARD_SORTS",
     "LEADERBOARD_SUMMARY",
     "MARKETS",
+    "MAX_REPEATS",
     "MODES",
     "RISK_TOLERANCE",
     "ROLES",

@@ -14,9 +14,16 @@ grid:                         # lists expanded as a product
   seed: [0, 1]
 budget:                       # optional: a cap on the whole batch's LLM spend
   max_cost_usd: 5.0
+repeats: 3                    # optional: runs of each parameter set (seeds seed, seed+1, ...)
 ```
 
 Each expanded parameter set is one execution of ``notebooks/run_experiment.ipynb``.
+
+Repeats: ``repeats`` (top level, for every parameter set, or a run parameter in ``base``,
+a grid axis or a ``runs`` entry, which wins) makes one execution start that many runs of
+its parameter set as one experiment (``lab.start_run(..., repeats=N)``). The experiment is
+named after the batch and the parameter set, so an execution run again (a resumed batch)
+resumes the repeats that did not complete and runs none that did.
 
 Budgets: ``max_cost_usd`` / ``max_tokens`` among a run's parameters (in ``base``, a grid
 axis or a ``runs`` entry; 0, the default, means no cap) cap each run on its own. The
@@ -58,6 +65,7 @@ PARAMETERS: dict[str, Any] = {
     "tags": "",
     "max_cost_usd": 0.0,
     "max_tokens": 0,
+    "repeats": 1,
 }
 """The template's parameters and their defaults (the notebook's ``parameters`` cell);
 a cap of 0 is no cap."""
@@ -65,7 +73,7 @@ a cap of 0 is no cap."""
 CAP_CHECKS = {"max_cost_usd": check_max_cost, "max_tokens": check_max_tokens}
 """The budget parameters and how a cap is checked."""
 
-TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template", "budget"}
+TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template", "budget", "repeats"}
 
 
 class ExperimentError(ValidationError):
@@ -82,7 +90,8 @@ class RunSpec:
     @property
     def label(self) -> str:
         p = self.parameters
-        return f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}"
+        repeats = f" x{p['repeats']}" if p["repeats"] > 1 else ""
+        return f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}{repeats}"
 
 
 @dataclass
@@ -107,6 +116,7 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     from ttg_lab.dates import parse_date
     from ttg_lab.market.markets import get_market
     from ttg_lab.model_rules import RULE_PRESETS
+    from ttg_lab.runs.experiments import check_repeats
     from ttg_lab.text import refuse_secrets
 
     unknown = sorted(set(params) - set(PARAMETERS))
@@ -130,6 +140,10 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     except ValidationError as exc:
         raise ExperimentError(f"{where}: {exc}") from None
     except Exception as exc:  # NotFoundError for unknown models or markets
+        raise ExperimentError(f"{where}: {exc}") from None
+    try:
+        check_repeats(merged["repeats"])
+    except ValidationError as exc:
         raise ExperimentError(f"{where}: {exc}") from None
     for key, check in CAP_CHECKS.items():
         try:
@@ -219,6 +233,8 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
     combos = expand(doc)
     if not combos:
         raise ExperimentError(f"{where}: the grid is empty: nothing to run")
+    if "repeats" in doc:  # every parameter set's, unless it says otherwise
+        combos = [{"repeats": doc["repeats"], **params} for params in combos]
     runs, seen = [], set()
     for i, params in enumerate(combos, 1):
         if "model" not in params:  # one model per agent (and market) unless the file names one

@@ -27,6 +27,8 @@ def rerun(lab: Lab, run_id: int) -> dict[str, Any]:
         )
     if info.status != "completed":
         raise RunStateError(f"run {run_id} is {info.status}; only completed runs can be rerun")
+    # one repeat of an experiment is re-executed alone, with its own seed
+    parameters = {**parameters, "seed": info.snapshot.seed, "repeats": 1, "repeat_group": ""}
     folder = Path(tempfile.mkdtemp(prefix="ttg-rerun-"))
     result = execute_notebook(
         {

@@ -123,6 +123,13 @@ def read_result(notebook: Path) -> dict[str, Any] | None:
     return found
 
 
+def result_runs(result: Result) -> list[int]:
+    """The ids of the runs an execution started: its repeats' (``run_ids``), or its run."""
+    found = result.get("result") or {}
+    ids = found.get("run_ids") or ([found["run_id"]] if found.get("run_id") else [])
+    return [int(i) for i in ids]
+
+
 @dataclass
 class BatchSummary:
     name: str
@@ -150,8 +157,10 @@ class BatchSummary:
                     "ai_model_id": r["parameters"]["ai_model_id"],
                     "period": f"{r['parameters']['start']}..{r['parameters']['end']}",
                     "seed": r["parameters"]["seed"],
+                    "repeats": r["parameters"].get("repeats", 1),
                     "status": r["status"],
                     "run_id": result.get("run_id"),
+                    "experiment_id": result.get("experiment_id"),
                     "final_value": result.get("final_value"),
                     "return": result.get("final_return"),
                     "error": r.get("error"),
@@ -195,10 +204,16 @@ class BatchRunner:
     def job(self, spec: RunSpec, caps: Mapping[str, float | int] | None = None) -> Job:
         """The execution of ``spec``; ``caps`` (a batch budget's share) replace its own
         caps where they are lower (a cap of 0 is none)."""
-        parameters = {**spec.parameters, "experiment": self.experiment.name}
-        for key, share in (caps or {}).items():
+        parameters = {
+            **spec.parameters,
+            "experiment": self.experiment.name,
+            "repeat_group": f"{self.experiment.name}/{spec.key}",
+        }
+        repeats = int(parameters["repeats"])
+        for key, share in (caps or {}).items():  # each of the spec's repeats gets its part
+            each = share / repeats if isinstance(share, float) else max(1, int(share) // repeats)
             own = parameters[key]
-            parameters[key] = share if not own else min(own, share)
+            parameters[key] = each if not own else min(own, each)
         return {
             "key": spec.key,
             "parameters": parameters,
@@ -255,7 +270,7 @@ class BatchRunner:
 
     def spent(self, state: dict[str, Result]) -> BatchSpend:
         """What the batch's runs (those its results name) spent on LLM calls so far."""
-        run_ids = sorted({int(r["result"]["run_id"]) for r in state.values() if r.get("result")})
+        run_ids = sorted({i for r in state.values() for i in result_runs(r)})
         store = Store(self.db_url)
         try:
             with store.session() as session:
@@ -312,7 +327,7 @@ class BatchRunner:
         frame = summary.frame()
         self.folder.mkdir(parents=True, exist_ok=True)
         frame.to_csv(self.folder / "summary.csv", index=False)
-        run_ids = sorted({int(r) for r in frame["run_id"].dropna()})
+        run_ids = sorted({i for r in summary.results for i in result_runs(r)})
         if len(run_ids) >= 2:
             lab = ttg_lab.open(self.db_url, init=False, user=self.user)
             try:
