@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sqlalchemy import func, select, update
+from support.openai_server import OpenAIStubServer, Text
+from test_llm_quirks import make_model
 
 import ttg_lab
 from ttg_lab.agents.factory import seeded
@@ -19,6 +21,7 @@ from ttg_lab.store.schema import ExperimentRow, TradingRun
 
 PERIOD = {"start": "2025-06-10", "end": "2025-06-24"}
 TICKERS = ["AAPL", "MSFT", "NVDA"]
+FINISH = "DECISION: hold.\nREFLECTION: fine.\n<FINISH_SIGNAL>"
 
 
 def counts(lab: Lab) -> tuple[int, int]:
@@ -101,6 +104,20 @@ def test_a_repeat_that_cannot_start_writes_nothing(lab: Lab) -> None:
     with pytest.raises(ValidationError, match="replay"):
         lab.start_run(rand, repeats=2, replay_from=1, **PERIOD)
     assert counts(lab) == before
+
+
+def test_each_llm_repeat_sends_its_own_seed_to_the_provider(lab: Lab) -> None:
+    """Repeats of a model on an OpenAI-compatible server: every request of repeat i
+    carries ``seed`` = seed + i, and the snapshot records it (so a replay knows)."""
+    with OpenAIStubServer(lambda _request: Text(FINISH, completion_tokens=5)) as server:
+        model = make_model(lab, server, "openai-compatible/any", tool_mode="native")
+        experiment = lab.start_run(
+            model, seed=10, repeats=2, costs="zero", start="2025-07-01", end="2025-07-02"
+        )
+        assert experiment.wait(60) == "completed", [r.info.error for r in experiment.runs]
+        seeds = sorted(request.raw.get("seed") for request in server.requests)
+    assert seeds == [10, 10, 11, 11]  # two steps each, one call per step
+    assert [r.info.snapshot.model.parameters["seed"] for r in experiment.runs] == [10, 11]
 
 
 def test_the_run_seed_becomes_the_llm_request_seed_unless_the_model_fixes_one() -> None:
