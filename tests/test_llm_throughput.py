@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 from support.openai_server import ChatRequest, OpenAIStubServer, Quirks, Reply, Text
@@ -26,7 +27,7 @@ from ttg_lab.llm import limits
 from ttg_lab.llm.client import retry_after
 from ttg_lab.llm.limits import Limits, LimitWaitError, ProviderLimiter
 from ttg_lab.llm.providers import llm_settings, make_chat_model
-from ttg_lab.store.schema import LLMCall
+from ttg_lab.store.schema import LLMCall, RunStep
 
 START, END = "2025-07-01", "2025-07-03"  # three trading days
 FINISH = "DECISION: hold.\nREFLECTION: fine.\n<FINISH_SIGNAL>"
@@ -155,6 +156,23 @@ def test_retry_after_reads_seconds_milliseconds_and_http_dates() -> None:
     assert retry_after({}) is None
 
 
+def test_the_stub_answers_after_its_delay_and_no_tcp_round_trip_more() -> None:
+    """The benchmark's 500 ms are 500 ms: an answer without delay takes milliseconds
+    (a delayed ACK held each one back 40 ms)."""
+    with OpenAIStubServer(one_call_per_step) as server, httpx.Client() as client:
+        seconds = []
+        for _ in range(15):
+            began = time.perf_counter()
+            answer = client.post(
+                f"{server.base_url}/chat/completions",
+                headers={"Authorization": "Bearer sk-test"},
+                json={"model": "m", "messages": [{"role": "user", "content": "hi" * 500}]},
+            )
+            seconds.append(time.perf_counter() - began)
+            assert answer.status_code == 200
+    assert sorted(seconds)[len(seconds) // 2] < 0.03, seconds
+
+
 # ------------------------------------------------------------------------------- runs
 
 
@@ -171,6 +189,24 @@ def test_concurrent_runs_never_exceed_the_providers_concurrency(lab: Lab) -> Non
         assert len(server.requests) == 18  # one call per step
         assert server.max_in_flight == 3  # the limit, reached and never passed
         assert wall < 18 * 0.2  # not one after another
+
+
+def test_32_runs_at_once_all_complete_each_step_committed_once(lab: Lab) -> None:
+    """32 runs in one process, each in its own thread: no 'database is locked', no run
+    lost, every step one committed row with its one model call."""
+    with OpenAIStubServer(one_call_per_step, Quirks(answer_delay=0.05)) as server:
+        models = [throughput_model(lab, server, max_concurrency=16) for _ in range(32)]
+        runs = [lab.start_run(m, start=START, end="2025-07-02", costs="zero") for m in models]
+        for run in runs:
+            run.wait(120)
+        assert [r.status for r in runs] == ["completed"] * 32, [r.info.error for r in runs]
+        assert server.max_in_flight <= 16
+        ids = [r.id for r in runs]
+        with lab.store.session() as session:
+            steps = session.scalars(select(RunStep.run_id).where(RunStep.run_id.in_(ids))).all()
+            calls = session.scalars(select(LLMCall.status).where(LLMCall.run_id.in_(ids))).all()
+        assert sorted(steps) == sorted(ids * 2)
+        assert calls == ["ok"] * 64
 
 
 def test_a_429_waits_its_retry_after_and_the_run_completes_with_the_wait_recorded(

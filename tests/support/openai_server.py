@@ -555,6 +555,9 @@ class OpenAIStubServer:
             raise RuntimeError("OpenAIStubServer already started")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # answers go out at once: with Nagle on, uvicorn's separate writes of a response's
+        # head and body wait for the client's delayed ACK, 40 ms more on every answer
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self._socket = sock
         self._port = sock.getsockname()[1]
