@@ -155,3 +155,14 @@ def test_resuming_an_experiment_runs_only_the_repeats_that_did_not_complete(lab:
             ).all()
         )
     assert attempts == {r.id: (1 if r.id == broken else 0) for r in experiment.runs}
+
+
+def test_the_dashboard_board_shows_the_repeats_and_their_interval(lab: Lab) -> None:
+    from test_widgets import html_of
+
+    from widgets import leaderboard
+
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    lab.start_run(rand, path="direct", repeats=2, background=False, **PERIOD)
+    shown = html_of(leaderboard.view(leaderboard.LeaderboardController(lab)))
+    assert "<th>repeats</th>" in shown and "<th>mean_ci_low</th>" in shown
