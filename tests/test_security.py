@@ -480,6 +480,7 @@ MACHINE_COLUMNS: dict[str, str] = {
     "gate_decisions.verdict": "allow | resize | reject",
     "gate_decisions.firings": "rule names and reasons",
     "gate_decisions.portfolio": "cash and positions",
+    "experiments.options": "the checked costs, fill and path",
 }
 """Columns the lab writes itself (or imports from files), not text a user types."""
 
@@ -528,6 +529,9 @@ def typing_into(lab: Lab, tmp_path: Path) -> dict[str, Callable[[str], object]]:
         "global_settings.key": lambda t: lab.settings.set(f"note.{t}", 1),
         "global_settings.value": lambda t: lab.settings.set("note", {"text": t}),
         "chat_messages.content": lambda t: analyst.ask(f"is {t} my key?"),
+        "experiments.name": lambda t: lab.start_run(
+            model, end="2025-06-11", path="direct", background=False, repeats=1, name=t
+        ),
     }
 
 
@@ -539,6 +543,7 @@ def choosing_into(lab: Lab) -> dict[str, Callable[[str], object]]:
         "users.role": lambda t: lab.users.add("role@lab.test", "Role", role=t),
         "models.market": lambda t: lab.models.create("market", market=t),
         "trading_runs.mode": lambda t: lab.start_run(model, mode=t, background=False),
+        "experiments.mode": lambda t: lab.start_run(model, mode=t, background=False, repeats=2),
         "model_rules.category": lambda t: lab.rules.add(model, "cat", cap, category=t),
         "user_trading_profiles.experience": lambda t: lab.profile.update(experience=t),
         "user_trading_profiles.risk_tolerance": lambda t: lab.profile.update(risk_tolerance=t),

@@ -23,10 +23,21 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-OWNED = "owner_id = ttg_session_user_id() OR ttg_session_is_admin()"
-"""Who may see and change an experiment on their own login: its owner, and admins."""
-REFERENCE = "CONSTRAINT fk_trading_runs_experiment_id_experiments REFERENCES experiments (id)"
-"""``trading_runs.experiment_id``'s foreign key, declared with the column."""
+ADD_COLUMN = {  # Alembic adds no constraint with a column on SQLite: declare it inline
+    "sqlite": "ALTER TABLE trading_runs ADD COLUMN experiment_id INTEGER CONSTRAINT "
+    "fk_trading_runs_experiment_id_experiments REFERENCES experiments (id)",
+    "postgresql": "ALTER TABLE trading_runs ADD COLUMN experiment_id BIGINT CONSTRAINT "
+    "fk_trading_runs_experiment_id_experiments REFERENCES experiments (id)",
+}
+"""``trading_runs.experiment_id`` with its foreign key, per dialect."""
+POLICIES = [
+    "ALTER TABLE experiments ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY experiments_owner ON experiments FOR ALL "
+    "USING (owner_id = ttg_session_user_id() OR ttg_session_is_admin()) "
+    "WITH CHECK (owner_id = ttg_session_user_id() OR ttg_session_is_admin())",
+]
+"""PostgreSQL: on their own login a user sees and changes only their own experiments
+(admins: all), like their other work (0006); experiments are never shared."""
 
 
 def upgrade() -> None:
@@ -58,17 +69,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_experiments_owner_id", "experiments", ["owner_id"])
     op.create_index("ix_experiments_model_id", "experiments", ["model_id"])
-    if op.get_bind().dialect.name == "sqlite":  # Alembic adds no constraint there: inline
-        op.execute(f"ALTER TABLE trading_runs ADD COLUMN experiment_id INTEGER {REFERENCE}")
-    else:
-        op.execute(f"ALTER TABLE trading_runs ADD COLUMN experiment_id BIGINT {REFERENCE}")
+    op.execute(ADD_COLUMN[op.get_bind().dialect.name])
     op.create_index("ix_trading_runs_experiment_id", "trading_runs", ["experiment_id"])
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE experiments ENABLE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY experiments_owner ON experiments FOR ALL "
-            f"USING ({OWNED}) WITH CHECK ({OWNED})"
-        )
+        for statement in POLICIES:
+            op.execute(statement)
 
 
 def downgrade() -> None:
