@@ -1,8 +1,9 @@
 """LLM runs at once in one process against a provider that answers after a fixed delay.
 
-Our OpenAI-compatible test server (tests/support/openai_server.py, on 127.0.0.1) answers
-every request after ``--delay`` seconds (500 ms) with a decision that ends the step, so
-each daily step is exactly one model call. ``--runs`` runs (32) of ``--steps`` daily
+Our OpenAI-compatible test server (tests/support/openai_server.py, on 127.0.0.1, in a
+process of its own as a provider would be, so it takes no CPU from the runs' process)
+answers every request after ``--delay`` seconds (500 ms) with a decision that ends the
+step, so each daily step is exactly one model call. ``--runs`` runs (32) of ``--steps`` daily
 steps (10) each, on 3 tickers through the full chat path (LangChain, MCP tools, gate,
 ledger, store on SQLite), first one after another, then all started at once in the
 background under the provider's concurrency limit (``--limit``, 16). Prints both wall
@@ -13,6 +14,7 @@ server saw in flight (must be <= the limit) and the calls per step.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,7 +46,53 @@ def trading_days(count: int) -> str:
     return days[count - 1].isoformat()
 
 
-def models(lab: Lab, server: OpenAIStubServer, label: str, count: int, limit: int) -> list[str]:
+def serve(delay: float) -> None:
+    """The provider's process: serves until its input ends; ``reset`` forgets what it saw,
+    ``stats`` prints the requests it got and the most it had in flight at once."""
+    with OpenAIStubServer(holds, Quirks(answer_delay=delay)) as server:
+        print(server.base_url, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "reset":
+                server.reset(holds, Quirks(answer_delay=delay))
+                print("ok", flush=True)
+            elif line.strip() == "stats":
+                print(len(server.requests), server.max_in_flight, flush=True)
+
+
+class Provider:
+    """The stub server in a child process, asked over its standard input and output."""
+
+    def __init__(self, delay: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self._ask(None)
+
+    def _ask(self, command: str | None) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def stats(self) -> tuple[int, int]:
+        """Requests received, and the most in flight at once, since the last reset."""
+        requests, most = self._ask("stats").split()
+        return int(requests), int(most)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(10)
+
+
+def models(lab: Lab, server: Provider, label: str, count: int, limit: int) -> list[str]:
     names = []
     for i in range(count):
         info = lab.models.create(
@@ -78,10 +126,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=16, help="provider concurrency limit")
     parser.add_argument("--delay", type=float, default=0.5, help="seconds per answer")
     parser.add_argument("--skip-sequential", action="store_true", help="runs x steps x delay")
+    parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)  # the provider's process
     args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
     end = trading_days(args.steps)
     lab = fresh_lab()
-    with OpenAIStubServer(holds, Quirks(answer_delay=args.delay)) as server:
+    server = Provider(args.delay)
+    try:
         one, many = (models(lab, server, s, args.runs, args.limit) for s in ("seq", "par"))
         print(
             f"{args.runs} runs x {args.steps} daily steps, answers after {args.delay:g} s, "
@@ -97,14 +150,14 @@ def main() -> None:
             ]
             sequential = time.perf_counter() - began
             check(done, args.steps)
-            calls = len(server.requests)
+            calls, _ = server.stats()
             print(
                 f"one after another: {sequential:7.2f} s "
                 f"({calls / (args.runs * args.steps):.2f} calls per step, "
                 f"{sequential / (args.runs * args.steps) - args.delay:.3f} s per step "
                 "beyond the answer's delay)"
             )
-        server.reset(holds, Quirks(answer_delay=args.delay))
+        server.reset()
         began = time.perf_counter()
         running = [lab.start_run(m, start=START, end=end, costs="zero") for m in many]
         started = time.perf_counter() - began
@@ -112,7 +165,7 @@ def main() -> None:
             run.wait()
         together = time.perf_counter() - began
         check(running, args.steps)
-        calls = len(server.requests)
+        calls, most = server.stats()
         ideal = args.runs * args.steps * args.delay / min(args.limit, args.runs)
         print(
             f"all at once:       {together:7.2f} s (starting them {started:.2f} s; "
@@ -124,10 +177,12 @@ def main() -> None:
         print(
             f"speed-up {speedup:5.1f}x (target >= {target:.1f}x: "
             f"{'met' if speedup >= target else 'NOT met'}); "
-            f"max in flight {server.max_in_flight} (limit {args.limit}: "
-            f"{'respected' if server.max_in_flight <= args.limit else 'EXCEEDED'})"
+            f"max in flight {most} (limit {args.limit}: "
+            f"{'respected' if most <= args.limit else 'EXCEEDED'})"
         )
-    lab.close()
+    finally:
+        server.close()
+        lab.close()
 
 
 if __name__ == "__main__":
