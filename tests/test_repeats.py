@@ -12,6 +12,7 @@ from test_llm_quirks import make_model
 
 import ttg_lab
 from ttg_lab.agents.factory import seeded
+from ttg_lab.engine.events import RunEvent
 from ttg_lab.engine.snapshot import ModelConfig
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.lab import Lab
@@ -166,3 +167,26 @@ def test_the_dashboard_board_shows_the_repeats_and_their_interval(lab: Lab) -> N
     lab.start_run(rand, path="direct", repeats=2, background=False, **PERIOD)
     shown = html_of(leaderboard.view(leaderboard.LeaderboardController(lab)))
     assert "<th>repeats</th>" in shown and "<th>mean_ci_low</th>" in shown
+
+
+def test_repeats_run_here_are_recorded_as_each_starts_never_left_waiting_as_running(
+    lab: Lab,
+) -> None:
+    """With background=False the repeats run one after another in this thread: a repeat
+    still waiting must not be a 'running' row whose heartbeat never beats (it would look
+    abandoned to any other process)."""
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    seen: dict[int, int] = {}
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind == "step" and event.run_id not in seen:
+            with lab.store.session() as session:
+                seen[event.run_id] = (
+                    session.scalar(select(func.count()).select_from(TradingRun)) or 0
+                )
+
+    experiment = lab.start_run(
+        rand, path="direct", repeats=3, background=False, on_event=on_event, **PERIOD
+    )
+    assert experiment.status == "completed"
+    assert list(seen.values()) == [1, 2, 3]

@@ -140,11 +140,12 @@ class RunService:
             session.add(row)
             session.flush()
             experiment_id = row.id
-        leases = [self._insert_run(info, mode, calendar, snap, experiment_id) for snap in snapshots]
-        handles = [
-            self._launch(setup, lease, background, on_event)
-            for setup, lease in zip(setups, leases, strict=True)
-        ]
+        handles = []
+        for setup, snap in zip(setups, snapshots, strict=True):
+            # each repeat's row as it starts: one recorded long before it runs (the earlier
+            # ones running in this thread) would look abandoned, its heartbeat not beating
+            lease = self._insert_run(info, mode, calendar, snap, experiment_id)
+            handles.append(self._launch(setup, lease, background, on_event))
         return experiment_id, handles
 
     def plan(
