@@ -25,7 +25,7 @@ from test_llm_quirks import make_model
 from ttg_lab.lab import Lab
 from ttg_lab.llm import limits
 from ttg_lab.llm.client import retry_after
-from ttg_lab.llm.limits import Limits, LimitWaitError, ProviderLimiter
+from ttg_lab.llm.limits import Limits, LimitWaitError, ProviderLimiter, limiter_for
 from ttg_lab.llm.providers import llm_settings, make_chat_model
 from ttg_lab.store.schema import LLMCall, RunStep
 
@@ -189,6 +189,12 @@ def test_concurrent_runs_never_exceed_the_providers_concurrency(lab: Lab) -> Non
         assert len(server.requests) == 18  # one call per step
         assert server.max_in_flight == 3  # the limit, reached and never passed
         assert wall < 18 * 0.2  # not one after another
+        with lab.store.session() as session:
+            answers = session.scalars(
+                select(LLMCall.response).where(LLMCall.run_id.in_([r.id for r in runs]))
+            ).all()
+        queued = [a["data"]["response_metadata"].get("queued_s", 0.0) for a in answers]
+        assert sum(queued) > 0.2  # the waits for a slot are on record
 
 
 def test_32_runs_at_once_all_complete_each_step_committed_once(lab: Lab) -> None:
@@ -298,3 +304,35 @@ def test_chat_models_share_one_tls_context_so_a_run_start_does_not_reload_the_ca
     for _ in range(4):
         make_chat_model(settings)
     assert len(made) == first
+
+
+def test_a_wait_for_a_slot_is_recorded_and_not_taken_for_the_models_slowness() -> None:
+    """The request timeout grows with the model's measured speed; time spent queueing for
+    the provider's slots is not the model's, so it must not count (it is recorded apart)."""
+    with OpenAIStubServer(one_call_per_step) as server:
+        settings = llm_settings(
+            "openai-compatible/any",
+            {
+                "base_url": server.base_url,
+                "input_per_mtok": 0.0,
+                "output_per_mtok": 0.0,
+                "max_concurrency": 1,
+                "timeout": 60.0,
+            },
+        )
+        model = make_chat_model(settings)
+        limiter = limiter_for("openai-compatible", server.base_url, settings.limits)
+        held = threading.Event()
+
+        def hold() -> None:
+            with limiter.slot_blocking(5.0):
+                held.set()
+                time.sleep(0.6)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert held.wait(5)
+        answer = model.invoke("hello")
+        holder.join(5)
+    assert model.request_timeout_for(1000) == 60.0  # 5 tokens in ms, not in 0.6 s
+    assert answer.response_metadata["queued_s"] >= 0.4

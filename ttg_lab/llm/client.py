@@ -15,8 +15,8 @@ timeouts, dropped connections, HTTP 408/409/429 and 5xx are sent again up to
 an exponential backoff with jitter, never past the step's time limit. Each request holds
 a slot of the provider's shared limiter (:mod:`ttg_lab.llm.limits`); a 429 cools the
 whole endpoint down. The waits of an answer are kept in its ``response_metadata``
-(``retries``), so the recorded call shows them; a rate limit that outlasts the retries
-or the step fails with :class:`RateLimitedError`.
+(``retries``, and ``queued_s`` spent waiting for slots), so the recorded call shows them;
+a rate limit that outlasts the retries or the step fails with :class:`RateLimitedError`.
 """
 
 from __future__ import annotations
@@ -338,12 +338,18 @@ class TolerantChatOpenAI(ChatOpenAI):
         with self.limiter.slot_blocking(max(0.0, time_left(self.step_timeout))):
             yield
 
-    def _answered(self, result: ChatResult, started: float, retries: list[Retry]) -> ChatResult:
+    def _answered(
+        self, result: ChatResult, started: float, retries: list[Retry], queued: float
+    ) -> ChatResult:
+        """The answer, its model's speed noted (from when the request went out, not from
+        when it began to wait for a slot) and its waits kept in its metadata."""
         self._measure(result, time.perf_counter() - started)
-        if retries and result.generations:
-            result.generations[0].message.response_metadata["retries"] = [
-                asdict(r) for r in retries
-            ]
+        if result.generations:
+            metadata = result.generations[0].message.response_metadata
+            if retries:
+                metadata["retries"] = [asdict(r) for r in retries]
+            if queued >= 0.001:
+                metadata["queued_s"] = round(queued, 3)  # waiting for the provider's slots
         return result
 
     async def _agenerate(
@@ -356,10 +362,13 @@ class TolerantChatOpenAI(ChatOpenAI):
         trimmed = False
         recoveries = 0
         retries: list[Retry] = []
+        queued = 0.0
         while True:
-            started = time.perf_counter()
+            asked = time.perf_counter()
             try:
                 async with self._slot():
+                    started = time.perf_counter()
+                    queued += started - asked
                     result = await super()._agenerate(messages, stop, run_manager, **kwargs)
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
                 wait = self._next_wait(exc, retries)
@@ -371,7 +380,7 @@ class TolerantChatOpenAI(ChatOpenAI):
                 messages, trimmed = self._recover(exc, messages, trimmed)
                 recoveries += 1
                 continue
-            return self._answered(result, started, retries)
+            return self._answered(result, started, retries, queued)
 
     def _generate(
         self,
@@ -383,10 +392,13 @@ class TolerantChatOpenAI(ChatOpenAI):
         trimmed = False
         recoveries = 0
         retries: list[Retry] = []
+        queued = 0.0
         while True:
-            started = time.perf_counter()
+            asked = time.perf_counter()
             try:
                 with self._slot_blocking():
+                    started = time.perf_counter()
+                    queued += started - asked
                     result = super()._generate(messages, stop, run_manager, **kwargs)
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
                 wait = self._next_wait(exc, retries)
@@ -398,4 +410,4 @@ class TolerantChatOpenAI(ChatOpenAI):
                 messages, trimmed = self._recover(exc, messages, trimmed)
                 recoveries += 1
                 continue
-            return self._answered(result, started, retries)
+            return self._answered(result, started, retries, queued)
