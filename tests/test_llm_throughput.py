@@ -336,3 +336,22 @@ def test_a_wait_for_a_slot_is_recorded_and_not_taken_for_the_models_slowness() -
         holder.join(5)
     assert model.request_timeout_for(1000) == 60.0  # 5 tokens in ms, not in 0.6 s
     assert answer.response_metadata["queued_s"] >= 0.4
+
+
+def test_a_streamed_answer_is_retried_after_a_429_under_the_same_limits() -> None:
+    """The analyst streams its answers: a stream whose request is refused before its
+    first piece is sent again after the Retry-After, holding a slot of the limiter."""
+    with OpenAIStubServer(one_call_per_step, Quirks(too_many=1, retry_after="0.3")) as server:
+        settings = llm_settings(
+            "openai-compatible/any",
+            {"base_url": server.base_url, "input_per_mtok": 0.0, "output_per_mtok": 0.0},
+        )
+        model = make_chat_model(settings)
+        began = time.monotonic()
+        pieces = list(model.stream("hello"))
+        assert time.monotonic() - began >= 0.3
+        first, second = server.arrivals
+        assert second - first >= 0.3
+        assert model.limiter is not None and model.limiter.max_in_flight == 1
+    assert pieces[0].response_metadata["retries"] == [{"error": "HTTP 429", "waited_s": 0.3}]
+    assert "FINISH_SIGNAL" in "".join(str(p.content) for p in pieces)

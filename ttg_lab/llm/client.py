@@ -28,7 +28,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import Field, PrivateAttr
 
@@ -411,3 +411,65 @@ class TolerantChatOpenAI(ChatOpenAI):
                 recoveries += 1
                 continue
             return self._answered(result, started, retries, queued)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """A streamed answer under the same limits and retries: a request that fails
+        before its first piece is sent again (as the SDK would); once pieces came, an
+        error ends the answer."""
+        retries: list[Retry] = []
+        while True:
+            wait: float | None = None
+            with self._slot_blocking():
+                pieces = super()._stream(messages, stop, run_manager, **kwargs)
+                try:
+                    first = next(pieces, None)
+                except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                    wait = self._next_wait(exc, retries)
+                    if wait is None:
+                        raise
+                if wait is None:
+                    if first is not None:
+                        yield _noted(first, retries)
+                        yield from pieces
+                    return
+            time.sleep(wait)  # the slot is given back while waiting
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """The same for an asynchronous stream."""
+        retries: list[Retry] = []
+        while True:
+            wait: float | None = None
+            async with self._slot():
+                pieces = super()._astream(messages, stop, run_manager, **kwargs)
+                try:
+                    first = await anext(pieces, None)
+                except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                    wait = self._next_wait(exc, retries)
+                    if wait is None:
+                        raise
+                if wait is None:
+                    if first is not None:
+                        yield _noted(first, retries)
+                        async for piece in pieces:
+                            yield piece
+                    return
+            await asyncio.sleep(wait)
+
+
+def _noted(piece: ChatGenerationChunk, retries: list[Retry]) -> ChatGenerationChunk:
+    """The first piece of a streamed answer, carrying the request's retries."""
+    if retries:
+        piece.message.response_metadata["retries"] = [asdict(r) for r in retries]
+    return piece
