@@ -30,7 +30,6 @@ from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Experiment, Run, RunList
-from ttg_lab.runs.estimate import Estimate
 from ttg_lab.runs.experiments import ExperimentInfo, list_experiments, read_experiment
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
@@ -48,6 +47,7 @@ from ttg_lab.users import ensure_local_user
 
 if TYPE_CHECKING:
     from ttg_lab.analyst.analyst import Analyst
+    from ttg_lab.runs.estimate import Estimate
 
 
 class DataAPI:

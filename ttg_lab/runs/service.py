@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import select, update
@@ -32,7 +33,6 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
-from ttg_lab.runs.estimate import Estimate, estimate_run
 from ttg_lab.runs.experiments import check_repeats
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.numbering import next_run_number, write_numbered
@@ -56,6 +56,9 @@ from ttg_lab.store.schema import (
 )
 from ttg_lab.text import refuse_secret
 from ttg_lab.version import __version__
+
+if TYPE_CHECKING:
+    from ttg_lab.runs.estimate import Estimate
 
 _LIVE: dict[tuple[str, int], RunHandle] = {}
 """Runs executing in this process, by (store URL, run id)."""
@@ -223,6 +226,10 @@ class RunService:
     ) -> Estimate:
         """What the run :meth:`start` would make spends on its LLM, predicted from its
         :meth:`plan` (see :mod:`ttg_lab.runs.estimate`); nothing is written."""
+        # Loaded here: an estimate renders the chat prompt and tool schemas (LangChain, MCP),
+        # which a direct run never needs.
+        from ttg_lab.runs.estimate import estimate_run
+
         info, calendar, snapshot = self.plan(model, mode, start, end, options)
         return estimate_run(self.store, info, calendar, snapshot)
 
