@@ -95,7 +95,11 @@ class RunSpec:
 
 
 @dataclass
-class Experiment:
+class ExperimentFile:
+    """A parsed experiment file: its parameter sets, how many run at once, the template and
+    the batch's budget. (An experiment of repeats, :class:`ttg_lab.run.Experiment`, is what
+    one parameter set with ``repeats`` becomes in the store.)"""
+
     name: str
     runs: list[RunSpec]
     concurrency: int = 1
@@ -201,7 +205,7 @@ def expand(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: (str(v) if k in ("start", "end") else v) for k, v in c.items()} for c in combos]
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | Path) -> ExperimentFile:
     """Read and validate an experiment file; every run's parameters are checked."""
     path = Path(path)
     try:
@@ -211,7 +215,7 @@ def load_experiment(path: str | Path) -> Experiment:
     return parse_experiment(doc, str(path))
 
 
-def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
+def parse_experiment(doc: Any, where: str = "experiment") -> ExperimentFile:
     if not isinstance(doc, dict):
         raise ExperimentError(f"{where}: the experiment must be a mapping")
     unknown = sorted(set(doc) - TOP_LEVEL)
@@ -245,7 +249,8 @@ def parse_experiment(doc: Any, where: str = "experiment") -> Experiment:
         if key not in seen:
             seen.add(key)
             runs.append(RunSpec(key, checked))
-    return Experiment(name.strip(), runs, concurrency, str(doc.get("template", "")), doc, budget)
+    template = str(doc.get("template", ""))
+    return ExperimentFile(name.strip(), runs, concurrency, template, doc, budget)
 
 
 def _batch_budget(value: Any, where: str) -> Budget:

@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from ttg_lab.batch.executors import Executor, Job, Result, make_executor
-from ttg_lab.batch.experiment import Experiment, RunSpec
+from ttg_lab.batch.experiment import ExperimentFile, RunSpec
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.engine.budget import Spend
 from ttg_lab.secrets import redact
@@ -174,7 +174,7 @@ class BatchRunner:
 
     def __init__(
         self,
-        experiment: Experiment,
+        experiment: ExperimentFile,
         db_url: str,
         reports_dir: Path,
         executor: Executor | None = None,
