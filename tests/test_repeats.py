@@ -5,6 +5,7 @@ leaderboard's interval for the model comes from exactly those runs."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select, update
 from support.openai_server import OpenAIStubServer, Text
@@ -69,6 +70,16 @@ def test_a_board_row_from_one_repeat_has_no_interval(lab: Lab) -> None:
     assert row["repeats"] == 1 and row["experiment"] == experiment.id
     assert row[["mean_return", "mean_ci_low", "mean_ci_high"]].isna().all()
     assert experiment.summary().ci_low is None
+
+
+def test_the_board_names_an_experiment_by_its_id_beside_runs_without_one(lab: Lab) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    alone = lab.models.create("alone", ai_model_id="baseline/momentum", tickers=TICKERS)
+    experiment = lab.start_run(rand, path="direct", repeats=1, background=False, **PERIOD)
+    lab.start_run(alone, path="direct", background=False, **PERIOD)
+    board = lab.leaderboard().set_index("model")["experiment"]
+    assert board.loc["rand"] == experiment.id and str(board.loc["rand"]) == str(experiment.id)
+    assert board.loc["alone"] is pd.NA
 
 
 def test_another_user_does_not_see_an_experiment(lab: Lab, db_url: str) -> None:

@@ -206,6 +206,7 @@ def leaderboard(
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
         return frame
+    frame["experiment"] = frame["experiment"].astype("Int64")  # an id, or none: never 1.0
     ascending = sort == "model" or sort == "llm_cost"
     return frame.sort_values(
         sort, ascending=ascending, na_position="last", kind="stable"
