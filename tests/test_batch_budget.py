@@ -162,3 +162,33 @@ def test_a_spent_batch_budget_starts_no_more_runs_and_a_higher_one_goes_on(
     )
     runner = BatchRunner(spec, db_url, tmp_path, executor)
     assert runner.spent(runner.state()).total.tokens <= cap
+
+
+class FailingExecutor(FakeExecutor):
+    """Like :class:`FakeExecutor`, but every execution reports a failure, so each run of the
+    batch executes its parameter set again (as after a stop or a crash)."""
+
+    def run(
+        self, fn: Callable[[Job], Result], jobs: list[Job], concurrency: int
+    ) -> Iterator[Result]:
+        for result in super().run(fn, jobs, concurrency):
+            yield {**result, "status": "failed"}
+
+
+def test_a_batch_budget_counts_the_spend_of_every_execution_of_a_set(
+    lab: Lab, db_url: str, tmp_path: Path, openai_stub: OpenAIStubServer
+) -> None:
+    openai_stub.reset(native_trader())
+    base = llm_base(openai_stub)
+    lab.models.create(
+        base["model"],
+        ai_model_id=base["ai_model_id"],
+        parameters=json.loads(base["parameters_json"]),
+    )
+    doc = {"name": "again", "base": base, "runs": [{}], "budget": {"max_tokens": 10**7}}
+    runner = BatchRunner(parse_experiment(doc), db_url, tmp_path, FailingExecutor(lab))
+    first = runner.run().results[0]["result"]["run_id"]
+    second = runner.run().results[0]["result"]["run_id"]
+    assert first != second
+    both = run_spend(lab.store, first).tokens + run_spend(lab.store, second).tokens
+    assert runner.spent(runner.state()).total.tokens == both > 0

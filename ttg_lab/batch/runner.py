@@ -130,6 +130,12 @@ def result_runs(result: Result) -> list[int]:
     return [int(i) for i in ids]
 
 
+def spent_runs(result: Result) -> list[int]:
+    """Every run a parameter set's executions started, earlier ones included: what the
+    batch's budget counts (an execution's result replaces the last one's in the state)."""
+    return sorted({*result_runs(result), *(int(i) for i in result.get("earlier_run_ids", []))})
+
+
 @dataclass
 class BatchSummary:
     name: str
@@ -263,6 +269,10 @@ class BatchRunner:
     def _record(
         self, state: dict[str, Result], result: Result, on_result: Callable[[Result], None] | None
     ) -> None:
+        previous = state.get(result["key"])
+        earlier = set(spent_runs(previous)) - set(result_runs(result)) if previous else set()
+        if earlier:
+            result["earlier_run_ids"] = sorted(earlier)
         state[result["key"]] = result
         self._save(state)
         if on_result:
@@ -270,7 +280,7 @@ class BatchRunner:
 
     def spent(self, state: dict[str, Result]) -> BatchSpend:
         """What the batch's runs (those its results name) spent on LLM calls so far."""
-        run_ids = sorted({i for r in state.values() for i in result_runs(r)})
+        run_ids = sorted({i for r in state.values() for i in spent_runs(r)})
         store = Store(self.db_url)
         try:
             with store.session() as session:
