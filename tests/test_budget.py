@@ -26,8 +26,10 @@ PRICED = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0, "max_tokens": 20}
 KEY = ["ts", "step_index", "symbol", "action", "quantity", "status", "fill_price", "fees"]
 
 
-def priced_model(lab: Lab, server: OpenAIStubServer) -> Any:
-    return make_model(lab, server, "openai-compatible/any", tool_mode="native", **PRICED)
+def priced_model(lab: Lab, server: OpenAIStubServer, **params: Any) -> Any:
+    return make_model(
+        lab, server, "openai-compatible/any", tool_mode="native", **{**PRICED, **params}
+    )
 
 
 def spend(lab: Lab, run_id: int) -> tuple[float, int, int]:
@@ -223,3 +225,25 @@ def test_the_cli_stops_a_run_on_its_budget_with_exit_1_and_resumes_it(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert lab.run(run_id).status == "completed"
     assert lab.run(run_id).info.snapshot.budget.max_cost_usd == 100.0
+
+
+def test_a_call_that_timed_out_counts_its_prompt_and_a_refused_one_nothing(
+    lab: Lab, openai_stub: OpenAIStubServer
+) -> None:
+    openai_stub.reset(native_trader(), Quirks(answer_delay=5.0))
+    slow = priced_model(lab, openai_stub, timeout=1.0)
+    run = lab.start_run(slow, start=START, end=END, costs="zero", background=False)
+    assert run.status == "failed"
+    openai_stub.reset(native_trader(), Quirks(too_many=100, retry_after="0"))
+    refused = lab.start_run(
+        priced_model(lab, openai_stub), start=START, end=END, costs="zero", background=False
+    )
+    assert refused.status == "failed"
+    with lab.store.session() as session:
+        timed_out = session.scalars(select(LLMCall).where(LLMCall.run_id == run.id)).all()
+        limited = session.scalars(select(LLMCall).where(LLMCall.run_id == refused.id)).all()
+    assert timed_out and all("Timeout" in (c.error or "") for c in timed_out)
+    assert all(c.prompt_tokens > 0 and c.completion_tokens == 0 for c in timed_out)
+    assert all(c.request.get("token_counts") == "estimated" and c.cost > 0 for c in timed_out)
+    assert limited and all(c.prompt_tokens == 0 and c.cost == 0 for c in limited)
+    assert spend(lab, run.id)[1] == sum(c.prompt_tokens for c in timed_out)

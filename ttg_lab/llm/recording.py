@@ -12,6 +12,7 @@ silent live call.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -77,14 +78,30 @@ def tool_mode_of(request: ModelRequest) -> str:
     return str(getattr(request.model, "tool_mode", "native"))
 
 
+def read_by_server(error: Exception | None) -> bool:
+    """Whether a failed call's prompt was likely read (and billed) by the server: a call
+    timed out or cut off waiting for its answer. A refused request (an HTTP error such as
+    400 or 429) was not, and counts nothing."""
+    if isinstance(error, CallCutOffError):
+        return True
+    openai = sys.modules.get("openai")  # loaded whenever an OpenAI-compatible model ran
+    return openai is not None and isinstance(error, openai.APITimeoutError)
+
+
 def token_counts(
-    messages: list[BaseMessage], tools: list[Any], answer: AIMessage | None
+    messages: list[BaseMessage],
+    tools: list[Any],
+    answer: AIMessage | None,
+    error: Exception | None = None,
 ) -> tuple[int, int, bool]:
     """Prompt and completion tokens of a call, and whether they are our estimate: the
     server's usage when the answer has it; else (some OpenAI-compatible servers send
     none) :func:`~ttg_lab.llm.messages.estimate_tokens` of the request and the answer,
-    so spend and token caps still count the call."""
+    so spend and token caps still count the call. A call that timed out counts the
+    estimate of its prompt (its answer, unseen, counts nothing)."""
     if answer is None:
+        if read_by_server(error):
+            return estimate_tokens(messages, tools), 0, True
         return 0, 0, False
     usage = answer.usage_metadata
     if usage is None:
@@ -239,7 +256,7 @@ class CallRecorder(AgentMiddleware):
         status: CallStatus,
         error: Exception | None = None,
     ) -> None:
-        prompt_tokens, completion_tokens, estimated = token_counts(messages, tools, answer)
+        prompt_tokens, completion_tokens, estimated = token_counts(messages, tools, answer, error)
         cost = 0.0 if status == "replayed" else self.cost(prompt_tokens, completion_tokens)
         record = self.context.record
         record.llm_calls += 1
