@@ -159,7 +159,11 @@ def test_foreground_serve_runs_until_interrupted(tmp_path: Path) -> None:
         assert status.returncode == 0 and "running, answering" in status.stdout
         server_pid = json.loads((tmp_path / "state" / "llm_server.json").read_text())["pid"]
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server = ProcessIdentity.of(server_pid)
+            pytest.fail(f"serve did not end on SIGINT; its server {server or 'is gone'}")
         assert ProcessIdentity.of(server_pid) is None
         assert not (tmp_path / "state" / "llm_server.json").exists()
     finally:

@@ -302,7 +302,11 @@ class ModelServer:
                 return process.wait()
             except KeyboardInterrupt:
                 terminate(record.process, wait=10.0)
-                return process.wait()
+                try:
+                    return process.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:  # our own child, not yet reaped: kill it
+                    process.kill()
+                    return process.wait()
 
     def stop(self, wait: float = 10.0) -> ServerRecord | None:
         """Stop the running server (SIGTERM, then SIGKILL after ``wait`` seconds);
