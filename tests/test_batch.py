@@ -119,3 +119,18 @@ def test_the_same_batch_on_a_dask_cluster(lab: Lab, db_url: str, tmp_path: Path)
         )
     assert len(summary.done) == 12 and len(summary.failed) == 1
     assert summary.report is not None and summary.report.exists()
+
+
+def test_a_batch_keeps_its_parameter_set_keys_when_the_template_gains_parameters() -> None:
+    # the keys this file had before the template gained max_cost_usd, max_tokens and repeats
+    # (computed by the release before them): run again, such a batch skips what finished
+    doc = {
+        "name": "sweep",
+        "base": {"mode": "daily", "path": "direct"},
+        "grid": {"ai_model_id": ["baseline/momentum", "baseline/random"], "seed": [0, 1]},
+        "runs": [{"ai_model_id": "baseline/random", "seed": 7, "start": "2025-06-10"}],
+    }
+    before = ["91860fddd579", "c79e097ccd14", "b3dbae57e9d0", "83c83bd3b53f", "65f69d4c6d28"]
+    assert [spec.key for spec in parse_experiment(doc).runs] == before
+    capped = parse_experiment({**doc, "base": {**doc["base"], "max_tokens": 1000}})
+    assert not {spec.key for spec in capped.runs} & set(before)  # a new value is a new set

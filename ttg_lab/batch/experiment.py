@@ -108,9 +108,18 @@ class ExperimentFile:
     budget: Budget = field(default_factory=Budget)  # a cap on the batch's total
 
 
+LATER_PARAMETERS: dict[str, Any] = {"max_cost_usd": 0.0, "max_tokens": 0, "repeats": 1}
+"""Parameters the template gained after batches were run, with their defaults: at its
+default such a parameter stays out of a set's key, so a batch started before it existed
+keeps its keys (run again, it skips what finished). Add each new parameter here."""
+
+
 def spec_key(parameters: dict[str, Any]) -> str:
     """A stable id for a parameter set (the same set is the same run on a re-run)."""
-    blob = json.dumps(parameters, sort_keys=True, default=str)
+    keyed = {
+        k: v for k, v in parameters.items() if k not in LATER_PARAMETERS or LATER_PARAMETERS[k] != v
+    }
+    blob = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
