@@ -135,7 +135,19 @@ def test_stop_from_another_process_ends_the_server(tmp_path: Path) -> None:
     assert status.returncode == 1 and "no local model server runs" in status.stdout
 
 
-def test_foreground_serve_runs_until_interrupted(tmp_path: Path) -> None:
+def ignore_sigint() -> None:
+    """How a background job of a script starts: SIGINT ignored (Python then sets none)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop", "start_ignoring_sigint"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "sigint-inherited-ignored", "sigterm"],
+)
+def test_foreground_serve_runs_until_stopped_and_stops_its_server(
+    tmp_path: Path, stop: signal.Signals, start_ignoring_sigint: bool
+) -> None:
     require_local_llm()
     env = {**os.environ, "TTG_LAB_STATE_DIR": str(tmp_path / "state")}
     port = free_port()
@@ -146,6 +158,7 @@ def test_foreground_serve_runs_until_interrupted(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ignore_sigint if start_ignoring_sigint else None,
     )
     try:
         assert process.stdout is not None
@@ -158,12 +171,12 @@ def test_foreground_serve_runs_until_interrupted(tmp_path: Path) -> None:
         status = ttg(env, "llm", "status")
         assert status.returncode == 0 and "running, answering" in status.stdout
         server_pid = json.loads((tmp_path / "state" / "llm_server.json").read_text())["pid"]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server = ProcessIdentity.of(server_pid)
-            pytest.fail(f"serve did not end on SIGINT; its server {server or 'is gone'}")
+            pytest.fail(f"serve did not end on {stop.name}; its server {server or 'is gone'}")
         assert ProcessIdentity.of(server_pid) is None
         assert not (tmp_path / "state" / "llm_server.json").exists()
     finally:

@@ -974,7 +974,6 @@ def test_the_dashboard_token_travels_in_the_environment(
 
     monkeypatch.setattr("ttg_lab.dashboard.subprocess.Popen", FakeVoila)
     monkeypatch.setattr(dashboard, "is_prepared", lambda _lab: True)
-    monkeypatch.setattr("ttg_lab.dashboard.signal.signal", lambda *_: None)
     assert dashboard.serve(lab.config.db_url, "0.0.0.0", 8866, token) == 0
     ((command, env),) = started
     assert "--Voila.ip=0.0.0.0" in command

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -23,10 +22,11 @@ from sqlalchemy.engine import make_url
 
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.errors import ConfigError
+from ttg_lab.mcp_services.manager import LOOPBACK_HOSTS
+from ttg_lab.processes import stop_signals
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab
-from ttg_lab.mcp_services.manager import LOOPBACK_HOSTS
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "dashboard.ipynb"
 KERNEL_CULL_AFTER = 300
@@ -146,28 +146,30 @@ def serve(db_url: str, host: str = "127.0.0.1", port: int = 8866, token: str | N
         env["VOILA_APP_IP"] = f"[{host}]" if ":" in host else host
     if token:
         env["JUPYTER_TOKEN"] = token
-    early = has_market_data(db_url)
-    process = (
-        subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks")) if early else None
-    )
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    with stop_signals():  # stopping the command (Ctrl-C, SIGINT, SIGTERM) stops Voila
+        return _serve(command, env, url, db_url)
+
+
+def _serve(command: list[str], env: dict[str, str], url: str, db_url: str) -> int:
+    """Voila started (before the store's checks when the store has its data), then waited
+    on; a stop (KeyboardInterrupt, see :func:`~ttg_lab.processes.stop_signals`) ends it."""
+    notebooks = str(PROJECT_ROOT / "notebooks")
+    process: subprocess.Popen[bytes] | None = None
     try:
+        if has_market_data(db_url):
+            process = subprocess.Popen(command, env=env, cwd=notebooks)
         _prepare(db_url)
+        if process is None:
+            process = subprocess.Popen(command, env=env, cwd=notebooks)
+        print(f"TTG Lab dashboard: {url}", flush=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        if process is None:
+            raise
+        process.terminate()
+        return process.wait()
     except BaseException:
         if process is not None:
             process.terminate()
         raise
-    if process is None:
-        process = subprocess.Popen(command, env=env, cwd=str(PROJECT_ROOT / "notebooks"))
-    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
-    print(f"TTG Lab dashboard: {url}", flush=True)
-    running = process
-
-    def stop(signum: int, _frame: object) -> None:
-        running.terminate()
-
-    signal.signal(signal.SIGTERM, stop)  # stopping the command stops Voila with it
-    try:
-        return running.wait()
-    except KeyboardInterrupt:
-        running.terminate()
-        return running.wait()

@@ -12,7 +12,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,29 @@ def terminate(process: ProcessIdentity, wait: float) -> None:
         time.sleep(0.05)
     send_signal(process, signal.SIGKILL)
     reap(process.pid)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""What stops a foreground command: Ctrl-C, or ``kill`` from a script or a supervisor."""
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While a foreground command waits on its child: SIGINT and SIGTERM both raise
+    KeyboardInterrupt, so the command can stop its child before it ends. SIGINT is set
+    even when it was inherited as ignored (a background job of a script starts so, and
+    Python then never raises KeyboardInterrupt); the previous handlers come back after.
+    Outside the main thread, where handlers cannot be set, this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

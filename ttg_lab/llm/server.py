@@ -39,7 +39,7 @@ from typing import Any
 
 from ttg_lab.config import Settings
 from ttg_lab.errors import ConfigError, ModelServerError, NotFoundError, ValidationError, shown
-from ttg_lab.processes import ProcessIdentity, identity_after_exec, terminate
+from ttg_lab.processes import ProcessIdentity, identity_after_exec, stop_signals, terminate
 from ttg_lab.registry import Registry
 
 HOST = "127.0.0.1"
@@ -291,11 +291,12 @@ class ModelServer:
         wait: float = DEFAULT_WAIT,
         on_ready: Callable[[ServerRecord], None] | None = None,
     ) -> int:
-        """Run a server for ``config`` in this terminal until it exits or is interrupted
-        (its output shows here); ``on_ready(record)`` is called once it answers. Returns
-        the server's exit code; the state file names it meanwhile, so ``status`` works."""
-        with self._launch(config, background=False) as (process, record):
-            _wait_until_answering(process, record, wait)
+        """Run a server for ``config`` in this terminal until it exits or is stopped (Ctrl-C,
+        SIGINT or SIGTERM: the server stops with it, even while loading); its output shows
+        here, and ``on_ready(record)`` is called once it answers. Returns the server's exit
+        code; the state file names it meanwhile, so ``status`` works."""
+        with stop_signals(), self._launch(config, background=False) as (process, record):
+            _wait_until_answering(process, record, wait)  # stopped here: _launch ends it
             if on_ready is not None:
                 on_ready(record)
             try:
