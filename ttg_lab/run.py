@@ -279,8 +279,8 @@ class RunList(list[Run]):
 
 class Experiment:
     """Repeats of one model over one period and mode (seeds ``seed + i``), started by
-    ``lab.start_run(..., repeats=N)``: ``runs`` in repeat order, ``wait()``, ``status``,
-    ``summary()`` across the repeats."""
+    ``lab.start_run(..., repeats=N)``: ``runs`` in repeat order, ``wait()``, ``stop()``,
+    ``status``, ``summary()`` across the repeats."""
 
     def __init__(self, info: ExperimentInfo, runs: RunList) -> None:
         self.info = info
@@ -309,6 +309,13 @@ class Experiment:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             run.wait(left)
         return self.status
+
+    def stop(self) -> None:
+        """Ask every repeat still running here to stop; each ends ``stopped`` before its
+        next step (resumable with :meth:`resume`)."""
+        for run in self.runs:
+            if run.status == "running":
+                run.stop()
 
     def resume(self, background: bool = True) -> Experiment:
         """Continue every repeat that did not complete (crashed, stopped or failed) from

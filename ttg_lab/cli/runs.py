@@ -13,6 +13,7 @@ from ttg_lab import options
 from ttg_lab.cli.context import DATE_HELP, LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, exit_unless, print_frame
 from ttg_lab.formatting import money, percent
+from ttg_lab.processes import stop_signals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
     from ttg_lab.run import Experiment, Run
 
 
-def follow(handle: Run, label: str) -> str:
-    """Show a progress bar for a running run until it ends; returns its status."""
+def follow(handle: Run, label: str, stop: Callable[[], None] | None = None) -> str:
+    """Show a progress bar for a running run until it ends; returns its status. Stopping
+    the command (Ctrl-C, SIGINT, SIGTERM) calls ``stop`` (default: stop this run), and the
+    run ends ``stopped`` at a step boundary, resumable."""
     info = handle.info
     with Progress(
         TextColumn("{task.description}"),
@@ -47,9 +50,10 @@ def follow(handle: Run, label: str) -> str:
 
         unsubscribe = handle.subscribe(on_event)
         try:
-            status = handle.wait()
+            with stop_signals():
+                status = handle.wait()
         except KeyboardInterrupt:
-            handle.stop()
+            (stop or handle.stop)()
             status = handle.wait()
         finally:
             unsubscribe()
@@ -205,8 +209,8 @@ def follow_experiment(experiment: Experiment) -> None:
     )
     for run in experiment.runs:
         console.print(f"run {run.id}: #{run.info.run_number} seed {run.info.snapshot.seed}")
-    for run in experiment.runs:
-        status = follow(run, f"run {run.id}")
+    for run in experiment.runs:  # stopping the command stops every repeat
+        status = follow(run, f"run {run.id}", stop=experiment.stop)
         console.print(f"run {run.id}: {status}")
     print_frame(run_summary(list(experiment.runs)), "result", SUMMARY_FORMATS)
     exit_unless(experiment.status == "completed")

@@ -26,6 +26,8 @@ class RunHandle:
         self.bus = bus or EventBus()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._ended = threading.Event()  # waited on, not the thread: an interrupted
+        # Thread.join() can leave the thread looking ended while it runs on
         self._outcome: RunStatus | None = None
         self._failure: RunLostError | None = None
 
@@ -35,7 +37,7 @@ class RunHandle:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._ended.is_set()
 
     def subscribe(self, callback: Subscriber, replay: bool = True) -> Any:
         """Receive this run's events; returns an unsubscribe function."""
@@ -50,10 +52,8 @@ class RunHandle:
         process executed the run, that is the status it ended with (``failed`` also when
         the end could not be recorded), and an execution another process took over
         raises its :class:`~ttg_lab.store.leases.RunLostError`."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                return self.status
+        if self._thread is not None and not self._ended.wait(timeout):
+            return self.status
         if self._failure is not None:
             raise self._failure
         return self._outcome or self.status
@@ -74,3 +74,5 @@ class RunHandle:
             self._outcome = executor.execute()
         except RunLostError as lost:  # kept for wait(): a background thread has nobody to tell
             self._failure = lost
+        finally:
+            self._ended.set()
