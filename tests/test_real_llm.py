@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from sqlalchemy import select
 from support.local_llm import Served, require_local_llm, serve_smollm2
+from test_llm_quirks import calls_of
 
 from ttg_lab.lab import Lab
 from ttg_lab.store.schema import LLMCall
@@ -78,17 +78,6 @@ class ServedRequests:
         self.probes += 1
         log = (self.served.state_dir / "logs" / "llm-server.log").read_text(errors="replace")
         return len(SERVED_REQUEST.findall(log)) - self.probes
-
-
-def calls_of(lab: Lab, run_id: int) -> list[LLMCall]:
-    with lab.store.session() as session:
-        return list(
-            session.scalars(
-                select(LLMCall)
-                .where(LLMCall.run_id == run_id)
-                .order_by(LLMCall.step_index, LLMCall.id)
-            )
-        )
 
 
 def answers_to(call: LLMCall, later: list[LLMCall]) -> dict[str, dict[str, Any]]:
