@@ -20,8 +20,9 @@ from mcp.client.streamable_http import streamable_http_client
 from ttg_lab.config import resolve_settings
 from ttg_lab.errors import ConfigError
 from ttg_lab.lab import Lab
-from ttg_lab.mcp_services.manager import ProcessIdentity, ServiceManager
+from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.mcp_services.names import SERVICES
+from ttg_lab.processes import identity_after_exec
 
 
 def free_ports(n: int) -> list[int]:
@@ -195,10 +196,12 @@ def test_stop_never_signals_a_process_a_stale_state_file_names(tmp_path: Path) -
     """A state file naming some other live process (an entry without an identity, one
     whose start time differs as after pid reuse, one whose command line differs) is
     cleaned up by status and stop; that process is never signalled."""
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    command = (sys.executable, "-c", "import time; time.sleep(120)")
+    bystander = subprocess.Popen(command)
     try:
         manager = ServiceManager(replace(resolve_settings(), state_dir=tmp_path))
-        real = ProcessIdentity.of(bystander.pid)
+        # Read once the exec shows: for a moment after Popen returns, /proc shows no cmdline.
+        real = identity_after_exec(bystander, command)
         assert real is not None and real.cmdline[0] == sys.executable
         where = {"pid": bystander.pid, "host": "127.0.0.1", "port": 9}
         manager.state_path.write_text(
