@@ -75,3 +75,35 @@ def shown(value: object, limit: int = 80) -> str:
     message (to a user, an agent or the ledger) grows with what was sent."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+class FetchError(TTGLabError):
+    """A data provider's answer could not be used: names the provider, the symbol and
+    why (``kind`` says what kind of failure, for the caller to decide: wait, stop, skip).
+
+    ``kind`` is one of ``rate_limit`` (wait ``retry_after`` seconds and ask again),
+    ``quota`` (the day's requests are used up: stop until the provider's reset),
+    ``premium`` (the request needs a paid plan), ``unknown_symbol``, ``auth`` (key missing
+    or refused), ``bad_response`` (error JSON, an HTML page, a truncated or empty body,
+    bars that fail the checks) or ``network``. The message never holds an API key.
+    """
+
+    KINDS = ("rate_limit", "quota", "premium", "unknown_symbol", "auth", "bad_response", "network")
+
+    def __init__(
+        self,
+        provider: str,
+        symbol: str | None,
+        reason: str,
+        kind: str = "bad_response",
+        retry_after: float | None = None,
+    ) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown fetch error kind {kind!r}")
+        self.provider = provider
+        self.symbol = symbol
+        self.reason = reason
+        self.kind = kind
+        self.retry_after = retry_after
+        who = f"{provider} {symbol}" if symbol else provider
+        super().__init__(f"{who}: {reason}")
