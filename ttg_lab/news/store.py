@@ -164,6 +164,7 @@ def load_shipped_news(store: Store, data_dir: Path = DEFAULT_DATA_DIR) -> int:
 
 
 def _news(row: NewsItem) -> News:
+    assert row.published_at is not None  # undated items are never read to be served
     return News(
         source=row.source,
         url=row.url,
@@ -177,9 +178,14 @@ def _news(row: NewsItem) -> News:
 
 
 def read_news(store: Store) -> list[News]:
-    """Every stored item, sorted by ``published_at`` then ``url``."""
+    """Every stored dated item, sorted by ``published_at`` then ``url`` (an undated item
+    is kept in the store but never served)."""
     with store.session() as session:
-        rows = session.scalars(select(NewsItem).order_by(NewsItem.published_at, NewsItem.url))
+        rows = session.scalars(
+            select(NewsItem)
+            .where(NewsItem.published_at.is_not(None))
+            .order_by(NewsItem.published_at, NewsItem.url)
+        )
         return [_news(row) for row in rows]
 
 

@@ -164,6 +164,8 @@ class TradingRun(Base):
         ForeignKey("experiments.id"), index=True, default=None
     )
     """The experiment the run is a repeat of (None: a run on its own)."""
+    forward: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A run that trades forward on the wall clock, bar by bar as the provider releases them."""
 
     model: Mapped[TradingModel] = relationship()
 
@@ -184,6 +186,10 @@ class RunStep(Base):
     risk_state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The run's attempt (claim) that committed the step: its LLM calls are the step's."""
+    data_seen: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Hash of the bars the step could see when decided (forward runs; None for backtests)."""
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A forward run's step missed while the run was down, recorded without a decision."""
 
 
 class LedgerEntry(Base):
@@ -412,7 +418,7 @@ class LLMCall(Base):
 class NewsItem(Base):
     """A dated news item the search tool may serve once its publish time has passed.
 
-    ``published_at`` is naive UTC; items without a publish time are never stored.
+    ``published_at`` is naive UTC; an item without one (None) is stored but never served.
     """
 
     __tablename__ = "news_items"
@@ -424,7 +430,7 @@ class NewsItem(Base):
     title: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text, default="")
     content: Mapped[str] = mapped_column(Text, default="")
-    published_at: Mapped[datetime] = mapped_column(DateTime)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     symbols: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     topics: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
