@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ttg_lab.errors import TTGLabError
+from ttg_lab.ratelimit import window_wait
 
 RPM_WINDOW = 60.0
 """Seconds over which ``requests_per_minute`` is counted."""
@@ -183,8 +184,8 @@ class ProviderLimiter:
             self._starts.popleft()
         wait = max(0.0, self._cool_until - now)
         rpm = self.limits.requests_per_minute
-        if rpm is not None and len(self._starts) >= rpm:
-            wait = max(wait, self._starts[-rpm] + self.window - now)
+        if rpm is not None:
+            wait = max(wait, window_wait(self._starts, now, rpm, self.window))
         if self._active >= self.limits.concurrency:
             return float("inf")
         return wait

@@ -22,20 +22,8 @@ from typing import Protocol
 
 from ttg_lab.market.bars import ImportedBars
 from ttg_lab.market.markets import Market
+from ttg_lab.ratelimit import RateLimit as RateLimit  # part of the providers contract
 from ttg_lab.registry import Registry
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most ``requests`` requests in any ``seconds`` (a day's quota is 86,400 s)."""
-
-    requests: int
-    seconds: float
-
-    def __str__(self) -> str:
-        unit = {60.0: "a minute", 86_400.0: "a day", 1.0: "a second"}.get(float(self.seconds))
-        per = unit or f"per {self.seconds:g} s"
-        return f"{self.requests} requests {per}"
 
 
 @dataclass(frozen=True)
