@@ -272,9 +272,26 @@ def read_alpha_vantage_json(
     ``thousands=True`` also accepts grouped numbers such as ``"1,435.11"``. Alpha Vantage
     stamps intraday bars by their start (its 15:00 bar closes at the day's close).
     """
-    label = check_label(label)
     path = Path(path)
-    text = _read_text(path)
+    return alpha_vantage_bars(_read_text(path), path, symbol, thousands, label)
+
+
+def alpha_vantage_bars(
+    text: str,
+    source: str | Path,
+    symbol: str | None = None,
+    thousands: bool = False,
+    label: BarLabel = "start",
+) -> ImportedBars:
+    """Bars of one Alpha Vantage time-series document given as ``text`` (a file's or an
+    answer's): the one parser behind :func:`read_alpha_vantage_json` and the Alpha
+    Vantage data provider. ``source`` names where the text came from in errors (a
+    :class:`DataFileError`) and in the result. Series keys ``Time Series (Daily)``,
+    ``(60min)``... and ``(Digital Currency Daily)`` are known; fields may be spelled
+    ``1. open`` or ``1a. open (USD)``.
+    """
+    label = check_label(label)
+    path = Path(source)
     doc = _loads(text, path)
     meta_symbol, interval, series = _split_document(doc, path, 1)
     name = symbol or meta_symbol

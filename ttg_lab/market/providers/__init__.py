@@ -6,6 +6,7 @@ from its spec.
 
 from __future__ import annotations
 
+from ttg_lab.market.providers import alphavantage  # noqa: F401  (registers "alphavantage")
 from ttg_lab.market.providers.base import (
     PROVIDERS,
     DataProvider,

@@ -1,0 +1,359 @@
+"""The Alpha Vantage provider, through HTTP against a local server replaying real answers.
+
+Every bad answer Alpha Vantage gives becomes a FetchError of the right kind naming the
+provider, the symbol and the reason; the key never shows in a request, an answer, a
+message or a log record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+from support.alphavantage_server import FAULTS, FIXTURES, AlphaVantageServer, Fault
+
+from ttg_lab.errors import ConfigError, FetchError, ValidationError
+from ttg_lab.market.importers import read_alpha_vantage_json
+from ttg_lab.market.markets import MARKETS
+from ttg_lab.market.providers import FetchRequest, make_provider
+from ttg_lab.market.providers.alphavantage import AlphaVantage, query_url
+from ttg_lab.market.shipped import read_shipped
+
+FAKE_KEY = "E1FAKEKEY0123456789XYZ"
+US = MARKETS["us"]
+CRYPTO = MARKETS["crypto"]
+
+EXPECTED_KIND: dict[Fault, str] = {
+    "minute_note": "rate_limit",
+    "daily_quota": "quota",
+    "premium": "premium",
+    "unknown_symbol": "unknown_symbol",
+    "bad_key": "auth",
+    "empty_object": "unknown_symbol",
+    "html_502": "bad_response",
+    "html_503": "bad_response",
+    "truncated": "bad_response",
+    "empty_body": "bad_response",
+    "http_429": "rate_limit",
+}
+EXPECTED_REASON: dict[Fault, str] = {
+    "minute_note": "rate limit",
+    "daily_quota": "quota",
+    "premium": "premium",
+    "unknown_symbol": "Invalid API call",
+    "bad_key": "API key was refused",
+    "empty_object": "no data for symbol",
+    "html_502": "an HTML page (HTTP status 502)",
+    "html_503": "an HTML page (HTTP status 503)",
+    "truncated": "truncated or invalid JSON",
+    "empty_body": "an empty body",
+    "http_429": "HTTP 429",
+}
+
+
+@pytest.fixture()
+def key(monkeypatch: pytest.MonkeyPatch) -> str:
+    for name in ("ALPHAADVANTAGE_API_KEY", "ALPHA_VANTAGE_API_KEY", "TTG_LAB_ALPHAVANTAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("TTG_LAB_ALPHAVANTAGE_PREMIUM", raising=False)
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", FAKE_KEY)
+    return FAKE_KEY
+
+
+@pytest.fixture()
+def server() -> Iterator[AlphaVantageServer]:
+    with AlphaVantageServer() as running:
+        yield running
+
+
+@pytest.fixture()
+def provider(server: AlphaVantageServer, key: str) -> AlphaVantage:
+    made = make_provider("alphavantage", server.base_url)
+    assert isinstance(made, AlphaVantage)
+    return made
+
+
+def _shipped(name: str, symbol: str) -> pd.DataFrame:
+    frame = read_shipped(name)
+    return frame[frame["symbol"] == symbol].reset_index(drop=True)
+
+
+def _fetched(
+    provider: AlphaVantage, market_code: str, symbol: str, interval: str, first: date, last: date
+) -> pd.DataFrame:
+    market = MARKETS[market_code]
+    frames = [
+        provider.parse(provider.send(request), market).bars.frame
+        for request in provider.requests(market, symbol, interval, first, last)
+    ]
+    return pd.concat(frames).sort_values("ts").reset_index(drop=True)
+
+
+def test_daily_bars_are_the_shipped_daily_bars(provider: AlphaVantage) -> None:
+    fetched = _fetched(provider, "us", "AAPL", "1d", date(2025, 6, 10), date(2025, 10, 30))
+    pd.testing.assert_frame_equal(fetched, _shipped("us_daily", "AAPL"))
+
+
+def test_hourly_bars_of_a_month_are_the_shipped_hourly_bars(
+    provider: AlphaVantage, server: AlphaVantageServer
+) -> None:
+    fetched = _fetched(provider, "us", "MSFT", "60min", date(2025, 10, 1), date(2025, 10, 31))
+    shipped = _shipped("us_hourly", "MSFT")
+    october = shipped[shipped["ts"] < "2025-11-01"].reset_index(drop=True)
+    assert len(fetched) == 23 * 6
+    pd.testing.assert_frame_equal(fetched, october)
+    (query,) = server.queries
+    assert query["month"] == "2025-10"
+    assert (query["adjusted"], query["extended_hours"], query["outputsize"]) == (
+        "false",
+        "false",
+        "full",
+    )
+    assert query["interval"] == "60min" and query["datatype"] == "json"
+
+
+def test_hourly_period_is_one_request_per_month(provider: AlphaVantage) -> None:
+    planned = provider.requests(US, "AAPL", "60min", date(2025, 9, 15), date(2025, 11, 3))
+    assert [dict(r.params)["month"] for r in planned] == ["2025-09", "2025-10", "2025-11"]
+    assert [(r.first, r.last) for r in planned] == [
+        (date(2025, 9, 15), date(2025, 9, 30)),
+        (date(2025, 10, 1), date(2025, 10, 31)),
+        (date(2025, 11, 1), date(2025, 11, 3)),
+    ]
+
+
+def test_a_free_key_asks_compact_and_says_when_the_period_starts_earlier(
+    provider: AlphaVantage,
+) -> None:
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 1, 2), date(2025, 10, 30))
+    assert dict(request.params)["outputsize"] == "compact"
+    parsed = provider.parse(provider.send(request), US)
+    assert len(parsed.bars.frame) == 100
+    assert any("last 100 daily bars" in note and "2025-01-02" in note for note in parsed.notes)
+    (recent,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    assert provider.parse(provider.send(recent), US).notes == ()
+
+
+def test_a_premium_key_asks_the_full_daily_history(
+    server: AlphaVantageServer, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTG_LAB_ALPHAVANTAGE_PREMIUM", "1")
+    premium = make_provider("alphavantage", server.base_url)
+    (request,) = premium.requests(US, "AAPL", "1d", date(2025, 1, 2), date(2025, 10, 30))
+    assert dict(request.params)["outputsize"] == "full"
+    assert [str(limit) for limit in premium.limits] == ["75 requests a minute"]
+    with pytest.raises(FetchError) as caught:  # the server's key is a free one
+        premium.parse(premium.send(request), US)
+    assert caught.value.kind == "premium"
+    monkeypatch.setenv("TTG_LAB_ALPHAVANTAGE_PREMIUM", "maybe")
+    with pytest.raises(ConfigError, match="'maybe'"):
+        make_provider("alphavantage", server.base_url)
+
+
+def test_free_limits_are_declared(provider: AlphaVantage) -> None:
+    assert [str(limit) for limit in provider.limits] == [
+        "5 requests a minute",
+        "25 requests a day",
+    ]
+
+
+@pytest.mark.parametrize("coin", ["BTC", "LTC"])
+def test_crypto_daily_bars_are_the_shipped_bars(
+    provider: AlphaVantage, server: AlphaVantageServer, coin: str
+) -> None:
+    """BTC is served in the current shape ("1. open"), LTC in the older one
+    ("1a. open (USD)"): both parse to the bars they were rebuilt from."""
+    symbol = f"{coin}-USDT"
+    (request,) = provider.requests(CRYPTO, symbol, "1d", date(2025, 8, 1), date(2025, 11, 15))
+    assert dict(request.params) == {
+        "function": "DIGITAL_CURRENCY_DAILY",
+        "symbol": coin,
+        "market": "USD",
+        "datatype": "json",
+    }
+    parsed = provider.parse(provider.send(request), CRYPTO)
+    shipped = _shipped("crypto_daily", symbol)
+    expected = shipped[shipped["ts"] >= "2025-08-01"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(parsed.bars.frame, expected)
+    assert any("USD" in note for note in parsed.notes)
+
+
+@pytest.mark.parametrize(
+    ("market", "symbol", "interval", "problem"),
+    [
+        ("crypto", "CD5", "1d", "'CD5'"),
+        ("crypto", "BTC-USDT", "60min", "'60min'"),
+        ("cn", "600519.SH", "1d", "'cn'"),
+        ("us", "not a symbol", "1d", "'not a symbol'"),
+    ],
+)
+def test_what_it_cannot_serve_is_refused_naming_it(
+    provider: AlphaVantage, market: str, symbol: str, interval: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        provider.requests(MARKETS[market], symbol, interval, date(2025, 8, 1), date(2025, 9, 1))
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_every_bad_answer_is_a_fetch_error_of_its_kind_without_the_key(
+    provider: AlphaVantage,
+    server: AlphaVantageServer,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    (request,) = provider.requests(US, "NVDA", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    server.fail(fault)
+    response = provider.send(request)
+    with pytest.raises(FetchError) as caught:
+        provider.parse(response, US)
+    error = caught.value
+    assert error.kind == EXPECTED_KIND[fault]
+    assert (error.provider, error.symbol) == ("alphavantage", "NVDA")
+    message = str(error)
+    assert message.startswith("alphavantage NVDA: ") and EXPECTED_REASON[fault] in message
+    assert len(message) < 300
+    if error.kind == "rate_limit":
+        assert error.retry_after == 60
+    assert server.queries[-1]["apikey"] == FAKE_KEY  # the key was sent...
+    kept = [message, request.shown(), json.dumps(request.params), request.key]
+    kept += [response.body.decode("utf-8", "replace"), response.request.shown()]
+    kept += [record.getMessage() for record in caplog.records]
+    assert not [text for text in kept if FAKE_KEY in text]  # ...and is kept nowhere
+
+
+def test_an_answer_echoing_the_key_is_kept_masked(
+    provider: AlphaVantage, server: AlphaVantageServer
+) -> None:
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    server.fail("daily_quota")
+    response = provider.send(request)
+    assert b"We have detected your API key as *** and" in response.body
+    assert FAKE_KEY.encode() not in response.body
+
+
+def test_an_unknown_symbol_is_named(provider: AlphaVantage) -> None:
+    (request,) = provider.requests(US, "ZZZZ", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    with pytest.raises(FetchError, match="alphavantage ZZZZ: unknown symbol") as caught:
+        provider.parse(provider.send(request), US)
+    assert caught.value.kind == "unknown_symbol"
+
+
+def test_json_without_a_time_series_is_a_bad_response(provider: AlphaVantage) -> None:
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    response = provider.send(request)
+    odd = replace(response, body=json.dumps({"Meta Data": {"2. Symbol": "AAPL"}}).encode())
+    with pytest.raises(FetchError, match="alphavantage AAPL: no 'Time Series") as caught:
+        provider.parse(odd, US)
+    assert caught.value.kind == "bad_response"
+
+
+def test_without_a_key_nothing_is_sent(
+    provider: AlphaVantage, server: AlphaVantageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALPHAVANTAGE_API_KEY")
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    with pytest.raises(FetchError, match="ALPHAVANTAGE_API_KEY") as caught:
+        provider.send(request)
+    assert caught.value.kind == "auth"
+    assert server.queries == []
+
+
+@pytest.mark.parametrize("name", ["ALPHAADVANTAGE_API_KEY", "ALPHA_VANTAGE_API_KEY"])
+def test_the_other_key_spellings_work(
+    provider: AlphaVantage,
+    server: AlphaVantageServer,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    monkeypatch.delenv("ALPHAVANTAGE_API_KEY")
+    monkeypatch.setenv(name, "OTHERKEY42")
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    provider.parse(provider.send(request), US)
+    assert server.queries[-1]["apikey"] == "OTHERKEY42"
+
+
+def test_no_answer_is_a_network_error_without_the_key(
+    key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = make_provider("alphavantage", f"http://127.0.0.1:{port}")
+    (request,) = closed.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    with pytest.raises(FetchError) as caught:
+        closed.send(request, timeout=2)
+    assert caught.value.kind == "network" and "alphavantage AAPL: no answer" in str(caught.value)
+    assert FAKE_KEY not in str(caught.value)
+    assert not [r for r in caplog.records if FAKE_KEY in r.getMessage()]
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/query", "/query/"])
+def test_base_url_comes_from_the_argument_or_the_environment(
+    server: AlphaVantageServer, key: str, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    given = server.base_url + suffix
+    assert query_url(given) == f"{server.base_url}/query"
+    for provider in (
+        make_provider("alphavantage", given),
+        _with_env(monkeypatch, given),
+    ):
+        assert provider.base_url == server.base_url
+        (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+        assert request.url == f"{server.base_url}/query"
+        provider.parse(provider.send(request), US)
+    assert server.counts[("TIME_SERIES_DAILY", "AAPL")] == 2
+
+
+def _with_env(monkeypatch: pytest.MonkeyPatch, url: str) -> AlphaVantage:
+    monkeypatch.setenv("TTG_LAB_ALPHAVANTAGE_URL", url)
+    made = make_provider("alphavantage")
+    assert isinstance(made, AlphaVantage)
+    return made
+
+
+def test_the_default_base_url_is_the_public_host(key: str) -> None:
+    provider = make_provider("alphavantage")
+    assert provider.base_url == "https://www.alphavantage.co"
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    assert request.url == "https://www.alphavantage.co/query"
+
+
+@pytest.mark.parametrize("bad", ["ftp://example.com", "not a url", "http://", "http://h/?a=1"])
+def test_a_bad_base_url_is_refused_naming_it(key: str, bad: str) -> None:
+    with pytest.raises(ConfigError, match="is not an http"):
+        make_provider("alphavantage", bad)
+
+
+def test_released_bars_only_are_served(provider: AlphaVantage, server: AlphaVantageServer) -> None:
+    server.release_until(datetime(2025, 10, 15, 12, 0))
+    (request,) = provider.requests(US, "AAPL", "60min", date(2025, 10, 1), date(2025, 10, 31))
+    frame = provider.parse(provider.send(request), US).bars.frame
+    assert frame["ts"].max() == pd.Timestamp("2025-10-15 12:00")
+    server.release_until(datetime(2025, 10, 15, 13, 0))
+    frame = provider.parse(provider.send(request), US).bars.frame
+    assert frame["ts"].max() == pd.Timestamp("2025-10-15 13:00")
+    assert server.counts[("TIME_SERIES_INTRADAY", "AAPL")] == 2
+
+
+def test_the_file_reader_and_the_provider_share_one_parser(provider: AlphaVantage) -> None:
+    from_file = read_alpha_vantage_json(FIXTURES / "TIME_SERIES_DAILY_MSFT.json").frame
+    fetched = _fetched(provider, "us", "MSFT", "1d", date(2025, 6, 10), date(2025, 10, 30))
+    pd.testing.assert_frame_equal(fetched, from_file)
+    old = read_alpha_vantage_json(FIXTURES / "DIGITAL_CURRENCY_DAILY_LTC.json", symbol="LTC-USDT")
+    assert old.interval == "1d" and len(old.frame) == 107
+
+
+def test_requests_carry_no_secret_and_a_stable_key(provider: AlphaVantage) -> None:
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    assert isinstance(request, FetchRequest)
+    assert "apikey" not in dict(request.params)
+    (again,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    assert again.key == request.key
