@@ -65,7 +65,7 @@ def test_used_up_day_quota_is_refused_not_slept() -> None:
     for _ in range(25):
         limiter.acquire()
     before = fake.time
-    with pytest.raises(QuotaExceeded, match="25 requests a day.*run again after the reset"):
+    with pytest.raises(QuotaExceeded, match=r"25 requests a day.*run again after the reset"):
         limiter.acquire()
     assert fake.time - before < timedelta(hours=1)
     assert all(s <= 60.0 for s in fake.slept)
