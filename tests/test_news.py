@@ -59,7 +59,12 @@ ALPHAVANTAGE = FIXTURES / "alphavantage_news.json"
 AITRADER_LOG = FIXTURES / "aitrader_log.jsonl"
 AITRADER_NEWS_TOOL_LOG = FIXTURES / "aitrader_news_tool_log.jsonl"
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-KEY_ENVS = ("ALPHAADVANTAGE_API_KEY", "ALPHA_VANTAGE_API_KEY", "JINA_API_KEY")
+KEY_ENVS = (
+    "ALPHAVANTAGE_API_KEY",
+    "ALPHAADVANTAGE_API_KEY",
+    "ALPHA_VANTAGE_API_KEY",
+    "JINA_API_KEY",
+)
 SECRET = "sk-test-7f3a9c1e5b2d4f60"
 
 

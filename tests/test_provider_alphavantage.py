@@ -12,22 +12,29 @@ import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import delete, select
 from support.alphavantage_server import FAULTS, FIXTURES, AlphaVantageServer, Fault
 
 from ttg_lab.errors import ConfigError, FetchError, ValidationError
 from ttg_lab.market.importers import read_alpha_vantage_json
 from ttg_lab.market.markets import MARKETS
-from ttg_lab.market.providers import FetchRequest, make_provider
+from ttg_lab.market.providers import FetchRequest, RawResponse, make_provider
 from ttg_lab.market.providers.alphavantage import AlphaVantage, query_url
 from ttg_lab.market.shipped import read_shipped
+from ttg_lab.news.fetch import fetch_news
+from ttg_lab.news.providers import AlphaVantageNews, configured_providers
+from ttg_lab.news.store import news_index, read_news
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import NewsItem
 
 FAKE_KEY = "E1FAKEKEY0123456789XYZ"
 US = MARKETS["us"]
 CRYPTO = MARKETS["crypto"]
+FAR_FUTURE = datetime(2100, 1, 1)
 
 EXPECTED_KIND: dict[Fault, str] = {
     "minute_note": "rate_limit",
@@ -357,3 +364,118 @@ def test_requests_carry_no_secret_and_a_stable_key(provider: AlphaVantage) -> No
     assert "apikey" not in dict(request.params)
     (again,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
     assert again.key == request.key
+
+
+# --- NEWS_SENTIMENT into the news store ----------------------------------------------
+
+NEWS_FEED = json.loads((FIXTURES / "NEWS_SENTIMENT.json").read_text(encoding="utf-8"))["feed"]
+NEWS_URLS = [entry["url"] for entry in NEWS_FEED]
+UNDATED_URL = "https://example.com/news/undated-item-for-tests"
+BRAZIL_URL = "https://cointelegraph.com/news/brazil-brlv-stablecoin-high-yield-bond-access"
+NEWS_START = datetime(2025, 8, 1)
+NEWS_END = datetime(2025, 10, 31)
+
+
+@pytest.fixture()
+def news_store(db_url: str) -> Store:
+    """A store without the fixture's items (the shipped corpus holds the same sample)."""
+    store = Store(db_url)
+    with store.session() as session:
+        session.execute(delete(NewsItem).where(NewsItem.url.in_(NEWS_URLS)))
+    return store
+
+
+def _stored(store: Store) -> dict[str, datetime | None]:
+    with store.session() as session:
+        rows = session.execute(
+            select(NewsItem.url, NewsItem.published_at).where(NewsItem.url.in_(NEWS_URLS))
+        )
+        return {url: published for url, published in rows}
+
+
+def test_fetched_news_is_stored_with_utc_publish_times(
+    provider: AlphaVantage, server: AlphaVantageServer, news_store: Store
+) -> None:
+    report = fetch_news(news_store, provider, ["BTC-USDT"], NEWS_START, NEWS_END)
+    assert (report.merge.added, report.merge.undated, report.merge.skipped) == (21, 1, 0)
+    stored = _stored(news_store)
+    assert len(stored) == 21
+    assert stored[BRAZIL_URL] == datetime(2025, 10, 15, 1, 18, 2)  # 21:18:02 EDT
+    (query,) = server.queries
+    assert query["tickers"] == "CRYPTO:BTC" and query["function"] == "NEWS_SENTIMENT"
+    assert (query["time_from"], query["time_to"]) == ("20250731T2000", "20251030T2000")
+    assert all(FAKE_KEY.encode() not in r.body for r in report.responses)
+    assert "21 added (1 undated" in report.summary()
+
+
+def test_an_undated_item_is_stored_and_never_served(
+    provider: AlphaVantage, news_store: Store
+) -> None:
+    fetch_news(news_store, provider, [], NEWS_START, NEWS_END)
+    assert _stored(news_store)[UNDATED_URL] is None
+    assert UNDATED_URL not in {item.url for item in read_news(news_store)}
+    hits = news_index(news_store).search(
+        "Alpha Vantage listed without publish time", FAR_FUTURE, 50
+    )
+    assert UNDATED_URL not in {hit.url for hit in hits}
+
+
+def test_a_dated_item_is_served_only_after_its_publish_time(
+    provider: AlphaVantage, news_store: Store
+) -> None:
+    fetch_news(news_store, provider, [], NEWS_START, NEWS_END)
+    published = datetime(2025, 10, 15, 1, 18, 2)
+    query = "Brazilian stablecoin BRLV yields"
+    at = news_index(news_store).search(query, published, 50)
+    after = news_index(news_store).search(query, published + timedelta(seconds=1), 50)
+    assert BRAZIL_URL not in {hit.url for hit in at}
+    assert BRAZIL_URL in {hit.url for hit in after}
+
+
+def test_fetching_the_same_news_again_adds_nothing(
+    provider: AlphaVantage, news_store: Store
+) -> None:
+    fetch_news(news_store, provider, [], NEWS_START, NEWS_END)
+    before = _stored(news_store)
+    again = fetch_news(news_store, provider, [], NEWS_START, NEWS_END)
+    assert (again.merge.added, again.merge.skipped) == (0, 21)
+    assert _stored(news_store) == before
+
+
+def test_news_pages_back_by_time_to_until_the_period_is_covered(
+    provider: AlphaVantage, server: AlphaVantageServer, news_store: Store
+) -> None:
+    report = fetch_news(news_store, provider, [], NEWS_START, NEWS_END, limit=5)
+    assert report.pages > 3
+    assert len(_stored(news_store)) == 21
+    ends = [q["time_to"] for q in server.queries]
+    assert ends == sorted(ends, reverse=True) and len(set(ends)) == len(ends)
+
+
+def test_a_bad_news_page_stores_nothing(
+    provider: AlphaVantage, server: AlphaVantageServer, news_store: Store
+) -> None:
+    def second_page_fails(request: FetchRequest) -> RawResponse:
+        if server.queries:
+            server.fail("daily_quota")
+        return provider.send(request)
+
+    with pytest.raises(FetchError) as caught:
+        fetch_news(news_store, provider, [], NEWS_START, NEWS_END, limit=5, send=second_page_fails)
+    assert caught.value.kind == "quota" and FAKE_KEY not in str(caught.value)
+    assert _stored(news_store) == {}
+
+
+@pytest.mark.parametrize("given", ["", "/query"])
+def test_online_news_takes_the_same_base_url_and_keys(
+    server: AlphaVantageServer, key: str, given: str
+) -> None:
+    """The search tool's online news reads the URL and key as the provider does: a base
+    URL with or without ``/query``, and the ``ALPHAVANTAGE_API_KEY`` spelling."""
+    env = {"ALPHAVANTAGE_API_KEY": FAKE_KEY, "TTG_LAB_ALPHAVANTAGE_URL": server.base_url + given}
+    (online,) = configured_providers(env)
+    assert isinstance(online, AlphaVantageNews)
+    assert online.base_url == f"{server.base_url}/query"
+    result = online.fetch("bitcoin", datetime(2025, 10, 20), ["BTC-USDT"])
+    assert result.note is None and BRAZIL_URL in {item.url for item in result.items}
+    assert server.queries[-1]["apikey"] == FAKE_KEY

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ttg_lab import users
 from ttg_lab.agents.policy import Policy, register_policy
+from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -31,6 +32,7 @@ from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Experiment, Run, RunList
 from ttg_lab.runs.experiments import ExperimentInfo, list_experiments, read_experiment
+from ttg_lab.runs.forward import BarSource
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -175,7 +177,9 @@ class Lab:
         self.settings = GlobalSettings(store, user)
         self.profile = TradingProfile(store, user)
         self.users = UsersAPI(store, user)
-        self._runs = RunService(store, self.models, self.rules, store_metrics)
+        self._runs = RunService(
+            store, self.models, self.rules, store_metrics, config.data_dir / "cache"
+        )
 
     def __repr__(self) -> str:
         url = self.store.engine.url.render_as_string(hide_password=True)
@@ -198,6 +202,8 @@ class Lab:
         *,
         background: bool = ...,
         on_event: Subscriber | None = ...,
+        clock: Clock | None = ...,
+        source: BarSource | None = ...,
         repeats: None = ...,
         name: str = ...,
         **options: Any,
@@ -213,6 +219,8 @@ class Lab:
         *,
         background: bool = ...,
         on_event: Subscriber | None = ...,
+        clock: Clock | None = ...,
+        source: BarSource | None = ...,
         repeats: int,
         name: str = ...,
         **options: Any,
@@ -227,6 +235,8 @@ class Lab:
         *,
         background: bool = True,
         on_event: Subscriber | None = None,
+        clock: Clock | None = None,
+        source: BarSource | None = None,
         repeats: int | None = None,
         name: str = "",
         **options: Any,
@@ -241,12 +251,27 @@ class Lab:
         ``seed``, ``path``, ``provenance``, ``replay_from``), checked before anything is
         written. ``background=False`` runs in this thread (repeats one after another);
         ``on_event`` receives the runs' events.
+
+        ``forward=True`` (with ``until``, ``provider``, ``provider_url``, ``missed``) trades
+        forward from the next bar as the provider releases them, on the wall clock (or
+        ``clock``; ``source`` replaces the provider's bars: both for tests, not recorded);
+        see :mod:`ttg_lab.runs.forward`.
         """
         run_options = RunOptions.from_kwargs(options)
         if isinstance(model, type):
             model = self.policy_model(model)
         if repeats is None:
-            handle = self._runs.start(model, mode, start, end, run_options, background, on_event)
+            handle = self._runs.start(
+                model,
+                mode,
+                start,
+                end,
+                run_options,
+                background,
+                on_event,
+                clock or WALL_CLOCK,
+                source,
+            )
             return self._run(handle)
         experiment_id, _ = self._runs.start_repeats(
             model, mode, start, end, run_options, repeats, name, background, on_event

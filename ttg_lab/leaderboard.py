@@ -8,6 +8,10 @@ and mode) give ``repeats`` and the mean return with a bootstrap 95% interval (no
 fewer than 2). The comparison with the benchmark says whether the difference is
 significant (a block-bootstrap interval of the mean bar excess return that excludes
 zero), not just which number is larger.
+
+A model's forward runs (traded bar by bar as the bars came, so after every model's
+training cutoff) get a row of their own, marked ``forward``: they are never ranked
+together with its backtests.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ BOARD_COLUMNS: list[str] = [
     "ai_model_id",
     "market",
     "mode",
+    "forward",
     "runs",
     "period_start",
     "period_end",
@@ -66,6 +71,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "model",
     "market",
     "mode",
+    "forward",
     "runs",
     "total_return",
     "sharpe",
@@ -157,7 +163,8 @@ def leaderboard(
     sort: str = "sharpe",
     owners: list[int] | None = None,
 ) -> pd.DataFrame:
-    """One row per model with completed runs matching the filters, best first by ``sort``.
+    """One row per model with completed runs matching the filters (one more for its
+    forward runs, marked ``forward``), best first by ``sort``.
 
     ``start`` and ``end`` are days: runs whose period starts on or after ``start``'s day and
     ends on or before ``end``'s day (a time with a UTC offset needs ``market``).
@@ -175,6 +182,7 @@ def leaderboard(
             TradingRun.period_end,
             TradingRun.metrics,
             TradingRun.experiment_id,
+            TradingRun.forward,
             TradingModel.signature,
             TradingModel.name,
             TradingModel.ai_model_id,
@@ -198,10 +206,10 @@ def leaderboard(
         query = query.where(or_(TradingModel.owner_id.in_(owners), TradingModel.shared.is_(True)))
     with store.session() as session:
         rows = session.execute(query.order_by(TradingRun.id)).all()
-    by_model: dict[int, list[Any]] = {}
+    by_model: dict[tuple[int, bool], list[Any]] = {}
     for row in rows:
         if row.metrics and "error" not in row.metrics:
-            by_model.setdefault(row.model_id, []).append(row)
+            by_model.setdefault((row.model_id, bool(row.forward)), []).append(row)
     board = [_model_row(runs) for runs in by_model.values()]
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
@@ -243,6 +251,7 @@ def _model_row(runs: list[Any]) -> dict[str, Any]:
         "ai_model_id": latest.ai_model_id,
         "market": latest.market,
         "mode": latest.mode,
+        "forward": bool(latest.forward),
         "runs": len(runs),
         "period_start": latest.period_start,
         "period_end": latest.period_end,

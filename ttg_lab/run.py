@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ttg_lab.attribution import attribution
+from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.engine.reader import (
     RunInfo,
@@ -35,6 +36,7 @@ from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.stored import benchmark_closes, run_metrics
 from ttg_lab.runs.experiments import ExperimentInfo
+from ttg_lab.runs.forward import BarSource
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
 from ttg_lab.runs.service import RunService
@@ -207,11 +209,17 @@ class Run:
         *,
         max_cost_usd: float | None = None,
         max_tokens: int | None = None,
+        clock: Clock = WALL_CLOCK,
+        source: BarSource | None = None,
     ) -> Run:
         """Continue a crashed, stopped or failed run from its last committed step (a run
         stopped by its budget: with a higher ``max_cost_usd`` or ``max_tokens``); this
-        Run then follows the new execution (returned for chaining)."""
-        self._handle = self._service.resume(self.id, background, on_event, max_cost_usd, max_tokens)
+        Run then follows the new execution (returned for chaining). A forward run first
+        catches up the bars it missed (``clock`` and ``source`` as ``Lab.start_run``
+        takes them)."""
+        self._handle = self._service.resume(
+            self.id, background, on_event, max_cost_usd, max_tokens, clock, source
+        )
         return self
 
     def replay(self, background: bool = True, on_event: Subscriber | None = None) -> Run:

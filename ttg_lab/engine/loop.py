@@ -12,6 +12,12 @@ The loop runs under the run's lease (:mod:`ttg_lab.store.leases`): every step co
 starts with an UPDATE conditioned on the lease, so a process whose run was taken over
 stops before writing anything, and never goes on with its own in-memory portfolio.
 
+A forward run's calendar grows as it runs: instead of a fixed list of clocks, the loop
+asks its :class:`StepFeed` for each next step (and the prices that step may see), waiting
+on it for the bar; each such step stores the hash of the bars it could see
+(``run_steps.data_seen``), and a step missed while the run was down may be recorded
+without a decision (``skipped``), its equity marked at the bar's open.
+
 The engine drives its agent through its own protocols (:class:`~ttg_lab.engine.step.Agent`,
 :class:`AgentBuilder`) and stores a run's results through the end-of-run hook it is given
 (the lab passes the metrics), so it imports neither the agents nor the analysis above it.
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ttg_lab.broker.portfolio import Portfolio
@@ -37,7 +43,7 @@ from ttg_lab.engine.equity import max_drawdown
 from ttg_lab.engine.events import EventBus, RunEvent
 from ttg_lab.engine.ledger import LedgerRow
 from ttg_lab.engine.snapshot import RunSnapshot
-from ttg_lab.engine.step import Agent, simulate_step
+from ttg_lab.engine.step import Agent, mark_to_market, simulate_step
 from ttg_lab.errors import RunStateError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.news.search import NewsIndex
@@ -70,6 +76,27 @@ class AgentBuilder(Protocol):
     def build(self, run_id: int, attempt: int, context: RunContext) -> Agent: ...
 
 
+@dataclass(frozen=True)
+class FeedStep:
+    """A growing calendar's next step: its clock, the prices it may see (the bars before
+    it and the opens at it), the hash of those bars, and whether it is recorded without a
+    decision (missed while the run was down, and the run skips those)."""
+
+    clock: datetime
+    index: PriceIndex
+    data_seen: str
+    skipped: bool = False
+
+
+class StepFeed(Protocol):
+    """Where a run whose calendar grows as it runs (a forward run) gets its steps."""
+
+    def next_step(self, after: datetime | None, stop: threading.Event) -> FeedStep | None:
+        """The step after clock ``after`` (None: the run's first), once its bar's open is
+        known; None when the run is over or ``stop`` was set while waiting."""
+        ...
+
+
 @dataclass
 class RunPlan:
     """Everything the loop needs, prepared before the first step."""
@@ -81,6 +108,7 @@ class RunPlan:
     agent: Agent
     ctx: RunContext
     last_marked: float
+    last_clock: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,8 @@ class RunSetup:
     calendar: list[datetime]
     news: NewsIndex
     agent: AgentBuilder
+    feed: StepFeed | None = None
+    """Set for a run whose calendar grows (``calendar`` is then the steps expected)."""
 
     @property
     def initial_cash(self) -> float:
@@ -101,13 +131,20 @@ class RunSetup:
 
     def plan(self, store: Store, lease: Lease) -> RunPlan:
         """The plan of the lease's execution, from the run's last committed step."""
-        portfolio, risk, last_marked, next_step = restore_state(
-            store, lease.run_id, self.initial_cash
+        state = restore_state(store, lease.run_id, self.initial_cash)
+        ctx = self.snapshot.context(
+            self.index, lease.run_id, state.portfolio, news=self.news, risk=state.risk
         )
-        ctx = self.snapshot.context(self.index, lease.run_id, portfolio, news=self.news, risk=risk)
         agent = self.agent.build(lease.run_id, lease.attempt, ctx)
         return RunPlan(
-            lease.run_id, self.initial_cash, self.calendar, next_step, agent, ctx, last_marked
+            lease.run_id,
+            self.initial_cash,
+            self.calendar,
+            state.next_step,
+            agent,
+            ctx,
+            state.last_marked,
+            state.last_clock,
         )
 
 
@@ -154,23 +191,38 @@ class RunExecutor:
         """The steps; returns the run's end status and error (None when it completed)."""
         plan: RunPlan | None = None
         step: int | None = None
+        clock: datetime | None = None
         try:
             plan = self.setup.plan(self.store, self.lease)
             self.store.retrying(self._save_usage, f"accounting the LLM calls of run {self.run_id}")
             self._emit(
                 "started", f"run {self.run_id} from step {plan.start_step} of {len(plan.calendar)}"
             )
-            for step in range(plan.start_step, len(plan.calendar)):
+            feed = self.setup.feed
+            step = plan.start_step
+            while feed is not None or step < len(plan.calendar):
                 if self.stop_event.is_set():
                     return "stopped", None
                 if keeper.lost is not None:
                     raise keeper.lost
-                self._step(plan, step, plan.calendar[step])
+                if feed is None:
+                    clock = plan.calendar[step]
+                    self._step(plan, step, clock)
+                else:
+                    clock = None  # while waiting for the next bar, no step is in flight
+                    fed = feed.next_step(plan.last_clock, self.stop_event)
+                    if fed is None:
+                        return ("stopped" if self.stop_event.is_set() else "completed"), None
+                    clock = fed.clock
+                    self._fed_step(plan, step, fed)
+                step += 1
         except Exception as exc:  # any failure ends the run with its reason stored ...
             where = (
                 "before its first step"
                 if plan is None or step is None
-                else f"step {step} ({plan.calendar[step]:%Y-%m-%d %H:%M})"
+                else f"step {step} ({clock:%Y-%m-%d %H:%M})"
+                if clock is not None
+                else f"waiting for step {step}"
             )
             lost = exc if isinstance(exc, RunLostError) else self._lost()
             if lost is not None:  # ... unless it is no longer ours (a takeover's UNIQUE error)
@@ -202,16 +254,44 @@ class RunExecutor:
         except Exception:
             return None
 
-    def _step(self, plan: RunPlan, step: int, clock: datetime) -> None:
+    def _step(
+        self, plan: RunPlan, step: int, clock: datetime, data_seen: str | None = None
+    ) -> None:
         ctx = plan.ctx
         equity = simulate_step(ctx, plan.agent, step, clock, plan.last_marked)
-        plan.last_marked = equity
+        plan.last_marked, plan.last_clock = equity, clock
         self.store.retrying(
-            lambda: self._save_step(plan, step, clock, equity), f"commit of step {step}"
+            lambda: self._save_step(plan, step, clock, equity, data_seen), f"commit of step {step}"
         )
         self._emit_step(plan, step, clock, equity, ctx.record.ledger)
 
-    def _save_step(self, plan: RunPlan, step: int, clock: datetime, equity: float) -> None:
+    def _fed_step(self, plan: RunPlan, step: int, fed: FeedStep) -> None:
+        """A step of a growing calendar, on the prices its feed gave (decided, or recorded
+        without a decision: the portfolio unchanged, marked at the bar's open)."""
+        plan.ctx.index = fed.index
+        if not fed.skipped:
+            self._step(plan, step, fed.clock, fed.data_seen)
+            return
+        ctx = plan.ctx
+        ctx.advance(step, fed.clock)
+        equity = mark_to_market(ctx, fed.clock)  # the feed's bar at the clock is its open
+        plan.last_marked, plan.last_clock = equity, fed.clock
+        self.store.retrying(
+            lambda: self._save_step(plan, step, fed.clock, equity, fed.data_seen, skipped=True),
+            f"commit of step {step}",
+        )
+        self._emit("skipped", "skipped: missed while the run was down", step, fed.clock)
+        self._emit_step(plan, step, fed.clock, equity, [])
+
+    def _save_step(
+        self,
+        plan: RunPlan,
+        step: int,
+        clock: datetime,
+        equity: float,
+        data_seen: str | None = None,
+        skipped: bool = False,
+    ) -> None:
         """Write the step in one transaction that first advances the run's progress under
         the lease: a run taken over stops here, before writing anything. A step this
         lease committed already (its connection dropped after the commit reached the
@@ -231,6 +311,13 @@ class RunExecutor:
                     prompt_tokens=TradingRun.prompt_tokens + record.prompt_tokens,
                     completion_tokens=TradingRun.completion_tokens + record.completion_tokens,
                     llm_cost=TradingRun.llm_cost + record.llm_cost,
+                    # a growing calendar may pass the steps and period it expected
+                    steps_total=case(
+                        (TradingRun.steps_total > step, TradingRun.steps_total), else_=step + 1
+                    ),
+                    period_end=case(
+                        (TradingRun.period_end < clock, clock), else_=TradingRun.period_end
+                    ),
                     heartbeat_at=utcnow(),
                 ),
             )
@@ -245,10 +332,11 @@ class RunExecutor:
                 raise self.lease.lost(session) or RunStateError(
                     f"run {run_id}: step {step} does not follow the progress stored"
                 )
-            session.execute(
-                insert(LedgerEntry),
-                [{**row.as_record(), "run_id": run_id} for row in record.ledger],
-            )
+            if record.ledger:  # a skipped step decided nothing
+                session.execute(
+                    insert(LedgerEntry),
+                    [{**row.as_record(), "run_id": run_id} for row in record.ledger],
+                )
             if record.reasoning:
                 session.execute(
                     insert(ReasoningEntry),
@@ -281,6 +369,8 @@ class RunExecutor:
                     holdings=ctx.portfolio.snapshot(),
                     risk_state=ctx.risk.to_dict(),
                     attempt=self.lease.attempt,
+                    data_seen=data_seen,
+                    skipped=skipped,
                 )
             )
 
@@ -389,6 +479,10 @@ class RunExecutor:
                 .where(LedgerEntry.run_id == run_id, LedgerEntry.status == "filled")
             )
             final_value = equity[-1] if equity else initial_cash
+            # a grown calendar that completed expected more bars than came (holidays)
+            grown = (
+                {"steps_total": len(equity)} if self.setup.feed and status == "completed" else {}
+            )
             ended = updated(
                 session,
                 update(TradingRun)
@@ -402,6 +496,7 @@ class RunExecutor:
                     final_return=final_value / initial_cash - 1.0,
                     max_drawdown=max_drawdown(equity),
                     worker=None,
+                    **grown,
                     **usage_values(*run_usage(session, run_id)),
                 ),
             )
@@ -431,11 +526,20 @@ class RunExecutor:
         self.bus.emit(RunEvent(self.run_id, kind, message, step, clock, data or {}))
 
 
-def restore_state(
-    store: Store, run_id: int, initial_cash: float
-) -> tuple[Portfolio, RiskState, float, int]:
-    """Portfolio, risk state and marked equity after the last committed step, and the
-    next step to run (a fresh portfolio and step 0 for a new run)."""
+@dataclass(frozen=True)
+class Restored:
+    """A run's state after its last committed step, and the step to run next."""
+
+    portfolio: Portfolio
+    risk: RiskState
+    last_marked: float
+    next_step: int
+    last_clock: datetime | None
+
+
+def restore_state(store: Store, run_id: int, initial_cash: float) -> Restored:
+    """Portfolio, risk state, marked equity and clock after the last committed step, and
+    the next step to run (a fresh portfolio and step 0 for a new run)."""
 
     def last_step() -> RunStep | None:
         with store.session() as session:
@@ -448,6 +552,12 @@ def restore_state(
 
     last = store.retrying(last_step, f"reading the last step of run {run_id}")
     if last is None:
-        return Portfolio(initial_cash), RiskState(), initial_cash, 0
+        return Restored(Portfolio(initial_cash), RiskState(), initial_cash, 0, None)
     portfolio = Portfolio(last.cash, {k: float(v) for k, v in last.holdings.items()})
-    return portfolio, RiskState.from_dict(last.risk_state), last.equity, last.step_index + 1
+    return Restored(
+        portfolio,
+        RiskState.from_dict(last.risk_state),
+        last.equity,
+        last.step_index + 1,
+        last.ts,
+    )

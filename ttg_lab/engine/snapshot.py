@@ -12,7 +12,8 @@ Shapes read (``version`` absent before version 1):
   ``interval``, ``prompt_version``, ``data_fingerprint``, ``package_version``;
 - then ``agent_path`` and ``replay_of`` (runs before them took the chat path), then
   ``experiment`` (an experiment's provenance), then ``budget`` (the run's LLM caps; runs
-  before it had none);
+  before it had none), then ``forward`` (a forward run's until, provider, provider_url,
+  missed and started_at; absent or null: a backtest);
 - runs imported from AI-Trader add ``imported_from``, ``source``, ``source_path``,
   ``source_files``, later ``trimmed_copy`` and ``source_bar_labels`` (imports before it
   read every clock as a bar start), ``reconciliation`` and ``notes``.
@@ -21,6 +22,7 @@ Shapes read (``version`` absent before version 1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import date, datetime
 from typing import Any, Literal
 
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
@@ -81,6 +83,46 @@ class ImportSource:
     notes: list[str] = field(default_factory=list)
 
 
+MissedBars = Literal["decide", "skip"]
+"""What a resumed forward run does with the bars that came while it was down."""
+
+
+@dataclass(frozen=True)
+class ForwardSpec:
+    """How a forward run follows the wall clock: until which day (None: open-ended), the
+    provider it polls (a spec for ``make_provider`` and the base URL it was given), what
+    resume does with missed bars, and when it was created (naive UTC: its first step is
+    the first bar starting at or after it)."""
+
+    provider: str
+    started_at: datetime
+    until: date | None = None
+    provider_url: str | None = None
+    missed: MissedBars = "decide"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "provider_url": self.provider_url,
+            "until": None if self.until is None else self.until.isoformat(),
+            "missed": self.missed,
+            "started_at": self.started_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ForwardSpec | None:
+        if not data:
+            return None
+        until = data.get("until")
+        return cls(
+            provider=str(data["provider"]),
+            started_at=datetime.fromisoformat(str(data["started_at"])),
+            until=None if until is None else date.fromisoformat(str(until)),
+            provider_url=data.get("provider_url"),
+            missed="skip" if data.get("missed") == "skip" else "decide",
+        )
+
+
 @dataclass(frozen=True)
 class RunSnapshot:
     """What defines a run: the model, universe, rules, costs, fill, seed, bars, agent path,
@@ -101,6 +143,7 @@ class RunSnapshot:
     experiment: dict[str, Any] = field(default_factory=dict)
     imported: ImportSource | None = None
     budget: Budget = field(default_factory=Budget)
+    forward: ForwardSpec | None = None
     version: int = SNAPSHOT_VERSION
 
     @property
@@ -174,6 +217,8 @@ class RunSnapshot:
             "package_version": self.package_version,
             "version": self.version,
         }
+        if self.forward is not None:  # a backtest's snapshot keeps its earlier shape
+            data["forward"] = self.forward.to_json()
         if self.imported is not None:
             data |= {"reconciliation": self.imported.reconciliation, "notes": self.imported.notes}
         return data
@@ -231,6 +276,7 @@ class RunSnapshot:
                 experiment=dict(data.get("experiment") or {}),
                 imported=imported,
                 budget=Budget.from_json(data.get("budget")),
+                forward=ForwardSpec.from_json(data.get("forward")),
                 version=SNAPSHOT_VERSION,
             )
         except (KeyError, TypeError, ValueError) as exc:

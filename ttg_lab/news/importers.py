@@ -48,12 +48,29 @@ UNDATED_WORDS = frozenset({"", "unknown", "none", "null", "n/a", "na", "-"})
 
 
 @dataclass(frozen=True)
+class UndatedNews:
+    """An item its source gives without a usable publish time: stored (so it is known and
+    a later fetch skips it) with no time, and so never served. ``stated`` is what the
+    source gave instead of a time (empty when nothing)."""
+
+    source: str
+    url: str
+    title: str
+    summary: str
+    symbols: tuple[str, ...]
+    topics: tuple[str, ...]
+    stated: str
+
+
+@dataclass(frozen=True)
 class ImportResult:
-    """Items read from a source, and how many results were left out and why."""
+    """Items read from a source, and how many results were left out and why
+    (``undated`` holds the undated ones a source such as an API answer keeps)."""
 
     items: list[News]
     skipped_undated: int = 0
     skipped_malformed: int = 0
+    undated: tuple[UndatedNews, ...] = ()
 
 
 # --- publish times -------------------------------------------------------------------
@@ -206,8 +223,13 @@ def _http_url(value: Any) -> str:
     return url
 
 
-def alphavantage_item(entry: Any) -> News:
-    """One ``feed`` entry as News; :class:`UnusableRecord` when it lacks a URL, title or time."""
+_NO_TIME = datetime(1970, 1, 1)
+"""Stands in for the missing time while an undated item's text is cleaned; never kept."""
+
+
+def alphavantage_entry(entry: Any) -> News | UndatedNews:
+    """One ``feed`` entry as News, or UndatedNews when its ``time_published`` is missing
+    or unreadable; :class:`UnusableRecord` when it lacks a URL or a title."""
     if not isinstance(entry, dict):
         raise UnusableRecord("not an object", undated=False)
     url = _http_url(entry.get("url"))
@@ -216,33 +238,49 @@ def alphavantage_item(entry: Any) -> News:
         raise UnusableRecord("no title", undated=False)
     stamp = _text(entry.get("time_published"))
     published = parse_alphavantage_time(stamp)
-    if published is None:
-        raise UnusableRecord(f"no usable time_published ({stamp[:40]!r})", undated=True)
-    return make_news(
+    item = make_news(
         source=_text(entry.get("source")) or _text(entry.get("source_domain")) or "Alpha Vantage",
         url=url,
         title=title,
         summary=_text(entry.get("summary")),
-        published_at=published,
+        published_at=_NO_TIME if published is None else published,
         symbols=_names(entry.get("ticker_sentiment"), "ticker"),
         topics=_names(entry.get("topics"), "topic"),
     )
+    if published is not None:
+        return item
+    fields = (item.source, item.url, item.title, item.summary, item.symbols, item.topics)
+    return UndatedNews(*fields, stated=stamp[:40])
+
+
+def alphavantage_item(entry: Any) -> News:
+    """One ``feed`` entry as News; :class:`UnusableRecord` when it lacks a URL, title or time."""
+    found = alphavantage_entry(entry)
+    if isinstance(found, UndatedNews):
+        raise UnusableRecord(f"no usable time_published ({found.stated!r})", undated=True)
+    return found
 
 
 def alphavantage_feed(document: Any) -> ImportResult:
-    """All usable items of a NEWS_SENTIMENT answer; unusable entries are counted."""
+    """All usable items of a NEWS_SENTIMENT answer: the dated ones as ``items``, the
+    undated ones in ``undated`` (and counted); malformed entries are counted."""
     feed = document.get("feed") if isinstance(document, dict) else None
     if not isinstance(feed, list):
         return ImportResult([])
     items: list[News] = []
-    undated = malformed = 0
+    undated: list[UndatedNews] = []
+    malformed = 0
     for entry in feed:
         try:
-            items.append(alphavantage_item(entry))
-        except UnusableRecord as exc:
-            undated += exc.undated
-            malformed += not exc.undated
-    return ImportResult(earliest_per_url(items), undated, malformed)
+            found = alphavantage_entry(entry)
+        except UnusableRecord:
+            malformed += 1
+            continue
+        if isinstance(found, UndatedNews):
+            undated.append(found)
+        else:
+            items.append(found)
+    return ImportResult(earliest_per_url(items), len(undated), malformed, tuple(undated))
 
 
 def _load_json(path: Path) -> Any:
@@ -404,12 +442,14 @@ def read_aitrader_search_results(path: str | Path) -> ImportResult:
 def merge_results(results: Iterable[ImportResult]) -> ImportResult:
     """Several results as one: counts added, one item per URL (the earliest)."""
     items: list[News] = []
+    kept: list[UndatedNews] = []
     undated = malformed = 0
     for result in results:
         items.extend(result.items)
+        kept.extend(result.undated)
         undated += result.skipped_undated
         malformed += result.skipped_malformed
-    return ImportResult(earliest_per_url(items), undated, malformed)
+    return ImportResult(earliest_per_url(items), undated, malformed, tuple(kept))
 
 
 # --- the lab's JSONL format ----------------------------------------------------------
@@ -554,6 +594,8 @@ def read_news_file(path: str | Path, format: str = "auto") -> ImportResult:
 __all__ = [
     "ALPHAVANTAGE_TIMEZONE",
     "ImportResult",
+    "UndatedNews",
+    "alphavantage_entry",
     "alphavantage_feed",
     "alphavantage_time_param",
     "merge_results",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ttg_lab.market.providers.alphavantage import DEFAULT_BASE_URL, api_key, query_url
 from ttg_lab.news.importers import (
     UnusableRecord,
     alphavantage_feed,
@@ -34,10 +35,7 @@ from ttg_lab.news.search import NewsHit, NewsIndex, hit_for, published_before
 
 log = logging.getLogger(__name__)
 
-ALPHAVANTAGE_KEY_ENVS = ("ALPHAADVANTAGE_API_KEY", "ALPHA_VANTAGE_API_KEY")
-"""AI-Trader spells the variable ``ALPHAADVANTAGE_API_KEY``; the usual spelling works too."""
-ALPHAVANTAGE_URL_ENV = "TTG_LAB_ALPHAVANTAGE_URL"
-ALPHAVANTAGE_URL = "https://www.alphavantage.co/query"
+ALPHAVANTAGE_URL = query_url(DEFAULT_BASE_URL)
 JINA_KEY_ENV = "JINA_API_KEY"
 JINA_URL_ENV = "TTG_LAB_JINA_SEARCH_URL"
 JINA_URL = "https://s.jina.ai/"
@@ -243,10 +241,9 @@ def configured_providers(env: Mapping[str, str] | None = None) -> list[OnlineNew
     """The providers whose API key is set, read from the environment at call time."""
     env = os.environ if env is None else env
     providers: list[OnlineNewsProvider] = []
-    alpha_key = next((env[k] for k in ALPHAVANTAGE_KEY_ENVS if env.get(k, "").strip()), None)
+    alpha_key = api_key(env)
     if alpha_key:
-        url = env.get(ALPHAVANTAGE_URL_ENV, "").strip() or ALPHAVANTAGE_URL
-        providers.append(AlphaVantageNews(alpha_key.strip(), url))
+        providers.append(AlphaVantageNews(alpha_key, query_url(env=env)))
     jina_key = env.get(JINA_KEY_ENV, "").strip()
     if jina_key:
         providers.append(JinaSearch(jina_key, env.get(JINA_URL_ENV, "").strip() or JINA_URL))

@@ -3,8 +3,9 @@
 A load is one transaction: items are upserted by URL (new URLs inserted, known ones
 updated), and a ``datasets`` row (``market='news'``, ``interval='-'``) records the
 fingerprint of what was loaded, so reloading the shipped corpus is a no-op and a failure
-leaves the table as it was. Only SQLAlchemy Core/ORM constructs shared by SQLite and
-PostgreSQL are used.
+leaves the table as it was. Fetched news is merged instead (:func:`merge_news`): new URLs
+added, known ones skipped, undated items stored without a time and never served. Only
+SQLAlchemy Core/ORM constructs shared by SQLite and PostgreSQL are used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.shipped import DEFAULT_DATA_DIR
-from ttg_lab.news.importers import read_news_file
+from ttg_lab.news.importers import UndatedNews, read_news_file
 from ttg_lab.news.items import News, earliest_per_url, sort_news
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.news.shipped import read_shipped_news, shipped_news_path
@@ -127,6 +129,51 @@ def load_news(store: Store, items: Iterable[News], source_name: str) -> int:
     return len(unique)
 
 
+@dataclass(frozen=True)
+class NewsMerge:
+    """What a merge of fetched news did: items added (``undated`` of them without a
+    time, so stored but never served) and items skipped because their URL was known."""
+
+    added: int
+    undated: int
+    skipped: int
+
+
+def _undated_row(item: UndatedNews) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "content": "",
+        "published_at": None,
+        "symbols": list(item.symbols),
+        "topics": list(item.topics),
+    }
+
+
+def merge_news(
+    store: Store, items: Iterable[News], undated: Iterable[UndatedNews] = ()
+) -> NewsMerge:
+    """Add the items whose URL is not stored yet, in one transaction; a known URL is
+    skipped (never changed). An undated item is stored with no time and so never served
+    (:func:`read_news`); a URL given dated and undated is kept dated."""
+    dated = earliest_per_url(list(items))
+    dated_urls = {item.url for item in dated}
+    timeless = list({u.url: u for u in undated if u.url not in dated_urls}.values())
+    urls = [*dated_urls, *(u.url for u in timeless)]
+    if not urls:
+        return NewsMerge(0, 0, 0)
+    with store.session() as session:
+        known = _known_ids(session, urls)
+        fresh = [_row(item) for item in dated if item.url not in known]
+        fresh_undated = [_undated_row(u) for u in timeless if u.url not in known]
+        if fresh or fresh_undated:
+            session.execute(insert(NewsItem), fresh + fresh_undated)
+    added = len(fresh) + len(fresh_undated)
+    return NewsMerge(added, len(fresh_undated), len(urls) - added)
+
+
 def _stored_urls(session: Session, urls: Sequence[str]) -> int:
     total = 0
     for chunk in _chunks(urls):
@@ -228,10 +275,12 @@ def import_news_file(store: Store, path: str | Path, format: str = "auto") -> in
 
 
 __all__ = [
+    "NewsMerge",
     "dataset_name",
     "import_news_file",
     "load_news",
     "load_shipped_news",
+    "merge_news",
     "news_fingerprint",
     "news_index",
     "read_news",

@@ -9,12 +9,15 @@ masking, forward runs) are added here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from ttg_lab.agents.factory import AGENT_PATHS
 from ttg_lab.broker.costs import CostModel, resolve_cost_model
 from ttg_lab.broker.fills import check_fill_policy
 from ttg_lab.engine.budget import Budget
+from ttg_lab.engine.snapshot import MissedBars
 from ttg_lab.errors import ValidationError
 from ttg_lab.text import refuse_secrets
 
@@ -32,6 +35,14 @@ class RunOptions:
     recorded run whose LLM answers this one replays (chat path only); ``max_cost_usd`` and
     ``max_tokens``: the run's LLM budget (see :mod:`ttg_lab.engine.budget`; unset caps
     take the global defaults ``llm.max_cost_usd`` and ``llm.max_tokens``).
+
+    Forward runs (``forward=True``: trade bar by bar as the provider releases them, from
+    the first bar starting after the run is created): ``until`` the last day to trade
+    (a date or ``YYYY-MM-DD``; None: until stopped), ``provider`` the data provider polled
+    (``alphavantage``, ``ccxt:binance`` ...), ``provider_url`` its base URL (a mirror or a
+    test server; None: the provider's own), ``missed`` what resume does with the bars that
+    came while the run was down: ``decide`` each as of its own time, or ``skip`` (recorded
+    without a decision).
     """
 
     costs: CostModel | str | dict[str, Any] | None = None
@@ -42,6 +53,11 @@ class RunOptions:
     replay_from: int | None = None
     max_cost_usd: float | None = None
     max_tokens: int | None = None
+    forward: bool = False
+    until: date | str | None = None
+    provider: str | None = None
+    provider_url: str | None = None
+    missed: str = "decide"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", resolve_cost_model(self.costs))
@@ -64,6 +80,53 @@ class RunOptions:
             raise ValidationError(f"replay_from must be a run id, got {replay!r}")
         if replay is not None and self.path != "chat":
             raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+        self._check_forward()
+
+    def _check_forward(self) -> None:
+        """A forward run's options, refused (naming the value) when they cannot hold."""
+        if not isinstance(self.forward, bool):
+            raise ValidationError(f"forward must be True or False, got {self.forward!r}")
+        object.__setattr__(self, "until", _day(self.until))
+        if self.missed not in MISSED:
+            raise ValidationError(f"missed must be one of {', '.join(MISSED)}, got {self.missed!r}")
+        if self.provider is not None and (not isinstance(self.provider, str) or not self.provider):
+            raise ValidationError(f"provider must be a provider's name, got {self.provider!r}")
+        if self.provider_url is not None:
+            _check_url(self.provider_url)
+        if not self.forward:
+            given = [
+                name
+                for name, value, unset in (
+                    ("until", self.until, None),
+                    ("provider", self.provider, None),
+                    ("provider_url", self.provider_url, None),
+                    ("missed", self.missed, "decide"),
+                )
+                if value != unset
+            ]
+            if given:
+                raise ValidationError(
+                    f"{', '.join(given)} belong(s) to forward runs; pass forward=True"
+                )
+            return
+        if self.fill != "open":
+            raise ValidationError(
+                f"a forward run fills at the open (fill='open'), got fill={self.fill!r}: "
+                "the close is not known when the step decides"
+            )
+        if self.replay_from is not None:
+            raise ValidationError("a forward run cannot replay a recorded run: its bars are new")
+
+    @property
+    def missed_bars(self) -> MissedBars:
+        """``missed``, checked."""
+        return cast(MissedBars, self.missed)
+
+    @property
+    def until_day(self) -> date | None:
+        """``until``, parsed."""
+        assert self.until is None or isinstance(self.until, date)  # __post_init__ parsed it
+        return self.until
 
     @property
     def budget(self) -> Budget:
@@ -86,3 +149,34 @@ class RunOptions:
                 f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         return cls(**options)
+
+
+MISSED: tuple[str, ...] = ("decide", "skip")
+
+
+def _day(value: object) -> date | None:
+    """``until`` as a day: a date (a datetime's day) or ``YYYY-MM-DD``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValidationError(f"until must be a day (YYYY-MM-DD), got {value!r}")
+
+
+def _check_url(url: object) -> None:
+    """A provider's base URL: http(s), with no query (keys come from the environment)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"provider_url must be an http(s) URL, got {url!r}")
+    if parts.query or parts.username or parts.password:
+        raise ValidationError(
+            "provider_url must be a base URL without query or credentials "
+            f"({parts.scheme}://{parts.hostname}{parts.path}...): keys come from the environment"
+        )

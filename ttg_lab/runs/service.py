@@ -10,7 +10,8 @@ wrote.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -18,15 +19,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ttg_lab.agents.factory import check_path, prepare_agent, seeded, validate_agent
+from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.budget import Budget
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.engine.loop import EndHook, RunExecutor, RunSetup
-from ttg_lab.engine.snapshot import RunSnapshot
+from ttg_lab.engine.snapshot import ForwardSpec, RunSnapshot
 from ttg_lab.errors import NotFoundError, RunStateError, ValidationError
 from ttg_lab.global_settings import read_settings
 from ttg_lab.jsonsafe import json_safe
 from ttg_lab.llm.prompt import prompt_version
+from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.bars import MODES
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
@@ -34,6 +37,13 @@ from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import news_index
 from ttg_lab.runs.experiments import check_repeats
+from ttg_lab.runs.forward import (
+    BarSource,
+    ForwardFeed,
+    default_provider,
+    expected_bars,
+    provider_source,
+)
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.numbering import next_run_number, write_numbered
 from ttg_lab.runs.options import RunOptions
@@ -69,12 +79,19 @@ class RunService:
     ``on_end`` is called when a run's end is recorded (the lab stores its metrics)."""
 
     def __init__(
-        self, store: Store, models: ModelService, rules: RuleService, on_end: EndHook
+        self,
+        store: Store,
+        models: ModelService,
+        rules: RuleService,
+        on_end: EndHook,
+        cache_dir: Path,
     ) -> None:
         self.store = store
         self.models = models
         self.rules = rules
         self.on_end = on_end
+        self.cache_dir = cache_dir
+        """Where forward runs' fetches keep the providers' raw answers."""
 
     def start(
         self,
@@ -85,10 +102,16 @@ class RunService:
         options: RunOptions | None = None,
         background: bool = True,
         on_event: Subscriber | None = None,
+        clock: Clock = WALL_CLOCK,
+        source: BarSource | None = None,
     ) -> RunHandle:
-        """Record a new run of ``model`` and execute it (in a thread unless told not to)."""
-        info, calendar, snapshot = self.plan(model, mode, start, end, options or RunOptions())
-        setup = self._prepare(snapshot, (calendar[0], calendar[-1]), "the run")
+        """Record a new run of ``model`` and execute it (in a thread unless told not to).
+        A forward run waits on ``clock`` and polls ``source`` (its provider's bars through
+        the fetch pipeline when None); neither is recorded."""
+        options = options or RunOptions()
+        info, calendar, snapshot = self.plan(model, mode, start, end, options, clock)
+        period = (calendar[0], calendar[-1])
+        setup = self._prepare(snapshot, period, "the run", clock=clock, source=source)
         lease = self._insert_run(info, mode, calendar, snapshot)
         return self._launch(setup, lease, background, on_event)
 
@@ -114,6 +137,8 @@ class RunService:
         refuse_secret(name, "the experiment's name")
         if options.replay_from is not None:
             raise ValidationError("a replay reproduces one recorded run: it takes no repeats")
+        if options.forward:
+            raise ValidationError("a forward run trades bars as they come: it takes no repeats")
         plans = [
             self.plan(model, mode, start, end, replace(options, seed=options.seed + i))
             for i in range(repeats)
@@ -158,10 +183,13 @@ class RunService:
         start: datetime | str | None,
         end: datetime | str | None,
         options: RunOptions,
+        clock: Clock = WALL_CLOCK,
     ) -> tuple[ModelInfo, list[datetime], RunSnapshot]:
         """What a new run of ``model`` would be, checked and with nothing written: the
-        model, its decision steps' clocks (the calendar) and its snapshot. A run and its
-        estimate (:mod:`ttg_lab.runs.estimate`) both start here."""
+        model, its decision steps' clocks (the calendar; a forward run's: the bars the
+        market's calendar expects from ``clock``'s now through its ``until``, or the next
+        one when open-ended) and its snapshot. A run and its estimate
+        (:mod:`ttg_lab.runs.estimate`) both start here."""
         info = self.models.owned(model)
         check_path(info.ai_model_id, options.path)
         if options.replay_from is not None:
@@ -173,21 +201,18 @@ class RunService:
         validate_agent(info.ai_model_id, info.parameters)  # validate before recording anything
         fingerprint = data_fingerprint(self.store, market.code, interval)
         index = price_index(self.store, market.code, interval, fingerprint)
-        begin = parse_optional_date(start, "start", market.timezone) or index.calendar[0]
-        finish = inclusive_end(
-            parse_optional_date(end, "end", market.timezone) or index.calendar[-1]
-        )
-        if interval == "1d":
-            begin = day_of(begin)  # a daily bar is named by its day, whatever the time given
-        if finish < begin:
-            raise ValidationError(f"end {finish:%Y-%m-%d} is before start {begin:%Y-%m-%d}")
-        calendar = index.calendar_between(begin, finish)
-        if not calendar:
-            raise ValidationError(
-                f"no {interval} bars for the {market.code} market between {begin:%Y-%m-%d} and "
-                f"{finish:%Y-%m-%d}; data covers {index.calendar[0]:%Y-%m-%d}.."
-                f"{index.calendar[-1]:%Y-%m-%d}"
+        forward = self._forward_spec(options, interval, market.code, start, end, clock)
+        if forward is not None:
+            calendar = expected_bars(
+                market, interval, forward.started_at.replace(tzinfo=UTC), forward.until, None
             )
+            if not calendar:
+                raise ValidationError(
+                    f"until {forward.until} is before the first {interval} bar of the "
+                    f"{market.code} market after {forward.started_at:%Y-%m-%d %H:%M} UTC"
+                )
+        else:
+            calendar = self._calendar(index, market.timezone, interval, start, end)
         tickers = info.tickers or [s for s in index.symbols if s != market.benchmark]
         model_config = info.config()
         rules = self.rules.effective(info)
@@ -213,8 +238,59 @@ class RunService:
             prompt_version=version,
             data_fingerprint=fingerprint,
             package_version=__version__,
+            forward=forward,
         )
         return info, calendar, snapshot
+
+    @staticmethod
+    def _calendar(
+        index: PriceIndex,
+        timezone: str,
+        interval: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+    ) -> list[datetime]:
+        """A backtest's steps: the data's bars between ``start`` and ``end`` (its whole
+        range by default)."""
+        begin = parse_optional_date(start, "start", timezone) or index.calendar[0]
+        finish = inclusive_end(parse_optional_date(end, "end", timezone) or index.calendar[-1])
+        if interval == "1d":
+            begin = day_of(begin)  # a daily bar is named by its day, whatever the time given
+        if finish < begin:
+            raise ValidationError(f"end {finish:%Y-%m-%d} is before start {begin:%Y-%m-%d}")
+        calendar = index.calendar_between(begin, finish)
+        if not calendar:
+            raise ValidationError(
+                f"no {interval} bars for the {index.market} market between {begin:%Y-%m-%d} "
+                f"and {finish:%Y-%m-%d}; data covers {index.calendar[0]:%Y-%m-%d}.."
+                f"{index.calendar[-1]:%Y-%m-%d}"
+            )
+        return calendar
+
+    def _forward_spec(
+        self,
+        options: RunOptions,
+        interval: str,
+        market: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        clock: Clock,
+    ) -> ForwardSpec | None:
+        """A forward run's spec from its options (None for a backtest), created now."""
+        if not options.forward:
+            return None
+        if start is not None or end is not None:
+            raise ValidationError(
+                f"a forward run starts at the next bar and ends on its until day; got "
+                f"start={start!r}, end={end!r} (give until=YYYY-MM-DD instead)"
+            )
+        return ForwardSpec(
+            provider=options.provider or default_provider(self.store, market, interval),
+            started_at=clock.now().astimezone(UTC).replace(tzinfo=None),
+            until=options.until_day,
+            provider_url=options.provider_url,
+            missed=options.missed_bars,
+        )
 
     def estimate(
         self,
@@ -266,6 +342,7 @@ class RunService:
                 heartbeat_at=utcnow(),
                 attempt=0,
                 experiment_id=experiment_id,
+                forward=snapshot.forward is not None,
             )
             session.add(run)
             session.flush()
@@ -279,21 +356,43 @@ class RunService:
                 f"run {source_id} belongs to another model; replay it with its own"
             )
 
-    def _prepare(self, snap: RunSnapshot, period: tuple[datetime, datetime], what: str) -> RunSetup:
+    def _prepare(
+        self,
+        snap: RunSnapshot,
+        period: tuple[datetime, datetime],
+        what: str,
+        *,
+        clock: Clock = WALL_CLOCK,
+        source: BarSource | None = None,
+        run_id: int | None = None,
+    ) -> RunSetup:
         """Everything a run of snapshot ``snap`` needs, or the error that stops it (data
-        changed or missing, no API key, nothing to replay...), before anything is written."""
+        changed or missing, no API key, nothing to replay...), before anything is written.
+        A forward run's data grows: instead of its fingerprint, the bars its last committed
+        step saw (of run ``run_id``, when resumed) must be unchanged."""
         stale_after()  # a bad TTG_LAB_RUN_STALE_AFTER too: the run's heartbeat depends on it
         market, interval = snap.market, snap.interval
-        if data_fingerprint(self.store, market.code, interval) != snap.data_fingerprint:
-            raise RunStateError(
-                f"{what}: the {market.code} {interval} data changed since the run started "
-                "(fingerprint differs); start a new run instead"
-            )
-        index = snap.index(self.store)
+        feed: ForwardFeed | None = None
+        if snap.forward is not None:
+            if source is None:
+                source = provider_source(self.store, snap, clock, self.cache_dir)
+            feed = ForwardFeed(self.store, snap, source, clock)
+            if run_id is not None:
+                feed.check_seen(run_id)
+            index = feed.empty_index()
+            calendar = feed.expected()
+        else:
+            if data_fingerprint(self.store, market.code, interval) != snap.data_fingerprint:
+                raise RunStateError(
+                    f"{what}: the {market.code} {interval} data changed since the run started "
+                    "(fingerprint differs); start a new run instead"
+                )
+            index = snap.index(self.store)
+            calendar = index.calendar_between(*period)
         return RunSetup(
             snapshot=snap,
             index=index,
-            calendar=index.calendar_between(*period),
+            calendar=calendar,
             news=news_index(self.store),
             agent=prepare_agent(
                 self.store,
@@ -303,6 +402,7 @@ class RunService:
                 snap.budget,
                 snap.prompt_version,
             ),
+            feed=feed,
         )
 
     def _launch(
@@ -326,10 +426,14 @@ class RunService:
         on_event: Subscriber | None = None,
         max_cost_usd: float | None = None,
         max_tokens: int | None = None,
+        clock: Clock = WALL_CLOCK,
+        source: BarSource | None = None,
     ) -> RunHandle:
         """Continue a run from its last committed step (after a crash, stop, budget stop or
         failure); ``max_cost_usd``/``max_tokens`` given replace the run's caps (recorded in
-        its snapshot once it is claimed).
+        its snapshot once it is claimed). A forward run first catches up the bars that
+        came while it was down (see :mod:`ttg_lab.runs.forward`), on ``clock`` and
+        ``source`` as :meth:`start` takes them.
 
         A run another process still executes (its heartbeat fresh) is refused, and so is
         one that could not go on (data changed, API key missing, a bad cap): nothing is
@@ -349,7 +453,9 @@ class RunService:
             snap = RunSnapshot.from_json(run.strategy_snapshot)
             period = (run.period_start, run.period_end)
         snap = replace(snap, budget=caps.over(snap.budget))
-        setup = self._prepare(snap, period, f"run {run_id}")
+        setup = self._prepare(
+            snap, period, f"run {run_id}", clock=clock, source=source, run_id=run_id
+        )
         lease = claim(self.store, run_id)
         if caps.capped:
             with self.store.session() as session:

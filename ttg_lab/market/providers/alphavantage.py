@@ -31,8 +31,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from ttg_lab.errors import ConfigError, DataFileError, FetchError, ValidationError
 from ttg_lab.market.importers import alpha_vantage_bars
 from ttg_lab.market.markets import Market
@@ -250,7 +248,9 @@ class AlphaVantage:
 
         Sent through an :class:`httpx.HTTPTransport` (a client would log the URL, key and
         all); no redirect is followed; an answer that echoes the key has it masked.
+        httpx loads here, not with the lab: a run that fetches nothing never needs it.
         """
+        import httpx
         key = api_key()
         if key is None:
             raise FetchError(
