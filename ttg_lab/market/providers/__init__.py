@@ -6,7 +6,11 @@ from its spec.
 
 from __future__ import annotations
 
-from ttg_lab.market.providers import alphavantage  # noqa: F401  (registers "alphavantage")
+from ttg_lab.market.providers import (
+    alphavantage,  # noqa: F401  (registers "alphavantage")
+    ccxt_exchange,  # noqa: F401  (registers "ccxt")
+    eastmoney,  # noqa: F401  (registers "eastmoney")
+)
 from ttg_lab.market.providers.base import (
     PROVIDERS,
     DataProvider,
