@@ -9,7 +9,10 @@ run.wait(); run.ledger()
 from __future__ import annotations
 
 import builtins
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
@@ -24,6 +27,7 @@ from ttg_lab.global_settings import GlobalSettings
 from ttg_lab.leaderboard import leaderboard
 from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
+from ttg_lab.market.fetch import FetchProgress, FetchReport
 from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.model_rules import RuleService
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 
 
 class DataAPI:
-    """Market data in the store: list datasets, load files."""
+    """Market data in the store: list datasets, load files, fetch from providers."""
 
     def __init__(self, store: Store, config: Settings, user: User | None = None) -> None:
         self.store = store
@@ -106,6 +110,88 @@ class DataAPI:
         self._admin("loading news")
         refuse_secrets({"path": str(path)}, "news load")
         return import_news_file(self.store, path, format)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where fetched answers and the providers' rate-limit counts are kept."""
+        return self.config.data_dir / "cache"
+
+    def fetch(
+        self,
+        provider: str,
+        market: str,
+        symbols: Sequence[str] | None = None,
+        universe: str | None = None,
+        interval: str = "1d",
+        start: object = None,
+        end: object = None,
+        base_url: str | None = None,
+        replace: bool = False,
+        on_progress: Callable[[FetchProgress], None] | None = None,
+        *,
+        clock: Clock = WALL_CLOCK,
+        stop: threading.Event | None = None,
+    ) -> FetchReport:
+        """Fetch bars from ``provider`` (``alphavantage``, ``ccxt:binance``...) for
+        ``symbols`` or a ``universe`` (``nasdaq100``), days ``start``..``end`` (default: the
+        30 days to today), and merge the complete ones (admins). See
+        :mod:`ttg_lab.market.fetch`; ``clock`` and ``stop`` are for tests and faces."""
+        from ttg_lab.market.fetch import fetch_bars, fetch_period
+        from ttg_lab.market.providers import make_provider
+        from ttg_lab.market.universes import universe_symbols
+
+        self._admin("fetching market data")
+        refuse_secrets({"provider": provider, "base_url": base_url or ""}, "data fetch")
+        if (symbols is None) == (universe is None):
+            raise ValidationError("give either symbols or a universe to fetch")
+        chosen = (
+            universe_symbols(universe, market, self.config.data_dir)
+            if universe is not None
+            else symbols
+        )
+        first, last = fetch_period(market, start, end, clock)
+        return fetch_bars(
+            self.store,
+            make_provider(provider, base_url),
+            market,
+            chosen or [],
+            interval,
+            first,
+            last,
+            cache_dir=self.cache_dir,
+            clock=clock,
+            on_progress=on_progress,
+            replace=replace,
+            stop=stop,
+        )
+
+    def update(
+        self,
+        provider: str | None = None,
+        base_url: str | None = None,
+        on_progress: Callable[[FetchProgress], None] | None = None,
+        *,
+        clock: Clock = WALL_CLOCK,
+        stop: threading.Event | None = None,
+    ) -> builtins.list[FetchReport]:
+        """Bring every dataset fetched from a provider (or from ``provider`` only) up to
+        its last complete bar (admins); ``base_url`` points ``provider`` elsewhere."""
+        from ttg_lab.market.fetch import update_datasets
+        from ttg_lab.market.providers import make_provider
+
+        self._admin("updating market data")
+        refuse_secrets({"base_url": base_url or ""}, "data update")
+        if base_url is not None and provider is None:
+            raise ValidationError("a base URL needs the provider it is for (provider=...)")
+        return update_datasets(
+            self.store,
+            lambda name: make_provider(name, base_url if name == provider else None),
+            cache_dir=self.cache_dir,
+            provider=provider,
+            clock=clock,
+            on_progress=on_progress,
+            stop=stop,
+        )
 
 
 class UsersAPI:

@@ -7,7 +7,8 @@ month=YYYY-MM`` with ``{"symbol": S, "bars": [[ts, o, h, l, c, v], ...]}`` from 
 given (shipped bars in the tests), shows only the bars released so far
 (:meth:`BarServer.release_until`), counts requests per (symbol, month), can answer with a
 rate-limit note, a quota note, an HTML page or a truncated body instead, and serves a
-bar that is still open (its open only is final) when told :attr:`BarServer.open_bar`.
+bar that is still open (its open only is final) when told :attr:`BarServer.open_bar`,
+and hold requests after a number of them (:attr:`BarServer.hold_after`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ class BarServer:
         """Per symbol ("*": any), the bad answers to give next, in order."""
         self.open_bar: tuple[str, datetime, float] | None = None
         """(symbol, start, open) of a bar still open, served with a made-up high/low/close."""
+        self.hold_after: int | None = None
+        """Requests answered before the next ones are held until :attr:`unheld` is set
+        (a test kills its client meanwhile)."""
+        self.unheld = threading.Event()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -155,6 +160,7 @@ class BarServer:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.unheld.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -175,6 +181,9 @@ class BarServer:
             self.counts[(symbol, month)] += 1
             queue = self.faults.get(symbol) or self.faults.get("*") or []
             fault = queue.pop(0) if queue else None
+            held = self.hold_after is not None and self.total > self.hold_after
+        if held:
+            self.unheld.wait(30)
         if fault == "minute":
             return 200, "application/json", b'{"note": "5 calls per minute"}'
         if fault == "quota":

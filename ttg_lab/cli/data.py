@@ -3,6 +3,9 @@ platforms' runs."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Literal
 
 import click
@@ -13,7 +16,7 @@ from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.formatting import money, percent
 
 if TYPE_CHECKING:
-    pass
+    from ttg_lab.market.fetch import FetchProgress, FetchReport
 
 
 @click.command()
@@ -104,6 +107,106 @@ def data_news(obj: LabContext, path: str, fmt: str) -> None:
     with clear_errors():
         count = obj.lab().data.load_news(path, format=fmt)
         console.print(f"loaded {count:,} news items from {path}")
+
+
+def _universes() -> str:
+    from ttg_lab.market.universes import UNIVERSES
+
+    return ", ".join(f"{u.name} ({u.market})" for u in UNIVERSES.values())
+
+
+def _providers() -> str:
+    from ttg_lab.market.providers import PROVIDERS
+
+    return ", ".join(PROVIDERS.names()) + " (ccxt:<exchange>, e.g. ccxt:binance)"
+
+
+def _print_reports(reports: list[FetchReport]) -> None:
+    """Each fetch's summary, its failed symbols one per line; exit 1 if any failed."""
+    from rich.markup import escape
+
+    for report in reports:
+        console.print(escape(report.summary()), highlight=False)
+        for result in report.failed:
+            console.print(f"  [red]{escape(result.symbol)}:[/red] {escape(str(result.error))}")
+        if report.stopped:
+            console.print(f"  not fetched (stopped): {', '.join(report.stopped)}")
+        if report.pending:
+            console.print(f"  {len(report.pending)} bar(s) still open: not stored")
+    if not all(r.ok for r in reports):
+        sys.exit(1)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[FetchProgress], None]]:
+    """A progress bar over a fetch's symbols whose line says what it does (and waits for)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("fetching", total=None)
+
+        def show(event: FetchProgress) -> None:
+            bar.update(task, total=event.total, completed=event.done, description=event.message)
+            if event.waiting:
+                console.print(event.message, highlight=False)
+
+        yield show
+
+
+@data.command("fetch")
+@click.option("--provider", required=True, cls=LazyHelp, lazy_help=_providers)
+@click.option("--market", required=True, cls=LazyHelp, lazy_help=lambda: ", ".join(options.MARKETS))
+@click.option("--symbols", default=None, help="comma-separated symbols (or --universe)")
+@click.option("--universe", default=None, cls=LazyHelp, lazy_help=_universes)
+@click.option(
+    "--interval", type=LazyChoice(lambda: options.INTERVALS), default="1d", show_default=True
+)
+@click.option("--start", default=None, help="first day (default: 30 days before the end)")
+@click.option("--end", default=None, help="last day (default: today in the market's time zone)")
+@click.option("--base-url", default=None, help="a mirror, proxy or test server of the provider")
+@click.option(
+    "--replace", is_flag=True, help="overwrite stored bars the provider answers otherwise"
+)
+@pass_ctx
+def data_fetch(
+    obj: LabContext,
+    provider: str,
+    market: str,
+    symbols: str | None,
+    universe: str | None,
+    interval: str,
+    start: str | None,
+    end: str | None,
+    base_url: str | None,
+    replace: bool,
+) -> None:
+    """Fetch bars from a provider, check them and merge the complete ones (new bars added,
+    identical skipped, differing ones refused unless --replace), waiting out its rate
+    limits; answers are kept under data/cache, so a rerun resumes where a fetch stopped."""
+    with clear_errors():
+        lab = obj.lab()
+        chosen = None if symbols is None else [s for s in symbols.split(",") if s.strip()]
+        with _progress() as show:
+            report = lab.data.fetch(
+                provider, market, chosen, universe, interval, start, end, base_url, replace, show
+            )
+        _print_reports([report])
+
+
+@data.command("update")
+@click.option("--provider", default=None, help="only the datasets fetched from this provider")
+@click.option("--base-url", default=None, help="a mirror or test server of --provider")
+@pass_ctx
+def data_update(obj: LabContext, provider: str | None, base_url: str | None) -> None:
+    """Bring every dataset fetched from a provider up to its last complete bar."""
+    with clear_errors():
+        lab = obj.lab()
+        with _progress() as show:
+            reports = lab.data.update(provider, base_url, show)
+        if not reports:
+            console.print("no dataset was fetched from a provider: nothing to update")
+        _print_reports(reports)
 
 
 @click.group("import")

@@ -41,6 +41,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from ttg_lab.clock import WALL_CLOCK, Clock
+from ttg_lab.dates import parse_date
 from ttg_lab.errors import DataFileError, FetchError, ValidationError
 from ttg_lab.market.bars import BAR_COLUMNS, INTERVALS, INTRADAY_MINUTES, ImportedBars
 from ttg_lab.market.checks import check_market_bars
@@ -62,6 +63,8 @@ RATE_LIMIT_WAIT = 60.0
 LOAD_PREFIX = "fetch:"
 UPDATE_OVERLAP_DAYS = 3
 """Days before the last stored bar that ``update`` asks for again, to catch revised bars."""
+DEFAULT_DAYS = 30
+"""Days before its end a fetch without a start begins."""
 QUOTA_LEFT = "not fetched: quota; run again after the reset to resume"
 
 
@@ -422,6 +425,23 @@ def load_name(provider: str, market: str, interval: str, symbol: str) -> str:
     return f"{LOAD_PREFIX}{provider}:{market}:{interval}:{symbol}"
 
 
+def fetch_period(
+    market: str, start: object = None, end: object = None, clock: Clock = WALL_CLOCK
+) -> tuple[date, date]:
+    """The days a fetch asks for: ``start``..``end`` read by the one date parser in the
+    market's time zone; ``end`` defaults to today there, ``start`` to
+    :data:`DEFAULT_DAYS` before the end."""
+    spec = get_market(market)
+    last = (
+        local_now(clock, spec).date()
+        if end is None
+        else parse_date(end, "end of the fetch", spec.timezone).date()
+    )
+    if start is None:
+        return last - timedelta(days=DEFAULT_DAYS), last
+    return parse_date(start, "start of the fetch", spec.timezone).date(), last
+
+
 def _check_request(
     provider: DataProvider,
     market: Market,
@@ -613,6 +633,7 @@ __all__ = [
     "FetchedDataset",
     "SymbolResult",
     "fetch_bars",
+    "fetch_period",
     "fetched_datasets",
     "is_fresh",
     "load_name",
