@@ -12,14 +12,17 @@ import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from sqlalchemy import delete, select
 from support.alphavantage_server import FAULTS, FIXTURES, AlphaVantageServer, Fault
+from support.clock import FakeClock
 
 from ttg_lab.errors import ConfigError, FetchError, ValidationError
+from ttg_lab.market.fetch import fetch_bars
 from ttg_lab.market.importers import read_alpha_vantage_json
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.market.providers import FetchRequest, RawResponse, make_provider
@@ -479,3 +482,64 @@ def test_online_news_takes_the_same_base_url_and_keys(
     result = online.fetch("bitcoin", datetime(2025, 10, 20), ["BTC-USDT"])
     assert result.note is None and BRAZIL_URL in {item.url for item in result.items}
     assert server.queries[-1]["apikey"] == FAKE_KEY
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "reason"),
+    [
+        (500, b'{"error": "internal"}', "bad_response", "HTTP status 500"),
+        (404, b"Not Found", "bad_response", "HTTP status 404"),
+        (200, b"[1, 2]", "bad_response", "a JSON list, not an object"),
+        (200, b'{"Information": "Something else."}', "bad_response", "no data in the answer"),
+        (200, b"\xff\xfe", "bad_response", "truncated or invalid JSON"),
+    ],
+)
+def test_other_bad_answers_are_bad_responses(
+    provider: AlphaVantage, status: int, body: bytes, kind: str, reason: str
+) -> None:
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
+    response = RawResponse(request, status, body, "application/json", datetime(2025, 11, 1))
+    with pytest.raises(FetchError) as caught:
+        provider.parse(response, US)
+    assert caught.value.kind == kind and str(caught.value).startswith("alphavantage AAPL: ")
+    assert reason in str(caught.value)
+
+
+# --- through the fetch pipeline ------------------------------------------------------
+
+
+def test_the_pipeline_merges_its_bars_waiting_out_a_rate_limit_on_the_clock(
+    provider: AlphaVantage, server: AlphaVantageServer, db_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(datetime(2025, 11, 12, tzinfo=UTC))
+    server.fail("minute_note")
+    cache = tmp_path / "cache"
+    report = fetch_bars(
+        Store(db_url), provider, "us", ["AAPL", "MSFT"], "60min", date(2025, 10, 1),
+        date(2025, 11, 10), cache_dir=cache, clock=clock,
+    )  # fmt: skip
+    assert report.ok, report.summary()
+    merged = [r.merge for r in report.results if r.merge]
+    assert [m.added + m.skipped for m in merged] == [174, 174]  # the shipped bars, all
+    assert 60 in clock.slept  # the per-minute note was waited out on the clock, not slept
+    assert server.counts[("TIME_SERIES_INTRADAY", "AAPL")] == 3  # 2 months + the retry
+    kept = [path.read_bytes() for path in cache.rglob("*") if path.is_file()]
+    assert kept and not [body for body in kept if FAKE_KEY.encode() in body]
+
+
+def test_the_pipeline_stops_at_a_used_up_quota_without_keeping_the_key(
+    provider: AlphaVantage, server: AlphaVantageServer, db_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(datetime(2025, 11, 12, tzinfo=UTC))
+    server.fail("daily_quota")
+    cache = tmp_path / "cache"
+    report = fetch_bars(
+        Store(db_url), provider, "us", ["AAPL", "MSFT"], "1d", date(2025, 8, 1),
+        date(2025, 10, 30), cache_dir=cache, clock=clock,
+    )  # fmt: skip
+    assert [r.error.kind for r in report.results if isinstance(r.error, FetchError)] == [
+        "quota",
+        "quota",
+    ]
+    assert FAKE_KEY not in report.summary()
+    assert not [p for p in cache.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
