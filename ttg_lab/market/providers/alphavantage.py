@@ -96,12 +96,13 @@ def api_key(env: Mapping[str, str] | None = None) -> str | None:
 def premium_plan(env: Mapping[str, str] | None = None) -> bool:
     """Whether ``$TTG_LAB_ALPHAVANTAGE_PREMIUM`` says the key's plan is a paid one."""
     env = os.environ if env is None else env
-    value = env.get(PREMIUM_ENV, "").strip().lower()
+    given = env.get(PREMIUM_ENV, "")
+    value = given.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ConfigError(f"{PREMIUM_ENV}={value!r} is not one of 1, true, yes, on, 0, false, no, off")
+    raise ConfigError(f"{PREMIUM_ENV}={given!r} is not one of 1, true, yes, on, 0, false, no, off")
 
 
 def crypto_code(symbol: str) -> str:
@@ -146,7 +147,7 @@ def _note_error(text: str, symbol: str) -> FetchError:
         return FetchError(
             NAME, symbol, f"rate limit reached; {said}", "rate_limit", RATE_LIMIT_WAIT
         )
-    if "per day" in lowered or "daily" in lowered or "25 requests" in lowered:
+    if any(words in lowered for words in ("per day", "requests a day", "daily rate limit")):
         return FetchError(NAME, symbol, f"the day's request quota is used up; {said}", "quota")
     return FetchError(NAME, symbol, f"no data in the answer; {said}")
 
@@ -251,6 +252,7 @@ class AlphaVantage:
         httpx loads here, not with the lab: a run that fetches nothing never needs it.
         """
         import httpx
+
         key = api_key()
         if key is None:
             raise FetchError(
@@ -342,7 +344,8 @@ class AlphaVantage:
         notes: list[str] = []
         earliest = bars.frame["ts"].min().date()
         params = dict(request.params)
-        if params.get("outputsize") == "compact" and earliest > request.first:
+        cut = params.get("outputsize") == "compact" and len(bars.frame) >= COMPACT_BARS
+        if cut and earliest > request.first:
             notes.append(
                 f"{request.symbol}: a free key gets the last {COMPACT_BARS} daily bars only "
                 f"(from {earliest}, asked from {request.first}); set {PREMIUM_ENV}=1 with a "
