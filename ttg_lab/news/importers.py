@@ -3,8 +3,10 @@
 Every importer returns :class:`~ttg_lab.news.items.News` with ``published_at`` in naive
 UTC. Where a source states a time without a time zone, the *latest* instant it can mean
 is taken (see :func:`parse_publish_time`), so an item is never shown earlier than it can
-have existed. Items without a usable time are never returned: the AI-Trader importer
-counts them, the user formats (Alpha Vantage JSON, JSONL) refuse the file instead.
+have existed. Items without a usable time are never returned as News: the AI-Trader
+importer counts them, the user formats (Alpha Vantage JSON, JSONL) refuse the file
+instead, and an Alpha Vantage answer (:func:`alphavantage_feed`) gives them apart as
+:class:`UndatedNews`, which the store keeps without a time and never serves.
 """
 
 from __future__ import annotations
