@@ -10,16 +10,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from support.binance_server import BinanceServer
+from support.clock import FakeClock
 
 from ttg_lab.errors import ConfigError, FetchError, ValidationError
+from ttg_lab.market.fetch import fetch_bars
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.providers import Parsed, RateLimit, make_provider
 from ttg_lab.market.providers.ccxt_exchange import CcxtExchange, url_env
 from ttg_lab.market.shipped import read_shipped
+from ttg_lab.store.database import Store
 
 pytest.importorskip("ccxt")
 
@@ -325,3 +329,23 @@ def test_importing_the_lab_and_its_providers_never_imports_ccxt() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_through_the_pipeline_the_fetched_bars_are_the_stored_ones_after_a_rate_limit_wait(
+    server: BinanceServer, db_url: str, tmp_path: Path
+) -> None:
+    store = Store(db_url)
+    try:
+        clock = FakeClock(datetime(2025, 11, 20, tzinfo=UTC))
+        server.fail("rate_limit", retry_after=7)
+        provider = CcxtExchange("binance", server.base_url, clock=clock)
+        report = fetch_bars(
+            store, provider, "crypto", ["BTC-USDT", "SUI-USDT"], "1d", FIRST, LAST,
+            cache_dir=tmp_path / "raw", clock=clock,
+        )  # fmt: skip
+    finally:
+        store.dispose()
+    assert report.ok, report.summary()
+    merges = [r.merge for r in report.results]
+    assert [(m.added, m.skipped, m.conflicts) for m in merges if m] == [(0, 355, ())] * 2
+    assert 7 in clock.slept and report.waited >= 7

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.clock import FakeClock
 from support.eastmoney_server import EastmoneyServer
 
 from ttg_lab.errors import ConfigError, FetchError, ValidationError
+from ttg_lab.market.fetch import fetch_bars
 from ttg_lab.market.importers import sort_bars
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.providers import Parsed, RateLimit, make_provider
 from ttg_lab.market.providers.eastmoney import URL_ENV, Eastmoney, secid
 from ttg_lab.market.shipped import read_shipped
+from ttg_lab.store.database import Store
 
 CN = get_market("cn")
 
@@ -51,8 +55,8 @@ def shipped(name: str, symbol: str) -> pd.DataFrame:
 
 
 def assert_same_bars(got: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Equal bars; volume to float rounding (shares -> lots -> shares)."""
-    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    """Exactly equal bars (volume too: shares -> lots -> shares, as the store compares)."""
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 @pytest.mark.parametrize("symbol", ["600519.SH", "601318.SH", "000016.SH"])
@@ -96,7 +100,7 @@ def test_volume_in_lots_is_stored_in_shares(server: EastmoneyServer) -> None:
     (parsed,) = fetch(
         Eastmoney(server.base_url), "600519.SH", "1d", date(2025, 11, 3), date(2025, 11, 3)
     )
-    assert parsed.bars.frame["volume"].tolist() == [pytest.approx(lots * 100)]
+    assert parsed.bars.frame["volume"].tolist() == [3454766.0]
     assert lots == pytest.approx(34547.66)
 
 
@@ -271,3 +275,38 @@ def test_a_symbol_interval_or_market_it_does_not_serve_is_refused_naming_it() ->
         provider.requests(get_market("us"), "AAPL", "1d", date(2025, 1, 1), date(2025, 1, 2))
     with pytest.raises(ValidationError, match="period starts 2025-01-03 after it ends 2025-01-02"):
         provider.requests(CN, "600519.SH", "1d", date(2025, 1, 3), date(2025, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("interval", "name", "symbols", "first", "last"),
+    [
+        ("1d", "cn_daily", ["600519.SH", "000016.SH"], date(2025, 6, 11), date(2025, 11, 18)),
+        ("60min", "cn_hourly", ["600519.SH"], date(2025, 10, 9), date(2025, 11, 19)),
+    ],
+)
+def test_through_the_pipeline_the_fetched_bars_are_the_stored_ones_after_a_rate_limit_wait(
+    server: EastmoneyServer,
+    db_url: str,
+    tmp_path: Path,
+    interval: str,
+    name: str,
+    symbols: list[str],
+    first: date,
+    last: date,
+) -> None:
+    store = Store(db_url)
+    try:
+        clock = FakeClock(datetime(2025, 11, 20, 12, tzinfo=UTC))
+        server.fail("rate_limit")
+        provider = Eastmoney(server.base_url, clock=clock)
+        report = fetch_bars(
+            store, provider, "cn", symbols, interval, first, last,
+            cache_dir=tmp_path / "raw", clock=clock,
+        )  # fmt: skip
+    finally:
+        store.dispose()
+    assert report.ok, [str(r.error) for r in report.results]
+    merges = [r.merge for r in report.results]
+    expected = [(0, len(shipped(name, s)), ()) for s in symbols]  # all stored identically
+    assert [(m.added, m.skipped, m.conflicts) for m in merges if m] == expected
+    assert report.waited > 0 and clock.slept  # the 429 waited out on the clock, no real sleep

@@ -30,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -249,13 +250,14 @@ class Eastmoney:
             fields = line.split(",") if isinstance(line, str) else []
             try:
                 stamp = pd.Timestamp(fields[0])
-                o, c, h, lo, lots = (float(v) for v in fields[1:6])
-            except (IndexError, ValueError):
+                o, c, h, lo = (float(v) for v in fields[1:5])
+                shares = float(Decimal(fields[5]) * SHARES_PER_LOT)  # exact: 33869.7 lots
+            except (IndexError, ValueError, ArithmeticError):
                 reason = (
                     f"kline {number} is not 'date,open,close,high,low,volume,...': {shown(line)}"
                 )
                 raise FetchError(NAME, symbol, reason) from None
-            rows.append([symbol, stamp, o, h, lo, c, lots * SHARES_PER_LOT])
+            rows.append([symbol, stamp, o, h, lo, c, shares])
         frame = pd.DataFrame(rows, columns=BAR_COLUMNS)
         frame["symbol"] = frame["symbol"].astype(object)
         frame["ts"] = to_starts(
