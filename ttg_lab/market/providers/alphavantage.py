@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ttg_lab.errors import ConfigError, DataFileError, FetchError, ValidationError
@@ -43,6 +44,9 @@ from ttg_lab.market.providers.base import (
     RawResponse,
 )
 from ttg_lab.secrets import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "alphavantage"
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
@@ -162,6 +166,21 @@ class AlphaVantage:
     markets: tuple[str, ...] = ("us", "crypto")
     intervals: tuple[str, ...] = ("1d", "60min")
     limits: tuple[RateLimit, ...] = field(default=FREE_LIMITS)
+    _transport: httpx.HTTPTransport | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def _connection(self) -> httpx.HTTPTransport:
+        """One transport for all the provider's requests (each new one costs ~60 ms)."""
+        import httpx
+
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport()
+            return self._transport
 
     @property
     def url(self) -> str:
@@ -247,8 +266,9 @@ class AlphaVantage:
     def send(self, request: FetchRequest, timeout: float = 30.0) -> RawResponse:
         """GET ``request`` with the key from the environment added.
 
-        Sent through an :class:`httpx.HTTPTransport` (a client would log the URL, key and
-        all); no redirect is followed; an answer that echoes the key has it masked.
+        Sent through the provider's :class:`httpx.HTTPTransport` (a client would log the
+        URL, key and all); no redirect is followed; an answer that echoes the key has it
+        masked.
         httpx loads here, not with the lab: a run that fetches nothing never needs it.
         """
         import httpx
@@ -266,12 +286,11 @@ class AlphaVantage:
             extensions={"timeout": httpx.Timeout(timeout).as_dict()},
         )
         try:
-            with httpx.HTTPTransport() as transport:
-                response = transport.handle_request(outgoing)
-                try:
-                    body = response.read()
-                finally:
-                    response.close()
+            response = self._connection().handle_request(outgoing)
+            try:
+                body = response.read()
+            finally:
+                response.close()
         except httpx.TimeoutException:
             raise FetchError(
                 NAME, request.symbol, f"no answer in {timeout:g} s", "network"
