@@ -14,10 +14,12 @@ differing stored bars refused unless ``replace``). Bars that started but have no
 are never stored: their opens are reported (:attr:`FetchReport.pending`). A failing symbol
 merges nothing.
 
-**Freshness.** A cached answer is reused when no bar it could hold can have completed since
-it was fetched: no bar of the request's days ends after ``fetched_at`` and at or before
-now. So an answer covering finished days is never asked for twice (a rerun after a kill
-resumes where it stopped), and ``data update`` an hour into a session asks again.
+**Freshness.** A cached answer is reused when no bar it could hold can have started or
+completed since it was fetched: no bar of the request's days starts or ends after
+``fetched_at`` and at or before now. So an answer covering finished days is never asked for
+twice (a rerun after a kill resumes where it stopped), ``data update`` an hour into a
+session asks again, and a forward run polling after a session's open gets that day's open
+(pending), not an answer from before it.
 
 **Provenance.** Each symbol's merge is recorded as load ``fetch:<provider>:<market>:
 <interval>:<symbol>`` whose source names the provider and the SHA-256 of every answer used;
@@ -44,8 +46,7 @@ from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.dates import parse_date
 from ttg_lab.errors import DataFileError, FetchError, ValidationError
 from ttg_lab.market.bars import BAR_COLUMNS, INTERVALS, INTRADAY_MINUTES, ImportedBars
-from ttg_lab.market.checks import check_market_bars
-from ttg_lab.market.importers import sort_bars, validate_bars
+from ttg_lab.market.importers import sort_bars
 from ttg_lab.market.loader import BarConflictError, MergeResult, fingerprint, load_bars
 from ttg_lab.market.markets import Market, get_market
 from ttg_lab.market.providers.base import DataProvider, FetchRequest, Pending, RawResponse
@@ -185,16 +186,17 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def _may_complete(
-    market: Market, interval: str, day: date, after: datetime, until: datetime
-) -> bool:
-    """Whether a bar of ``day`` may end after ``after`` and at or before ``until``: a daily
-    bar ends at the last close; an intraday bar at any minute of a session (sources align
-    their bars differently), so any session time in between counts."""
+def _may_change(market: Market, interval: str, day: date, after: datetime, until: datetime) -> bool:
+    """Whether a bar of ``day`` may start or end after ``after`` and at or before ``until``:
+    a daily bar starts at the first open and ends at the last close; an intraday bar at any
+    minute of a session (sources align their bars differently), so any session time in
+    between counts."""
     if not market.trades_on(day):
         return False
     if interval not in INTRADAY_MINUTES:
-        return after < market.last_close(day) <= until
+        return any(
+            after < moment <= until for moment in (market.first_open(day), market.last_close(day))
+        )
     midnight = datetime.combine(day, time())
     return any(
         max(after, midnight + timedelta(minutes=s.open))
@@ -211,7 +213,7 @@ def is_fresh(response: RawResponse, market: Market, now: datetime) -> bool:
     first = max(request.first, fetched.date() - timedelta(days=1))
     last = min(request.last, now.date())
     return not any(
-        _may_complete(market, request.interval, day, fetched, now) for day in _days(first, last)
+        _may_change(market, request.interval, day, fetched, now) for day in _days(first, last)
     )
 
 
@@ -380,10 +382,8 @@ class _Fetch:
         try:
             if complete.empty:
                 merge = MergeResult(name, self.market.code, self.interval, source)
-            else:
-                validate_bars(complete, source, self.interval)
-                check_market_bars(imported, self.market, now)
-                merge = load_bars(self.store, name, self.market.code, imported, self.replace)
+            else:  # load_bars validates and checks them against the market as of now
+                merge = load_bars(self.store, name, self.market.code, imported, self.replace, now)
         except DataFileError as exc:
             raise FetchError(self.provider.name, symbol, exc.reason, "bad_response") from None
         except BarConflictError:

@@ -525,9 +525,11 @@ def _merge(
     bars: ImportedBars,
     on_conflict: OnConflict,
     retire: pd.DataFrame | None = None,
+    now: datetime | None = None,
 ) -> MergeResult:
     """Validate ``bars`` and merge them (see the module); retried when a concurrent load
-    created the market's fingerprint row or one of the same bars first."""
+    created the market's fingerprint row or one of the same bars first. ``now``
+    (exchange-local; default the wall clock) is the latest time a bar may start."""
     spec = get_market(market)
     name = check_name(name, "a dataset name", MAX_NAME_CHARS)
     if name.startswith(RESERVED_PREFIXES):
@@ -536,7 +538,7 @@ def _merge(
         raise ValidationError(f"interval {bars.interval!r} is not one of {', '.join(INTERVALS)}")
     validate_bars(bars.frame, bars.source, bars.interval, bars.lines)
     bars = sorted_bars(bars)
-    check_market_bars(bars, spec)
+    check_market_bars(bars, spec, now)
     attempt = 1
     while True:
         try:
@@ -551,12 +553,18 @@ def _merge(
 
 
 def load_bars(
-    store: Store, name: str, market: str, bars: ImportedBars, replace: bool = False
+    store: Store,
+    name: str,
+    market: str,
+    bars: ImportedBars,
+    replace: bool = False,
+    now: datetime | None = None,
 ) -> MergeResult:
     """Merge ``bars`` into ``market`` as load ``name`` (see the module): new bars added,
     identical ones skipped, differing ones refused with a report (:class:`BarConflictError`,
-    nothing written) unless ``replace``. One transaction."""
-    return _merge(store, name, market, bars, "replace" if replace else "refuse")
+    nothing written) unless ``replace``. One transaction. ``now`` (exchange-local; default
+    the wall clock) is the latest time a bar may start: a fetch passes its clock's."""
+    return _merge(store, name, market, bars, "replace" if replace else "refuse", now=now)
 
 
 def load_file(
