@@ -277,6 +277,17 @@ def test_no_answer_is_a_network_error_naming_the_url() -> None:
     assert str(caught.value).startswith(f"ccxt:binance BTC-USDT: no answer from {url}")
 
 
+def test_an_answer_that_does_not_come_in_time_is_a_network_error(server: BinanceServer) -> None:
+    provider = CcxtExchange("binance", server.base_url)
+    request = provider.requests(CRYPTO, "BTC-USDT", "1d", date(2025, 1, 1), date(2025, 1, 2))[0]
+    provider.send(request)
+    server.fail("hang")
+    with pytest.raises(FetchError) as caught:
+        provider.send(request, timeout=0.3)
+    assert caught.value.kind == "network"
+    assert str(caught.value) == "ccxt:binance BTC-USDT: no answer in 0.3 s"
+
+
 def test_the_base_url_from_the_argument_or_the_environment_replaces_every_api_host(
     server: BinanceServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,6 +243,18 @@ def test_no_answer_is_a_network_error_naming_the_url() -> None:
     assert str(caught.value).startswith(f"eastmoney 600519.SH: no answer from {url}")
 
 
+def test_an_answer_that_does_not_come_in_time_is_a_network_error(
+    server: EastmoneyServer,
+) -> None:
+    provider = Eastmoney(server.base_url)
+    (request,) = provider.requests(CN, "600519.SH", "1d", date(2025, 11, 3), date(2025, 11, 7))
+    server.fail("hang")
+    with pytest.raises(FetchError) as caught:
+        provider.send(request, timeout=0.3)
+    assert caught.value.kind == "network"
+    assert str(caught.value) == "eastmoney 600519.SH: no answer in 0.3 s"
+
+
 def test_the_base_url_comes_from_the_argument_or_the_environment(
     server: EastmoneyServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

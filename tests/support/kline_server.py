@@ -12,6 +12,7 @@ Nothing here touches the network beyond the loopback interface.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +21,12 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-Fault = Literal["unknown_symbol", "rate_limit", "banned", "html", "truncated", "empty", "error"]
+Fault = Literal[
+    "unknown_symbol", "rate_limit", "banned", "html", "truncated", "empty", "error", "hang"
+]
 """Bad answers: the exchange's unknown-symbol answer, HTTP 429 (with ``Retry-After``),
-HTTP 418 (an IP ban after 429s), an HTML 502 page, a body cut in half, an empty body, and
-the exchange's own error JSON."""
+HTTP 418 (an IP ban after 429s), an HTML 502 page, a body cut in half, an empty body, the
+exchange's own error JSON, and no answer for :attr:`KlineServer.hang_seconds`."""
 
 HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -60,6 +63,7 @@ class KlineServer:
 
     def __init__(self) -> None:
         self.released: datetime | None = None
+        self.hang_seconds = 2.0
         self.seen: list[Seen] = []
         self._faults: list[tuple[str, Fault, int | None, float | None]] = []
         self._lock = threading.Lock()
@@ -126,6 +130,9 @@ class KlineServer:
             return Answer(404, b'{"code":-1,"msg":"not found"}')
         normal = route(query)
         fault = self._take_fault(path)
+        if fault is not None and fault[0] == "hang":
+            time.sleep(self.hang_seconds)  # the client gave up long before
+            return normal
         return normal if fault is None else self.fault_answer(*fault, normal)
 
     # -- lifecycle
@@ -145,13 +152,16 @@ class KlineServer:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 reply = owner.answer(parts.path, query)
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                for name, value in reply.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
+                    for name, value in reply.headers:
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a "hang" answer)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
