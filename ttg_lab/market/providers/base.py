@@ -19,11 +19,27 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
+from ttg_lab.errors import ConfigError
 from ttg_lab.market.bars import ImportedBars
 from ttg_lab.market.markets import Market
 from ttg_lab.ratelimit import RateLimit as RateLimit  # part of the providers contract
 from ttg_lab.registry import Registry
+
+
+def checked_base_url(given: str, what: str) -> str:
+    """``given`` without a trailing ``/`` if it is an http(s) URL with a host and no
+    query; a ConfigError naming ``what`` and the value otherwise."""
+    text = given.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{what} {given!r} is not an http(s) URL with a host")
+    return text
 
 
 @dataclass(frozen=True)

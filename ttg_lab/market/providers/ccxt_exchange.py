@@ -49,6 +49,7 @@ from ttg_lab.market.providers.base import (
     Parsed,
     RateLimit,
     RawResponse,
+    checked_base_url,
 )
 
 NAME = "ccxt"
@@ -81,18 +82,6 @@ def _origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _checked_base(given: str, where: str) -> str:
-    text = given.strip().rstrip("/")
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ConfigError(f"{where} {given!r} is not an http(s) URL with a host")
-    return text
 
 
 def _rewritten(urls: Any, base_url: str) -> Any:
@@ -182,9 +171,9 @@ class CcxtExchange:
         """The exchange's own API URL: ccxt maps some error codes by the URL's host."""
         env = os.environ.get(url_env(exchange_id), "").strip()
         if base_url is not None:
-            self.base_url = _checked_base(base_url, f"{self.name} base URL")
+            self.base_url = checked_base_url(base_url, f"{self.name} base URL")
         elif env:
-            self.base_url = _checked_base(env, f"${url_env(exchange_id)}")
+            self.base_url = checked_base_url(env, f"${url_env(exchange_id)}")
         else:
             self.base_url = _origin(own)
         if base_url is not None or env:

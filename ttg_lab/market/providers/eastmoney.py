@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 
 from ttg_lab.clock import WALL_CLOCK, Clock
-from ttg_lab.errors import ConfigError, FetchError, ValidationError, shown
+from ttg_lab.errors import FetchError, ValidationError, shown
 from ttg_lab.market.bars import BAR_COLUMNS, ImportedBars, to_starts
 from ttg_lab.market.importers import sort_bars
 from ttg_lab.market.markets import Market
@@ -48,6 +47,7 @@ from ttg_lab.market.providers.base import (
     Parsed,
     RateLimit,
     RawResponse,
+    checked_base_url,
 )
 
 NAME = "eastmoney"
@@ -75,15 +75,7 @@ def base_url_of(given: str | None) -> str:
     """``given`` (or ``$TTG_LAB_EASTMONEY_URL``, or the public host) checked: an http(s)
     URL with a host, refused naming it otherwise."""
     text = given if given is not None else os.environ.get(URL_ENV, "").strip()
-    text = (text or DEFAULT_BASE_URL).strip().rstrip("/")
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ConfigError(f"eastmoney URL {text!r} is not an http(s) URL with a host")
-    return text.removesuffix(PATH)
+    return checked_base_url(text or DEFAULT_BASE_URL, "eastmoney URL").removesuffix(PATH)
 
 
 def secid(symbol: str) -> str:
