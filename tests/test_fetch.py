@@ -404,3 +404,40 @@ def test_freshness_follows_the_markets_calendar() -> None:
     old_month = FetchRequest("p", "AAPL", "60min", "u", (), date(2025, 11, 1), date(2025, 11, 30))
     answered = RawResponse(old_month, 200, b"", "", eastern("2025-12-01", 11))
     assert is_fresh(answered, us, datetime(2026, 6, 1, 12))  # its days were over
+
+
+def test_alpha_vantage_answers_flow_through_the_pipeline_keyless_and_quota_stops(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.alphavantage_server import AlphaVantageServer
+
+    from ttg_lab.market.providers import make_provider
+
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "AVKEY-E3-RECOGNISABLE")
+    october = (date(2025, 10, 1), date(2025, 10, 31))
+    clock = FakeClock(eastern("2025-12-01"))
+    with AlphaVantageServer() as av:
+        provider = make_provider("alphavantage", av.base_url)
+        report = fetch_bars(
+            store, provider, "us", ["AAPL", "MSFT"], "60min", *october,
+            cache_dir=tmp_path / "cache", clock=clock,
+        )  # fmt: skip
+        assert report.ok, report.summary()
+        shipped = read_shipped("us_hourly")
+        for result in report.results:
+            assert result.merge is not None and result.merge.added == 0  # the shipped bars
+            month = shipped[(shipped["symbol"] == result.symbol) & (shipped["ts"] < "2025-11-01")]
+            assert result.merge.skipped == len(month[month["ts"] >= "2025-10-01"])
+        files = list((tmp_path / "cache").rglob("*"))
+        assert not any("AVKEY-E3" in p.read_text() for p in files if p.is_file())
+        av.fail("daily_quota")
+        quota = fetch_bars(
+            store, provider, "us", ["NVDA", "AAPL"], "1d", date(2025, 10, 1), date(2025, 10, 30),
+            cache_dir=tmp_path / "cache", clock=clock,
+        )  # fmt: skip
+    assert [type(r.error).__name__ for r in quota.results] == ["FetchError", "FetchError"]
+    assert [r.error.kind for r in quota.results if isinstance(r.error, FetchError)] == [
+        "quota",
+        "quota",
+    ]
+    assert "AVKEY-E3" not in quota.results[0].error.__str__()

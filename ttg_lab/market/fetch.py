@@ -19,7 +19,8 @@ completed since it was fetched: no bar of the request's days starts or ends afte
 ``fetched_at`` and at or before now. So an answer covering finished days is never asked for
 twice (a rerun after a kill resumes where it stopped), ``data update`` an hour into a
 session asks again, and a forward run polling after a session's open gets that day's open
-(pending), not an answer from before it.
+(pending), not an answer from before it. An answer's ``fetched_at`` is the fetch's clock
+when it came (a test's clock in tests), not the provider's.
 
 **Provenance.** Each symbol's merge is recorded as load ``fetch:<provider>:<market>:
 <interval>:<symbol>`` whose source names the provider and the SHA-256 of every answer used;
