@@ -127,7 +127,6 @@ class _Answer:
     """The last HTTP answer ccxt received: what the raw response keeps."""
 
     status: int
-    url: str
     headers: Any
     text: str
 
@@ -196,7 +195,7 @@ class CcxtExchange:
         request_body: Any,
     ) -> str:
         """ccxt's hook on every HTTP answer: keep it verbatim, hand ccxt what it expects."""
-        self._last = _Answer(int(code), url, headers, body)
+        self._last = _Answer(int(code), headers, body)
         return body.strip()
 
     # -- planning
