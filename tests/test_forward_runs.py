@@ -8,13 +8,16 @@ whole bar once it has ended.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from sqlalchemy import select, update
+from support.alphavantage_server import AlphaVantageServer
 from support.clock import FakeClock
 
 import ttg_lab
@@ -24,9 +27,11 @@ from ttg_lab.errors import RunStateError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.bars import ImportedBars
+from ttg_lab.market.fetch import fetch_bars, is_fresh
 from ttg_lab.market.loader import load_bars
 from ttg_lab.market.markets import get_market
-from ttg_lab.market.providers.base import Pending
+from ttg_lab.market.providers import make_provider
+from ttg_lab.market.providers.base import FetchRequest, Pending, RawResponse
 from ttg_lab.market.shipped import read_shipped
 from ttg_lab.runs.forward import bar_start, expected_bars, seen_bars
 from ttg_lab.store.database import Store
@@ -83,21 +88,26 @@ class Recorder(ttg_lab.Policy):
     step, its clock and the latest bar it could read in full."""
 
     seen: ClassVar[list[tuple[datetime, datetime | None]]] = []
-    source: ClassVar[MemorySource | None] = None
+    stepped_at: ClassVar[list[datetime]] = []
+    released: ClassVar[Callable[[str, datetime], bool] | None] = None
+    """Whether a symbol's bar at a clock had been released (None: a backtest step)."""
+    clock: ClassVar[FakeClock | None] = None
 
     def step(self, ctx: RunContext) -> ttg_lab.Decision:
         latest = [ctx.view.history(s)["ts"].max() for s in sorted(ctx.tickers)]
         full = max((t.to_pydatetime() for t in latest if pd.notna(t)), default=None)
         assert full is None or full < ctx.clock, (full, ctx.clock)
-        if Recorder.source is not None:  # a forward step
-            # the clock's bar had been released when it ran
-            assert all((s, ctx.clock) in Recorder.source.shown for s in ctx.tickers)
+        released = Recorder.released
+        if released is not None:  # a forward step: the clock's bar had been released
+            assert all(released(s, ctx.clock) for s in ctx.tickers)
             for symbol in ctx.tickers:  # its prices hold nothing of that bar but its open
                 bars = ctx.index.bars(symbol)
                 assert bars.ts[-1] == ctx.clock
                 assert bars.high[-1] == bars.low[-1] == bars.close[-1] == bars.open[-1]
                 assert bars.volume[-1] == 0
         Recorder.seen.append((ctx.clock, full))
+        if Recorder.clock is not None:
+            Recorder.stepped_at.append(Recorder.clock.now())
         return super().step(ctx)
 
     def decide(self, market: ttg_lab.MarketView) -> list[ttg_lab.Order]:
@@ -121,12 +131,16 @@ def shipped() -> pd.DataFrame:
 
 
 @pytest.fixture()
-def fresh(empty_db_url: str, shipped: pd.DataFrame) -> Lab:
-    """A lab whose store holds the tickers' bars before the forward period only."""
+def fresh(
+    empty_db_url: str, shipped: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Lab]:
+    """A lab whose store holds the tickers' bars before the forward period only (its
+    data folder, where fetches keep their answers, the test's own)."""
+    monkeypatch.setenv("TTG_LAB_DATA_DIR", str(tmp_path / "data"))
     lab = ttg_lab.open(empty_db_url, init=False)
     history = shipped[shipped["ts"] < FIRST].reset_index(drop=True)
     load_bars(lab.store, "history", "us", ImportedBars(history, "1d", "test"))
-    Recorder.seen, Recorder.source = [], None
+    Recorder.seen, Recorder.stepped_at, Recorder.released, Recorder.clock = [], [], None, None
     yield lab
     lab.close()
 
@@ -140,8 +154,8 @@ def _model(lab: Lab) -> ttg_lab.ModelInfo:
     return lab.models.create("fwd", ai_model_id="policy/Recorder", tickers=TICKERS)
 
 
-def _kill_after(clock: FakeClock, lab: Lab, run_steps: int) -> None:
-    """Kill the run at its first sleep once ``run_steps`` steps are committed."""
+def _killer(lab: Lab, run_steps: int) -> Callable[[datetime], None]:
+    """Kills the run at a sleep once ``run_steps`` steps are committed."""
 
     def on_sleep(now: datetime) -> None:
         with lab.store.session() as session:
@@ -149,7 +163,12 @@ def _kill_after(clock: FakeClock, lab: Lab, run_steps: int) -> None:
         if done is not None and done >= run_steps:
             raise Killed
 
-    clock.on_sleep = on_sleep
+    return on_sleep
+
+
+def _kill_after(clock: FakeClock, lab: Lab, run_steps: int) -> None:
+    """Kill the run at its first sleep once ``run_steps`` steps are committed."""
+    clock.on_sleep = _killer(lab, run_steps)
 
 
 def _as_if_dead(lab: Lab, run_id: int) -> None:
@@ -167,7 +186,7 @@ def test_a_forward_run_steps_as_bars_come_survives_a_kill_and_books_what_a_backt
     lab = fresh
     clock = FakeClock(BEFORE_OPEN)
     source = MemorySource(lab.store, _future(shipped), clock)
-    Recorder.source = source
+    Recorder.released = lambda symbol, ts: (symbol, ts) in source.shown
     model = _model(lab)
     _kill_after(clock, lab, 4)
     with pytest.raises(Killed):
@@ -211,7 +230,7 @@ def test_a_forward_run_steps_as_bars_come_survives_a_kill_and_books_what_a_backt
 
     clock.advance(86400)  # the last bar ends; an update stores it, as `data update` would
     source.poll(TICKERS, UNTIL, UNTIL, threading.Event())
-    Recorder.source = None  # the backtest's bars are all in the store: nothing released
+    Recorder.released = None  # the backtest's bars are all in the store: nothing released
     backtest = lab.start_run(
         model, start=expected[0], end=expected[-1], path="direct", costs="zero", background=False
     )
@@ -220,6 +239,89 @@ def test_a_forward_run_steps_as_bars_come_survives_a_kill_and_books_what_a_backt
         run.ledger()[REPRODUCED_COLUMNS], backtest.ledger()[REPRODUCED_COLUMNS]
     )
     assert (run.ledger()["status"] == "filled").sum() > 2  # it traded
+
+
+def test_a_forward_run_on_alpha_vantage_trades_each_bar_as_the_server_releases_it(
+    fresh: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The must-show path: the real provider and fetch pipeline against the local Alpha
+    Vantage, which releases bars one by one as the clock passes their day; the run is
+    killed, resumed across missed sessions, and books what a backtest books."""
+    lab = fresh
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "test-key-not-secret")
+    with AlphaVantageServer() as server:
+        released: list[datetime] = []
+
+        def release(now: datetime) -> None:  # the server shows bars up to now's NY day
+            local = now.astimezone(ZoneInfo(US.timezone)).replace(tzinfo=None)
+            server.release_until(local)
+            released.append(local)
+
+        clock = FakeClock(BEFORE_OPEN)
+        release(clock.now())
+        Recorder.released = lambda symbol, ts: ts <= released[-1]
+        Recorder.clock = clock
+        model = _model(lab)
+        kill = _killer(lab, 4)
+        clock.on_sleep = lambda now: (release(now), kill(now))[0]
+        arguments = {
+            "forward": True,
+            "until": UNTIL,
+            "provider": "alphavantage",
+            "provider_url": server.base_url,
+            "path": "direct",
+            "costs": "zero",
+            "background": False,
+            "clock": clock,
+        }
+        with pytest.raises(Killed):
+            lab.start_run(model, **arguments)
+        run = lab.runs()[0]
+        assert run.info.steps_done == 4 and run.info.status == "running"
+        live = list(zip([c for c, _ in Recorder.seen], Recorder.stepped_at, strict=True))
+        for bar, at in live:  # each stepped at its open, before the next session opened
+            start = bar_start(US, "1d", bar)
+            assert start <= at < start + timedelta(hours=6, minutes=30)
+
+        clock.on_sleep = release
+        clock.advance(2 * 86400)  # killed before Oct 7's open, back at Oct 9's: 7 and 8 missed
+        release(clock.now())
+        _as_if_dead(lab, run.id)
+        run.resume(background=False, clock=clock)
+        assert run.status == "completed", run.info.error
+        clocks = [c for c, _ in Recorder.seen]
+        assert clocks == [datetime(2025, 10, d) for d in (1, 2, 3, 6, 7, 8, 9, 10, 13, 14)]
+        assert all(full is not None and full < c for c, full in Recorder.seen)
+        for bar, at in zip(clocks, Recorder.stepped_at, strict=True):
+            start = bar_start(US, "1d", bar)
+            if bar in (datetime(2025, 10, 7), datetime(2025, 10, 8)):
+                assert at >= start + timedelta(days=1) - timedelta(hours=1)  # caught up late
+            else:  # live: at its open, before that session closed
+                assert start <= at < start + timedelta(hours=6, minutes=30)
+
+        clock.advance(86400)  # the last bar ends: fetched, the store holds every bar
+        release(clock.now())
+        provider = make_provider("alphavantage", server.base_url)
+        report = fetch_bars(
+            lab.store,
+            provider,
+            "us",
+            TICKERS,
+            "1d",
+            UNTIL,
+            UNTIL,
+            cache_dir=tmp_path / "cache",
+            clock=clock,
+        )
+        assert report.ok, report.summary()
+    Recorder.released, Recorder.clock = None, None
+    backtest = lab.start_run(
+        model, start=clocks[0], end=clocks[-1], path="direct", costs="zero", background=False
+    )
+    pd.testing.assert_frame_equal(
+        run.ledger()[REPRODUCED_COLUMNS], backtest.ledger()[REPRODUCED_COLUMNS]
+    )
+    assert (run.ledger()["status"] == "filled").sum() > 2
 
 
 def test_missed_bars_can_be_recorded_skipped_without_a_decision(
@@ -440,3 +542,13 @@ def test_forward_runs_are_marked_on_the_leaderboard(fresh: Lab, shipped: pd.Data
     board = fresh.leaderboard()
     assert "forward" in board.columns
     assert sorted(board["forward"].tolist()) == [False, True]
+
+
+def test_a_daily_answer_cached_before_the_open_is_not_fresh_after_it() -> None:
+    """A poll after a session opens must ask again: the answer from before cannot hold
+    that day's open (a forward run would wait for the close instead of trading at it)."""
+    request = FetchRequest("alphavantage", "AAPL", "1d", "http://x/query", (), FIRST.date(), UNTIL)
+    evening = datetime(2025, 9, 30, 21, 0, tzinfo=UTC)
+    answer = RawResponse(request, 200, b"{}", "application/json", evening)
+    assert is_fresh(answer, US, datetime(2025, 10, 1, 9, 0))  # New York, before the open
+    assert not is_fresh(answer, US, datetime(2025, 10, 1, 9, 30))  # the open: ask again

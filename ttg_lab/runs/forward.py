@@ -251,8 +251,11 @@ class ForwardFeed:
         return self.spec.until is not None and label.date() > self.spec.until
 
     def _ready(self, label: datetime) -> bool:
-        """Whether the step at ``label`` can be taken: every ticker's open is known, or
-        a later bar shows the missing ones have none at it, or the bar has ended."""
+        """Whether the step at ``label`` can be taken: it has started, and every ticker's
+        open is known, or a later bar shows the missing ones have none at it, or the bar
+        has ended."""
+        if self.clock.now() < bar_start(self.market, self.interval, label):
+            return False  # a bar shown before its session opens is not traded early
         frame = self._frame
         at = set(frame.loc[frame["ts"] == label, "symbol"])
         if at >= set(self.tickers) or (frame["ts"] > label).any():
