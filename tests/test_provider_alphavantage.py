@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from sqlalchemy import delete, select
@@ -148,6 +149,16 @@ def test_a_free_key_asks_compact_and_says_when_the_period_starts_earlier(
     assert any("last 100 daily bars" in note and "2025-01-02" in note for note in parsed.notes)
     (recent,) = provider.requests(US, "AAPL", "1d", date(2025, 8, 1), date(2025, 10, 30))
     assert provider.parse(provider.send(recent), US).notes == ()
+
+
+def test_no_free_key_note_when_the_answer_was_not_cut(
+    provider: AlphaVantage, server: AlphaVantageServer
+) -> None:
+    """Fewer than 100 bars in a compact answer is the symbol's whole history: no note."""
+    server.release_until(datetime(2025, 9, 30))
+    (request,) = provider.requests(US, "AAPL", "1d", date(2025, 1, 2), date(2025, 9, 30))
+    parsed = provider.parse(provider.send(request), US)
+    assert len(parsed.bars.frame) < 100 and parsed.notes == ()
 
 
 def test_a_premium_key_asks_the_full_daily_history(
@@ -491,6 +502,12 @@ def test_online_news_takes_the_same_base_url_and_keys(
         (404, b"Not Found", "bad_response", "HTTP status 404"),
         (200, b"[1, 2]", "bad_response", "a JSON list, not an object"),
         (200, b'{"Information": "Something else."}', "bad_response", "no data in the answer"),
+        (
+            200,
+            b'{"Information": "This API function (TIME_SERIES_DAILY_ADJUSTED) does not exist."}',
+            "bad_response",
+            "no data in the answer",
+        ),
         (200, b"\xff\xfe", "bad_response", "truncated or invalid JSON"),
     ],
 )
@@ -543,3 +560,21 @@ def test_the_pipeline_stops_at_a_used_up_quota_without_keeping_the_key(
     ]
     assert FAKE_KEY not in report.summary()
     assert not [p for p in cache.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+
+
+def test_requests_share_one_transport(
+    provider: AlphaVantage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new transport costs ~60 ms (its TLS context): a provider builds one."""
+    built: list[httpx.HTTPTransport] = []
+
+    class Counted(httpx.HTTPTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            built.append(self)
+
+    monkeypatch.setattr(httpx, "HTTPTransport", Counted)
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        (request,) = provider.requests(US, symbol, "1d", date(2025, 8, 1), date(2025, 10, 30))
+        provider.parse(provider.send(request), US)
+    assert len(built) == 1
