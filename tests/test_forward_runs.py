@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select, update
 from support.alphavantage_server import AlphaVantageServer
 from support.clock import FakeClock
+from test_cli import ttg
 
 import ttg_lab
 from ttg_lab.engine.context import RunContext
@@ -552,3 +553,45 @@ def test_a_daily_answer_cached_before_the_open_is_not_fresh_after_it() -> None:
     answer = RawResponse(request, 200, b"{}", "application/json", evening)
     assert is_fresh(answer, US, datetime(2025, 10, 1, 9, 0))  # New York, before the open
     assert not is_fresh(answer, US, datetime(2025, 10, 1, 9, 30))  # the open: ask again
+
+
+def test_the_run_command_takes_forward_options_and_refuses_bad_ones_naming_them(
+    db_url: str,
+) -> None:
+    lab = ttg_lab.open(db_url)
+    lab.models.create("bh", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
+    try:
+        direct = ["--path", "direct"]
+        past = ttg(db_url, "run", "bh", "--forward", "--until", "2025-10-10", *direct, check=False)
+        assert past.returncode == 1 and "needs provider=" in past.stdout  # none fetched
+        past = ttg(
+            db_url,
+            "run",
+            "bh",
+            "--forward",
+            "--until",
+            "2025-10-10",
+            "--provider",
+            "alphavantage",
+            *direct,
+            check=False,
+        )
+        assert past.returncode == 1 and "until 2025-10-10 is before the first 1d bar" in past.stdout
+        alone = ttg(db_url, "run", "bh", "--until", "2025-10-10", *direct, check=False)
+        assert alone.returncode == 1 and "until belong(s) to forward runs" in alone.stdout
+        close = ttg(
+            db_url,
+            "run",
+            "bh",
+            "--forward",
+            "--provider",
+            "alphavantage",
+            "--fill",
+            "close",
+            *direct,
+            check=False,
+        )
+        assert close.returncode == 1 and "fills at the open" in close.stdout
+        assert lab.runs().table().empty
+    finally:
+        lab.close()

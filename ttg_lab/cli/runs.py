@@ -41,10 +41,16 @@ def follow(handle: Run, label: str, stop: Callable[[], None] | None = None) -> s
         )
 
         def on_event(event: RunEvent) -> None:
-            if event.kind == "step":
+            if event.kind == "step":  # a forward run's total grows with its calendar
+                done, total = event.data["done"], event.data["total"]
                 progress.update(
-                    task, completed=event.data["done"], equity=f"equity {event.data['equity']:,.2f}"
+                    task,
+                    completed=done,
+                    total=max(done, total),
+                    equity=f"equity {event.data['equity']:,.2f}",
                 )
+            elif event.kind == "skipped":
+                progress.console.print(f"step {event.step_index}: {event.message}", markup=False)
             elif event.kind == "error":
                 progress.console.print(f"[red]{event.message}[/red]")
 
@@ -145,6 +151,29 @@ def budget_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option("--name", default="", help="the experiment's name (with --repeats)")
 @click.option(
+    "--forward",
+    is_flag=True,
+    help="trade forward from the next bar as the provider releases them (on the wall clock; "
+    "Ctrl-C stops it at a step boundary, `ttg-lab resume` catches up what it missed)",
+)
+@click.option("--until", default=None, help="with --forward: the last day to trade, YYYY-MM-DD")
+@click.option(
+    "--provider",
+    default=None,
+    help="with --forward: the data provider to poll (alphavantage, ccxt:binance, eastmoney; "
+    "default: the one the market's bars were fetched from)",
+)
+@click.option(
+    "--provider-url", default=None, help="with --forward: the provider's base URL (a mirror)"
+)
+@click.option(
+    "--missed",
+    type=LazyChoice(lambda: _missed_choices()),
+    default=None,
+    help="with --forward: what resume does with bars missed while the run was down: decide "
+    "each as of its own time (default) or skip it (recorded without a decision)",
+)
+@click.option(
     "--estimate",
     is_flag=True,
     help="print the predicted LLM calls, tokens and cost (and the budget caps) and run nothing",
@@ -164,10 +193,15 @@ def run(
     max_tokens: int | None,
     repeats: int | None,
     name: str,
+    forward: bool,
+    until: str | None,
+    provider: str | None,
+    provider_url: str | None,
+    missed: str | None,
     estimate: bool,
 ) -> None:
-    """Run MODEL over a period, with a progress bar and a summary (with --estimate: only
-    predict what its LLM calls would spend)."""
+    """Run MODEL over a period, with a progress bar and a summary (with --forward: forward
+    from the next bar; with --estimate: only predict what its LLM calls would spend)."""
     with clear_errors():
         lab = obj.lab()
         arguments: dict[str, Any] = dict(
@@ -181,6 +215,11 @@ def run(
             max_cost_usd=max_cost_usd,
             max_tokens=max_tokens,
         )
+        given = {"until": until, "provider": provider, "provider_url": provider_url}
+        given |= {"missed": missed}
+        arguments |= {k: v for k, v in given.items() if v is not None}
+        if forward:
+            arguments["forward"] = True
         if estimate:
             console.print(str(lab.estimate(model, **arguments)), markup=False)
             return
@@ -189,13 +228,19 @@ def run(
             return
         handle = lab.start_run(model, **arguments)
         info = handle.info
-        console.print(
-            f"run {handle.id}: {info.model} #{info.run_number} ({mode}, "
-            f"{info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d})"
-        )
+        period = f"{info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}"
+        if forward:
+            period = f"forward from {info.start:%Y-%m-%d %H:%M}, until {until or 'stopped'}"
+        console.print(f"run {handle.id}: {info.model} #{info.run_number} ({mode}, {period})")
         status = follow(handle, info.model)
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")
+
+
+def _missed_choices() -> tuple[str, ...]:
+    from ttg_lab.runs.options import MISSED
+
+    return MISSED
 
 
 def follow_experiment(experiment: Experiment) -> None:
