@@ -441,3 +441,21 @@ def test_alpha_vantage_answers_flow_through_the_pipeline_keyless_and_quota_stops
         "quota",
     ]
     assert "AVKEY-E3" not in quota.results[0].error.__str__()
+
+
+def test_a_symbol_the_provider_cannot_ask_for_refuses_the_fetch_before_any_request(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.alphavantage_server import AlphaVantageServer
+
+    from ttg_lab.market.providers import make_provider
+
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "test-key")
+    with AlphaVantageServer() as av:
+        with pytest.raises(ValidationError, match="not 'CD5'"):
+            fetch_bars(
+                store, make_provider("alphavantage", av.base_url), "crypto", ["BTC-USDT", "CD5"],
+                "1d", date(2025, 11, 1), date(2025, 11, 14),
+                cache_dir=tmp_path / "cache", clock=FakeClock(datetime(2025, 11, 20, tzinfo=UTC)),
+            )  # fmt: skip
+        assert sum(av.counts.values()) == 0

@@ -341,9 +341,8 @@ class _Fetch:
                 self.sleep(request.symbol, wait, reason)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def symbol(self, symbol: str) -> SymbolResult:
-        """Fetch and merge one symbol (see :func:`fetch_bars`)."""
-        requests = self.provider.requests(self.market, symbol, self.interval, self.first, self.last)
+    def symbol(self, symbol: str, requests: list[FetchRequest]) -> SymbolResult:
+        """Fetch and merge one symbol through its planned ``requests`` (see :func:`fetch_bars`)."""
         frames: list[pd.DataFrame] = []
         shas: list[str] = []
         before, reused = self.sends, 0
@@ -500,6 +499,7 @@ def fetch_bars(
     refused before anything is asked."""
     spec = get_market(market)
     chosen = _check_request(provider, spec, symbols, interval, first, last)
+    plans = {s: provider.requests(spec, s, interval, first, last) for s in chosen}  # may refuse
     cache = ResponseCache(cache_dir)
     limiter = RateLimiter(provider.name, provider.limits, clock, cache.state_file(provider.name))
     work = _Fetch(
@@ -510,7 +510,7 @@ def fetch_bars(
     left: tuple[str, ...] = ()
     for index, symbol in enumerate(chosen):
         try:
-            result = work.symbol(symbol)
+            result = work.symbol(symbol, plans[symbol])
         except _QuotaStop as quota:
             results.append(SymbolResult(symbol, None, quota.error))
             results += [
