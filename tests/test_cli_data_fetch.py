@@ -189,3 +189,14 @@ def test_lab_data_fetch_takes_a_universe_and_is_for_admins(
             ann.data.update()
     finally:
         ann.close()
+
+
+def test_universes_are_the_shipped_symbols_a_provider_can_quote() -> None:
+    from ttg_lab.market.universes import universe_symbols
+
+    nasdaq = universe_symbols("nasdaq100", "us")
+    assert len(nasdaq) == 102 and {"AAPL", "QQQ"} <= set(nasdaq)
+    crypto = universe_symbols("crypto", "crypto")
+    assert "BTC-USDT" in crypto and "CD5" not in crypto  # an index the lab computes
+    with pytest.raises(ttg_lab.errors.NotFoundError, match="unknown universe 'sp500'"):
+        universe_symbols("sp500", "us")

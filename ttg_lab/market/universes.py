@@ -16,16 +16,19 @@ from ttg_lab.market.shipped import DEFAULT_DATA_DIR, read_shipped
 
 @dataclass(frozen=True)
 class Universe:
-    """A named list of symbols of one market: those of shipped dataset ``dataset``."""
+    """A named list of symbols of one market: those of shipped dataset ``dataset`` but
+    ``computed`` (indexes the lab's sources compute rather than quote)."""
 
     name: str
     market: str
     dataset: str
     description: str
+    computed: tuple[str, ...] = ()
 
     def symbols(self, data_dir: Path = DEFAULT_DATA_DIR) -> list[str]:
         """The universe's symbols, sorted."""
-        return sorted(read_shipped(self.dataset, data_dir)["symbol"].unique().tolist())
+        held = set(read_shipped(self.dataset, data_dir)["symbol"].unique().tolist())
+        return sorted(held - set(self.computed))
 
 
 UNIVERSES: dict[str, Universe] = {
@@ -33,7 +36,7 @@ UNIVERSES: dict[str, Universe] = {
     for u in (
         Universe("nasdaq100", "us", "us_daily", "NASDAQ-100 constituents and QQQ"),
         Universe("sse50", "cn", "cn_daily", "SSE-50 constituents and the index"),
-        Universe("crypto", "crypto", "crypto_daily", "the shipped crypto coins and CD5"),
+        Universe("crypto", "crypto", "crypto_daily", "the shipped crypto coins", computed=("CD5",)),
     )
 }
 
