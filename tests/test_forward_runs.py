@@ -595,3 +595,42 @@ def test_the_run_command_takes_forward_options_and_refuses_bad_ones_naming_them(
         assert lab.runs().table().empty
     finally:
         lab.close()
+
+
+def test_a_forward_run_outlasts_a_provider_outage_and_fails_on_a_refused_key(
+    fresh: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = fresh
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "test-key-not-secret")
+    model = _model(lab)
+    with AlphaVantageServer() as server:
+        clock = FakeClock(BEFORE_OPEN)
+        broke: list[datetime] = []
+
+        def release(now: datetime) -> None:
+            server.release_until(now.astimezone(ZoneInfo(US.timezone)).replace(tzinfo=None))
+            if len(Recorder.seen) == 1 and not broke:  # down for the next open's polls
+                server.fail("html_502", times=len(TICKERS) * 2)
+                broke.append(now)
+
+        release(clock.now())
+        clock.on_sleep = release
+        arguments = {
+            "forward": True,
+            "until": date(2025, 10, 3),
+            "provider": "alphavantage",
+            "provider_url": server.base_url,
+            "path": "direct",
+            "background": False,
+            "clock": clock,
+        }
+        run = lab.start_run(model, **arguments)
+        assert run.status == "completed", run.info.error
+        assert broke and [c for c, _ in Recorder.seen] == [datetime(2025, 10, d) for d in (1, 2, 3)]
+
+        server.fail("bad_key", times=100)
+        later = FakeClock(datetime(2025, 10, 6, 12, 0, tzinfo=UTC), release)
+        until = {"until": date(2025, 10, 7), "clock": later}
+        refused = lab.start_run(model, **{**arguments, **until})
+        assert refused.status == "failed"
+        assert "alphavantage" in refused.info.error and "test-key" not in refused.info.error

@@ -36,7 +36,7 @@ from sqlalchemy import select
 from ttg_lab.clock import Clock
 from ttg_lab.engine.loop import FeedStep
 from ttg_lab.engine.snapshot import ForwardSpec, RunSnapshot
-from ttg_lab.errors import RunStateError, ValidationError
+from ttg_lab.errors import FetchError, RunStateError, ValidationError
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.bars import BAR_COLUMNS, INTRADAY_MINUTES
 from ttg_lab.market.fetch import fetch_bars, fetched_datasets
@@ -295,6 +295,12 @@ class ForwardFeed:
         return FeedStep(label, index, data_seen(seen), skipped)
 
 
+PASSING_FAILURES = frozenset({"rate_limit", "quota", "network", "bad_response"})
+"""Fetch failures a forward run outlasts (it polls again later); any other (a refused key,
+an unknown symbol, a premium-only request, a stored bar the provider now answers
+differently) ends it, failed with the reason."""
+
+
 class ProviderSource:
     """A :class:`BarSource` over a data provider, through the fetch pipeline: every poll
     fetches, validates and merges the complete bars (rate limits waited on the run's
@@ -331,9 +337,12 @@ class ProviderSource:
             clock=self.clock,
             stop=stop,
         )
-        failed = [r.error for r in report.results if r.error is not None]
-        if failed and len(failed) == len(report.results):
-            raise failed[0]  # not one symbol came: the provider is down or refuses us
+        for result in report.results:  # a passing failure: those bars come at a later poll
+            error = result.error
+            if error is not None and not (
+                isinstance(error, FetchError) and error.kind in PASSING_FAILURES
+            ):
+                raise error
         return report.pending
 
 
