@@ -377,6 +377,7 @@ def test_missed_bars_can_be_recorded_skipped_without_a_decision(
         value = s.cash + sum(q * opens[sym] for sym, q in s.holdings.items())
         assert s.equity == pytest.approx(value)
     assert sum("skipped: missed while the run was down" in e for e in events) == 2
+    assert run.metrics()["total_return"] is not None  # metrics read it like any run
     assert [c for c, _ in Recorder.seen if c in {s.ts for s in skipped}] == []
 
 
