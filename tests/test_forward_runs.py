@@ -53,10 +53,13 @@ class MemorySource:
     """Bars released by the clock: a poll merges the bars that have ended into the store
     and returns the opens of those that have started; it remembers what it showed."""
 
-    def __init__(self, store: Store, bars: pd.DataFrame, clock: FakeClock) -> None:
+    def __init__(
+        self, store: Store, bars: pd.DataFrame, clock: FakeClock, interval: str = "1d"
+    ) -> None:
         self.store = store
         self.bars = bars
         self.clock = clock
+        self.interval = interval
         self.shown: set[tuple[str, datetime]] = set()
         self.polls = 0
 
@@ -69,17 +72,20 @@ class MemorySource:
         ended, pending = [], []
         for row in wanted.itertuples(index=False):
             label = row.ts.to_pydatetime()
-            close = US.to_utc(US.last_close(label.date())).replace(tzinfo=UTC)
-            if close <= now:
+            end = US.last_close(label.date()) if self.interval == "1d" else US.bar_end(label, 60)
+            assert end is not None
+            if US.to_utc(end).replace(tzinfo=UTC) <= now:
                 ended.append(row)
-            elif bar_start(US, "1d", label) <= now:
+            elif bar_start(US, self.interval, label) <= now:
                 pending.append(Pending(row.symbol, label, float(row.open)))
             else:
                 continue
             self.shown.add((row.symbol, label))
         if ended:
             frame = pd.DataFrame(ended, columns=self.bars.columns)
-            load_bars(self.store, "memory", "us", ImportedBars(frame, "1d", "memory"))
+            bars = ImportedBars(frame, self.interval, "memory")
+            local = now.astimezone(ZoneInfo(US.timezone)).replace(tzinfo=None)
+            load_bars(self.store, "memory", "us", bars, now=local)
         return pending
 
 
@@ -635,3 +641,45 @@ def test_a_forward_run_outlasts_a_provider_outage_and_fails_on_a_refused_key(
         refused = lab.start_run(model, **{**arguments, **until})
         assert refused.status == "failed"
         assert "alphavantage" in refused.info.error and "test-key" not in refused.info.error
+
+
+def test_an_hourly_forward_run_trades_each_bar_at_its_start_on_the_source_s_slots(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Hourly bars at the times the data shows (10:00 ... 15:00 here), not a fixed grid:
+    each step at its bar's start, every sleep straight to the next bar (no late polls)."""
+    monkeypatch.setenv("TTG_LAB_DATA_DIR", str(tmp_path / "data"))
+    hourly = read_shipped("us_hourly")
+    hourly = hourly[hourly["symbol"].isin(TICKERS)].reset_index(drop=True)
+    cut = datetime(2025, 10, 6)
+    lab = ttg_lab.open(empty_db_url, init=False)
+    try:
+        history = hourly[hourly["ts"] < cut].reset_index(drop=True)
+        load_bars(lab.store, "history", "us", ImportedBars(history, "60min", "test"))
+        clock = FakeClock(datetime(2025, 10, 3, 21, 0, tzinfo=UTC))
+        future = hourly[(hourly["ts"] >= cut) & (hourly["ts"] < "2025-10-08")]
+        source = MemorySource(lab.store, future.reset_index(drop=True), clock, "60min")
+        Recorder.seen, Recorder.stepped_at, Recorder.clock = [], [], clock
+        Recorder.released = lambda symbol, ts: (symbol, ts) in source.shown
+        model = _model(lab)
+        run = lab.start_run(
+            model,
+            "intraday",
+            forward=True,
+            until=date(2025, 10, 7),
+            provider="memory",
+            path="direct",
+            background=False,
+            clock=clock,
+            source=source,
+        )
+        assert run.status == "completed", run.info.error
+        labels = sorted(set(future["ts"]))
+        assert [c for c, _ in Recorder.seen] == [t.to_pydatetime() for t in labels]
+        for bar, at in zip([c for c, _ in Recorder.seen], Recorder.stepped_at, strict=True):
+            assert at == bar_start(US, "60min", bar)  # at its start, to the minute
+        assert run.info.steps_total == len(labels) == 12
+        assert all(s >= 3600 or s == 0 for s in clock.slept[1:])  # never woke to poll a late bar
+    finally:
+        Recorder.released, Recorder.clock = None, None
+        lab.close()

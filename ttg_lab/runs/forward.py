@@ -73,27 +73,50 @@ def bar_start(market: Market, interval: str, label: datetime) -> datetime:
     return market.to_utc(local).replace(tzinfo=UTC)
 
 
-def bar_labels(market: Market, interval: str, day: date) -> list[datetime]:
-    """The bars the calendar expects on ``day`` (holidays are not known)."""
+Slots = tuple[int, ...]
+"""When a day's intraday bars start, in minutes after midnight (exchange-local)."""
+
+_SLOT_SAMPLE = 200
+"""How many of the latest bar times show a provider's intraday slots."""
+
+
+def bar_slots(labels: Sequence[datetime], market: Market) -> Slots | None:
+    """The slots the latest of ``labels`` (intraday bar starts) start at, inside the
+    market's sessions: sources align their bars differently (10:00, 11:00 ... or 09:30,
+    10:30 ...). None when there are none."""
+    minutes = {t.hour * 60 + t.minute for t in list(labels)[-_SLOT_SAMPLE:]}
+    inside = sorted(m for m in minutes if any(s.holds_start(m) for s in market.segments))
+    return tuple(inside) or None
+
+
+def bar_labels(
+    market: Market, interval: str, day: date, slots: Slots | None = None
+) -> list[datetime]:
+    """The bars the calendar expects on ``day`` (holidays are not known): an intraday
+    bar at each of ``slots``, or every interval from each session's open without them."""
     if not market.trades_on(day):
         return []
     midnight = datetime.combine(day, time())
     if interval not in INTRADAY_MINUTES:
         return [midnight]
     step = INTRADAY_MINUTES[interval]
-    return [
-        midnight + timedelta(minutes=minute)
-        for segment in market.segments
-        for minute in range(segment.open, segment.close, step)
+    minutes = slots or [
+        minute for segment in market.segments for minute in range(segment.open, segment.close, step)
     ]
+    return [midnight + timedelta(minutes=minute) for minute in minutes]
 
 
 def expected_bars(
-    market: Market, interval: str, not_before: datetime, until: date | None, after: datetime | None
+    market: Market,
+    interval: str,
+    not_before: datetime,
+    until: date | None,
+    after: datetime | None,
+    slots: Slots | None = None,
 ) -> list[datetime]:
-    """The bars the calendar expects that start at or after ``not_before`` (aware UTC),
-    are labelled after ``after`` and fall on or before ``until`` (with no ``until``: the
-    next one only)."""
+    """The bars the calendar expects (at ``slots``, for intraday bars) that start at or
+    after ``not_before`` (aware UTC), are labelled after ``after`` and fall on or before
+    ``until`` (with no ``until``: the next one only)."""
     local = not_before.astimezone(UTC).replace(tzinfo=None)
     day = (local - timedelta(days=1)).date()  # the exchange's day may lag UTC's
     if after is not None:
@@ -101,7 +124,7 @@ def expected_bars(
     last = until if until is not None else day + timedelta(days=_LOOKAHEAD_DAYS)
     found: list[datetime] = []
     while day <= last:
-        for label in bar_labels(market, interval, day):
+        for label in bar_labels(market, interval, day, slots):
             if (after is None or label > after) and bar_start(market, interval, label) >= (
                 not_before
             ):
@@ -154,6 +177,8 @@ class ForwardFeed:
         self.began = clock.now()
         """When this execution began: bars that started before it were missed."""
         self._frame = self._stored()
+        times = sorted(set(pd.DatetimeIndex(self._frame["ts"]).to_pydatetime()))
+        self.slots = bar_slots(times, self.market)
 
     @property
     def not_before(self) -> datetime:
@@ -164,7 +189,7 @@ class ForwardFeed:
         """The bars expected through ``until`` by the calendar (the next one when
         open-ended): the run's expected steps."""
         return expected_bars(
-            self.market, self.interval, self.not_before, self.spec.until, after=None
+            self.market, self.interval, self.not_before, self.spec.until, None, self.slots
         )
 
     def next_step(self, after: datetime | None, stop: threading.Event) -> FeedStep | None:
@@ -274,7 +299,9 @@ class ForwardFeed:
         when it is due already (late); None when no bar is expected through ``until`` (or
         the last one expected never came: a holiday)."""
         now = self.clock.now()
-        nearest = expected_bars(self.market, self.interval, self.not_before, None, after)
+        nearest = expected_bars(
+            self.market, self.interval, self.not_before, None, after, self.slots
+        )
         if not nearest or self._past_until(nearest[0]):
             return None
         start = bar_start(self.market, self.interval, nearest[0])

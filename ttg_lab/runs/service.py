@@ -40,6 +40,7 @@ from ttg_lab.runs.experiments import check_repeats
 from ttg_lab.runs.forward import (
     BarSource,
     ForwardFeed,
+    bar_slots,
     default_provider,
     expected_bars,
     provider_source,
@@ -204,7 +205,12 @@ class RunService:
         forward = self._forward_spec(options, interval, market.code, start, end, clock)
         if forward is not None:
             calendar = expected_bars(
-                market, interval, forward.started_at.replace(tzinfo=UTC), forward.until, None
+                market,
+                interval,
+                forward.started_at.replace(tzinfo=UTC),
+                forward.until,
+                None,
+                bar_slots(index.calendar, market),
             )
             if not calendar:
                 raise ValidationError(
