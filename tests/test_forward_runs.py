@@ -683,3 +683,33 @@ def test_an_hourly_forward_run_trades_each_bar_at_its_start_on_the_source_s_slot
     finally:
         Recorder.released, Recorder.clock = None, None
         lab.close()
+
+
+@pytest.mark.parametrize("until", [date(2025, 10, 9), date(2025, 10, 8)])
+def test_a_weekday_without_bars_is_passed_over_not_waited_on_forever(
+    fresh: Lab, shipped: pd.DataFrame, until: date
+) -> None:
+    """Oct 8 has no bars here (as on a holiday): the run trades Oct 9 once it shows, and a
+    run until Oct 8 ends completed an hour after that day's close."""
+    future = _future(shipped)
+    future = future[future["ts"] != datetime(2025, 10, 8)].reset_index(drop=True)
+    clock = FakeClock(datetime(2025, 10, 6, 21, 0, tzinfo=UTC))
+    source = MemorySource(fresh.store, future, clock)
+    history = shipped[(shipped["ts"] >= FIRST) & (shipped["ts"] <= "2025-10-06")]
+    load_bars(fresh.store, "more", "us", ImportedBars(history.reset_index(drop=True), "1d", "t"))
+    run = fresh.start_run(
+        _model(fresh),
+        forward=True,
+        until=until,
+        provider="memory",
+        path="direct",
+        background=False,
+        clock=clock,
+        source=source,
+    )
+    assert run.status == "completed"
+    traded = [datetime(2025, 10, 7)] + ([datetime(2025, 10, 9)] if until.day == 9 else [])
+    assert [c for c, _ in Recorder.seen] == traded
+    assert run.info.steps_total == run.info.steps_done == len(traded)
+    assert clock.now() < datetime(2025, 10, 10, tzinfo=UTC)  # no waiting on past it
+    assert source.polls < 40

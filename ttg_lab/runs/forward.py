@@ -50,8 +50,9 @@ from ttg_lab.store.schema import RunStep
 POLL_EVERY = 300.0
 """Seconds between polls while an expected bar is late."""
 
-UNTIL_GRACE = timedelta(hours=1)
-"""How long after ``until``'s last close a run still waits for a bar due by then."""
+LATE_GRACE = timedelta(hours=2)
+"""How long after its end a bar that has not come is still waited for (some providers
+publish a day's bar after the close)."""
 
 _LOOKAHEAD_DAYS = 14
 """How far the calendar looks for a market's next bar (covers any weekend or break)."""
@@ -174,6 +175,8 @@ class ForwardFeed:
         self.source = source
         self.clock = clock
         self.poll_every = poll_every
+        self._late: dict[datetime, int] = {}
+        """Polls so far for each expected bar that is late."""
         self.began = clock.now()
         """When this execution began: bars that started before it were missed."""
         self._frame = self._stored()
@@ -285,33 +288,39 @@ class ForwardFeed:
         at = set(frame.loc[frame["ts"] == label, "symbol"])
         if at >= set(self.tickers) or (frame["ts"] > label).any():
             return True
-        minutes = INTRADAY_MINUTES.get(self.interval)
-        local_end = (
-            self.market.bar_end(label, minutes)
-            if minutes is not None
-            else self.market.last_close(label.date())
-        )
-        end = None if local_end is None else self.market.to_utc(local_end).replace(tzinfo=UTC)
-        return end is not None and self.clock.now() >= end
+        return self.clock.now() >= self._end(label)
 
     def _next_wake(self, after: datetime | None) -> datetime | None:
-        """When to poll next: the next expected bar's start, or a poll interval from now
-        when it is due already (late); None when no bar is expected through ``until`` (or
-        the last one expected never came: a holiday)."""
+        """When to poll next: the next expected bar's start; while it is late, after a
+        wait that doubles from ``poll_every``, until it is given up (``LATE_GRACE`` after
+        its end: a holiday, or a symbol that did not trade) and the one after it is
+        awaited; None when no bar is expected through ``until``."""
         now = self.clock.now()
-        nearest = expected_bars(
-            self.market, self.interval, self.not_before, None, after, self.slots
-        )
-        if not nearest or self._past_until(nearest[0]):
-            return None
-        start = bar_start(self.market, self.interval, nearest[0])
-        if start > now:
-            return start
-        if self.spec.until is not None:
-            over = self.market.to_utc(self.market.last_close(self.spec.until))
-            if now >= over.replace(tzinfo=UTC) + UNTIL_GRACE:
+        label = after
+        while True:
+            nearest = expected_bars(
+                self.market, self.interval, self.not_before, None, label, self.slots
+            )
+            if not nearest or self._past_until(nearest[0]):
                 return None
-        return now + timedelta(seconds=self.poll_every)
+            expected = nearest[0]
+            start = bar_start(self.market, self.interval, expected)
+            if start > now:
+                return start
+            given_up = self._end(expected) + LATE_GRACE
+            if now < given_up:
+                late = self._late.get(expected, 0)
+                self._late[expected] = late + 1
+                return min(now + timedelta(seconds=self.poll_every * 2**late), given_up)
+            label = expected
+
+    def _end(self, label: datetime) -> datetime:
+        """When the bar ``label`` ends, aware UTC (a daily bar: at the last close)."""
+        minutes = INTRADAY_MINUTES.get(self.interval)
+        local = None if minutes is None else self.market.bar_end(label, minutes)
+        if local is None:  # daily, or a start outside the sessions: the day's close
+            local = self.market.last_close(label.date())
+        return self.market.to_utc(local).replace(tzinfo=UTC)
 
     def _step(self, label: datetime) -> FeedStep:
         seen = seen_bars(self._frame, label)
