@@ -439,6 +439,7 @@ MACHINE_COLUMNS: dict[str, str] = {
     "trading_runs.metrics": "numbers",
     "run_steps.holdings": "symbols and quantities",
     "run_steps.risk_state": "numbers and dates",
+    "run_steps.data_seen": "a hash of the bars the step saw",
     "ledger.action": "a trade action",
     "ledger.symbol": "a known symbol",
     "ledger.holdings": "symbols and quantities",
