@@ -578,3 +578,19 @@ def test_requests_share_one_transport(
         (request,) = provider.requests(US, symbol, "1d", date(2025, 8, 1), date(2025, 10, 30))
         provider.parse(provider.send(request), US)
     assert len(built) == 1
+
+
+def test_the_pipeline_reports_what_the_provider_noted_of_its_answers(
+    provider: AlphaVantage, db_url: str, tmp_path: Path
+) -> None:
+    """A free key's daily answer holds the last 100 bars only: a fetch from further back
+    says so in its report, beside what it merged."""
+    clock = FakeClock(datetime(2025, 11, 12, tzinfo=UTC))
+    report = fetch_bars(
+        Store(db_url), provider, "us", ["AAPL"], "1d", date(2025, 1, 2), date(2025, 10, 30),
+        cache_dir=tmp_path / "cache", clock=clock,
+    )  # fmt: skip
+    (result,) = report.results
+    assert result.ok, report.summary()
+    assert any("last 100 daily bars only" in note for note in result.notes), result.notes
+    assert "last 100 daily bars only" in result.summary()

@@ -50,7 +50,13 @@ from ttg_lab.market.bars import BAR_COLUMNS, INTERVALS, INTRADAY_MINUTES, Import
 from ttg_lab.market.importers import sort_bars
 from ttg_lab.market.loader import BarConflictError, MergeResult, fingerprint, load_bars
 from ttg_lab.market.markets import Market, get_market
-from ttg_lab.market.providers.base import DataProvider, FetchRequest, Pending, RawResponse
+from ttg_lab.market.providers.base import (
+    DataProvider,
+    FetchRequest,
+    Parsed,
+    Pending,
+    RawResponse,
+)
 from ttg_lab.market.responses import LoadRecord, ResponseCache
 from ttg_lab.ratelimit import QuotaExceeded, RateLimiter, Wait
 from ttg_lab.store.database import Store
@@ -97,6 +103,8 @@ class SymbolResult:
     sent: int = 0
     reused: int = 0
     responses: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What the provider said of its answers (e.g. a free key's shorter history)."""
 
     @property
     def ok(self) -> bool:
@@ -110,7 +118,8 @@ class SymbolResult:
         m = self.merge
         parts = [f"{m.added:,} added", f"{m.skipped:,} identical skipped"]
         parts += [f"{m.replaced:,} replaced"] if m.replaced else []
-        return f"{self.symbol}: {', '.join(parts)} ({asked})"
+        noted = "".join(f"; {note}" for note in self.notes)
+        return f"{self.symbol}: {', '.join(parts)} ({asked}){noted}"
 
 
 @dataclass(frozen=True)
@@ -307,12 +316,12 @@ class _Fetch:
             raise _Stopped
         self.waited += waited
 
-    def answer(self, request: FetchRequest) -> tuple[RawResponse, pd.DataFrame, bool]:
+    def answer(self, request: FetchRequest) -> tuple[RawResponse, Parsed, bool]:
         """The answer to ``request`` and its bars; True when it came from the cache."""
         cached = self.cache.get(request)
         if cached is not None and is_fresh(cached, self.market, local_now(self.clock, self.market)):
             try:
-                return cached, self.provider.parse(cached, self.market).bars.frame, True
+                return cached, self.provider.parse(cached, self.market), True
             except FetchError:
                 self.cache.discard(request)  # kept by an older release, unusable: ask again
         for attempt in range(RATE_LIMIT_RETRIES + 1):
@@ -327,7 +336,7 @@ class _Fetch:
                 )  # the fetch's time
                 self.cache.put(response)
                 try:
-                    return response, self.provider.parse(response, self.market).bars.frame, False
+                    return response, self.provider.parse(response, self.market), False
                 except FetchError:
                     self.cache.discard(request)
                     raise
@@ -345,22 +354,27 @@ class _Fetch:
         """Fetch and merge one symbol through its planned ``requests`` (see :func:`fetch_bars`)."""
         frames: list[pd.DataFrame] = []
         shas: list[str] = []
+        notes: list[str] = []
         before, reused = self.sends, 0
 
         def result(merge: MergeResult | None, error: Failure | None) -> SymbolResult:
-            return SymbolResult(symbol, merge, error, self.sends - before, reused, tuple(shas))
+            said = tuple(dict.fromkeys(notes))
+            return SymbolResult(
+                symbol, merge, error, self.sends - before, reused, tuple(shas), said
+            )
 
         for number, request in enumerate(requests, 1):
             if self.stopped():
                 raise _Stopped
             self.say(symbol, f"{symbol}: request {number} of {len(requests)}")
             try:
-                response, frame, from_cache = self.answer(request)
+                response, parsed, from_cache = self.answer(request)
             except FetchError as exc:
                 return result(None, exc)
             reused += from_cache
             shas.append(response.sha256)
-            frames.append(frame)
+            frames.append(parsed.bars.frame)
+            notes.extend(parsed.notes)
         try:
             return result(self.merge(symbol, frames, shas), None)
         except (FetchError, BarConflictError) as exc:
