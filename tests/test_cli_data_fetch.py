@@ -200,3 +200,21 @@ def test_universes_are_the_shipped_symbols_a_provider_can_quote() -> None:
     assert "BTC-USDT" in crypto and "CD5" not in crypto  # an index the lab computes
     with pytest.raises(ttg_lab.errors.NotFoundError, match="unknown universe 'sp500'"):
         universe_symbols("sp500", "us")
+
+
+def test_data_fetch_prints_what_the_provider_noted_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A provider's note (a free key's shorter history) reaches the user, once per fetch."""
+    from ttg_lab.cli.data import _print_reports
+    from ttg_lab.market.fetch import FetchReport, SymbolResult
+    from ttg_lab.market.loader import MergeResult
+
+    note = "a free key gets the last 100 daily bars only"
+    results = tuple(
+        SymbolResult(s, MergeResult(f"fetch:{s}", "us", "1d", "test", added=1), None, notes=(note,))
+        for s in SYMBOLS
+    )
+    _print_reports(
+        [FetchReport("testbars", "us", "1d", date(2025, 1, 2), date(2025, 2, 3), results)]
+    )
+    out = capsys.readouterr().out
+    assert out.count(note) == 1, out

@@ -127,6 +127,8 @@ def _print_reports(reports: list[FetchReport]) -> None:
 
     for report in reports:
         console.print(escape(report.summary()), highlight=False)
+        for note in dict.fromkeys(n for r in report.results for n in r.notes):
+            console.print(f"  note: {escape(note)}", highlight=False)
         for result in report.failed:
             console.print(f"  [red]{escape(result.symbol)}:[/red] {escape(str(result.error))}")
         if report.stopped:
