@@ -24,7 +24,13 @@ from ttg_lab.market.fetch import (
     load_name,
     update_datasets,
 )
-from ttg_lab.market.loader import BarConflictError, fingerprint, list_loads, read_price_frame
+from ttg_lab.market.loader import (
+    BarConflictError,
+    fingerprint,
+    list_datasets,
+    list_loads,
+    read_price_frame,
+)
 from ttg_lab.market.markets import get_market
 from ttg_lab.market.providers.base import FetchRequest, RawResponse
 from ttg_lab.market.responses import ResponseCache
@@ -150,6 +156,17 @@ def test_fetch_merges_the_periods_bars_and_records_their_answers(
     assert len(cached) == 4
     assert not any("SECRET-KEY" in p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
     assert fetched_datasets(store)[0].symbols == ("AAPL", "MSFT")
+
+
+def test_the_dataset_list_names_a_fetch_once_with_its_symbol_count(
+    store: Store, server: BarServer, tmp_path: Path
+) -> None:
+    """One load per fetched symbol is provenance; the dataset list shows them as one."""
+    fetch(
+        store, server, tmp_path, FakeClock(eastern("2026-01-05")), symbols=("AAPL", "MSFT", "NVDA")
+    )
+    (row,) = list_datasets(store).query("market == 'us' and interval == '1d'")["source"]
+    assert row.split(", ")[-1] == "fetch:testbars:us:1d (3 symbols)", row
 
 
 def test_refetch_sends_no_request_and_skips_every_bar(

@@ -657,6 +657,26 @@ def load_shipped(
     return loaded
 
 
+def shown_loads(names: Sequence[str]) -> str:
+    """Load names as one line: the per-symbol loads of a fetch (``fetch:<provider>:<market>:
+    <interval>:<symbol>``) grouped as ``fetch:<provider>:<market>:<interval> (N symbols)``,
+    so a fetched universe does not make the line a hundred names long."""
+    fetched: dict[str, int] = {}
+    shown: list[str] = []
+    for name in names:
+        head = name.rpartition(":")[0]
+        if name.startswith("fetch:") and head.count(":") >= 3:
+            if head not in fetched:
+                shown.append(head)
+            fetched[head] = fetched.get(head, 0) + 1
+        else:
+            shown.append(name)
+    return ", ".join(
+        f"{n} ({fetched[n]} symbol{'s' if fetched[n] != 1 else ''})" if n in fetched else n
+        for n in shown
+    )
+
+
 def list_datasets(store: Store) -> pd.DataFrame:
     """What the store holds: one row per market and interval, derived from the bars
     (count, symbols, first and last bar), with the names of the loads that went into it
@@ -691,7 +711,7 @@ def list_datasets(store: Store) -> pd.DataFrame:
                 "name": dataset_name(market, interval),
                 "market": market,
                 "interval": interval,
-                "source": ", ".join(str(r["name"]) for r in loads),
+                "source": shown_loads([str(r["name"]) for r in loads]),
                 "fingerprint": fingerprint_row["fingerprint"] if fingerprint_row else "",
                 "rows": int(count),
                 "symbols": sorted(symbols.get((market, interval), [])),
