@@ -1,8 +1,9 @@
 """The news item every importer produces and the search index serves.
 
 ``published_at`` is naive UTC and is the moment from which an item may be shown: the
-search never returns an item at or after the simulated clock. Items without a publish
-time are never created (importers count and drop them).
+search never returns an item at or after the simulated clock. A :class:`News` always has a
+publish time; an item fetched without one is kept in the store undated and never becomes
+a ``News`` (see :mod:`ttg_lab.news.store`), so it is never served.
 """
 
 from __future__ import annotations
