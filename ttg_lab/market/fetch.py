@@ -493,6 +493,21 @@ def _check_request(
     return chosen
 
 
+def plan_fetch(
+    provider: DataProvider,
+    market: Market,
+    symbols: Sequence[str],
+    interval: str,
+    first: date,
+    last: date,
+) -> dict[str, list[FetchRequest]]:
+    """Every symbol's requests (in order, once each), planned before one is sent: a bad
+    argument or a symbol the provider cannot ask for is refused with nothing asked (a
+    batch's ``data:`` section is checked this way before anything runs)."""
+    chosen = _check_request(provider, market, symbols, interval, first, last)
+    return {s: provider.requests(market, s, interval, first, last) for s in chosen}
+
+
 def fetch_bars(
     store: Store,
     provider: DataProvider,
@@ -512,8 +527,8 @@ def fetch_bars(
     and merge their complete bars into ``market`` (see the module). Bad arguments are
     refused before anything is asked."""
     spec = get_market(market)
-    chosen = _check_request(provider, spec, symbols, interval, first, last)
-    plans = {s: provider.requests(spec, s, interval, first, last) for s in chosen}  # may refuse
+    plans = plan_fetch(provider, spec, symbols, interval, first, last)
+    chosen = list(plans)
     cache = ResponseCache(cache_dir)
     limiter = RateLimiter(provider.name, provider.limits, clock, cache.state_file(provider.name))
     work = _Fetch(
