@@ -218,3 +218,27 @@ def test_data_fetch_prints_what_the_provider_noted_once(capsys: pytest.CaptureFi
     )
     out = capsys.readouterr().out
     assert out.count(note) == 1, out
+
+
+def test_data_fetch_news_stores_dated_news_paced_and_cached_without_the_key(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ttg-lab data fetch-news``: Alpha Vantage NEWS_SENTIMENT into the news store through
+    the same rate limits and raw-answer cache as bar fetches; a second fetch adds nothing."""
+    from support.alphavantage_server import AlphaVantageServer
+
+    key = "NEWSKEY0123456789"
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", key)
+    args = ("data", "fetch-news", "--start", "2025-08-01", "--end", "2025-10-30")
+    with AlphaVantageServer() as server:
+        first = ttg(db_url, tmp_path, *args, "--base-url", server.base_url)
+        again = ttg(db_url, tmp_path, *args, "--base-url", server.base_url)
+        asked = len(server.queries)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "(1 undated: stored, never served)" in first.stdout, first.stdout
+    assert again.returncode == 0 and " 0 added" in again.stdout, again.stdout
+    assert asked == 2
+    kept = [p for p in (tmp_path / "cache" / "alphavantage").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".body" for p in kept)
+    assert not [p for p in kept if key.encode() in p.read_bytes()]
+    assert key not in first.stdout + first.stderr + again.stdout + again.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -21,6 +21,7 @@ from ttg_lab import users
 from ttg_lab.agents.policy import Policy, register_policy
 from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.config import Settings, resolve_settings
+from ttg_lab.dates import inclusive_end, parse_date
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.global_settings import GlobalSettings
@@ -32,6 +33,7 @@ from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
+from ttg_lab.news.fetch import NewsFetchReport
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Experiment, Run, RunList
@@ -110,6 +112,43 @@ class DataAPI:
         self._admin("loading news")
         refuse_secrets({"path": str(path)}, "news load")
         return import_news_file(self.store, path, format)
+
+    def fetch_news(
+        self,
+        symbols: Sequence[str] = (),
+        start: object = None,
+        end: object = None,
+        provider: str = "alphavantage",
+        base_url: str | None = None,
+        *,
+        clock: Clock = WALL_CLOCK,
+    ) -> NewsFetchReport:
+        """Fetch the news about ``symbols`` (none: all news) published from ``start`` to
+        ``end`` (UTC days; default the 30 days to today) into the search tool's store
+        (admins): publish times kept in UTC, undated items stored and never served, known
+        URLs skipped. Paced and cached like bar fetches (one quota)."""
+        from ttg_lab.market.fetch import paced_sender
+        from ttg_lab.market.providers import make_provider
+        from ttg_lab.market.providers.alphavantage import AlphaVantage
+        from ttg_lab.news.fetch import fetch_news
+
+        self._admin("fetching news")
+        refuse_secrets({"provider": provider, "base_url": base_url or ""}, "news fetch")
+        source = make_provider(provider, base_url)
+        if not isinstance(source, AlphaVantage):
+            raise ValidationError(f"{provider} serves no news; alphavantage does")
+        last = (
+            clock.now().replace(tzinfo=None)
+            if end is None
+            else inclusive_end(parse_date(end, "end of the news fetch", "UTC"))
+        )
+        first = (
+            last - timedelta(days=30)
+            if start is None
+            else parse_date(start, "start of the news fetch", "UTC")
+        )
+        send = paced_sender(source, self.cache_dir, clock=clock)
+        return fetch_news(self.store, source, list(symbols), first, last, send=send)
 
     @property
     def cache_dir(self) -> Path:

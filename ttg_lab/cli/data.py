@@ -211,6 +211,31 @@ def data_update(obj: LabContext, provider: str | None, base_url: str | None) -> 
         _print_reports(reports)
 
 
+@data.command("fetch-news")
+@click.option("--symbols", default="", help="comma-separated symbols (default: all news)")
+@click.option("--start", default=None, help="first day, UTC (default: 30 days before the end)")
+@click.option("--end", default=None, help="last day, UTC (default: now)")
+@click.option("--provider", default="alphavantage", show_default=True)
+@click.option("--base-url", default=None, help="a mirror, proxy or test server of the provider")
+@pass_ctx
+def data_fetch_news(
+    obj: LabContext,
+    symbols: str,
+    start: str | None,
+    end: str | None,
+    provider: str,
+    base_url: str | None,
+) -> None:
+    """Fetch dated news into the search tool's store: publish times kept in UTC, items
+    without one stored but never served, known links skipped."""
+    from rich.markup import escape
+
+    with clear_errors():
+        chosen = [s.strip() for s in symbols.split(",") if s.strip()]
+        report = obj.lab().data.fetch_news(chosen, start, end, provider, base_url)
+        console.print(escape(report.summary()), highlight=False)
+
+
 @click.group("import")
 def import_group() -> None:
     """Import other platforms' run outputs as completed runs."""

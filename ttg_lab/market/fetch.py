@@ -568,6 +568,37 @@ def fetch_bars(
     )
 
 
+def paced_sender(
+    provider: DataProvider,
+    cache_dir: Path,
+    *,
+    clock: Clock = WALL_CLOCK,
+    on_wait: Callable[[Wait], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Callable[[FetchRequest], RawResponse]:
+    """Sends ``provider``'s requests as :func:`fetch_bars` does: within its rate limits
+    (counted with the bar fetches' in the cache folder, so they share one quota), each
+    answer stamped with the clock and kept in the cache. For fetches that are not bars
+    (news); a used-up quota is a FetchError ``quota``, a stop a FetchError ``network``."""
+    cache = ResponseCache(cache_dir)
+    limiter = RateLimiter(provider.name, provider.limits, clock, cache.state_file(provider.name))
+
+    def send(request: FetchRequest) -> RawResponse:
+        try:
+            waited = limiter.acquire(stop, on_wait)
+        except QuotaExceeded as exc:
+            raise FetchError(provider.name, request.symbol, str(exc), "quota") from None
+        if waited is None:
+            raise FetchError(provider.name, request.symbol, "stopped before sending", "network")
+        response = dataclasses.replace(
+            provider.send(request, REQUEST_TIMEOUT), fetched_at=clock.now()
+        )
+        cache.put(response)
+        return response
+
+    return send
+
+
 # --------------------------------------------------------------------------- update
 
 
