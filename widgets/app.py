@@ -24,6 +24,7 @@ from ttg_lab.store.access import is_admin
 from widgets import (
     admin,
     analyst,
+    data,
     leaderboard,
     models,
     monitor,
@@ -47,8 +48,11 @@ PANELS = (
     ("Leaderboard", leaderboard.LeaderboardController, leaderboard.view),
     ("MCP", services.ServicesController, services.view),
     ("Analyst", analyst.AnalystController, analyst.view),
+    ("Data", data.DataController, data.view),
     ("Admin", admin.AdminController, admin.view),
 )
+ADMIN_PANELS = ("Data", "Admin")
+"""Panels only admins see (their actions refuse anyone else too)."""
 
 
 class Dashboard:
@@ -56,8 +60,8 @@ class Dashboard:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.panels = [p for p in PANELS if p[0] != "Admin" or is_admin(lab.user)]
-        """The tabs this user sees: the Admin tab only for admins."""
+        self.panels = [p for p in PANELS if p[0] not in ADMIN_PANELS or is_admin(lab.user)]
+        """The tabs this user sees: the admin panels only for admins."""
         self.controllers: dict[str, Any] = {title: cls(lab) for title, cls, _ in self.panels}
         runner, monitor_ = self.controllers["Run"], self.controllers["Monitor"]
         # citations in the analyst's answers open the reasoning browser at that step
