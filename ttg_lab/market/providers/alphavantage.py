@@ -25,12 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 from ttg_lab.errors import ConfigError, DataFileError, FetchError, ValidationError
 from ttg_lab.market.importers import alpha_vantage_bars
@@ -42,11 +41,9 @@ from ttg_lab.market.providers.base import (
     Parsed,
     RateLimit,
     RawResponse,
+    checked_base_url,
 )
-from ttg_lab.secrets import redact
-
-if TYPE_CHECKING:
-    import httpx
+from ttg_lab.market.providers.http import Getter, months, quoted
 
 NAME = "alphavantage"
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
@@ -65,8 +62,6 @@ COMPACT_BARS = 100
 """Bars a ``compact`` daily answer holds."""
 RATE_LIMIT_WAIT = 60.0
 """Seconds to wait after a per-minute note (the window it counts in)."""
-QUOTED_CHARS = 120
-"""At most this much of the provider's own text is quoted in an error."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -79,15 +74,7 @@ def query_url(base_url: str | None = None, env: Mapping[str, str] | None = None)
     is refused naming it."""
     env = os.environ if env is None else env
     given = base_url if base_url is not None else env.get(URL_ENV, "").strip() or DEFAULT_BASE_URL
-    text = given.strip().rstrip("/")
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-    except ValueError:
-        host = None
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not host or parts.query:
-        raise ConfigError(f"Alpha Vantage URL {given!r} is not an http(s) URL with a host")
+    text = checked_base_url(given, "Alpha Vantage URL")
     return text if text.endswith("/query") else f"{text}/query"
 
 
@@ -120,31 +107,10 @@ def crypto_code(symbol: str) -> str:
     return match.group("base")
 
 
-def _months(first: date, last: date) -> list[tuple[date, date]]:
-    """The calendar months ``first``..``last`` touches, each clipped to the period."""
-    spans = []
-    start = first
-    while start <= last:
-        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-        end = min(last, date.fromordinal(following.toordinal() - 1))
-        spans.append((start, end))
-        start = following
-    return spans
-
-
-def _quoted(text: str, key: str | None = None) -> str:
-    """The provider's ``text`` as an error quotes it: key masked, at most ~120 chars."""
-    clean = " ".join(text.split())
-    if key:
-        clean = clean.replace(key, "***")
-    clean = redact(clean)
-    return clean if len(clean) <= QUOTED_CHARS else clean[:QUOTED_CHARS] + "…"
-
-
 def _note_error(text: str, symbol: str) -> FetchError:
     """The FetchError an ``Information``/``Note`` answer means, by its wording."""
     lowered = text.lower()
-    said = f"Alpha Vantage says: {_quoted(text)!r}"
+    said = f"Alpha Vantage says: {quoted(text)!r}"
     if "premium feature" in lowered or "premium endpoint" in lowered:
         return FetchError(NAME, symbol, f"needs a premium plan; {said}", "premium")
     if "per minute" in lowered or "frequency" in lowered or "per second" in lowered:
@@ -166,21 +132,12 @@ class AlphaVantage:
     markets: tuple[str, ...] = ("us", "crypto")
     intervals: tuple[str, ...] = ("1d", "60min")
     limits: tuple[RateLimit, ...] = field(default=FREE_LIMITS)
-    _transport: httpx.HTTPTransport | None = field(
-        default=None, init=False, repr=False, compare=False
+    _getter: Getter = field(
+        default_factory=lambda: Getter(NAME, lambda: datetime.now(UTC)),
+        init=False,
+        repr=False,
+        compare=False,
     )
-    _lock: threading.Lock = field(
-        default_factory=threading.Lock, init=False, repr=False, compare=False
-    )
-
-    def _connection(self) -> httpx.HTTPTransport:
-        """One transport for all the provider's requests (each new one costs ~60 ms)."""
-        import httpx
-
-        with self._lock:
-            if self._transport is None:
-                self._transport = httpx.HTTPTransport()
-            return self._transport
 
     @property
     def url(self) -> str:
@@ -239,7 +196,7 @@ class AlphaVantage:
                     "extended_hours": "false",
                 },
             )
-            for start, end in _months(first, last)
+            for start, end in months(first, last)
         ]
 
     def news_request(
@@ -266,47 +223,20 @@ class AlphaVantage:
     def send(self, request: FetchRequest, timeout: float = 30.0) -> RawResponse:
         """GET ``request`` with the key from the environment added.
 
-        Sent through the provider's :class:`httpx.HTTPTransport` (a client would log the
-        URL, key and all); no redirect is followed; an answer that echoes the key has it
-        masked.
-        httpx loads here, not with the lab: a run that fetches nothing never needs it.
+        Sent through the provider's one transport (:class:`~.http.Getter`: no client
+        logging the URL, key and all; no redirect followed); an answer that echoes the
+        key has it masked.
         """
-        import httpx
-
         key = api_key()
         if key is None:
             raise FetchError(
                 NAME, request.symbol, f"no API key: set {' or '.join(KEY_ENVS)}", "auth"
             )
-        outgoing = httpx.Request(
-            "GET",
-            request.url,
-            params=[*request.params, ("apikey", key)],
-            headers={"Accept": "application/json"},
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
-        )
-        try:
-            response = self._connection().handle_request(outgoing)
-            try:
-                body = response.read()
-            finally:
-                response.close()
-        except httpx.TimeoutException:
-            raise FetchError(
-                NAME, request.symbol, f"no answer in {timeout:g} s", "network"
-            ) from None
-        except httpx.HTTPError as exc:  # its text may hold the URL, and so the key
-            reason = f"no answer from {request.url} ({type(exc).__name__})"
-            raise FetchError(NAME, request.symbol, reason, "network") from None
+        response = self._getter.get(request, timeout, [("apikey", key)])
+        body = response.body
         for shape in {key, quote(key, safe="")}:
             body = body.replace(shape.encode(), b"***")
-        return RawResponse(
-            request,
-            response.status_code,
-            body,
-            response.headers.get("content-type", ""),
-            datetime.now(UTC),
-        )
+        return replace(response, body=body)
 
     def document(self, response: RawResponse) -> dict[str, Any]:
         """The answer's JSON object, or the FetchError its status or content means."""
@@ -320,7 +250,7 @@ class AlphaVantage:
             raise FetchError(NAME, symbol, f"an HTML page (HTTP status {status}), not data")
         if status >= 400:
             text = body.decode("utf-8", "replace")
-            raise FetchError(NAME, symbol, f"HTTP status {status}: {_quoted(text)!r}")
+            raise FetchError(NAME, symbol, f"HTTP status {status}: {quoted(text)!r}")
         if not body.strip():
             raise FetchError(NAME, symbol, f"an empty body (HTTP status {status})")
         try:
@@ -334,7 +264,7 @@ class AlphaVantage:
             raise FetchError(NAME, symbol, "no data for symbol (an empty answer)", "unknown_symbol")
         error = document.get("Error Message")
         if isinstance(error, str):
-            said = f"Alpha Vantage says: {_quoted(error)!r}"
+            said = f"Alpha Vantage says: {quoted(error)!r}"
             if "apikey" in error.lower():
                 raise FetchError(NAME, symbol, f"the API key was refused; {said}", "auth")
             raise FetchError(

@@ -49,6 +49,7 @@ from ttg_lab.market.providers.base import (
     RawResponse,
     checked_base_url,
 )
+from ttg_lab.market.providers.http import Getter, months, quoted, years
 
 NAME = "eastmoney"
 DEFAULT_BASE_URL = "https://push2his.eastmoney.com"
@@ -68,7 +69,6 @@ SECID_MARKETS: dict[str, str] = {"SH": "1", "SZ": "0", "BJ": "0"}
 SHARES_PER_LOT = 100
 LIMITS = (RateLimit(1, 1.0),)
 """Our own choice (eastmoney publishes none, and blocks heavy use)."""
-QUOTED_CHARS = 120
 
 
 def base_url_of(given: str | None) -> str:
@@ -84,30 +84,6 @@ def secid(symbol: str) -> str:
     return f"{SECID_MARKETS[exchange]}.{code}"
 
 
-def _years(first: date, last: date) -> list[tuple[date, date]]:
-    """The calendar years ``first``..``last`` touches, each clipped to the period."""
-    return [
-        (max(first, date(year, 1, 1)), min(last, date(year, 12, 31)))
-        for year in range(first.year, last.year + 1)
-    ]
-
-
-def _months(first: date, last: date) -> list[tuple[date, date]]:
-    """The calendar months ``first``..``last`` touches, each clipped to the period."""
-    spans = []
-    start = first
-    while start <= last:
-        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-        spans.append((start, min(last, date.fromordinal(following.toordinal() - 1))))
-        start = following
-    return spans
-
-
-def _quoted(text: str) -> str:
-    clean = " ".join(text.split())
-    return clean if len(clean) <= QUOTED_CHARS else clean[:QUOTED_CHARS] + "…"
-
-
 @dataclass
 class Eastmoney:
     """The eastmoney provider (see the module); ``adjust`` is one of :data:`ADJUSTMENTS`."""
@@ -119,8 +95,10 @@ class Eastmoney:
     markets: tuple[str, ...] = ("cn",)
     intervals: tuple[str, ...] = tuple(KLT)
     limits: tuple[RateLimit, ...] = LIMITS
+    _getter: Getter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._getter = Getter(NAME, self.clock.now)
         if self.adjust not in ADJUSTMENTS:
             known = ", ".join(ADJUSTMENTS)
             raise ValidationError(f"{NAME}: adjustment {self.adjust!r} is not one of {known}")
@@ -142,7 +120,7 @@ class Eastmoney:
             )
         if first > last:
             raise ValidationError(f"{NAME} {symbol}: period starts {first} after it ends {last}")
-        spans = _years(first, last) if interval == "1d" else _months(first, last)
+        spans = years(first, last) if interval == "1d" else months(first, last)
         return [
             FetchRequest(
                 NAME,
@@ -167,40 +145,9 @@ class Eastmoney:
 
     def send(self, request: FetchRequest, timeout: float = 30.0) -> RawResponse:
         """GET ``request`` and keep the answer verbatim, whatever its status (no key:
-        the endpoint is public). No redirect is followed.
-
-        httpx loads here, not with the lab: a run that fetches nothing never needs it.
-        """
-        import httpx
-
-        outgoing = httpx.Request(
-            "GET",
-            request.url,
-            params=list(request.params),
-            headers={"Accept": "application/json"},
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
-        )
-        try:
-            with httpx.HTTPTransport() as transport:
-                response = transport.handle_request(outgoing)
-                try:
-                    body = response.read()
-                finally:
-                    response.close()
-        except httpx.TimeoutException:
-            raise FetchError(
-                NAME, request.symbol, f"no answer in {timeout:g} s", "network"
-            ) from None
-        except httpx.HTTPError as exc:
-            reason = f"no answer from {request.url} ({type(exc).__name__})"
-            raise FetchError(NAME, request.symbol, reason, "network") from None
-        return RawResponse(
-            request,
-            response.status_code,
-            body,
-            response.headers.get("content-type", ""),
-            self.clock.now(),
-        )
+        the endpoint is public), through the provider's one transport; no redirect is
+        followed."""
+        return self._getter.get(request, timeout)
 
     def document(self, response: RawResponse) -> dict[str, Any]:
         """The answer's ``data`` object, or the FetchError its status or content means."""
@@ -211,7 +158,7 @@ class Eastmoney:
             raise FetchError(NAME, symbol, f"an HTML page (HTTP status {status}), not klines")
         text = body.decode("utf-8", "replace")
         if status >= 400:
-            raise FetchError(NAME, symbol, f"HTTP status {status}: {_quoted(text)!r}")
+            raise FetchError(NAME, symbol, f"HTTP status {status}: {quoted(text)!r}")
         if not body.strip():
             raise FetchError(NAME, symbol, f"an empty body (HTTP status {status})")
         try:
@@ -223,13 +170,13 @@ class Eastmoney:
             raise FetchError(NAME, symbol, f"a JSON {type(document).__name__}, not an object")
         rc = document.get("rc")
         if rc != 0:
-            raise FetchError(NAME, symbol, f"eastmoney answered rc={rc!r}: {_quoted(text)!r}")
+            raise FetchError(NAME, symbol, f"eastmoney answered rc={rc!r}: {quoted(text)!r}")
         data = document.get("data")
         if data is None:
             reason = f"unknown symbol: eastmoney has no data for secid {secid(symbol)}"
             raise FetchError(NAME, symbol, reason, "unknown_symbol")
         if not isinstance(data, dict) or not isinstance(data.get("klines"), list):
-            raise FetchError(NAME, symbol, f"no klines list in the answer: {_quoted(text)!r}")
+            raise FetchError(NAME, symbol, f"no klines list in the answer: {quoted(text)!r}")
         return data
 
     def parse(self, response: RawResponse, market: Market) -> Parsed:
