@@ -33,7 +33,6 @@ from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
-from ttg_lab.news.fetch import NewsFetchReport
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Experiment, Run, RunList
@@ -55,6 +54,7 @@ from ttg_lab.users import ensure_local_user
 
 if TYPE_CHECKING:
     from ttg_lab.analyst.analyst import Analyst
+    from ttg_lab.news.fetch import NewsFetchReport
     from ttg_lab.runs.estimate import Estimate
 
 
