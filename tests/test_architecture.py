@@ -52,19 +52,9 @@ WIDGET_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
         ("widgets.performance", "ttg_lab.metrics.reference"),
         ("widgets.reasoning", "ttg_lab.engine.stored_reasoning"),
         ("widgets.reasoning", "ttg_lab.store.schema"),
-        # the data panel: who is an admin, secret masking, the fetch's progress and report
-        # types and its injected clock, and the fetch form's checks (providers, universes,
-        # markets, dates, base URLs), which have no public home in ttg_lab.options yet
+        # the data panel: who is an admin, secret masking (as the other panels)
         ("widgets.data", "ttg_lab.store.access"),
         ("widgets.data", "ttg_lab.secrets"),
-        ("widgets.data", "ttg_lab.clock"),
-        ("widgets.data", "ttg_lab.market.fetch"),
-        ("widgets.data", "ttg_lab.market.loader"),
-        ("widgets.data", "ttg_lab.market.providers"),
-        ("widgets.data", "ttg_lab.market.providers.base"),
-        ("widgets.data", "ttg_lab.market.universes"),
-        ("widgets.data", "ttg_lab.market.markets"),
-        ("widgets.data", "ttg_lab.dates"),
     }
 )
 """Internals the widgets still import, each group for the reason noted (the list only shrinks)."""

@@ -23,9 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on first use
     from ttg_lab.agents.factory import check_path
+    from ttg_lab.clock import Clock
+    from ttg_lab.dates import parse_date
     from ttg_lab.engine.ledger import LedgerStatus
     from ttg_lab.leaderboard import BoardVerdict
     from ttg_lab.market.bars import BarLabel
+    from ttg_lab.market.fetch import FetchProgress, FetchReport
+    from ttg_lab.market.loader import BarConflictError
+    from ttg_lab.market.markets import get_market
+    from ttg_lab.market.providers.base import checked_base_url
     from ttg_lab.rules.gate import Verdict
     from ttg_lab.store.schema import RunStatus
 
@@ -47,6 +53,8 @@ if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on fi
     INTERVALS: tuple[str, ...]
     BAR_LABELS: tuple[BarLabel, ...]
     MAX_REPEATS: int
+    UNIVERSES: tuple[str, ...]
+    WALL_CLOCK: Clock
 
 
 def _listed(value: Any) -> tuple[str, ...]:
@@ -90,6 +98,17 @@ _CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "LedgerStatus": ("ttg_lab.engine.ledger", "LedgerStatus", _as_is),
     "RunStatus": ("ttg_lab.store.schema", "RunStatus", _as_is),
     "MAX_REPEATS": ("ttg_lab.runs.experiments", "MAX_REPEATS", _as_is),  # start_run(repeats=)
+    # data fetches (lab.data.fetch): the universes a fetch may name, the checks of its
+    # form, what it reports, and the clock it waits on
+    "UNIVERSES": ("ttg_lab.market.universes", "UNIVERSES", _listed),
+    "get_market": ("ttg_lab.market.markets", "get_market", _as_is),
+    "parse_date": ("ttg_lab.dates", "parse_date", _as_is),
+    "checked_base_url": ("ttg_lab.market.providers.base", "checked_base_url", _as_is),
+    "FetchProgress": ("ttg_lab.market.fetch", "FetchProgress", _as_is),
+    "FetchReport": ("ttg_lab.market.fetch", "FetchReport", _as_is),
+    "BarConflictError": ("ttg_lab.market.loader", "BarConflictError", _as_is),
+    "Clock": ("ttg_lab.clock", "Clock", _as_is),
+    "WALL_CLOCK": ("ttg_lab.clock", "WALL_CLOCK", _as_is),
 }
 """Every static choice and type, by the name it has here, and where its owner keeps it."""
 
@@ -144,6 +163,14 @@ def bar_formats() -> tuple[str, ...]:
     return (DATA_FORMAT_AUTO, *READERS.names())
 
 
+def data_providers() -> tuple[str, ...]:
+    """Data providers ``lab.data.fetch(provider=...)`` knows (``ccxt`` takes an exchange:
+    ``ccxt:binance``)."""
+    from ttg_lab.market.providers import PROVIDERS
+
+    return PROVIDERS.names()
+
+
 def news_formats() -> tuple[str, ...]:
     """Formats ``lab.data.load_news(format=...)`` reads (``auto`` first)."""
     from ttg_lab.news.importers import FORMATS
@@ -170,17 +197,27 @@ __all__ = [
     "RULE_CATEGORIES",
     "RULE_PARAMETERS",
     "RULE_PRESETS",
+    "UNIVERSES",
     "VERDICTS",
+    "WALL_CLOCK",
+    "BarConflictError",
     "BarLabel",
     "BoardVerdict",
+    "Clock",
+    "FetchProgress",
+    "FetchReport",
     "LedgerStatus",
     "RunStatus",
     "Verdict",
     "bar_formats",
     "baselines",
     "check_path",
+    "checked_base_url",
+    "data_providers",
+    "get_market",
     "llm_providers",
     "news_formats",
+    "parse_date",
     "policies",
     "tool_modes",
 ]

@@ -23,14 +23,18 @@ import pandas as pd
 import traitlets
 
 from ttg_lab import TTGLabError, ValidationError, options
-from ttg_lab.clock import WALL_CLOCK, Clock
-from ttg_lab.dates import parse_date
-from ttg_lab.market.fetch import FetchProgress, FetchReport
-from ttg_lab.market.loader import BarConflictError
-from ttg_lab.market.markets import get_market
-from ttg_lab.market.providers import PROVIDERS
-from ttg_lab.market.providers.base import checked_base_url
-from ttg_lab.market.universes import UNIVERSES
+from ttg_lab.options import (
+    UNIVERSES,
+    WALL_CLOCK,
+    BarConflictError,
+    Clock,
+    FetchProgress,
+    FetchReport,
+    checked_base_url,
+    data_providers,
+    get_market,
+    parse_date,
+)
 from ttg_lab.secrets import redact
 from ttg_lab.store.access import is_admin, require_admin
 from widgets.common import Controller, field_value, set_options, status_html, table_html
@@ -81,6 +85,14 @@ class ReportRow:
             )
         rows += [cls(dataset, s, 0, 0, 0, 0, 0, 0, STOPPED, "") for s in report.stopped]
         return rows
+
+
+def _known_provider(spec: str) -> None:
+    """Refuse a provider spec whose name (before ``:``) no provider has."""
+    name = spec.partition(":")[0].strip()
+    known = data_providers()
+    if name not in known:
+        raise ValidationError(f"unknown data provider {name!r}; known: {', '.join(known)}")
 
 
 def _refusing(check: Callable[[], object]) -> None:
@@ -145,12 +157,12 @@ class DataController(Controller):
     def refresh(self) -> None:
         """Read the registered providers again (a notebook may have added one)."""
         with self.action():
-            self.providers = list(PROVIDERS.names())
+            self.providers = list(data_providers())
 
     @traitlets.validate("provider")
     def _check_provider(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"]).strip()
-        _refusing(lambda: PROVIDERS.get(value.partition(":")[0].strip()))
+        _refusing(lambda: _known_provider(value))
         return value
 
     @traitlets.validate("market")
