@@ -15,6 +15,14 @@ grid:                         # lists expanded as a product
 budget:                       # optional: a cap on the whole batch's LLM spend
   max_cost_usd: 5.0
 repeats: 3                    # optional: runs of each parameter set (seeds seed, seed+1, ...)
+data:                         # optional: bars to fetch before the first run (or a list of them)
+  provider: alphavantage      # a data provider: alphavantage, ccxt:binance, eastmoney ...
+  market: us
+  interval: 1d                # optional: 1d by default
+  symbols: [AAPL, MSFT]       # or universe: nasdaq100
+  start: 2025-11-03
+  end: 2025-11-28
+  base_url: http://127.0.0.1:8080   # optional: a mirror, a proxy or a test server
 ```
 
 Each expanded parameter set is one execution of ``notebooks/run_experiment.ipynb``.
@@ -30,6 +38,14 @@ axis or a ``runs`` entry; 0, the default, means no cap) cap each run on its own.
 top-level ``budget`` caps the batch's total (every recorded call of its runs, wasted ones
 too): the batch starts no new run once the total reaches a cap, and each run it starts
 gets its share of what remains as its own cap (see :mod:`ttg_lab.batch.runner`).
+
+Data: each ``data`` entry names bars the batch fetches before its first execution, through
+``lab.data.fetch`` (admins only; the answers cached, so a rerun of the batch asks nothing
+twice). An entry is checked with the file: unknown or missing keys, bad dates, an unknown
+provider, universe or market, a symbol or interval the provider cannot ask for are refused
+naming the entry and key, before anything is fetched or run. A fetch that fails refuses the
+batch, naming provider, symbol and reason, with no run started. The grid's periods stay
+dates: ``data`` says what to fetch, ``period`` what to run.
 """
 
 from __future__ import annotations
@@ -38,14 +54,15 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from ttg_lab.engine.budget import Budget, check_max_cost, check_max_tokens
-from ttg_lab.errors import ValidationError
+from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.text import refuse_secret
 
 PARAMETERS: dict[str, Any] = {
@@ -73,7 +90,12 @@ a cap of 0 is no cap."""
 CAP_CHECKS = {"max_cost_usd": check_max_cost, "max_tokens": check_max_tokens}
 """The budget parameters and how a cap is checked."""
 
-TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template", "budget", "repeats"}
+TOP_LEVEL = {"name", "concurrency", "base", "grid", "runs", "template", "budget", "repeats", "data"}
+DATA_KEYS = ("provider", "market", "interval", "symbols", "universe", "start", "end", "base_url")
+"""The keys of a ``data`` entry (interval and base_url optional; symbols or universe)."""
+
+
+T = TypeVar("T")
 
 
 class ExperimentError(ValidationError):
@@ -94,6 +116,25 @@ class RunSpec:
         return f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}{repeats}"
 
 
+@dataclass(frozen=True)
+class DataFetch:
+    """One ``data`` entry: bars the batch fetches before its first run (checked days)."""
+
+    provider: str
+    market: str
+    interval: str
+    start: str
+    end: str
+    symbols: tuple[str, ...] | None = None
+    universe: str | None = None
+    base_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        what = f"universe {self.universe}" if self.universe else ", ".join(self.symbols or ())
+        return f"{self.provider} {self.market} {self.interval} {what} {self.start}..{self.end}"
+
+
 @dataclass
 class ExperimentFile:
     """A parsed experiment file: its parameter sets, how many run at once, the template and
@@ -106,6 +147,7 @@ class ExperimentFile:
     template: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     budget: Budget = field(default_factory=Budget)  # a cap on the batch's total
+    data: tuple[DataFetch, ...] = ()  # fetched before the first run
 
 
 LATER_PARAMETERS: dict[str, Any] = {"max_cost_usd": 0.0, "max_tokens": 0, "repeats": 1}
@@ -243,6 +285,7 @@ def parse_experiment(doc: Any, where: str = "experiment") -> ExperimentFile:
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
         raise ExperimentError(f"{where}: concurrency must be 1 to 64")
     budget = _batch_budget(doc.get("budget"), where)
+    data = _data_section(doc.get("data"), where)
     combos = expand(doc)
     if not combos:
         raise ExperimentError(f"{where}: the grid is empty: nothing to run")
@@ -259,7 +302,7 @@ def parse_experiment(doc: Any, where: str = "experiment") -> ExperimentFile:
             seen.add(key)
             runs.append(RunSpec(key, checked))
     template = str(doc.get("template", ""))
-    return ExperimentFile(name.strip(), runs, concurrency, template, doc, budget)
+    return ExperimentFile(name.strip(), runs, concurrency, template, doc, budget, data)
 
 
 def _batch_budget(value: Any, where: str) -> Budget:
@@ -274,3 +317,95 @@ def _batch_budget(value: Any, where: str) -> Budget:
         return Budget(value.get("max_cost_usd"), value.get("max_tokens"))
     except ValidationError as exc:
         raise ExperimentError(f"{where}: budget: {exc}") from None
+
+
+def _data_section(value: Any, where: str) -> tuple[DataFetch, ...]:
+    """The top-level ``data``: a mapping or a list of them (none when absent)."""
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return (_data_entry(value, f"{where}: data"),)
+    if not isinstance(value, list) or not value:
+        raise ExperimentError(
+            f"{where}: data must be a mapping of {', '.join(DATA_KEYS)} or a non-empty list "
+            f"of them, got {value!r}"
+        )
+    return tuple(_data_entry(entry, f"{where}: data entry {i}") for i, entry in enumerate(value, 1))
+
+
+def _data_entry(entry: Any, what: str) -> DataFetch:
+    """One ``data`` entry checked as its fetch will be: dates, provider, universe and the
+    planned requests (:func:`~ttg_lab.market.fetch.plan_fetch`), with nothing sent."""
+    from ttg_lab.dates import parse_date
+    from ttg_lab.market.fetch import plan_fetch
+    from ttg_lab.market.markets import get_market
+    from ttg_lab.market.providers import make_provider
+    from ttg_lab.market.universes import universe_symbols
+    from ttg_lab.text import refuse_secrets
+
+    if not isinstance(entry, dict):
+        raise ExperimentError(f"{what} must be a mapping of {', '.join(DATA_KEYS)}, got {entry!r}")
+    unknown = sorted(str(k) for k in set(entry) - set(DATA_KEYS))
+    if unknown:
+        raise ExperimentError(
+            f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(DATA_KEYS)}"
+        )
+    missing = [k for k in ("provider", "market", "start", "end") if k not in entry]
+    if missing:
+        raise ExperimentError(f"{what}: missing {', '.join(missing)}")
+    if ("symbols" in entry) == ("universe" in entry):
+        raise ExperimentError(f"{what}: give either symbols or universe")
+    given = {**entry, "interval": entry.get("interval", "1d")}
+    for key in ("provider", "market", "interval", "universe", "base_url"):
+        if key in given and (not isinstance(given[key], str) or not given[key].strip()):
+            raise ExperimentError(f"{what}: {key} must be text, got {given[key]!r}")
+    symbols = given.get("symbols")
+    if symbols is not None and (
+        not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols)
+    ):
+        raise ExperimentError(
+            f"{what}: symbols must be a non-empty list of symbols, got {symbols!r}"
+        )
+
+    def checked(key: str, check: Callable[[], T]) -> T:
+        try:
+            return check()
+        except Exception as exc:  # ValidationError, NotFoundError, ConfigError ...
+            raise ExperimentError(f"{what}: {key}: {exc}") from None
+
+    try:
+        refuse_secrets({k: str(v) for k, v in given.items()}, what)
+    except ValidationError as exc:
+        raise ExperimentError(str(exc)) from None
+    market = checked("market", lambda: get_market(given["market"]))
+    first = checked("start", lambda: parse_date(given["start"], "start", market.timezone).date())
+    last = checked("end", lambda: parse_date(given["end"], "end", market.timezone).date())
+    if last < first:
+        raise ExperimentError(f"{what}: end {last} is before start {first}")
+    base_url = given.get("base_url")
+    try:
+        provider = make_provider(given["provider"], base_url)
+    except ConfigError as exc:  # the base URL's check
+        raise ExperimentError(f"{what}: base_url: {exc}") from None
+    except Exception as exc:  # an unknown provider or variant
+        raise ExperimentError(f"{what}: provider: {exc}") from None
+    universe = given.get("universe")
+    chosen = (
+        checked("universe", lambda: universe_symbols(universe, market.code))
+        if universe is not None
+        else symbols or []
+    )
+    try:  # its messages name the interval or symbol refused
+        plans = plan_fetch(provider, market, chosen, given["interval"], first, last)
+    except Exception as exc:
+        raise ExperimentError(f"{what}: {exc}") from None
+    return DataFetch(
+        given["provider"].strip(),
+        market.code,
+        given["interval"],
+        first.isoformat(),
+        last.isoformat(),
+        tuple(plans) if universe is None else None,
+        universe,
+        base_url,
+    )

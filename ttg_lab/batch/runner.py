@@ -8,6 +8,11 @@ no new run starts (the rest are recorded ``budget``, to run on a later execution
 higher cap), and otherwise each run of the wave gets an equal share of what remains as its
 own cap (with ``concurrency`` 1: all of it), never more than the run's own cap. So the
 batch's total stays within its caps, like a run's within its own.
+
+An experiment with a ``data`` section fetches each entry, in order, before its first
+execution (:meth:`BatchRunner.fetch_data`, through ``lab.data.fetch`` as the batch's user);
+the reports are written to ``fetch.txt`` in its folder, and a failed fetch stops the
+batch with a :class:`BatchDataError` before any run starts.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -28,11 +33,21 @@ from ttg_lab.batch.executors import Executor, Job, Result, make_executor
 from ttg_lab.batch.experiment import ExperimentFile, RunSpec
 from ttg_lab.config import PROJECT_ROOT
 from ttg_lab.engine.budget import Spend
+from ttg_lab.errors import TTGLabError
 from ttg_lab.secrets import redact
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import LLMCall
 
+if TYPE_CHECKING:
+    from ttg_lab.market.fetch import FetchProgress, FetchReport
+
 CALL_TOKENS = LLMCall.prompt_tokens + LLMCall.completion_tokens
+FETCH_LOG = "fetch.txt"
+"""The batch folder's record of its last data fetch."""
+
+
+class BatchDataError(TTGLabError):
+    """A fetch of the experiment's ``data`` failed: no run of the batch was started."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ class BatchSummary:
     results: list[Result] = field(default_factory=list)
     skipped: int = 0
     report: Path | None = None
+    fetches: list[FetchReport] = field(default_factory=list)  # its data section's
 
     @property
     def done(self) -> list[Result]:
@@ -230,12 +246,19 @@ class BatchRunner:
             "reports_dir": str(self.folder),
         }
 
-    def run(self, on_result: Callable[[Result], None] | None = None) -> BatchSummary:
+    def run(
+        self,
+        on_result: Callable[[Result], None] | None = None,
+        on_fetch: Callable[[FetchProgress], None] | None = None,
+    ) -> BatchSummary:
+        """Fetch the ``data`` section (when a run is left to do), then run what is left."""
         state = self.state()
         todo = [s for s in self.experiment.runs if state.get(s.key, {}).get("status") != "done"]
         summary = BatchSummary(
             self.experiment.name, self.folder, skipped=len(self.experiment.runs) - len(todo)
         )
+        if todo:
+            summary.fetches = self.fetch_data(on_fetch)
         if self.experiment.budget.capped:
             self._run_in_waves(todo, state, on_result)
         else:
@@ -245,6 +268,52 @@ class BatchRunner:
         summary.results = [state[s.key] for s in self.experiment.runs if s.key in state]
         summary.report = self.write_summary(summary)
         return summary
+
+    def fetch_data(
+        self, on_progress: Callable[[FetchProgress], None] | None = None
+    ) -> list[FetchReport]:
+        """Fetch each ``data`` entry through the lab, as the batch's user (admins only; the
+        answers cached, so a rerun asks nothing twice), and record the reports in
+        :data:`FETCH_LOG`; the first that fails ends the fetch with a BatchDataError
+        naming its provider, symbols and reasons."""
+        import ttg_lab
+
+        if not self.experiment.data:
+            return []
+        reports: list[FetchReport] = []
+        lab = ttg_lab.open(self.db_url, init=False, user=self.user)
+        try:
+            for entry in self.experiment.data:
+                report = lab.data.fetch(
+                    entry.provider,
+                    entry.market,
+                    symbols=entry.symbols,
+                    universe=entry.universe,
+                    interval=entry.interval,
+                    start=entry.start,
+                    end=entry.end,
+                    base_url=entry.base_url,
+                    on_progress=on_progress,
+                )
+                reports.append(report)
+                if not report.ok:
+                    raise BatchDataError(
+                        f"batch {self.experiment.name} not started: the fetch of "
+                        f"{entry.label} failed: {_failures(report)}"
+                    )
+        finally:
+            lab.close()
+            self._log_fetches(reports)
+        return reports
+
+    def _log_fetches(self, reports: list[FetchReport]) -> None:
+        """Each report's summary and its symbols' lines, in the batch's folder."""
+        lines = []
+        for report in reports:
+            lines += [report.summary(), *(f"  {r.summary()}" for r in report.results)]
+            lines += [f"  not fetched (stopped): {s}" for s in report.stopped]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / FETCH_LOG).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def _run_in_waves(
         self,
@@ -345,3 +414,10 @@ class BatchRunner:
             finally:
                 lab.close()
         return self.folder / "summary.csv"
+
+
+def _failures(report: FetchReport) -> str:
+    """What failed in ``report``: each symbol with its reason (provider, symbol, why)."""
+    failed = [str(r.error) for r in report.failed]
+    failed += [f"{s}: not fetched (stopped)" for s in report.stopped]
+    return "; ".join(failed)

@@ -13,7 +13,7 @@ from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.formatting import money, percent
 
 if TYPE_CHECKING:
-    pass
+    from ttg_lab.market.fetch import FetchProgress
 
 
 @click.command("batch")
@@ -68,6 +68,8 @@ def batch_cmd(
             f"experiment {spec.name}: {len(spec.runs)} runs, {todo} to do, "
             f"{spec.concurrency} at a time on {where}"
         )
+        if todo and spec.data:
+            console.print(f"fetching {len(spec.data)} data entr(ies) before the runs")
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -82,7 +84,13 @@ def batch_cmd(
                 if result["status"] != "done":
                     progress.console.print(f"[red]{result['key']} failed: {result['error']}[/red]")
 
-            summary = runner.run(on_result)
+            def on_fetch(event: FetchProgress) -> None:
+                if event.waiting:  # a rate limit's wait, said as it starts
+                    progress.console.print(event.message, highlight=False)
+
+            summary = runner.run(on_result, on_fetch)
+        for report in summary.fetches:
+            console.print(report.summary(), highlight=False)
         print_frame(
             summary.frame().drop(columns=["key"]),
             f"experiment {spec.name}",
