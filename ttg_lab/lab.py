@@ -22,6 +22,7 @@ from ttg_lab.agents.policy import Policy, register_policy
 from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.dates import inclusive_end, parse_date
+from ttg_lab.diff import RunDiff, diff
 from ttg_lab.engine.events import Subscriber
 from ttg_lab.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ttg_lab.global_settings import GlobalSettings
@@ -449,6 +450,12 @@ class Lab:
     def run(self, run_id: int) -> Run:
         """One of the user's runs (raises NotFoundError for any other id)."""
         return self._run(self._runs.get(run_id))
+
+    def diff(self, run_a: int, run_b: int) -> RunDiff:
+        """Where two of the user's comparable runs (same market, mode, period) differ, step
+        by step, and the P&L difference their differing decisions explain, replayed
+        counterfactually (see :mod:`ttg_lab.diff`)."""
+        return diff(self.store, self.run(run_a).id, self.run(run_b).id)
 
     def _run(self, handle: RunHandle) -> Run:
         return Run(self._runs, handle, self.config.reports_dir)
