@@ -11,6 +11,7 @@ from arch.bootstrap import SPA
 from scipy import stats
 
 from ttg_lab.errors import ValidationError
+from ttg_lab.metrics.comparisons import RowSample, row_statistics
 from ttg_lab.metrics.significance import (
     benchmark_test,
     deflated_sharpe,
@@ -134,9 +135,7 @@ def test_spa_and_stepm_find_the_one_real_edge_and_no_edge_in_noise() -> None:
 def test_pbo_is_one_half_on_noise_and_low_with_one_real_edge() -> None:
     """Bailey, Borwein, López de Prado & Zhu (2015): with no skill the in-sample winner
     is out-of-sample below the median half the time; with one real edge, rarely."""
-    noise = [
-        pbo(np.random.default_rng(seed).normal(0, 0.01, (800, 40))).pbo for seed in range(12)
-    ]
+    noise = [pbo(np.random.default_rng(seed).normal(0, 0.01, (800, 40))).pbo for seed in range(12)]
     assert 0.4 <= float(np.mean(noise)) <= 0.6
     grid = np.random.default_rng(99).normal(0, 0.01, (800, 40))
     grid[:, 17] += 0.003
@@ -161,3 +160,25 @@ def test_pbo_is_one_half_on_noise_and_low_with_one_real_edge() -> None:
 def test_bad_input_is_refused_naming_the_value(call: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         call()  # type: ignore[operator]
+
+
+def test_board_rows_are_corrected_and_deflated_only_within_their_group() -> None:
+    rng = np.random.default_rng(21)
+    bench = rng.normal(0.0005, 0.01, 300)
+    edge = RowSample("us daily A", bench + rng.normal(0.003, 0.004, 300), bench, 252, 2)
+    noise = rng.normal(0, 0.004, 300)
+    flat = [RowSample("us daily A", bench + noise - noise.mean(), bench, 252, 1)]  # no edge
+    other = RowSample("us daily B", bench[:200] + 0.0001, bench[:200], 252, 1)
+    samples: list[RowSample | None] = [edge, *flat, other, None]
+    found = row_statistics(samples, snooping=True, reps=500)
+    group_a = [benchmark_test(s.returns, s.benchmark, 252).p_value for s in (edge, *flat)]
+    assert [found[0].p_holm, found[1].p_holm] == pytest.approx(holm(group_a))  # type: ignore[arg-type]
+    assert found[2].p_holm == found[2].p_value  # a family of one: nothing to correct
+    assert found[0].holm_verdict == "beats the benchmark (Holm-corrected)"
+    assert (found[0].n_runs, found[0].n_steps, found[2].n_steps) == (2, 300, 200)
+    assert found[0].trials == found[1].trials == 2 and found[2].trials == 1
+    assert found[0].dsr is not None and found[0].psr is not None
+    assert found[0].dsr < found[0].psr and found[2].dsr == pytest.approx(found[2].psr)
+    assert found[0].stepm_beats is True and found[1].stepm_beats is False
+    assert found[0].spa_p_value == found[1].spa_p_value < 0.05
+    assert found[3].holm_verdict == "no benchmark for these bars" and found[3].n_runs == 0

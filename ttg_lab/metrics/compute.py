@@ -148,6 +148,21 @@ def round_trips(ledger: pd.DataFrame, bars: pd.DatetimeIndex | None = None) -> l
     return trips
 
 
+def benchmark_values(
+    times: pd.DatetimeIndex, closes: pd.Series | None, entry: float | None
+) -> np.ndarray | None:
+    """Buy-and-hold of the benchmark over a run's bars: its value at the entry (``entry``,
+    the first bar's open, or else that bar's close) and at each bar's close (missing bars
+    filled from their neighbours); None when the closes cannot price every bar."""
+    if closes is None or not len(times):
+        return None
+    bench = closes.reindex(times).ffill().bfill().to_numpy(dtype=float)
+    if not (len(bench) and np.all(np.isfinite(bench)) and np.all(bench > 0)):
+        return None
+    start = entry if entry and entry > 0 else bench[0]
+    return np.concatenate([[start], bench])
+
+
 def compute_metrics(
     equity: pd.Series,
     initial_cash: float,
@@ -214,27 +229,24 @@ def compute_metrics(
             share = np.where(values[1:] > 0, holdings_value.to_numpy(dtype=float) / values[1:], 0.0)
         out["exposure"] = float(np.mean(share))
 
-    if benchmark is not None and n and benchmark_symbol:
-        bench = benchmark.reindex(equity.index).ffill().bfill().to_numpy(dtype=float)
-        if len(bench) and np.all(np.isfinite(bench)) and np.all(bench > 0):
-            out["benchmark"] = benchmark_symbol
-            entry = benchmark_entry if benchmark_entry and benchmark_entry > 0 else bench[0]
-            b_values = np.concatenate([[entry], bench])
-            b_returns = bar_returns(b_values)
-            out["benchmark_return"] = float(bench[-1] / entry - 1.0)
-            out["excess_return"] = out["total_return"] - out["benchmark_return"]
-            if n >= 2:
-                var_b = float(np.var(b_returns, ddof=1))
-                if var_b > 1e-30:
-                    beta = float(np.cov(returns, b_returns, ddof=1)[0, 1] / var_b)
-                    out["beta"] = beta
-                    out["alpha"] = _finite(
-                        (1.0 + float(np.mean(returns - beta * b_returns))) ** periods - 1.0
-                    )
-                low, high = excess_interval(returns - b_returns, periods)
-                out["excess_ci_low"], out["excess_ci_high"] = low, high
-                if low is not None and high is not None:
-                    out["beats_benchmark"] = True if low > 0 else False if high < 0 else None
+    b_values = benchmark_values(times, benchmark, benchmark_entry) if n else None
+    if b_values is not None and benchmark_symbol:
+        out["benchmark"] = benchmark_symbol
+        b_returns = bar_returns(b_values)
+        out["benchmark_return"] = float(b_values[-1] / b_values[0] - 1.0)
+        out["excess_return"] = out["total_return"] - out["benchmark_return"]
+        if n >= 2:
+            var_b = float(np.var(b_returns, ddof=1))
+            if var_b > 1e-30:
+                beta = float(np.cov(returns, b_returns, ddof=1)[0, 1] / var_b)
+                out["beta"] = beta
+                out["alpha"] = _finite(
+                    (1.0 + float(np.mean(returns - beta * b_returns))) ** periods - 1.0
+                )
+            low, high = excess_interval(returns - b_returns, periods)
+            out["excess_ci_low"], out["excess_ci_high"] = low, high
+            if low is not None and high is not None:
+                out["beats_benchmark"] = True if low > 0 else False if high < 0 else None
 
     llm = llm or {}
     for key in ("llm_calls", "prompt_tokens", "completion_tokens", "llm_cost"):
