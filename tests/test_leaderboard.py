@@ -9,7 +9,10 @@ from sqlalchemy import update
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
+from ttg_lab.leaderboard import leaderboard
 from ttg_lab.metrics import store_metrics
+from ttg_lab.metrics.comparisons import HOLM_VERDICTS
+from ttg_lab.metrics.significance import holm
 from ttg_lab.store.schema import TradingRun
 
 
@@ -88,3 +91,55 @@ def test_after_init_the_board_ranks_imported_llm_runs_with_the_baselines(lab: La
     assert board.loc["aitrader-gpt-5-cn-hourly", "vs_benchmark"] == "no benchmark for these bars"
     assert "baseline-mom" in board.index
     assert len([m for m in board.index if m.startswith("aitrader-")]) == 26
+
+
+def test_rows_rank_and_are_corrected_only_within_their_market_mode_and_period(lab: Lab) -> None:
+    rand = lab.models.create("rand", ai_model_id="baseline/random", initial_cash=100_000.0)
+    mom = lab.models.create("mom", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    rev = lab.models.create("rev", ai_model_id="baseline/mean_reversion", initial_cash=100_000.0)
+    later = lab.models.create("later", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    runs = [lab.start_run(rand, seed=s, path="direct", background=False) for s in range(3)]
+    lab.start_run(mom, path="direct", background=False)
+    lab.start_run(rev, path="direct", background=False)
+    lab.start_run(later, path="direct", start="2025-08-01", background=False)
+
+    board = lab.leaderboard().set_index("model")
+    main = board.loc[["rand", "mom", "rev"]]
+    assert main["group"].nunique() == 1 and board.loc["later", "group"] != main["group"].iloc[0]
+    assert sorted(main["rank"]) == [1, 2, 3] and board.loc["later", "rank"] == 1
+    # the rows of a group sit together, best first within it
+    order = list(lab.leaderboard()["group"])
+    assert order == sorted(order, key=order.index)  # contiguous groups
+    # each row says what backs it: its runs (the repeats) and their bars
+    assert board.loc["rand", "n_runs"] == 3 and board.loc["mom", "n_runs"] == 1
+    assert board.loc["rand", "n_steps"] == runs[0].metrics()["bars"]
+    # Holm within the group (never with the other period's row), a verdict from it
+    assert list(main["p_holm"]) == pytest.approx(holm(list(main["p_value"])))
+    assert board.loc["later", "p_holm"] == pytest.approx(board.loc["later", "p_value"])
+    for _, row in main.iterrows():
+        assert 0 <= row["p_value"] <= row["p_holm"] <= 1
+        assert row["holm_verdict"] in HOLM_VERDICTS
+        significant = row["p_holm"] < 0.05
+        assert row["holm_verdict"].startswith("no significant") != significant
+        assert pd.notna(row["cohens_d"]) and pd.notna(row["sharpe_diff"])
+        assert row["trials"] == 3 and row["dsr"] <= row["psr"]  # deflated by 3 trials
+    assert board.loc["later", "trials"] == 1
+    assert board.loc["later", "dsr"] == pytest.approx(board.loc["later", "psr"])
+
+    together = leaderboard(lab.store, across=True).set_index("model")
+    assert sorted(together["rank"]) == [1, 2, 3, 4] and set(together["trials"]) == {4}
+    assert list(together["p_holm"]) == pytest.approx(holm(list(together["p_value"])))
+
+
+def test_snooping_adds_each_groups_spa_and_stepm_against_buy_and_hold(lab: Lab) -> None:
+    for name, agent in [("mom", "baseline/momentum"), ("rev", "baseline/mean_reversion")]:
+        model = lab.models.create(name, ai_model_id=agent, initial_cash=100_000.0)
+        lab.start_run(model, path="direct", background=False)
+    plain = lab.leaderboard()
+    assert plain["spa_p_value"].isna().all() and plain["stepm_beats"].isna().all()
+    board = leaderboard(lab.store, snooping=True)
+    assert board["spa_p_value"].nunique() == 1 and 0 <= board["spa_p_value"].iloc[0] <= 1
+    assert set(board["stepm_beats"]) <= {True, False}
+    # a model StepM finds better has a positive effect; none when SPA finds no edge
+    if board["spa_p_value"].iloc[0] >= 0.05:
+        assert not board["stepm_beats"].any()

@@ -16,7 +16,7 @@ together with its backtests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -28,8 +28,31 @@ from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.bootstrap import iid_mean_interval
+from ttg_lab.metrics.comparisons import BoardEntry, board_statistics
 from ttg_lab.store.database import Store
 from ttg_lab.store.schema import TradingModel, TradingRun
+
+STATISTICS_COLUMNS: tuple[str, ...] = (
+    "group",
+    "rank",
+    "n_runs",
+    "n_steps",
+    "p_value",
+    "p_holm",
+    "holm_verdict",
+    "cohens_d",
+    "sharpe_diff",
+    "psr",
+    "dsr",
+    "trials",
+    "min_trl",
+    "spa_p_value",
+    "stepm_beats",
+)
+"""The board's statistics (:mod:`ttg_lab.metrics.comparisons`): the row's group (market,
+mode, period) and rank in it, the runs and bars behind the tests, the p-value against
+buy-and-hold raw and Holm-corrected within the group with its verdict and effect sizes,
+PSR, DSR over the group's trials, MinTRL, and with ``snooping`` SPA and StepM."""
 
 BOARD_COLUMNS: list[str] = [
     "model",
@@ -65,6 +88,7 @@ BOARD_COLUMNS: list[str] = [
     "llm_cost",
     "return_per_llm_dollar",
     "tokens_per_trade",
+    *STATISTICS_COLUMNS,
 ]
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -162,9 +186,15 @@ def leaderboard(
     end: datetime | str | None = None,
     sort: str = "sharpe",
     owners: list[int] | None = None,
+    across: bool = False,
+    snooping: bool = False,
 ) -> pd.DataFrame:
     """One row per model with completed runs matching the filters (one more for its
-    forward runs, marked ``forward``), best first by ``sort``.
+    forward runs, marked ``forward``), best first by ``sort``. Rows rank only against rows
+    of the same market, mode and period (their ``group``; ``across=True`` ranks all
+    together), and the p-values are Holm-corrected and the DSR deflated over the rows
+    ranked together; ``snooping`` adds each group's SPA and StepM (1,000 bootstrap
+    replications).
 
     ``start`` and ``end`` are days: runs whose period starts on or after ``start``'s day and
     ends on or before ``end``'s day (a time with a UTC offset needs ``market``).
@@ -211,14 +241,59 @@ def leaderboard(
         if row.metrics and "error" not in row.metrics:
             by_model.setdefault((row.model_id, bool(row.forward)), []).append(row)
     board = [_model_row(runs) for runs in by_model.values()]
+    for entry in board:
+        entry["group"] = _group(entry)
+    families = ["all" if across else entry["group"] for entry in board]  # ranked together
+    _statistics(store, board, list(by_model.values()), families, snooping)
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
         return frame
     frame["experiment"] = frame["experiment"].astype("Int64")  # an id, or none: never 1.0
     ascending = sort == "model" or sort == "llm_cost"
-    return frame.sort_values(
-        sort, ascending=ascending, na_position="last", kind="stable"
-    ).reset_index(drop=True)
+    family = pd.Series(families, index=frame.index)
+    frame["rank"] = (
+        frame.groupby(family)[sort]
+        .rank(method="min", ascending=ascending, na_option="keep")
+        .astype("Int64")
+    )
+    best = "_family_best"  # families in the order of their best row, then rows in each
+    frame[best] = frame.groupby(family)[sort].transform("min" if ascending else "max")
+    frame["_family"] = family
+    return (
+        frame.sort_values(
+            [best, "_family", sort],
+            ascending=[ascending, True, ascending],
+            na_position="last",
+            kind="stable",
+        )
+        .drop(columns=[best, "_family"])
+        .reset_index(drop=True)
+    )
+
+
+def _group(row: dict[str, Any]) -> str:
+    """A board row's group: its market, mode and period (and ``forward``), the rows it
+    may be ranked against."""
+    start, end = row["period_start"], row["period_end"]
+    forward = " forward" if row["forward"] else ""
+    return f"{row['market']} {row['mode']} {start:%Y-%m-%d}..{end:%Y-%m-%d}{forward}"
+
+
+def _statistics(
+    store: Store,
+    board: list[dict[str, Any]],
+    groups: list[list[Any]],
+    families: list[str],
+    snooping: bool,
+) -> None:
+    """Each row's tests against buy-and-hold over its runs behind the repeats interval
+    (latest first), corrected within its family (the rows ranked together)."""
+    entries = [
+        BoardEntry([r.id for r in reversed(_repeats_of(runs[-1], runs))], row["market"], family)
+        for row, runs, family in zip(board, groups, families, strict=True)
+    ]
+    for row, found in zip(board, board_statistics(store, entries, snooping), strict=True):
+        row.update({k: v for k, v in asdict(found).items() if k in STATISTICS_COLUMNS})
 
 
 def _repeats_of(latest: Any, runs: list[Any]) -> list[Any]:
