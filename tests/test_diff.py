@@ -48,6 +48,7 @@ def test_the_diff_of_runs_one_rule_apart_equals_the_rules_attribution(
     assert found.explained == pytest.approx(effect, rel=1e-9, abs=1e-6)
     assert found.difference == pytest.approx(effect, rel=1e-9, abs=1e-6)
     assert found.unexplained == pytest.approx(0.0, abs=1e-6)
+    assert found.caveats == ()  # same costs, fill, cash and universe; both replays exact
     assert sum(s.pnl_effect for s in found.steps) == pytest.approx(found.explained, abs=1e-6)
     # the rule acted when buy-and-hold bought: the first step differs in its verdicts
     assert found.first is not None and found.first.step.step == 0
@@ -107,6 +108,21 @@ def test_a_user_cannot_diff_someone_elses_run(lab: Lab, db_url: str) -> None:
         carol.close()
 
 
+def test_runs_under_different_cost_models_are_diffed_with_a_caveat(lab: Lab) -> None:
+    model = lab.models.create("bh", ai_model_id="baseline/buy_and_hold", tickers=TICKERS)
+    free = lab.start_run(model, path="direct", background=False, costs="zero", **PERIOD)
+    paid = lab.start_run(model, path="direct", background=False, costs="default", **PERIOD)
+    found = lab.diff(free.id, paid.id)
+    costs, gap = found.caveats  # and the replay under A's zero costs misses B's value
+    assert costs.startswith("the runs differ in cost model (CostModel(commission_bps=0.0")
+    assert f"run {paid.id}'s decisions are replayed under run {free.id}'s" in costs
+    assert gap.startswith(f"run {free.id}'s replay with run {paid.id}'s decisions ends at")
+    assert f"not at run {paid.id}'s final value {paid.info.final_value:,.2f}" in gap
+    # the fees are not a decision: what they cost is left unexplained, not hidden
+    assert found.difference > 0 and found.unexplained > 0
+    assert found.explained + found.unexplained == pytest.approx(found.difference, abs=1e-9)
+
+
 def _replayed(lab: Lab, run_id: int) -> float:
     """Run ``run_id``'s filled orders replayed with no rules (what the diff replays)."""
     info = lab.run(run_id).info
@@ -140,6 +156,10 @@ def test_two_imported_aitrader_models_diff_with_their_reasoning(lab: Lab) -> Non
     assert found.unexplained == pytest.approx(
         found.difference - found.explained, abs=1e-9
     )  # what the replay of imported runs does not reproduce is said, not hidden
+    gaps = [c for c in found.caveats if "the gap is in the unexplained part" in c]
+    assert len(gaps) == (abs(found.replayed_a - found.final_a) > 0.005) + (
+        abs(found.replayed_with_b - found.final_b) > 0.005
+    )
     with pytest.raises(ValidationError, match="not comparable: market crypto in run"):
         lab.diff(gpt, us)
 

@@ -154,6 +154,9 @@ class RunDiff:
     """A's replay with B's decisions at every step where they differ."""
     steps: tuple[StepDiff, ...]
     first: Divergence | None
+    caveats: tuple[str, ...] = ()
+    """What makes the attribution less than exact: the runs' costs, fills, cash or universe
+    differ (B's decisions are replayed under A's), or a replay misses its run's value."""
 
     @property
     def difference(self) -> float:
@@ -245,6 +248,7 @@ def diff(store: Store, run_a: int, run_b: int) -> RunDiff:
         replayed_with_b,
         tuple(steps),
         first,
+        _caveats(a, b, replayed_a, replayed_with_b),
     )
 
 
@@ -279,6 +283,42 @@ def _replay(store: Store, a: _Loaded, chosen: dict[int, list[Order]]) -> float:
     info = a.info
     recorded = RecordedRun(info.snapshot, (info.start, info.end), info.steps_done, a.final, orders)
     return replay(store, recorded, RuleSet())[0]
+
+
+REPLAY_TOLERANCE = 0.005
+"""A replay within this of a run's stored final value reproduces it (half a cent)."""
+
+
+def _caveats(a: _Loaded, b: _Loaded, replayed_a: float, replayed_b: float) -> tuple[str, ...]:
+    """Why the attribution may not be exact, each said once."""
+    snap_a, snap_b, id_a, id_b = a.info.snapshot, b.info.snapshot, a.info.id, b.info.id
+    notes = [
+        f"the runs differ in {what} ({left} in run {id_a}, {right} in run {id_b}): "
+        f"run {id_b}'s decisions are replayed under run {id_a}'s"
+        for what, left, right in (
+            ("cost model", snap_a.costs, snap_b.costs),
+            ("fill", snap_a.fill, snap_b.fill),
+            ("initial cash", snap_a.initial_cash, snap_b.initial_cash),
+        )
+        if left != right
+    ]
+    if set(snap_a.tickers) != set(snap_b.tickers):
+        common = len(set(snap_a.tickers) & set(snap_b.tickers))
+        notes.append(
+            f"the runs trade different universes ({len(snap_a.tickers)} symbols in run {id_a}, "
+            f"{len(snap_b.tickers)} in run {id_b}, {common} in both): run {id_b}'s decisions "
+            f"are replayed in run {id_a}'s"
+        )
+    for what, replayed, run in (
+        (f"the replay of run {id_a}'s orders", replayed_a, a),
+        (f"run {id_a}'s replay with run {id_b}'s decisions", replayed_b, b),
+    ):
+        if abs(replayed - run.final) > REPLAY_TOLERANCE:
+            notes.append(
+                f"{what} ends at {replayed:,.2f}, not at run {run.info.id}'s final value "
+                f"{run.final:,.2f}: the gap is in the unexplained part"
+            )
+    return tuple(notes)
 
 
 def _check_comparable(a: _Loaded, b: _Loaded) -> None:

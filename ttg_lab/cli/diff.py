@@ -12,6 +12,9 @@ from ttg_lab.formatting import money
 STEP_COLUMNS = ["step", "ts", "differs", "orders_a", "orders_b", "pnl_effect"]
 """The table's columns (verdicts and holdings are in ``lab.diff(a, b).frame()``)."""
 
+REASONING_SHOWN = 400
+"""Characters of each reasoning entry printed at the first divergence (logs run long)."""
+
 
 @click.command("diff")
 @click.argument("run_a", type=int)
@@ -43,10 +46,8 @@ def diff_cmd(obj: LabContext, run_a: int, run_b: int) -> None:
                 for verdict in side.verdicts:
                     console.print(f"    gate: {escape(str(verdict))}", highlight=False)
                 for note in notes:
-                    console.print(
-                        f"    {note.type}: {escape(' '.join(note.content.split()))}",
-                        highlight=False,
-                    )
+                    text = escape(_shortened(note.content))
+                    console.print(f"    {note.type}: {text}", highlight=False)
             print_frame(found.frame()[STEP_COLUMNS], "differing steps", {"pnl_effect": money})
         console.print(
             f"final value: run {run_a} {money(found.final_a)}, run {run_b} "
@@ -57,3 +58,13 @@ def diff_cmd(obj: LabContext, run_a: int, run_b: int) -> None:
             f"replay gaps): {money(found.unexplained)}",
             highlight=False,
         )
+        for caveat in found.caveats:
+            console.print(f"note: {escape(caveat)}", highlight=False)
+
+
+def _shortened(text: str) -> str:
+    """A reasoning entry on one line, cut at :data:`REASONING_SHOWN` characters."""
+    line = " ".join(text.split())
+    if len(line) <= REASONING_SHOWN:
+        return line
+    return f"{line[:REASONING_SHOWN]}… ({len(line):,} characters; lab.diff(a, b).first has all)"
