@@ -4,9 +4,11 @@ and the P&L difference attributed to the differing decisions by counterfactual r
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select
 from test_cli import ttg
 
 import ttg_lab
@@ -15,6 +17,7 @@ from ttg_lab.diff import DIFF_COLUMNS
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.rules.constraints import RuleSet
+from ttg_lab.store.schema import RunStep
 
 TICKERS = ["AAPL", "MSFT", "NVDA", "AMD", "INTC", "AMZN"]
 PERIOD = {"start": "2025-06-10", "end": "2025-07-31"}
@@ -95,6 +98,24 @@ def test_a_diff_refuses_runs_that_are_not_comparable(lab: Lab) -> None:
         lab.diff(daily.id, hourly.id)
     with pytest.raises(NotFoundError, match="no run 999"):
         lab.diff(june.id, 999)
+
+
+def test_a_diff_refuses_runs_whose_steps_are_not_the_same_bars(lab: Lab) -> None:
+    a, b = one_rule_apart(lab, "no chips", {"blocked_symbols": ["NVDA"]})
+    with lab.store.session() as session:  # as if b had run on other data (a revised calendar)
+        step = session.scalars(
+            select(RunStep).where(RunStep.run_id == b, RunStep.step_index == 3)
+        ).one()
+        moved = step.ts + timedelta(days=1)
+        step.ts = moved
+        session.commit()
+    with pytest.raises(ValidationError, match=f"step 3 is at .* in run {a}, at {moved} in run {b}"):
+        lab.diff(a, b)
+    with lab.store.session() as session:
+        session.execute(delete(RunStep).where(RunStep.run_id == b, RunStep.step_index == 3))
+        session.commit()
+    with pytest.raises(ValidationError, match=f"step 3 is at .* in run {a}, missing in run {b}"):
+        lab.diff(a, b)
 
 
 def test_a_user_cannot_diff_someone_elses_run(lab: Lab, db_url: str) -> None:

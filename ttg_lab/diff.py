@@ -341,9 +341,10 @@ def _check_comparable(a: _Loaded, b: _Loaded) -> None:
     for step, ts in a.times.items():
         other = b.times.get(step)
         if other != ts:
+            there = "missing" if other is None else f"at {other}"
             raise ValidationError(
                 f"runs {a.info.id} and {b.info.id} are not comparable: step {step} is at {ts} "
-                f"in run {a.info.id}, at {other} in run {b.info.id} (not the same bars)"
+                f"in run {a.info.id}, {there} in run {b.info.id} (not the same bars)"
             )
 
 
