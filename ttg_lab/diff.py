@@ -231,7 +231,7 @@ def diff(store: Store, run_a: int, run_b: int) -> RunDiff:
             kinds.append("positions")
         if kinds:
             differing.append(StepDiff(step, a.times[step], tuple(kinds), side_a, side_b))
-    steps, replayed_a, replayed_with_b = _attribute(store, a, b, differing)
+    steps, replayed_a, replayed_with_b = _attribute(store, a, differing)
     first = None
     if steps:
         at = steps[0].step
@@ -253,7 +253,7 @@ def diff(store: Store, run_a: int, run_b: int) -> RunDiff:
 
 
 def _attribute(
-    store: Store, a: _Loaded, b: _Loaded, differing: list[StepDiff]
+    store: Store, a: _Loaded, differing: list[StepDiff]
 ) -> tuple[list[StepDiff], float, float]:
     """Each differing step with its P&L effect, A's replay, and A's replay with all of B's
     differing decisions: B's orders are swapped in one decision step at a time, in time
