@@ -467,13 +467,18 @@ class Lab:
         start: datetime | str | None = None,
         end: datetime | str | None = None,
         sort: str = "sharpe",
+        training_apart: bool = True,
     ) -> pd.DataFrame:
-        """Models ranked by their runs' metrics, with intervals and the benchmark verdict.
-        An ordinary user's board ranks their own models, or every model (read-only) when
-        the global setting ``leaderboard.public`` is true."""
+        """Models ranked by their runs' metrics, with intervals and the benchmark verdict;
+        runs inside their model's training window (and of unknown cutoff) ranked apart
+        unless ``training_apart`` is False. An ordinary user's board ranks their own
+        models, or every model (read-only) when the global setting ``leaderboard.public``
+        is true."""
         public = bool(self.settings.get(LEADERBOARD_PUBLIC, False))
         owners = leaderboard_owners(self.user, public)
-        return leaderboard(self.store, market, mode, start, end, sort, owners)
+        return leaderboard(
+            self.store, market, mode, start, end, sort, owners, training_apart=training_apart
+        )
 
     def analyst(
         self, run_id: int, model: str | None = None, parameters: dict[str, Any] | None = None

@@ -12,6 +12,14 @@ zero), not just which number is larger.
 A model's forward runs (traded bar by bar as the bars came, so after every model's
 training cutoff) get a row of their own, marked ``forward``: they are never ranked
 together with its backtests.
+
+Each row's ``training_window`` says whether its LLM runs start inside the model's
+training data (``inside``: it may have read those prices and that news), ``after`` its
+knowledge cutoff (forward runs always are) or against an ``unknown`` cutoff; baselines
+have none (empty). A model's runs of different windows never share a row, and by
+default the board ranks three groups apart, in this order: runs after the cutoff (with
+the baselines), runs of unknown cutoff, runs inside the training window
+(``training_apart=False`` ranks them all together).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from sqlalchemy import or_, select
 
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import ValidationError
+from ttg_lab.llm.cutoffs import TrainingFlag, TrainingWindow, training_flag
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.bootstrap import iid_mean_interval
 from ttg_lab.metrics.comparisons import BoardEntry, board_statistics
@@ -61,6 +70,8 @@ BOARD_COLUMNS: list[str] = [
     "market",
     "mode",
     "forward",
+    "training_window",
+    "knowledge_cutoff",
     "runs",
     "period_start",
     "period_end",
@@ -96,6 +107,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "market",
     "mode",
     "forward",
+    "training_window",
     "runs",
     "total_return",
     "sharpe",
@@ -140,6 +152,10 @@ BoardVerdict = Literal[
 
 VERDICTS: tuple[BoardVerdict, ...] = get_args(BoardVerdict)
 """Every leaderboard verdict, in the order of :data:`BoardVerdict`."""
+
+TRAINING_RANK: dict[TrainingWindow | None, int] = {None: 0, "after": 0, "unknown": 1, "inside": 2}
+"""The board's groups ranked apart, in order: runs after the cutoff with the baselines
+(nothing they did can be memorised), then unknown cutoffs, then inside the training data."""
 
 
 def verdict(metrics: dict[str, Any]) -> BoardVerdict:
@@ -186,15 +202,17 @@ def leaderboard(
     end: datetime | str | None = None,
     sort: str = "sharpe",
     owners: list[int] | None = None,
+    training_apart: bool = True,
     across: bool = False,
     snooping: bool = False,
 ) -> pd.DataFrame:
     """One row per model with completed runs matching the filters (one more for its
-    forward runs, marked ``forward``), best first by ``sort``. Rows rank only against rows
-    of the same market, mode and period (their ``group``; ``across=True`` ranks all
-    together), and the p-values are Holm-corrected and the DSR deflated over the rows
-    ranked together; ``snooping`` adds each group's SPA and StepM (1,000 bootstrap
-    replications).
+    forward runs, marked ``forward``, and one per training window its runs fall in),
+    best first by ``sort``: within each training group (after, unknown, inside) unless
+    ``training_apart`` is False. Within those, rows rank only against rows of the same
+    market, mode and period (their ``group``; ``across=True`` ranks all together), and
+    the p-values are Holm-corrected and the DSR deflated over the rows ranked together;
+    ``snooping`` adds each group's SPA and StepM (1,000 bootstrap replications).
 
     ``start`` and ``end`` are days: runs whose period starts on or after ``start``'s day and
     ends on or before ``end``'s day (a time with a UTC offset needs ``market``).
@@ -213,6 +231,10 @@ def leaderboard(
             TradingRun.metrics,
             TradingRun.experiment_id,
             TradingRun.forward,
+            TradingRun.strategy_snapshot[("model", "ai_model_id")].as_string().label("run_ai"),
+            TradingRun.strategy_snapshot[("model", "parameters", "knowledge_cutoff")]
+            .as_string()
+            .label("run_cutoff"),
             TradingModel.signature,
             TradingModel.name,
             TradingModel.ai_model_id,
@@ -236,20 +258,32 @@ def leaderboard(
         query = query.where(or_(TradingModel.owner_id.in_(owners), TradingModel.shared.is_(True)))
     with store.session() as session:
         rows = session.execute(query.order_by(TradingRun.id)).all()
-    by_model: dict[tuple[int, bool], list[Any]] = {}
+    by_model: dict[tuple[int, bool, TrainingWindow | None], list[Any]] = {}
+    cutoffs: dict[tuple[int, bool, TrainingWindow | None], str | None] = {}
     for row in rows:
         if row.metrics and "error" not in row.metrics:
-            by_model.setdefault((row.model_id, bool(row.forward)), []).append(row)
-    board = [_model_row(runs) for runs in by_model.values()]
+            flag = _training_flag(row)
+            key = (row.model_id, bool(row.forward), flag.window)
+            by_model.setdefault(key, []).append(row)
+            cutoffs[key] = flag.cutoff.text if flag.cutoff else None
+    board = [
+        {**_model_row(runs), "training_window": key[2], "knowledge_cutoff": cutoffs[key]}
+        for key, runs in by_model.items()
+    ]
     for entry in board:
         entry["group"] = _group(entry)
-    families = ["all" if across else entry["group"] for entry in board]  # ranked together
+    families = [  # the rows ranked, corrected and deflated together
+        "all" if across else f"{TRAINING_RANK[key[2]] * training_apart} {entry['group']}"
+        for key, entry in zip(by_model, board, strict=True)
+    ]
     _statistics(store, board, list(by_model.values()), families, snooping)
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
         return frame
     frame["experiment"] = frame["experiment"].astype("Int64")  # an id, or none: never 1.0
     ascending = sort == "model" or sort == "llm_cost"
+    group = "_training_group"  # a sort key only: 0 for every row when ranked together
+    frame[group] = [TRAINING_RANK[key[2]] if training_apart else 0 for key in by_model]
     family = pd.Series(families, index=frame.index)
     frame["rank"] = (
         frame.groupby(family)[sort]
@@ -261,13 +295,22 @@ def leaderboard(
     frame["_family"] = family
     return (
         frame.sort_values(
-            [best, "_family", sort],
-            ascending=[ascending, True, ascending],
+            [group, best, "_family", sort],
+            ascending=[True, ascending, True, ascending],
             na_position="last",
             kind="stable",
         )
-        .drop(columns=[best, "_family"])
+        .drop(columns=[group, best, "_family"])
         .reset_index(drop=True)
+    )
+
+
+def _training_flag(row: Any) -> TrainingFlag:
+    """A board row's training flag from its snapshot's model id and cutoff parameter (the
+    model's id for a snapshot without one)."""
+    parameters = {} if row.run_cutoff is None else {"knowledge_cutoff": row.run_cutoff}
+    return training_flag(
+        row.run_ai or row.ai_model_id, parameters, row.period_start, bool(row.forward)
     )
 
 

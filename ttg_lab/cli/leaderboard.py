@@ -23,6 +23,12 @@ from ttg_lab.formatting import BOARD_FORMATS
     cls=LazyHelp,
     lazy_help=lambda: ", ".join(options.LEADERBOARD_SORTS),
 )
+@click.option(
+    "--training-together",
+    is_flag=True,
+    help="rank runs inside their model's training window (or of unknown cutoff) together "
+    "with the runs after it (default: apart)",
+)
 @pass_ctx
 def leaderboard_cmd(
     obj: LabContext,
@@ -31,10 +37,19 @@ def leaderboard_cmd(
     start: str | None,
     end: str | None,
     sort: str,
+    training_together: bool,
 ) -> None:
-    """Models ranked by their runs, against buy-and-hold of the benchmark."""
+    """Models ranked by their runs, against buy-and-hold of the benchmark; runs inside
+    their model's training window are flagged and, by default, ranked apart."""
     with clear_errors():
-        board = obj.lab().leaderboard(market=market, mode=mode, start=start, end=end, sort=sort)
+        board = obj.lab().leaderboard(
+            market=market,
+            mode=mode,
+            start=start,
+            end=end,
+            sort=sort,
+            training_apart=not training_together,
+        )
         if board.empty:
             console.print("no completed runs match")
             return

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ttg_lab.agents.params import Param, ParamSpec, validate_parameters
 from ttg_lab.errors import ConfigError, ValidationError
 from ttg_lab.llm.catalog import load_catalog
+from ttg_lab.llm.cutoffs import model_cutoff
 from ttg_lab.llm.limits import Limits, limiter_for
 from ttg_lab.llm.prompt import check_template
 from ttg_lab.registry import Registry
@@ -203,6 +204,12 @@ LLM_PARAMS: ParamSpec = {
         str, None, doc="ask the server for tool calls: required or auto", choices=TOOL_CHOICES
     ),
     "prompt_template": Param(str, None, doc="the model's own system prompt template"),
+    "knowledge_cutoff": Param(
+        str,
+        None,
+        doc="last month or day of the model's training data, YYYY-MM or YYYY-MM-DD "
+        "(overrides the catalog's)",
+    ),
 }
 """Parameters every LLM model accepts; ``None`` means the provider's default."""
 
@@ -277,7 +284,8 @@ class LLMSettings:
 def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSettings:
     """Validated settings for ``model_id``: catalog models get their prices from the
     catalog, models of a free (local) preset cost 0 unless priced, any other id needs its
-    prices; a custom prompt template must use known placeholders only."""
+    prices; a custom prompt template must use known placeholders only, a knowledge cutoff
+    must be YYYY-MM or YYYY-MM-DD."""
     provider, served = provider_of(model_id)
     params = validate_parameters(LLM_PARAMS, parameters, model_id)
     known = load_catalog().get(model_id) if not provider.prefixed else None
@@ -295,6 +303,7 @@ def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSetting
         )
     if params["prompt_template"] is not None:
         check_template(params["prompt_template"])
+    model_cutoff(model_id, params)  # a given knowledge_cutoff must be a month or a day
 
     def price(name: str, listed: float | None) -> float:
         given = params[name]

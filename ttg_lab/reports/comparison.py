@@ -90,11 +90,12 @@ def _runs_table(infos: list[RunInfo]) -> str:
                 esc(money(snap.model.initial_cash, currency_of(info))),
                 esc(costs_text(snap.costs.to_dict())),
                 esc(rules),
+                esc(info.training_flag.label),
             ]
         )
     headers = ["id", "model", "run", "AI model", "mode", "period", "status", "cash", "costs"]
     numeric = [True, False, True, False, False, False, False, True, False, False]
-    return table([*headers, "rules"], rows, numeric)
+    return table([*headers, "rules", "training window"], rows, [*numeric, False])
 
 
 def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None = None) -> Path:

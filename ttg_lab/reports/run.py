@@ -112,6 +112,7 @@ def _header_rows(info: RunInfo, metrics: dict[str, Any]) -> list[tuple[str, str]
         ("status", f"{status}; {esc(info.steps_done)}/{esc(info.steps_total)} steps"),
         ("market", f"{esc(model.market)} ({esc(currency)})"),
         ("AI model", f"{esc(model.ai_model_id)} via the {esc(snap.agent_path)} path"),
+        ("training window", f"<span class='verdict'>{esc(info.training_flag.describe())}</span>"),
         ("parameters", esc(params) or "—"),
         ("initial cash", esc(money(model.initial_cash, currency))),
         ("tickers", esc(shown) or "whole market"),
@@ -311,6 +312,12 @@ def render_run_report(run: ReportedRun) -> str:
     ledger, equity = run.ledger(), run.equity()
     decisions = run.decisions()
     label = f"{info.model} #{info.run_number}"
+    flag = info.training_flag
+    warning = (
+        f"<p class='note'>{esc(flag.describe())}</p>"
+        if flag.window in ("inside", "unknown")
+        else ""
+    )
     sections: list[tuple[str, str, str]] = [
         ("metrics", "Metrics", metrics_table(metrics, currency))
     ]
@@ -362,6 +369,7 @@ def render_run_report(run: ReportedRun) -> str:
         f"{esc(when(info.end))} · {esc(info.mode)} · {esc(info.status)} · total return "
         f"<span class='{signed_class(metrics.get('total_return'))}'>"
         f"{esc(format_metric('total_return', metrics.get('total_return')))}</span></p>"
+        + warning
         + meta_table(_header_rows(info, metrics))
     )
     return page(f"Run report: {label}", sections, intro)
