@@ -86,7 +86,7 @@ def row_sample(group: str, series: Sequence[RunReturns]) -> RowSample:
     """The mean bar return of the runs over the first run's bars (runs over other bars,
     e.g. an unfinished repeat, are left out)."""
     first = series[0]
-    same = [s for s in series if s.times.equals(first.times)]
+    same = [s for s in series if np.array_equal(s.times, first.times)]
     returns = np.mean(np.vstack([s.returns for s in same]), axis=0)
     return RowSample(group, returns, first.benchmark, first.periods, len(same))
 

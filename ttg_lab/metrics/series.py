@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.market.bars import MODES
 from ttg_lab.metrics.compute import bar_returns, benchmark_values, periods_per_year
 from ttg_lab.metrics.stored import benchmark_bars
@@ -29,7 +27,8 @@ class RunReturns:
     bar, buy-and-hold's returns over the same bars."""
 
     run_id: int
-    times: pd.DatetimeIndex
+    times: np.ndarray
+    """The bars' times (datetime64), the same array for runs over the same bars."""
     returns: np.ndarray
     benchmark: np.ndarray | None
     periods: float
@@ -40,41 +39,50 @@ def runs_returns(store: Store, run_ids: Sequence[int], market: str) -> dict[int,
     if not run_ids:
         return {}
     ids = list(run_ids)
+    cash_of = TradingRun.strategy_snapshot[("model", "initial_cash")].as_float()
     with store.session() as session:
         runs = session.execute(
-            select(TradingRun.id, TradingRun.mode, TradingRun.strategy_snapshot).where(
-                TradingRun.id.in_(ids)
-            )
+            select(TradingRun.id, TradingRun.mode, cash_of).where(TradingRun.id.in_(ids))
         ).all()
         steps = session.execute(
             select(RunStep.run_id, RunStep.ts, RunStep.equity)
             .where(RunStep.run_id.in_(ids))
             .order_by(RunStep.run_id, RunStep.step_index)
         ).all()
-    frame = pd.DataFrame(steps, columns=["run_id", "ts", "equity"])
-    curves = {cast(int, k): g for k, g in frame.groupby("run_id", sort=False)}
-    benchmarks: dict[str, pd.DataFrame | None] = {}
+    if not steps:
+        return {}
+    owners, stamps, equity = zip(*steps, strict=True)
+    owner = np.array(owners, dtype=np.int64)
+    times = pd.DatetimeIndex(stamps).to_numpy()
+    values = np.array(equity, dtype=float)
+    cuts = np.flatnonzero(np.diff(owner)) + 1
+    starts, ends = np.r_[0, cuts].tolist(), np.r_[cuts, len(owner)].tolist()
+    spans = {int(owner[a]): (a, b) for a, b in zip(starts, ends, strict=True)}  # run: rows
+    bench_bars: dict[str, pd.DataFrame | None] = {}
+    bench_returns: dict[tuple[str, bytes], np.ndarray | None] = {}  # per interval and bars
     out: dict[int, RunReturns] = {}
-    for run_id, mode, snapshot in runs:
-        curve = curves.get(int(run_id))
-        if curve is None:
+    for run_id, mode, cash in runs:
+        if run_id not in spans:
             continue
+        first, last = spans[run_id]
         interval = MODES.get(mode, "1d")
-        if interval not in benchmarks:
-            benchmarks[interval] = benchmark_bars(store, market, interval)
-        bench = benchmarks[interval]
-        times = pd.DatetimeIndex(curve["ts"])
-        cash = RunSnapshot.from_json(snapshot).initial_cash
-        returns = bar_returns(np.concatenate([[cash], curve["equity"].to_numpy(dtype=float)]))
-        b_values = None
-        if bench is not None:
-            entry = float(bench["open"].loc[times[0]]) if times[0] in bench.index else None
-            b_values = benchmark_values(times, bench["close"], entry)
+        bars = times[first:last]
+        key = (interval, bars.tobytes())
+        if key not in bench_returns:
+            if interval not in bench_bars:
+                bench_bars[interval] = benchmark_bars(store, market, interval)
+            bench_returns[key] = _benchmark_returns(bench_bars[interval], pd.DatetimeIndex(bars))
+        returns = bar_returns(np.concatenate([[float(cash)], values[first:last]]))
         out[int(run_id)] = RunReturns(
-            int(run_id),
-            times,
-            returns,
-            None if b_values is None else bar_returns(b_values),
-            periods_per_year(market, interval),
+            int(run_id), bars, returns, bench_returns[key], periods_per_year(market, interval)
         )
     return out
+
+
+def _benchmark_returns(bench: pd.DataFrame | None, times: pd.DatetimeIndex) -> np.ndarray | None:
+    """Buy-and-hold's bar returns over ``times``, bought at the first bar's open."""
+    if bench is None:
+        return None
+    entry = float(bench["open"].loc[times[0]]) if times[0] in bench.index else None
+    values = benchmark_values(times, bench["close"], entry)
+    return None if values is None else bar_returns(values)

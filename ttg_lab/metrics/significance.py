@@ -56,11 +56,13 @@ def moments(returns: np.ndarray) -> ReturnMoments | None:
     std = float(np.std(values, ddof=1))
     if std <= 1e-15:
         return None
+    deviations = values - float(np.mean(values))
+    m2 = float(np.mean(deviations**2))  # population moments, as the papers (and scipy)
     return ReturnMoments(
         n=len(values),
         sharpe=float(np.mean(values)) / std,
-        skewness=float(stats.skew(values)),
-        kurtosis=float(stats.kurtosis(values, fisher=False)),
+        skewness=float(np.mean(deviations**3)) / m2**1.5,
+        kurtosis=float(np.mean(deviations**4)) / m2**2,
     )
 
 
