@@ -26,14 +26,21 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 from ttg_lab.errors import ValidationError
 
 EULER_GAMMA = 0.5772156649015329
 """The Euler-Mascheroni constant of the expected maximum of Gaussian Sharpe ratios."""
+
+_NORMAL = NormalDist()  # the standard normal (stdlib: no scipy at import, lab startup stays fast)
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) of the standard normal, accurate far into the tail."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -90,13 +97,13 @@ def probabilistic_sharpe(
 ) -> float:
     """PSR: the probability that the true per-bar Sharpe ratio exceeds ``threshold``."""
     z = (sharpe - threshold) / sharpe_std(sharpe, n, skewness, kurtosis)
-    return float(stats.norm.cdf(z))
+    return _normal_sf(-z)
 
 
 def sharpe_p_value(sharpe: float, n: int, skewness: float = 0.0, kurtosis: float = 3.0) -> float:
     """Two-sided p-value of "the true Sharpe ratio is 0" (the PSR's z, both tails)."""
     z = sharpe / sharpe_std(sharpe, n, skewness, kurtosis)
-    return float(2.0 * stats.norm.sf(abs(z)))
+    return min(1.0, 2.0 * _normal_sf(abs(z)))
 
 
 def expected_max_sharpe(trials: int, variance: float) -> float:
@@ -108,8 +115,8 @@ def expected_max_sharpe(trials: int, variance: float) -> float:
         raise ValidationError(f"the variance of the trials' Sharpe ratios is >= 0, got {variance}")
     if trials == 1:
         return 0.0
-    quantiles = (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / trials)
-    quantiles += EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (trials * math.e))
+    quantiles = (1.0 - EULER_GAMMA) * _NORMAL.inv_cdf(1.0 - 1.0 / trials)
+    quantiles += EULER_GAMMA * _NORMAL.inv_cdf(1.0 - 1.0 / (trials * math.e))
     return float(math.sqrt(variance) * quantiles)
 
 
@@ -142,7 +149,7 @@ def min_track_record(
     if sharpe <= threshold:
         return None
     spread = 1.0 - skewness * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
-    z = stats.norm.ppf(confidence)
+    z = _NORMAL.inv_cdf(confidence)
     return float(1.0 + spread * (z / (sharpe - threshold)) ** 2)
 
 
