@@ -9,7 +9,6 @@ from sqlalchemy import update
 
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
-from ttg_lab.leaderboard import leaderboard
 from ttg_lab.metrics import store_metrics
 from ttg_lab.metrics.comparisons import HOLM_VERDICTS
 from ttg_lab.metrics.significance import holm
@@ -126,7 +125,7 @@ def test_rows_rank_and_are_corrected_only_within_their_market_mode_and_period(la
     assert board.loc["later", "trials"] == 1
     assert board.loc["later", "dsr"] == pytest.approx(board.loc["later", "psr"])
 
-    together = leaderboard(lab.store, across=True).set_index("model")
+    together = lab.leaderboard(across=True).set_index("model")
     assert sorted(together["rank"]) == [1, 2, 3, 4] and set(together["trials"]) == {4}
     assert list(together["p_holm"]) == pytest.approx(holm(list(together["p_value"])))
 
@@ -137,7 +136,7 @@ def test_snooping_adds_each_groups_spa_and_stepm_against_buy_and_hold(lab: Lab) 
         lab.start_run(model, path="direct", background=False)
     plain = lab.leaderboard()
     assert plain["spa_p_value"].isna().all() and plain["stepm_beats"].isna().all()
-    board = leaderboard(lab.store, snooping=True)
+    board = lab.leaderboard(snooping=True)
     assert board["spa_p_value"].nunique() == 1 and 0 <= board["spa_p_value"].iloc[0] <= 1
     assert set(board["stepm_beats"]) <= {True, False}
     # a model StepM finds better has a positive effect; none when SPA finds no edge

@@ -468,16 +468,30 @@ class Lab:
         end: datetime | str | None = None,
         sort: str = "sharpe",
         training_apart: bool = True,
+        across: bool = False,
+        snooping: bool = False,
     ) -> pd.DataFrame:
         """Models ranked by their runs' metrics, with intervals and the benchmark verdict;
         runs inside their model's training window (and of unknown cutoff) ranked apart
-        unless ``training_apart`` is False. An ordinary user's board ranks their own
+        unless ``training_apart`` is False. Rows rank, and their p-values are corrected
+        (Holm) and Sharpe ratios deflated, only within their market, mode and period unless
+        ``across``; ``snooping`` adds each group's SPA and StepM against buy-and-hold (see
+        :func:`ttg_lab.leaderboard.leaderboard`). An ordinary user's board ranks their own
         models, or every model (read-only) when the global setting ``leaderboard.public``
         is true."""
         public = bool(self.settings.get(LEADERBOARD_PUBLIC, False))
         owners = leaderboard_owners(self.user, public)
         return leaderboard(
-            self.store, market, mode, start, end, sort, owners, training_apart=training_apart
+            self.store,
+            market,
+            mode,
+            start,
+            end,
+            sort,
+            owners,
+            training_apart=training_apart,
+            across=across,
+            snooping=snooping,
         )
 
     def analyst(
