@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
+from test_widgets import html_of
 
 from ttg_lab.cli import main, output
 from ttg_lab.errors import ValidationError
@@ -23,6 +24,8 @@ from ttg_lab.llm.catalog import CATALOG_PATH, load_catalog
 from ttg_lab.llm.cutoffs import model_cutoff, training_flag
 from ttg_lab.reports.comparison import comparison_report
 from ttg_lab.store.schema import TradingRun
+from widgets import leaderboard
+from widgets.leaderboard import LeaderboardController
 
 START, END = "2025-07-01", "2025-07-03"  # three trading days: DDOG rose, AXON fell
 FINISH = "DECISION: done.\nREFLECTION: fine.\n<FINISH_SIGNAL>"
@@ -216,6 +219,16 @@ def test_runs_are_flagged_and_ranked_apart_unless_asked_together(
     compared = comparison_report(lab, [runs["inside"].id, runs["after"].id]).read_text()
     assert "inside (cutoff 2025-07)" in compared and "after (cutoff 2024-09-30)" in compared
 
+    # the dashboard shows the flag and ranks together when ticked
+    panel = LeaderboardController(lab)
+    panel.sort = "total_return"
+    panel.refresh()
+    assert [r["model"] for r in panel.rows] == list(board["model"])
+    assert "<th>training_window</th>" in html_of(leaderboard.view(panel))
+    panel.training_together = True
+    panel.refresh()
+    assert panel.rows[0]["training_window"] == "inside"
+
     # the command line shows the flag and takes --training-together
     monkeypatch.setattr(output.console, "width", 400)  # every column unsqueezed
     orders = []
@@ -226,3 +239,22 @@ def test_runs_are_flagged_and_ranked_apart_unless_asked_together(
         rows = [line.split("│") for line in shown.output.splitlines() if line.count("│") > 3]
         orders.append([(cells[1].strip(), cells[5].strip()) for cells in rows[1:]])
     assert orders[0][-1] == ("after", "inside") and orders[1][-1] != ("after", "inside")
+
+
+def test_imported_aitrader_runs_take_their_models_cutoffs_from_the_catalog(lab: Lab) -> None:
+    lab.data.load_shipped()  # AI-Trader's published runs, October and November 2025
+    board = lab.leaderboard().set_index("model")
+    imported = board[board.index.str.startswith("aitrader-")]
+    for model_id, window, cutoff in [
+        ("openai/gpt-5", "after", "2024-09-30"),
+        ("anthropic/claude-3.7-sonnet", "after", "2024-11"),
+        ("google/gemini-2.5-flash", "after", "2025-01"),
+        ("deepseek/deepseek-chat-v3.1", "unknown", None),
+        ("qwen/qwen3-max", "unknown", None),
+    ]:
+        rows = imported[imported["ai_model_id"] == model_id]
+        assert len(rows) > 0, model_id
+        assert set(rows["training_window"]) == {window}, model_id
+        assert set(rows["knowledge_cutoff"].fillna("")) == {cutoff or ""}, model_id
+    ranks = [{"after": 0, "unknown": 1}[w] for w in board["training_window"]]
+    assert ranks == sorted(ranks)  # every run after its cutoff ranks before the unknown ones

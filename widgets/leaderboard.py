@@ -1,5 +1,6 @@
 """Leaderboard panel: models ranked by their runs, filterable and sortable, with the
-benchmark verdict, intervals of repeated runs and cost-aware columns."""
+benchmark verdict, intervals of repeated runs, cost-aware columns and each row's training
+window (runs inside it ranked apart unless "rank together" is ticked)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class LeaderboardController(Controller):
     market = traitlets.Unicode("")
     mode = traitlets.Unicode("")
     sort = traitlets.Unicode("sharpe")
+    training_together = traitlets.Bool(False)
     rows: traitlets.List[Any] = traitlets.List()
 
     def __init__(self, lab: Any) -> None:
@@ -30,7 +32,10 @@ class LeaderboardController(Controller):
         values are None, not NaN, which never equals itself)."""
         with self.action():
             board = self.lab.leaderboard(
-                market=self.market or None, mode=self.mode or None, sort=self.sort
+                market=self.market or None,
+                mode=self.mode or None,
+                sort=self.sort,
+                training_apart=not self.training_together,
             )
             self.rows = board.astype(object).where(board.notna(), None).to_dict("records")
             self.message = f"{len(board)} models"
@@ -54,7 +59,9 @@ def view(ctl: LeaderboardController) -> w.Widget:
     sort = w.Dropdown(
         description="Sort by", options=list(options.LEADERBOARD_SORTS), value="sharpe"
     )
-    for widget, trait in ((market, "market"), (mode, "mode"), (sort, "sort")):
+    together = w.Checkbox(description="rank runs inside training windows together", indent=False)
+    controls = ((market, "market"), (mode, "mode"), (sort, "sort"), (together, "training_together"))
+    for widget, trait in controls:
         w.link((ctl, trait), (widget, "value"))
     refresh = w.Button(description="Refresh", button_style="primary")
     prev_page, next_page = w.Button(description="◀"), w.Button(description="▶")
@@ -80,7 +87,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
 
     ctl.observe(redraw, names=["rows", "error", "message"])
     ctl.observe(draw, names="rows")
-    for widget in (market, mode, sort):
+    for widget in (market, mode, sort, together):
         widget.observe(lambda _: ctl.refresh(), names="value")
     refresh.on_click(lambda _: ctl.refresh())
 
@@ -98,7 +105,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
     return w.VBox(
         [
             w.HTML('<div class="ttg-title">Leaderboard</div>'),
-            w.HBox([market, mode, sort, refresh]),
+            w.HBox([market, mode, sort, together, refresh]),
             status,
             table,
             w.HBox([prev_page, next_page]),
