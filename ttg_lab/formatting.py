@@ -24,6 +24,12 @@ def money(value: Any, currency: str = "", missing: str = "") -> str:
     return f"{float(value):,.2f} {currency}".rstrip()
 
 
+def llm_cost_text(value: Any) -> str:
+    """An LLM spend in USD: ``$0.0123``; a missing one is ``unknown`` (never blank or 0.00:
+    see :mod:`ttg_lab.llm.spend`)."""
+    return "unknown" if is_missing(value) else f"${float(value):,.4f}"
+
+
 def percent(value: Any, signed: bool = True, missing: str = "") -> str:
     """A fraction as percent: 0.1234 -> +12.34%."""
     if is_missing(value):
@@ -46,6 +52,8 @@ def when(value: Any, missing: str = "") -> str:
 
 def by_unit(unit: str, value: Any, currency: str = "", missing: str = "") -> str:
     """A metric value as text for the unit its reference entry gives."""
+    if unit == "USD":  # the unit of LLM spend only: missing is unknown
+        return llm_cost_text(value)
     if is_missing(value):
         return missing
     if unit == "time":
@@ -59,8 +67,6 @@ def by_unit(unit: str, value: Any, currency: str = "", missing: str = "") -> str
         return percent(number, signed=False)
     if unit == "currency":
         return money(number, currency)
-    if unit == "USD":
-        return f"${number:,.4f}"
     if unit in ("count", "bars"):
         return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
     return ratio(number)
@@ -79,8 +85,11 @@ BOARD_FORMATS: dict[str, Callable[[Any], str]] = {
         percent,
     ),
     "sharpe": ratio,
-    "llm_cost": money,
+    "llm_cost": llm_cost_text,
     "return_per_llm_dollar": money,
+    "repriced_final_value": money,
+    "repriced_return": percent,
+    "repriced_sharpe": ratio,
     "tokens_per_trade": ratio,
 }
 """How the leaderboard's columns read, in the command line's table and the dashboard's panel."""

@@ -32,9 +32,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import or_, select
 
+from ttg_lab.broker.costs import resolve_cost_model
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.errors import ValidationError
 from ttg_lab.llm.cutoffs import TrainingFlag, TrainingWindow, training_flag
+from ttg_lab.llm.spend import run_llm_costs
 from ttg_lab.market.markets import MARKETS
 from ttg_lab.metrics.bootstrap import iid_mean_interval
 from ttg_lab.metrics.comparisons import BoardEntry, board_statistics
@@ -99,6 +101,12 @@ BOARD_COLUMNS: list[str] = [
     "llm_cost",
     "return_per_llm_dollar",
     "tokens_per_trade",
+    "cost_model",
+    "costs_differ",
+    "repriced_under",
+    "repriced_final_value",
+    "repriced_return",
+    "repriced_sharpe",
     *STATISTICS_COLUMNS,
 ]
 
@@ -120,6 +128,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "mean_ci_low",
     "mean_ci_high",
     "llm_cost",
+    "cost_model",
+    "repriced_return",
 )
 """The board's columns a summary shows (the command line's table, the dashboard's panel)."""
 SORTABLE = {
@@ -231,6 +241,8 @@ def leaderboard(
             TradingRun.metrics,
             TradingRun.experiment_id,
             TradingRun.forward,
+            TradingRun.strategy_snapshot["costs"].label("costs"),
+            TradingRun.strategy_snapshot["agent_path"].as_string().label("agent_path"),
             TradingRun.strategy_snapshot[("model", "ai_model_id")].as_string().label("run_ai"),
             TradingRun.strategy_snapshot[("model", "parameters", "knowledge_cutoff")]
             .as_string()
@@ -277,6 +289,7 @@ def leaderboard(
         for key, entry in zip(by_model, board, strict=True)
     ]
     _statistics(store, board, list(by_model.values()), families, snooping)
+    _cost_honesty(store, board, list(by_model.values()), families)
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
         return frame
@@ -312,6 +325,55 @@ def _training_flag(row: Any) -> TrainingFlag:
     return training_flag(
         row.run_ai or row.ai_model_id, parameters, row.period_start, bool(row.forward)
     )
+
+
+def mixed_costs_note(board: pd.DataFrame) -> str:
+    """Why a board's rows are not like for like when they were priced under more than one
+    cost model, naming each model's rows (``model (run N)``); empty when they share one."""
+    if board.empty or not board["costs_differ"].any():
+        return ""
+    groups: dict[str, list[str]] = {}
+    for model, run, name in zip(
+        board["model"], board["latest_run"], board["cost_model"], strict=True
+    ):
+        groups.setdefault(str(name), []).append(f"{model} (run {run})")
+    each = "; ".join(f"{name}: {', '.join(rows)}" for name, rows in sorted(groups.items()))
+    return (
+        f"priced under different cost models ({each}): their returns and Sharpe ratios "
+        "are not like for like"
+    )
+
+
+def _cost_honesty(
+    store: Store, board: list[dict[str, Any]], groups: list[list[Any]], families: list[str]
+) -> None:
+    """Each row's cost model (``mixed: ...`` when its runs differ) and ``costs_differ``
+    when its runs, or the rows of its family (ranked with it), were priced under more than
+    one cost model; its LLM cost as :mod:`~ttg_lab.llm.spend` vouches for it (None:
+    unknown); and an imported run re-priced under the default cost model beside its own."""
+    names = [sorted({resolve_cost_model(r.costs or {}).name for r in runs}) for runs in groups]
+    in_family: dict[str, set[str]] = {}
+    for family, row_names in zip(families, names, strict=True):
+        in_family.setdefault(family, set()).update(row_names)
+    latest = [runs[-1] for runs in groups]
+    with store.session() as session:
+        spend = run_llm_costs(session, [r.id for r in latest])
+    for row, row_names, run, family in zip(board, names, latest, families, strict=True):
+        mixed = "mixed: " + ", ".join(row_names)
+        row["cost_model"] = row_names[0] if len(row_names) == 1 else mixed
+        row["costs_differ"] = len(in_family[family]) > 1
+        cost = spend[run.id]
+        row["llm_cost"] = cost.usd
+        if not cost.known:
+            row["return_per_llm_dollar"] = None
+        if run.agent_path == "imported":
+            from ttg_lab.importers.aitrader.reprice import reprice_run  # the importer's weight
+
+            repriced = reprice_run(store, run.id)
+            row["repriced_under"] = repriced.cost_model
+            row["repriced_final_value"] = repriced.final_value
+            row["repriced_return"] = repriced.total_return
+            row["repriced_sharpe"] = repriced.sharpe
 
 
 def _group(row: dict[str, Any]) -> str:

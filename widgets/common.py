@@ -105,7 +105,8 @@ def table_html(
     formats: Mapping[str, Formatter] | None = None,
     links: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> str:
-    """An HTML table with every cell escaped and numbers right-aligned."""
+    """An HTML table with every cell escaped and numbers right-aligned; a column with a
+    format formats its missing cells too (blank, or an LLM cost's ``unknown``)."""
     formats = formats or {}
     if frame.empty:
         return '<div class="ttg-empty">nothing to show</div>'
@@ -117,7 +118,7 @@ def table_html(
             value = record[column]
             fmt = formats.get(str(column))
             missing = value is None or (isinstance(value, float) and not math.isfinite(value))
-            text = "" if missing else (fmt(value) if fmt else str(value))
+            text = fmt(value) if fmt else "" if missing else str(value)
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             cell = html.escape(text)
             if links and str(column) in links and not missing:

@@ -49,6 +49,63 @@ class CostModel:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def describe(self) -> str:
+        """Its fields in words: ``1 bp commission, 2 bp slippage``."""
+        parts = [f"{self.commission_bps:g} bp commission", f"{self.slippage_bps:g} bp slippage"]
+        if self.per_share:
+            parts.append(f"{self.per_share:g} per share")
+        if self.min_per_order:
+            parts.append(f"minimum {self.min_per_order:g} per order")
+        return ", ".join(parts)
+
+    @property
+    def preset(self) -> str | None:
+        """The name of the preset it equals (``default``, ``zero``...), if any."""
+        return next((k for k, v in COST_PRESETS.items() if v == self), None)
+
+    @property
+    def name(self) -> str:
+        """Its preset's name, else ``custom (<fields>)``."""
+        return self.preset or f"custom ({self.describe()})"
+
+
+@dataclass(frozen=True)
+class BookedFill:
+    """A fill as a ledger booked it: at ``price`` (the reference, before any slippage of
+    the cost model being replayed), paying ``fees``."""
+
+    step_index: int
+    action: str  # buy | sell | short | cover
+    quantity: float
+    price: float
+    fees: float
+
+
+def extra_cost(fill: BookedFill, costs: CostModel) -> float:
+    """How much more ``fill`` costs under ``costs`` than it was booked at: the slippage
+    of its quantity away from the booked price, plus the fees, minus the fees paid."""
+    filled = costs.fill_price(fill.action, fill.price)
+    slippage = fill.quantity * abs(filled - fill.price)
+    return slippage + costs.fees(fill.quantity, filled) - fill.fees
+
+
+def repriced_values(values: list[float], fills: list[BookedFill], costs: CostModel) -> list[float]:
+    """A book's value at each step (``values[i]`` at step ``i``) had the same fills been
+    priced under ``costs``: the same quantities, so the same holdings, and less cash by
+    each fill's :func:`extra_cost` from its step on. Affordability is not re-checked."""
+    extra = [0.0] * len(values)
+    for fill in fills:
+        if not 0 <= fill.step_index < len(values):
+            raise ValidationError(
+                f"fill at step {fill.step_index} outside the book's {len(values)} steps"
+            )
+        extra[fill.step_index] += extra_cost(fill, costs)
+    out, paid = [], 0.0
+    for value, more in zip(values, extra, strict=True):
+        paid += more
+        out.append(value - paid)
+    return out
+
 
 COST_PRESETS: dict[str, CostModel] = {
     "zero": CostModel(),

@@ -55,3 +55,8 @@ def leaderboard_cmd(
             return
         columns = list(options.LEADERBOARD_SUMMARY)
         print_frame(board[columns], "leaderboard", BOARD_FORMATS)
+        from ttg_lab.leaderboard import mixed_costs_note
+
+        note = mixed_costs_note(board)
+        if note:
+            console.print(f"note: the rows were {note}", markup=False)

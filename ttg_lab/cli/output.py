@@ -52,7 +52,8 @@ lines are never broken where the width ends."""
 def print_frame(
     frame: pd.DataFrame, title: str = "", formats: Mapping[str, Callable[..., str]] | None = None
 ) -> None:
-    """A DataFrame as a rich table; cells are text, never read as rich markup."""
+    """A DataFrame as a rich table; cells are text, never read as rich markup. A column
+    with a format formats its missing cells too (blank, or an LLM cost's ``unknown``)."""
     formats = formats or {}
     table = Table(title=title or None)
     for column in frame.columns:
@@ -63,10 +64,12 @@ def print_frame(
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
             fmt = formats.get(str(column))
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if fmt is not None:  # masked before wrapping
+                cells.append(Text(redact(fmt(value))))
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append(Text(""))
-            else:  # masked before wrapping
-                cells.append(Text(redact(fmt(value) if fmt else str(value))))
+            else:
+                cells.append(Text(redact(str(value))))
         table.add_row(*cells)
     console.print(table, soft_wrap=False)  # a table fits its width, as before
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from ttg_lab import options
 from ttg_lab.cli.context import DATE_HELP, LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, exit_unless, print_frame
-from ttg_lab.formatting import money, percent
+from ttg_lab.formatting import llm_cost_text, money, percent
 from ttg_lab.processes import stop_signals
 
 if TYPE_CHECKING:
@@ -67,10 +67,14 @@ def follow(handle: Run, label: str, stop: Callable[[], None] | None = None) -> s
 
 
 def run_summary(handles: list[Run]) -> pd.DataFrame:
+    """A row per run: its figures and LLM spend (None when unknown, with its waste)."""
+    from ttg_lab.llm.spend import run_llm_cost
+
     rows = []
     for handle in handles:
         info = handle.info
         ledger = handle.ledger()
+        spend = run_llm_cost(handle.store, info.id)
         rows.append(
             {
                 "model": info.model,
@@ -81,8 +85,8 @@ def run_summary(handles: list[Run]) -> pd.DataFrame:
                 "max_drawdown": info.max_drawdown,
                 "trades": info.total_trades,
                 "fees": float(ledger["fees"].sum()) if len(ledger) else 0.0,
-                "llm_cost": info.llm_cost,
-                "wasted_llm_cost": info.wasted_llm_cost,
+                "llm_cost": spend.usd,
+                "wasted_llm_cost": info.wasted_llm_cost if spend.known else None,
             }
         )
     import pandas as pd
@@ -95,8 +99,8 @@ SUMMARY_FORMATS: dict[str, Callable[..., str]] = {
     "return": percent,
     "max_drawdown": percent,
     "fees": money,
-    "llm_cost": money,
-    "wasted_llm_cost": money,
+    "llm_cost": llm_cost_text,
+    "wasted_llm_cost": llm_cost_text,
 }
 
 

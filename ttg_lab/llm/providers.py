@@ -281,6 +281,15 @@ class LLMSettings:
         return self.params.get("tool_mode") == "auto" and "json" in self.provider.tool_modes
 
 
+def price_known(model_id: str, parameters: dict[str, Any]) -> bool:
+    """Whether the model's token prices are known: its parameters give both, the catalog
+    lists it, or its provider is free (a local model: 0 is a known price)."""
+    provider, _ = provider_of(model_id)
+    if provider.free or (not provider.prefixed and load_catalog().get(model_id) is not None):
+        return True
+    return all(parameters.get(k) is not None for k in ("input_per_mtok", "output_per_mtok"))
+
+
 def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSettings:
     """Validated settings for ``model_id``: catalog models get their prices from the
     catalog, models of a free (local) preset cost 0 unless priced, any other id needs its
@@ -289,8 +298,7 @@ def llm_settings(model_id: str, parameters: dict[str, Any] | None) -> LLMSetting
     provider, served = provider_of(model_id)
     params = validate_parameters(LLM_PARAMS, parameters, model_id)
     known = load_catalog().get(model_id) if not provider.prefixed else None
-    priced = params["input_per_mtok"] is not None and params["output_per_mtok"] is not None
-    if known is None and not provider.free and not priced:
+    if not price_known(model_id, params):
         raise ValidationError(
             f"{model_id!r} is not in the catalog; give input_per_mtok and output_per_mtok "
             "(USD per million tokens, 0 for a free local model) so its cost is accounted"

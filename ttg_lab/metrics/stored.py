@@ -17,6 +17,7 @@ from ttg_lab.engine.ledger import CITED_COLUMNS
 from ttg_lab.engine.reader import equity_curve, equity_frame, ledger_frame
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import NotFoundError
+from ttg_lab.llm.spend import run_llm_costs
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
@@ -67,12 +68,13 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
             "completion_tokens": run.completion_tokens,
             "llm_cost": run.llm_cost,
         }
+        spend = run_llm_costs(session, [run_id])[run_id]
     steps = equity_frame(store, run_id)
     ledger = ledger_frame(store, run_id, CITED_COLUMNS)
     market, interval = snap.model.market, snap.interval
     index = market_index(store, market, interval)
     gross = None if index is None else _gross_value(index, steps)
-    return metrics_for(
+    metrics = metrics_for(
         store,
         market,
         interval,
@@ -83,6 +85,9 @@ def run_metrics(store: Store, run_id: int) -> dict[str, Any]:
         llm,
         index,
     )
+    if not spend.known:  # the sum recorded is not the spend: unknown, never 0.00
+        metrics.update(llm_cost=None, return_per_llm_dollar=None)
+    return metrics
 
 
 def metrics_for(

@@ -14,7 +14,7 @@ import pandas as pd
 from ttg_lab import charts
 from ttg_lab.engine.reader import RunInfo
 from ttg_lab.errors import ValidationError
-from ttg_lab.leaderboard import BOARD_COLUMNS, verdict
+from ttg_lab.leaderboard import BOARD_COLUMNS, mixed_costs_note, verdict
 from ttg_lab.metrics.bootstrap import iid_mean_interval
 from ttg_lab.metrics.reference import METRICS
 from ttg_lab.reports.html import (
@@ -28,10 +28,11 @@ from ttg_lab.reports.html import (
     when,
     write,
 )
-from ttg_lab.reports.run import costs_text, currency_of
+from ttg_lab.reports.run import costs_text, currency_of, repriced_of, repriced_text
 
 if TYPE_CHECKING:
     from ttg_lab.lab import Lab
+    from ttg_lab.run import Run
 
 
 def _comparison_board(infos: list[RunInfo], metrics: list[dict[str, Any]]) -> pd.DataFrame:
@@ -54,6 +55,8 @@ def _comparison_board(infos: list[RunInfo], metrics: list[dict[str, Any]]) -> pd
             best_run=info.id,
             best_return=m.get("total_return"),
             vs_benchmark=verdict(m),
+            cost_model=info.snapshot.costs.name,
+            costs_differ=len({i.snapshot.costs for i in infos}) > 1,
         )
         rows.append(row)
     board = pd.DataFrame(rows, columns=BOARD_COLUMNS)
@@ -88,7 +91,7 @@ def _runs_table(infos: list[RunInfo]) -> str:
                 esc(f"{when(info.start)} .. {when(info.end)}"),
                 esc(info.status),
                 esc(money(snap.model.initial_cash, currency_of(info))),
-                esc(costs_text(snap.costs.to_dict())),
+                esc(costs_text(snap.costs)),
                 esc(rules),
                 esc(info.training_flag.label),
             ]
@@ -96,6 +99,24 @@ def _runs_table(infos: list[RunInfo]) -> str:
     headers = ["id", "model", "run", "AI model", "mode", "period", "status", "cash", "costs"]
     numeric = [True, False, True, False, False, False, False, True, False, False]
     return table([*headers, "rules", "training window"], rows, [*numeric, False])
+
+
+def _repriced_html(runs: list[Run], infos: list[RunInfo], metrics: list[dict[str, Any]]) -> str:
+    """Each imported run's figures re-priced under the default cost model beside its own."""
+    rows = []
+    for run, info, m in zip(runs, infos, metrics, strict=True):
+        repriced = repriced_of(info, run.equity(), run.ledger())
+        if repriced is not None:
+            rows.append(
+                f"<li>run {esc(info.id)}: {esc(repriced_text(repriced, m, currency_of(info)))}</li>"
+            )
+    if not rows:
+        return ""
+    return (
+        "<p>Imported runs (AI-Trader traded without fees), re-priced:</p><ul>"
+        + "".join(rows)
+        + "</ul>"
+    )
 
 
 def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None = None) -> Path:
@@ -133,13 +154,20 @@ def comparison_report(lab: Lab, run_ids: Sequence[int], path: str | Path | None 
     bars = chart_or_note(lambda: charts.leaderboard_bars(board, "total_return"), "board-return")
     bars += chart_or_note(lambda: charts.leaderboard_bars(board, "sharpe"), "board-sharpe")
     sections = [
-        ("runs", "Runs", _runs_table(infos)),
+        (
+            "runs",
+            "Runs",
+            _runs_table(infos) + _repriced_html(runs, infos, metrics),
+        ),
         ("equity", "Equity", chart_or_note(lambda: charts.equity_curves(lab, ids), "equity")),
         ("metrics", "Metrics side by side", side_by_side),
         ("board", "Leaderboard of these runs", bars),
     ]
     title = f"Comparison of {len(ids)} runs"
     intro = f"<h1>{esc(title)}</h1><p class='muted'>{esc(', '.join(labels))}</p>"
+    note = mixed_costs_note(board)
+    if note:
+        intro += f"<p class='note'>These runs were {esc(note)}.</p>"
     document = page(title, sections, intro)
     if path is not None:
         target = Path(path)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
+from ttg_lab.broker.costs import CostModel
 from ttg_lab.charts import figures
 from ttg_lab.charts.figures import ChartRun
 from ttg_lab.engine.reader import RunInfo
@@ -30,6 +31,9 @@ from ttg_lab.reports.html import (
     table,
     when,
 )
+
+if TYPE_CHECKING:
+    from ttg_lab.importers.aitrader.reprice import Repriced
 
 EXCERPTS = 10
 """Reasoning entries shown in a run report (those with the largest linked fills)."""
@@ -67,18 +71,9 @@ def currency_of(info: RunInfo) -> str:
     return get_market(info.market).currency
 
 
-def costs_text(costs: dict[str, Any]) -> str:
-    if not costs:
-        return "—"
-    parts = [
-        f"{costs.get('commission_bps', 0):g} bp commission",
-        f"{costs.get('slippage_bps', 0):g} bp slippage",
-    ]
-    if costs.get("per_share"):
-        parts.append(f"{costs['per_share']:g} per share")
-    if costs.get("min_per_order"):
-        parts.append(f"minimum {costs['min_per_order']:g} per order")
-    return ", ".join(parts)
+def costs_text(costs: CostModel) -> str:
+    """The cost model's name and, for a preset, its fields: ``default (1 bp commission...)``."""
+    return f"{costs.preset} ({costs.describe()})" if costs.preset else costs.name
 
 
 def _rules_text(rules: list[dict[str, Any]]) -> str:
@@ -96,7 +91,40 @@ def _rules_text(rules: list[dict[str, Any]]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _header_rows(info: RunInfo, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+def repriced_of(info: RunInfo, equity: pd.DataFrame, ledger: pd.DataFrame) -> Repriced | None:
+    """An imported run re-priced under the default cost model (None for other runs)."""
+    if info.snapshot.agent_path != "imported" or equity.empty:
+        return None
+    from ttg_lab.importers.aitrader.reprice import reprice  # the importer's weight
+
+    return reprice(info.snapshot, equity, ledger)
+
+
+def repriced_text(repriced: Repriced, metrics: dict[str, Any], currency: str) -> str:
+    """Re-priced figures beside the run's own, as plain text."""
+
+    def figures(value: Any, ret: Any, sharpe: Any) -> str:
+        return (
+            f"final value {format_metric('final_value', value, currency)}, return "
+            f"{format_metric('total_return', ret)}, Sharpe {format_metric('sharpe', sharpe)}"
+        )
+
+    own = figures(metrics.get("final_value"), metrics.get("total_return"), metrics.get("sharpe"))
+    new = figures(repriced.final_value, repriced.total_return, repriced.sharpe)
+    unpriced = (
+        f"; {repriced.unpriced_fills} fill(s) without a price left as booked"
+        if repriced.unpriced_fills
+        else ""
+    )
+    return (
+        f"under the {repriced.cost_model} cost model: {new} (its own, without fees: {own}; "
+        f"costs {format_metric('final_value', repriced.extra_costs, currency)}{unpriced})"
+    )
+
+
+def _header_rows(
+    info: RunInfo, metrics: dict[str, Any], repriced: Repriced | None = None
+) -> list[tuple[str, str]]:
     snap = info.snapshot
     model = snap.model
     currency = currency_of(info)
@@ -116,7 +144,7 @@ def _header_rows(info: RunInfo, metrics: dict[str, Any]) -> list[tuple[str, str]
         ("parameters", esc(params) or "—"),
         ("initial cash", esc(money(model.initial_cash, currency))),
         ("tickers", esc(shown) or "whole market"),
-        ("costs", f"{esc(costs_text(snap.costs.to_dict()))}; fill at {esc(snap.fill)}"),
+        ("costs", f"{esc(costs_text(snap.costs))}; fill at {esc(snap.fill)}"),
         ("seed", esc(snap.seed)),
         ("rules", _rules_text(snap.rules.to_list())),
         (
@@ -125,6 +153,11 @@ def _header_rows(info: RunInfo, metrics: dict[str, Any]) -> list[tuple[str, str]
             f"{esc(format_metric('llm_cost', metrics.get('llm_cost')))}",
         ),
         ("vs benchmark", f"<span class='verdict'>{esc(verdict(metrics))}</span>"),
+        *(
+            [("re-priced", esc(repriced_text(repriced, metrics, currency)))]
+            if repriced is not None
+            else []
+        ),
         (
             "versions",
             f"package {esc(snap.package_version)}, prompt "
@@ -370,6 +403,6 @@ def render_run_report(run: ReportedRun) -> str:
         f"<span class='{signed_class(metrics.get('total_return'))}'>"
         f"{esc(format_metric('total_return', metrics.get('total_return')))}</span></p>"
         + warning
-        + meta_table(_header_rows(info, metrics))
+        + meta_table(_header_rows(info, metrics, repriced_of(info, equity, ledger)))
     )
     return page(f"Run report: {label}", sections, intro)

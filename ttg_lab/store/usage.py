@@ -77,3 +77,17 @@ def usage_values(used: LLMUsage, wasted: LLMUsage) -> dict[str, Any]:
         "wasted_completion_tokens": wasted.completion_tokens,
         "wasted_llm_cost": wasted.cost,
     }
+
+
+def uncounted_calls(session: Session, run_ids: list[int]) -> dict[int, int]:
+    """Per run, its committed calls that were answered but carry no token count (a server
+    whose usage block said 0 prompt tokens): their cost was never counted."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(LLMCall.run_id, func.count(LLMCall.id))
+        .join(RunStep, served_step())
+        .where(LLMCall.run_id.in_(run_ids), LLMCall.status == "ok", LLMCall.prompt_tokens == 0)
+        .group_by(LLMCall.run_id)
+    ).all()
+    return {run_id: int(n) for run_id, n in rows if run_id is not None}
