@@ -15,11 +15,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ttg_lab.broker.costs import COST_PRESETS, BookedFill, CostModel, repriced_values
+from ttg_lab.engine.ledger import LEDGER_COLUMNS
 from ttg_lab.engine.reader import equity_frame, ledger_frame, read_snapshot
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import ValidationError
 from ttg_lab.metrics.compute import compute_metrics, periods_per_year
 from ttg_lab.store.database import Store
+
+REPRICE_COLUMNS = ["step_index", "action", "quantity", "fill_price", "fees", "status"]
+"""The ledger's columns a re-pricing reads."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ def reprice(
     values = repriced_values(own, fills, costs)
     equity = pd.Series(values, index=pd.DatetimeIndex(steps["ts"]), dtype=float)
     periods = periods_per_year(snap.model.market, snap.interval)
-    figures = compute_metrics(equity, snap.initial_cash, ledger, periods)
+    no_trades = pd.DataFrame(columns=LEDGER_COLUMNS)  # only the equity's figures are read
+    figures = compute_metrics(equity, snap.initial_cash, no_trades, periods)
     return Repriced(
         cost_model=costs.name,
         final_value=float(figures["final_value"]),
@@ -74,9 +79,5 @@ def reprice(
 
 def reprice_run(store: Store, run_id: int, costs: CostModel | None = None) -> Repriced:
     """:func:`reprice` of stored run ``run_id``."""
-    return reprice(
-        read_snapshot(store, run_id),
-        equity_frame(store, run_id),
-        ledger_frame(store, run_id),
-        costs,
-    )
+    ledger = ledger_frame(store, run_id, REPRICE_COLUMNS)
+    return reprice(read_snapshot(store, run_id), equity_frame(store, run_id), ledger, costs)
