@@ -23,7 +23,6 @@ from ttg_lab.engine.ledger import CITED_COLUMNS, LEDGER_COLUMNS
 from ttg_lab.engine.snapshot import AgentPath, RunSnapshot
 from ttg_lab.engine.stored_reasoning import search_reasoning
 from ttg_lab.errors import NotFoundError
-from ttg_lab.llm.cutoffs import TrainingFlag, training_flag
 from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.news.search import NewsIndex
@@ -141,14 +140,6 @@ class RunInfo:
     @property
     def period(self) -> tuple[datetime, datetime]:
         return (self.start, self.end)
-
-    @property
-    def training_flag(self) -> TrainingFlag:
-        """Whether the run lies inside its model's training window (see
-        :mod:`ttg_lab.llm.cutoffs`), from its snapshot's model and its period's start."""
-        model = self.snapshot.model
-        forward = self.snapshot.forward is not None
-        return training_flag(model.ai_model_id, model.parameters, self.start, forward)
 
     @property
     def total_llm_cost(self) -> float:

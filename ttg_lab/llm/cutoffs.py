@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from ttg_lab.agents.policy import is_policy
+from ttg_lab.engine.reader import RunInfo
 from ttg_lab.llm.catalog import cutoff_last_day, load_catalog
 
 TrainingWindow = Literal["inside", "after", "unknown"]
@@ -104,3 +105,11 @@ def training_flag(
         return TrainingFlag("unknown", None, False)
     start = period_start.date() if isinstance(period_start, datetime) else period_start
     return TrainingFlag("inside" if start <= cutoff.last_day else "after", cutoff, False)
+
+
+def run_training_flag(info: RunInfo) -> TrainingFlag:
+    """Whether a stored run lies inside its model's training window, from its snapshot's
+    model and its period's start (a forward run is always after)."""
+    model = info.snapshot.model
+    forward = info.snapshot.forward is not None
+    return training_flag(model.ai_model_id, model.parameters, info.start, forward)

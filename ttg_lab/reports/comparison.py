@@ -15,6 +15,7 @@ from ttg_lab import charts
 from ttg_lab.engine.reader import RunInfo
 from ttg_lab.errors import ValidationError
 from ttg_lab.leaderboard import BOARD_COLUMNS, mixed_costs_note, verdict
+from ttg_lab.llm.cutoffs import run_training_flag
 from ttg_lab.metrics.bootstrap import iid_mean_interval
 from ttg_lab.metrics.reference import METRICS
 from ttg_lab.reports.html import (
@@ -93,7 +94,7 @@ def _runs_table(infos: list[RunInfo]) -> str:
                 esc(money(snap.model.initial_cash, currency_of(info))),
                 esc(costs_text(snap.costs)),
                 esc(rules),
-                esc(info.training_flag.label),
+                esc(run_training_flag(info).label),
             ]
         )
     headers = ["id", "model", "run", "AI model", "mode", "period", "status", "cash", "costs"]

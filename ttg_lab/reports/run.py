@@ -14,6 +14,7 @@ from ttg_lab.charts import figures
 from ttg_lab.charts.figures import ChartRun
 from ttg_lab.engine.reader import RunInfo
 from ttg_lab.leaderboard import verdict
+from ttg_lab.llm.cutoffs import run_training_flag
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.compute import round_trips
 from ttg_lab.metrics.reference import METRICS
@@ -140,7 +141,10 @@ def _header_rows(
         ("status", f"{status}; {esc(info.steps_done)}/{esc(info.steps_total)} steps"),
         ("market", f"{esc(model.market)} ({esc(currency)})"),
         ("AI model", f"{esc(model.ai_model_id)} via the {esc(snap.agent_path)} path"),
-        ("training window", f"<span class='verdict'>{esc(info.training_flag.describe())}</span>"),
+        (
+            "training window",
+            f"<span class='verdict'>{esc(run_training_flag(info).describe())}</span>",
+        ),
         ("parameters", esc(params) or "—"),
         ("initial cash", esc(money(model.initial_cash, currency))),
         ("tickers", esc(shown) or "whole market"),
@@ -345,7 +349,7 @@ def render_run_report(run: ReportedRun) -> str:
     ledger, equity = run.ledger(), run.equity()
     decisions = run.decisions()
     label = f"{info.model} #{info.run_number}"
-    flag = info.training_flag
+    flag = run_training_flag(info)
     warning = (
         f"<p class='note'>{esc(flag.describe())}</p>"
         if flag.window in ("inside", "unknown")
