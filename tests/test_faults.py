@@ -715,7 +715,7 @@ class ConnectionKiller:
     def _statement(self, conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
         if not self._in_run_thread():
             return
-        if statement.startswith("UPDATE trading_runs SET steps_done"):
+        if statement.startswith("UPDATE trading_runs SET") and "steps_done=" in statement:
             self.in_step = True
             self._due("progress")
         elif statement.startswith("INSERT INTO ledger"):

@@ -194,7 +194,7 @@ def test_concurrent_runs_never_exceed_the_providers_concurrency(lab: Lab) -> Non
                 select(LLMCall.response).where(LLMCall.run_id.in_([r.id for r in runs]))
             ).all()
         queued = [a["data"]["response_metadata"].get("queued_s", 0.0) for a in answers]
-        assert sum(queued) > 0.2  # the waits for a slot are on record
+        assert any(q > 0 for q in queued)  # the waits for a slot are on record
 
 
 def test_32_runs_at_once_all_complete_each_step_committed_once(lab: Lab) -> None:
