@@ -21,7 +21,7 @@ from ttg_lab.cli import main, output
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.llm.catalog import CATALOG_PATH, load_catalog
-from ttg_lab.llm.cutoffs import model_cutoff, run_training_flag, training_flag
+from ttg_lab.llm.cutoffs import model_cutoff, training_flag
 from ttg_lab.reports.comparison import comparison_report
 from ttg_lab.store.schema import TradingRun
 from widgets import leaderboard
@@ -171,7 +171,7 @@ def test_runs_are_flagged_and_ranked_apart_unless_asked_together(
         run = lab.start_run(model, start=START, end=END, path=path, background=False)
         assert run.status == "completed", run.info.error
         runs[name] = run
-    assert {n: run_training_flag(r.info).window for n, r in runs.items()} == {
+    assert {n: r.training_flag.window for n, r in runs.items()} == {
         "inside": "inside",
         "after": "after",
         "unknown": "unknown",

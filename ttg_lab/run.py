@@ -32,6 +32,7 @@ from ttg_lab.engine.reader import (
 )
 from ttg_lab.errors import ValidationError
 from ttg_lab.leaderboard import RepeatsSummary, repeats_summary
+from ttg_lab.llm.cutoffs import TrainingFlag, run_training_flag
 from ttg_lab.market.cache import data_fingerprint, price_index
 from ttg_lab.market.markets import get_market
 from ttg_lab.metrics.stored import benchmark_closes, run_metrics
@@ -70,6 +71,13 @@ class Run:
     def info(self) -> RunInfo:
         """The run as stored now: progress, results, costs, its snapshot (typed)."""
         return read_run(self.store, self.id)
+
+    @property
+    def training_flag(self) -> TrainingFlag:
+        """Whether the run lies inside its model's training window: ``inside``, ``after``
+        (a forward run always), ``unknown``, or None for a baseline (see
+        :mod:`ttg_lab.llm.cutoffs`)."""
+        return run_training_flag(self.info)
 
     @property
     def status(self) -> RunStatus:
