@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ttg_lab import options
@@ -9,6 +11,20 @@ from ttg_lab.cli.context import LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.dates import FORMATS
 from ttg_lab.formatting import BOARD_FORMATS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _telling(board: pd.DataFrame) -> list[str]:
+    """The summary columns that tell something on this board: a terminal is narrow, so a
+    column empty in every row (no repeats, nothing re-priced) or a flag no row has (no
+    forward run) is left out."""
+    return [
+        c
+        for c in options.LEADERBOARD_SUMMARY
+        if not board[c].isna().all() and not (board[c].dtype == bool and not board[c].any())
+    ]
 
 
 @click.command("leaderboard")
@@ -53,8 +69,7 @@ def leaderboard_cmd(
         if board.empty:
             console.print("no completed runs match")
             return
-        columns = list(options.LEADERBOARD_SUMMARY)
-        print_frame(board[columns], "leaderboard", BOARD_FORMATS)
+        print_frame(board[_telling(board)], "leaderboard", BOARD_FORMATS)
         from ttg_lab.leaderboard import mixed_costs_note
 
         note = mixed_costs_note(board)
