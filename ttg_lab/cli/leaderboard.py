@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+SHOWN_EMPTY = frozenset({"model", "llm_cost"})
+"""Columns kept even when empty: an unknown LLM cost reads "unknown", never nothing."""
+
+
 def _telling(board: pd.DataFrame) -> list[str]:
     """The summary columns that tell something on this board: a terminal is narrow, so a
     column empty in every row (no repeats, nothing re-priced) or a flag no row has (no
@@ -23,7 +27,8 @@ def _telling(board: pd.DataFrame) -> list[str]:
     return [
         c
         for c in options.LEADERBOARD_SUMMARY
-        if not board[c].isna().all() and not (board[c].dtype == bool and not board[c].any())
+        if c in SHOWN_EMPTY
+        or not (board[c].isna().all() or (board[c].dtype == bool and not board[c].any()))
     ]
 
 

@@ -258,9 +258,15 @@ def follow_experiment(experiment: Experiment) -> None:
     )
     for run in experiment.runs:
         console.print(f"run {run.id}: #{run.info.run_number} seed {run.info.snapshot.seed}")
-    for run in experiment.runs:  # stopping the command stops every repeat
-        status = follow(run, f"run {run.id}", stop=experiment.stop)
-        console.print(f"run {run.id}: {status}")
+    try:  # stopping the command stops every repeat, between two followed runs too
+        with stop_signals():
+            for run in experiment.runs:
+                status = follow(run, f"run {run.id}", stop=experiment.stop)
+                console.print(f"run {run.id}: {status}")
+    except KeyboardInterrupt:
+        experiment.stop()
+        for run in experiment.runs:
+            console.print(f"run {run.id}: {run.wait()}")
     print_frame(run_summary(list(experiment.runs)), "result", SUMMARY_FORMATS)
     exit_unless(experiment.status == "completed")
 
