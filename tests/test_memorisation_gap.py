@@ -1,0 +1,95 @@
+"""The memorisation gap: one model over one period masked and unmasked with repeats, the
+difference unmasked - masked in return and Sharpe with an interval and a verdict, always
+labelled a lower bound; its experiment kind (API, CLI, batch) and its leaderboard column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ttg_lab.metrics.gap import LOWER_BOUND, ArmRun, memorisation_gap
+
+
+def arms(
+    unmasked: list[float], masked: list[float], sharpe_shift: float = 0.0
+) -> tuple[list[ArmRun], list[ArmRun]]:
+    """Two arms of runs with these total returns (seeds 0..), Sharpe = 10 x return."""
+    return (
+        [ArmRun(i, r, 10 * r + sharpe_shift) for i, r in enumerate(unmasked)],
+        [ArmRun(i, r, 10 * r) for i, r in enumerate(masked)],
+    )
+
+
+def test_a_known_gap_is_detected_with_the_paired_t_interval() -> None:
+    rng = np.random.default_rng(7)
+    masked = list(rng.normal(0.01, 0.03, 8))
+    unmasked = [m + 0.05 + e for m, e in zip(masked, rng.normal(0, 0.01, 8), strict=True)]
+    result = memorisation_gap(*arms(unmasked, masked, sharpe_shift=0.4))
+    gap = result.total_return
+    test = stats.ttest_rel(unmasked, masked)  # an independent computation
+    ci = test.confidence_interval(0.95)
+    assert gap.paired and gap.n_pairs == 8
+    assert gap.difference == pytest.approx(np.mean(np.subtract(unmasked, masked)))
+    assert (gap.ci_low, gap.ci_high) == pytest.approx((ci.low, ci.high))
+    assert gap.p_value == pytest.approx(test.pvalue)
+    differences = np.subtract(unmasked, masked)
+    assert gap.effect_size == pytest.approx(differences.mean() / differences.std(ddof=1))
+    assert 0 < gap.ci_low < 0.05 < gap.ci_high
+    assert result.verdict == "memorisation suspected"
+    assert result.sharpe.verdict == "memorisation suspected"
+    assert result.sharpe.difference == pytest.approx(10 * gap.difference + 0.4)
+    assert result.lower_bound == LOWER_BOUND and "lower bound" in result.text()
+    low, high = gap.ci_low * 100, gap.ci_high * 100
+    assert (
+        result.text()
+        == f"{gap.difference * 100:+.1f}% [{low:.1f}, {high:.1f}] suspected (lower bound)"
+    )
+
+
+def test_equal_arms_give_no_gap_detected() -> None:
+    returns = [0.02, -0.01, 0.035, 0.0]
+    result = memorisation_gap(*arms(returns, returns))
+    for gap in (result.total_return, result.sharpe):
+        assert gap.difference == 0.0 and (gap.ci_low, gap.ci_high) == (0.0, 0.0)
+        assert gap.p_value == 1.0 and gap.verdict == "no gap detected"
+    assert result.text() == "+0.0% [0.0, 0.0] no gap (lower bound)"
+
+
+def test_a_gap_in_the_masked_arms_favour_is_no_gap_detected() -> None:
+    rng = np.random.default_rng(3)
+    unmasked = list(rng.normal(0.0, 0.01, 6))
+    result = memorisation_gap(*arms(unmasked, [u + 0.05 for u in unmasked]))
+    assert result.total_return.ci_high is not None and result.total_return.ci_high < 0
+    assert result.verdict == "no gap detected"
+
+
+def test_one_pair_gives_too_few_runs() -> None:
+    result = memorisation_gap(*arms([0.08], [0.01]))
+    gap = result.total_return
+    assert gap.n_pairs == 1 and gap.difference == pytest.approx(0.07)
+    assert (gap.ci_low, gap.ci_high, gap.p_value) == (None, None, None)
+    assert result.verdict == "too few runs"
+    assert result.text() == "+7.0% too few runs (lower bound)"
+
+
+def test_incomplete_arms_compare_unpaired_by_welch() -> None:
+    unmasked = [ArmRun(0, 0.10, 1.0), ArmRun(1, 0.12, 1.2), ArmRun(2, 0.11, 1.1)]
+    masked = [ArmRun(0, 0.01, 0.1), ArmRun(2, 0.02, 0.2)]  # seed 1 did not complete
+    gap = memorisation_gap(unmasked, masked).total_return
+    welch = stats.ttest_ind([0.10, 0.12, 0.11], [0.01, 0.02], equal_var=False)
+    assert not gap.paired and gap.n_pairs == 0 and (gap.n_unmasked, gap.n_masked) == (3, 2)
+    assert gap.difference == pytest.approx(0.11 - 0.015)
+    assert gap.p_value == pytest.approx(welch.pvalue)
+    ci = welch.confidence_interval(0.95)
+    assert (gap.ci_low, gap.ci_high) == pytest.approx((ci.low, ci.high))
+    assert gap.verdict == "memorisation suspected"
+
+
+def test_a_run_without_a_sharpe_ratio_leaves_the_sharpe_gap_unpaired() -> None:
+    unmasked = [ArmRun(0, 0.0, None), ArmRun(1, 0.01, 0.5)]
+    masked = [ArmRun(0, 0.0, None), ArmRun(1, 0.01, 0.5)]
+    result = memorisation_gap(unmasked, masked)
+    assert result.total_return.verdict == "no gap detected"
+    assert result.sharpe.paired and result.sharpe.n_pairs == 1
+    assert result.sharpe.verdict == "too few runs"
