@@ -1,0 +1,189 @@
+"""Masked runs: the Mask (pseudonyms, price factors, date shift, text) and every outlet of a
+masked run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from ttg_lab.errors import ValidationError
+from ttg_lab.market.masking import FACTORS, Mask, make_mask, shipped_symbols
+from ttg_lab.market.names import company_names
+
+ROOT = Path(__file__).resolve().parents[1]
+US = ["AAPL", "MSFT", "NVDA", "QQQ"]
+CRYPTO = ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+CN = ["600519.SH", "601318.SH"]
+ALL = US + CRYPTO + CN
+
+
+def mask_of(symbols: list[str], seed: int = 7, **kwargs: object) -> Mask:
+    return make_mask(seed, symbols, {s: company_names(s) for s in symbols}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_mask_is_deterministic_in_seed_and_symbols() -> None:
+    a, b = mask_of(ALL), mask_of(list(reversed(ALL)))
+    assert a.pseudonyms == b.pseudonyms and a.factors == b.factors and a.years == b.years
+    others = [mask_of(ALL, seed) for seed in range(8)]
+    assert len({tuple(m.pseudonyms.values()) for m in others}) > 1
+
+
+def test_pseudonyms_are_distinct_never_shipped_and_keep_a_pairs_quote() -> None:
+    shipped = shipped_symbols()
+    assert {"AAPL", "BTC", "BTC-USDT", "600519.SH"} <= shipped
+    for seed in range(30):
+        mask = mask_of(ALL, seed)
+        pseudos = list(mask.pseudonyms.values())
+        assert len(set(pseudos)) == len(pseudos)
+        for real, pseudo in mask.pseudonyms.items():
+            base, _, quote = pseudo.partition("-")
+            assert re.fullmatch(r"[A-Z]{3,4}", base), pseudo
+            assert base not in shipped and pseudo not in shipped
+            assert quote == real.partition("-")[2] if "-" in real else not quote
+
+
+def test_round_trips_symbols_prices_quantities_and_times() -> None:
+    mask = mask_of(ALL)
+    for real in ALL:
+        pseudo = mask.symbol(real)
+        assert mask.real_symbol(pseudo) == real
+        assert mask.real_symbol(f" {pseudo.lower()} ") == real
+        k = mask.factors[real]
+        assert k in FACTORS
+        assert mask.price(real, 123.45) == pytest.approx(123.45 * k)
+        assert mask.real_price(real, mask.price(real, 123.45)) == 123.45
+        assert mask.real_quantity(real, mask.quantity(real, 300.0)) == 300.0
+        assert mask.real_quantity(real, 3.0) == 3.0 * k  # a whole masked order is whole
+        assert mask.price(real, 50.0) * mask.quantity(real, 7.0) == pytest.approx(350.0)
+    for when in (datetime(2025, 6, 10, 10, 30), date(2024, 2, 29), date(2025, 12, 25)):
+        shifted = mask.when(when)
+        assert shifted.year - when.year in (28, 56)
+        assert mask.real_when(shifted) == when
+        assert (shifted.weekday(), shifted.month, shifted.day) == (
+            when.weekday(),
+            when.month,
+            when.day,
+        )
+
+
+def test_unknown_pseudonyms_and_real_tickers_are_refused_in_masked_terms() -> None:
+    mask = mask_of(US)
+    for given in ("XYZ", "AAPL", "", "MSFT "):
+        with pytest.raises(ValidationError, match="unknown symbol") as err:
+            mask.real_symbol(given)
+        assert "AAPL" not in str(err.value).replace(given, "") or given == "AAPL"
+        assert "MSFT" not in str(err.value).replace(given.strip(), "")
+
+
+def test_a_lot_market_gets_factors_that_divide_its_lot() -> None:
+    for seed in range(40):
+        mask = mask_of(CN, seed, lot_size=100)
+        assert all(100 % k == 0 for k in mask.factors.values())
+
+
+def test_a_period_shifted_past_2099_is_refused() -> None:
+    seeds = {mask_of(US, s).years: s for s in range(40)}
+    assert set(seeds) == {28, 56}
+    with pytest.raises(ValidationError, match="2099"):
+        mask_of(US, seeds[56], last_day=date(2050, 1, 3))
+    assert mask_of(US, seeds[28], last_day=date(2050, 1, 3)).years == 28
+
+
+def test_text_masks_tickers_names_quantities_and_every_date_form() -> None:
+    mask = mask_of(ALL)
+    aapl, btc, moutai = mask.symbol("AAPL"), mask.symbol("BTC-USDT"), mask.symbol("600519.SH")
+    k = mask.factors["AAPL"]
+    years = mask.years
+    text = (
+        "On June 10, 2025 Apple Inc. (AAPL) rose, APPLE too; CRYPTO:BTC and BTC-USDT fell; "
+        "600519.SH (600519, 贵州茅台) 2025年6月10日; at 2025-06-10 10:30 and 10 June 2025; "
+        "cut to 300 AAPL; in 2024 a price of 2025.50; the 20250610 report."
+    )
+    masked = mask.text(text)
+    for leak in (
+        "AAPL",
+        "Apple",
+        "APPLE",
+        "BTC",
+        "600519",
+        "贵州茅台",
+        "2025-",
+        "2025年",
+        ", 2025",
+        "2024",
+    ):
+        assert leak not in masked, (leak, masked)
+    y = 2025 + years
+    for kept in (
+        f"June 10, {y}",
+        f"10 June {y}",
+        f"{y}-06-10 10:30",
+        f"{y}年6月10日",
+        f"{y}0610",
+        f"{2024 + years}",
+        f"({aapl})",
+        f"CRYPTO:{btc.split('-')[0]}",
+        btc,
+        moutai,
+        f"{aapl} Corp",
+        f"cut to {300 / k:.12g} {aapl}",
+        "2025.50",  # a price is not a year
+    ):
+        assert kept in masked, (kept, masked)
+    back = mask.real_text(f"{aapl} Corp and {btc} on {y}-06-10, {aapl.lower()}")
+    assert back == "Apple Inc. and BTC-USDT on 2025-06-10, AAPL"
+
+
+def test_text_masks_the_shipped_news_and_aitrader_logs() -> None:
+    with gzip.open(ROOT / "data" / "news" / "news.jsonl.gz", "rt", encoding="utf-8") as f:
+        items = [json.loads(line) for line in f]
+    logs = ROOT / "tests" / "fixtures" / "aitrader"
+    texts = [f"{i['title']} {i['summary']} {i['content']}" for i in items]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(logs.rglob("log.jsonl"))]
+    symbols = ["COIN", "PYPL", "MSFT", "NVDA", "MSTR", "V", "BTC-USDT", "ETH-USDT", "601939.SH"]
+    names = {s: company_names(s) for s in symbols} | {"COIN": ("Coinbase Global", "Coinbase")}
+    mask = make_mask(7, symbols, names)
+    checked = 0
+    for text in texts:
+        masked = mask.text(text)
+        words = set(re.findall(r"[A-Za-z0-9]+", masked))
+        for real in symbols:
+            for word in {real, real.split("-")[0], real.split(".")[0]}:
+                assert word not in words, (word, masked[:300])
+        for name in ("Microsoft", "Nvidia", "Bitcoin", "Ethereum", "Coinbase"):
+            assert name.lower() not in masked.lower(), name
+        assert not re.search(r"(?<![\d.,$])2025-\d\d-\d\d", masked)
+        checked += text != masked
+    assert checked > len(texts) // 2
+
+
+def test_answer_masks_symbols_prices_quantities_and_times() -> None:
+    mask = mask_of(US)
+    pseudo, k = mask.symbol("NVDA"), mask.factors["NVDA"]
+    answer = {
+        "symbol": "NVDA",
+        "time": "2025-06-10",
+        "bars": [{"time": "2025-06-09", "open": 100.0, "close": 101.0, "volume": 8000}],
+        "quantity": 40,
+        "cash": 1000.0,
+        "value": 4000.0,
+        "reason": "cannot sell 80 NVDA: 40 NVDA held",
+        "positions": [{"symbol": "AAPL", "quantity": 2.0, "price": 10.0}],
+    }
+    out = mask.answer(answer)
+    y = 2025 + mask.years
+    assert out["symbol"] == pseudo and out["time"] == f"{y}-06-10"
+    assert out["bars"] == [
+        {"time": f"{y}-06-09", "open": 100.0 * k, "close": 101.0 * k, "volume": 8000 / k}
+    ]
+    assert out["quantity"] == 40 / k and out["cash"] == 1000.0 and out["value"] == 4000.0
+    assert out["reason"] == f"cannot sell {80 / k:.12g} {pseudo}: {40 / k:.12g} {pseudo} held"
+    ka = mask.factors["AAPL"]
+    assert out["positions"] == [
+        {"symbol": mask.symbol("AAPL"), "quantity": 2.0 / ka, "price": 10.0 * ka}
+    ]
