@@ -10,10 +10,18 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from test_cli import ttg
 
+import ttg_lab
+from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import ValidationError
+from ttg_lab.lab import Lab
 from ttg_lab.market.masking import FACTORS, Mask, make_mask, shipped_symbols
 from ttg_lab.market.names import company_names
+from ttg_lab.run import Run
+from ttg_lab.runs.options import RunOptions
+from ttg_lab.store.schema import TradingRun
 
 ROOT = Path(__file__).resolve().parents[1]
 US = ["AAPL", "MSFT", "NVDA", "QQQ"]
@@ -187,3 +195,60 @@ def test_answer_masks_symbols_prices_quantities_and_times() -> None:
     assert out["positions"] == [
         {"symbol": mask.symbol("AAPL"), "quantity": 2.0 / ka, "price": 10.0 * ka}
     ]
+
+
+# -- a masked run: options, snapshot, store, CLI -------------------------------------------
+
+PERIOD = {"start": "2025-06-10", "end": "2025-06-20"}
+
+
+def test_masked_is_refused_on_the_direct_path_and_when_not_a_bool() -> None:
+    with pytest.raises(ValidationError, match="masked run needs the chat path, got path='direct'"):
+        RunOptions(masked=True, path="direct")
+    with pytest.raises(ValidationError, match="masked must be True or False, got 'yes'"):
+        RunOptions(masked="yes")  # type: ignore[arg-type]
+    assert RunOptions(masked=True).masked and not RunOptions().masked
+
+
+def test_a_direct_masked_run_is_refused_before_anything_is_written(lab: Lab) -> None:
+    lab.models.create("bh", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
+    with pytest.raises(ValidationError, match="chat path"):
+        lab.start_run("bh", background=False, masked=True, path="direct", **PERIOD)
+    assert lab.runs().table().empty
+
+
+def test_a_masked_run_is_recorded_masked_and_its_mask_rebuilds_the_same(lab: Lab) -> None:
+    lab.models.create("bh", ai_model_id="baseline/buy_and_hold", tickers=["AAPL", "MSFT"])
+    run = lab.start_run("bh", background=False, masked=True, seed=5, **PERIOD)
+    plain = lab.start_run("bh", background=False, seed=5, **PERIOD)
+    assert isinstance(run, Run) and isinstance(plain, Run)
+    assert run.masked and run.info.masked and not plain.masked
+    with lab.store.session() as session:
+        flags = dict(session.execute(select(TradingRun.id, TradingRun.masked)).all())
+    assert flags == {run.id: True, plain.id: False}
+    snap = run.info.snapshot
+    stored = snap.to_json()
+    assert (stored["masked"], stored["mask_seed"]) == (True, 5)
+    assert "masked" not in plain.info.snapshot.to_json()  # an unmasked run keeps its shape
+    mask = snap.mask()
+    assert mask is not None and set(mask.pseudonyms) == {"AAPL", "MSFT"}
+    again = RunSnapshot.from_json(stored)  # what a resume reads
+    assert again.mask() == mask and again.context(snap.index(lab.store)).mask == mask
+    assert plain.info.snapshot.context(snap.index(lab.store)).mask is None
+    old = {k: v for k, v in stored.items() if k not in ("masked", "mask_seed")}
+    assert not RunSnapshot.from_json(old).masked  # snapshots from before masking
+
+
+def test_the_run_command_takes_masked_and_refuses_it_on_the_direct_path(db_url: str) -> None:
+    lab = ttg_lab.open(db_url)
+    lab.models.create("bh", ai_model_id="baseline/buy_and_hold", tickers=["AAPL"])
+    try:
+        period = ["--start", "2025-06-10", "--end", "2025-06-13"]
+        direct = ttg(db_url, "run", "bh", "--masked", "--path", "direct", *period, check=False)
+        assert direct.returncode == 1 and "masked run needs the chat path" in direct.stdout
+        assert lab.runs().table().empty
+        done = ttg(db_url, "run", "bh", "--masked", *period)
+        assert "masked)" in done.stdout
+        assert [r.masked for r in lab.runs()] == [True]
+    finally:
+        lab.close()

@@ -381,7 +381,8 @@ class Lab:
         ``forward=True`` (with ``until``, ``provider``, ``provider_url``, ``missed``) trades
         forward from the next bar as the provider releases them, on the wall clock (or
         ``clock``; ``source`` replaces the provider's bars: both for tests, not recorded);
-        see :mod:`ttg_lab.runs.forward`.
+        see :mod:`ttg_lab.runs.forward`. ``masked=True`` (chat path) masks what the model
+        sees; see :mod:`ttg_lab.market.masking`.
         """
         run_options = RunOptions.from_kwargs(options)
         if isinstance(model, type):

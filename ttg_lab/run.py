@@ -80,6 +80,12 @@ class Run:
         return run_training_flag(self.info)
 
     @property
+    def masked(self) -> bool:
+        """Whether the run's model saw masked symbols, prices and dates (see
+        :mod:`ttg_lab.market.masking`); what is stored is real either way."""
+        return self.info.masked
+
+    @property
     def status(self) -> RunStatus:
         """The run's status, read from the store."""
         return self._handle.status

@@ -178,6 +178,12 @@ def budget_options(command: Callable[..., None]) -> Callable[..., None]:
     "each as of its own time (default) or skip it (recorded without a decision)",
 )
 @click.option(
+    "--masked",
+    is_flag=True,
+    help="mask what the model sees: pseudonyms for tickers and company names, scaled prices, "
+    "dates shifted by 28 or 56 years (chat path; the ledger and metrics stay real)",
+)
+@click.option(
     "--estimate",
     is_flag=True,
     help="print the predicted LLM calls, tokens and cost (and the budget caps) and run nothing",
@@ -202,6 +208,7 @@ def run(
     provider: str | None,
     provider_url: str | None,
     missed: str | None,
+    masked: bool,
     estimate: bool,
 ) -> None:
     """Run MODEL over a period, with a progress bar and a summary (with --forward: forward
@@ -224,6 +231,8 @@ def run(
         arguments |= {k: v for k, v in given.items() if v is not None}
         if forward:
             arguments["forward"] = True
+        if masked:
+            arguments["masked"] = True
         if estimate:
             console.print(str(lab.estimate(model, **arguments)), markup=False)
             return
@@ -235,7 +244,8 @@ def run(
         period = f"{info.start:%Y-%m-%d} .. {info.end:%Y-%m-%d}"
         if forward:
             period = f"forward from {info.start:%Y-%m-%d %H:%M}, until {until or 'stopped'}"
-        console.print(f"run {handle.id}: {info.model} #{info.run_number} ({mode}, {period})")
+        flags = ", masked" if info.masked else ""
+        console.print(f"run {handle.id}: {info.model} #{info.run_number} ({mode}, {period}{flags})")
         status = follow(handle, info.model)
         print_frame(run_summary([handle]), "result", SUMMARY_FORMATS)
         exit_unless(status == "completed")

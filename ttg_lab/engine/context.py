@@ -19,6 +19,7 @@ from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.engine.ledger import LedgerRow
 from ttg_lab.market.asof import AsOfView, PriceIndex
 from ttg_lab.market.markets import Market
+from ttg_lab.market.masking import Mask
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
@@ -83,6 +84,8 @@ class RunContext:
     read_only: bool = False
     rules: RuleSet = field(default_factory=RuleSet)
     risk: RiskState = field(default_factory=RiskState)
+    mask: Mask | None = None
+    """A masked run's mask: what the model sees is translated by it (None: unmasked)."""
     step_index: int = 0
     clock: datetime = datetime.min
     record: StepRecord = field(default_factory=lambda: StepRecord(0, datetime.min))

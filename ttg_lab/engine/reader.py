@@ -167,6 +167,11 @@ class RunInfo:
         """How the run decided: ``chat``, ``direct`` or ``imported``."""
         return self.snapshot.agent_path
 
+    @property
+    def masked(self) -> bool:
+        """Whether the run's model saw masked symbols, prices and dates."""
+        return self.snapshot.masked
+
 
 def read_run(store: Store, run_id: int) -> RunInfo:
     """Run ``run_id`` as stored now (not checked: the caller checked who may see it)."""

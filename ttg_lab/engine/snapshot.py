@@ -13,7 +13,8 @@ Shapes read (``version`` absent before version 1):
 - then ``agent_path`` and ``replay_of`` (runs before them took the chat path), then
   ``experiment`` (an experiment's provenance), then ``budget`` (the run's LLM caps; runs
   before it had none), then ``forward`` (a forward run's until, provider, provider_url,
-  missed and started_at; absent or null: a backtest);
+  missed and started_at; absent or null: a backtest), then ``masked`` and ``mask_seed``
+  (a masked run and the seed of its mask; absent: not masked);
 - runs imported from AI-Trader add ``imported_from``, ``source``, ``source_path``,
   ``source_files``, later ``trimmed_copy`` and ``source_bar_labels`` (imports before it
   read every clock as a bar start), ``reconciliation`` and ``notes``.
@@ -34,6 +35,8 @@ from ttg_lab.market.asof import PriceIndex
 from ttg_lab.market.bars import BarLabel
 from ttg_lab.market.cache import price_index
 from ttg_lab.market.markets import Market, get_market
+from ttg_lab.market.masking import Mask, make_mask
+from ttg_lab.market.names import company_names
 from ttg_lab.news.search import NewsIndex
 from ttg_lab.rules.constraints import RuleSet
 from ttg_lab.rules.risk import RiskState
@@ -126,7 +129,8 @@ class ForwardSpec:
 @dataclass(frozen=True)
 class RunSnapshot:
     """What defines a run: the model, universe, rules, costs, fill, seed, bars, agent path,
-    provenance, LLM budget and the versions of data, prompt and package it ran on."""
+    provenance, LLM budget, masking and the versions of data, prompt and package it ran
+    on."""
 
     model: ModelConfig
     tickers: tuple[str, ...]
@@ -144,7 +148,24 @@ class RunSnapshot:
     imported: ImportSource | None = None
     budget: Budget = field(default_factory=Budget)
     forward: ForwardSpec | None = None
+    mask_seed: int | None = None
+    """The seed of a masked run's mask (the run's seed); None: not masked."""
     version: int = SNAPSHOT_VERSION
+
+    @property
+    def masked(self) -> bool:
+        return self.mask_seed is not None
+
+    def mask(self, last_day: date | None = None) -> Mask | None:
+        """The run's mask (None when not masked), the same each time it is built: from the
+        mask seed, the tickers, their company names and the market's lot. ``last_day``:
+        the run's last day, refused when its shifted date would cross 2100."""
+        if self.mask_seed is None:
+            return None
+        names = {symbol: company_names(symbol) for symbol in self.tickers}
+        return make_mask(
+            self.mask_seed, self.tickers, names, lot_size=self.market.lot_size, last_day=last_day
+        )
 
     @property
     def market(self) -> Market:
@@ -185,6 +206,7 @@ class RunSnapshot:
             read_only=read_only,
             rules=self.rules if rules is None else rules,
             risk=risk if risk is not None else RiskState(),
+            mask=self.mask(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -219,6 +241,8 @@ class RunSnapshot:
         }
         if self.forward is not None:  # a backtest's snapshot keeps its earlier shape
             data["forward"] = self.forward.to_json()
+        if self.mask_seed is not None:  # so does an unmasked run's
+            data |= {"masked": True, "mask_seed": self.mask_seed}
         if self.imported is not None:
             data |= {"reconciliation": self.imported.reconciliation, "notes": self.imported.notes}
         return data
@@ -277,6 +301,7 @@ class RunSnapshot:
                 imported=imported,
                 budget=Budget.from_json(data.get("budget")),
                 forward=ForwardSpec.from_json(data.get("forward")),
+                mask_seed=int(data["mask_seed"]) if data.get("masked") else None,
                 version=SNAPSHOT_VERSION,
             )
         except (KeyError, TypeError, ValueError) as exc:

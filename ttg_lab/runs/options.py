@@ -34,7 +34,9 @@ class RunOptions:
     experiment's parameters and tags, kept in the run's snapshot; ``replay_from``: the
     recorded run whose LLM answers this one replays (chat path only); ``max_cost_usd`` and
     ``max_tokens``: the run's LLM budget (see :mod:`ttg_lab.engine.budget`; unset caps
-    take the global defaults ``llm.max_cost_usd`` and ``llm.max_tokens``).
+    take the global defaults ``llm.max_cost_usd`` and ``llm.max_tokens``); ``masked``:
+    what the model sees is masked (pseudonyms, scaled prices, shifted dates; see
+    :mod:`ttg_lab.market.masking`), chat path only.
 
     Forward runs (``forward=True``: trade bar by bar as the provider releases them, from
     the first bar starting after the run is created): ``until`` the last day to trade
@@ -58,6 +60,7 @@ class RunOptions:
     provider: str | None = None
     provider_url: str | None = None
     missed: str = "decide"
+    masked: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", resolve_cost_model(self.costs))
@@ -80,6 +83,13 @@ class RunOptions:
             raise ValidationError(f"replay_from must be a run id, got {replay!r}")
         if replay is not None and self.path != "chat":
             raise ValidationError("replay needs the chat path: the direct path makes no LLM calls")
+        if not isinstance(self.masked, bool):
+            raise ValidationError(f"masked must be True or False, got {self.masked!r}")
+        if self.masked and self.path != "chat":
+            raise ValidationError(
+                f"a masked run needs the chat path, got path={self.path!r}: nothing of the "
+                "direct path reaches a model, so there is nothing to mask"
+            )
         self._check_forward()
 
     def _check_forward(self) -> None:

@@ -223,10 +223,16 @@ class RunService:
         model_config = info.config()
         rules = self.rules.effective(info)
         version = prompt_version(model_config.parameters) if options.path == "chat" else None
+        mask_seed = options.seed if options.masked else None
         if options.replay_from is not None:  # replay exactly what was recorded, not today's
             source = self.snapshot(options.replay_from)
             model_config, tickers, rules = source.model, list(source.tickers), source.rules
             version = source.prompt_version  # its prompts, as they were rendered then
+            if options.masked and not source.masked:
+                raise ValidationError(
+                    f"run {options.replay_from} was not masked: its replay cannot be (masked=True)"
+                )
+            mask_seed = source.mask_seed  # it sees what the recorded run saw
         if options.replay_from is None:  # the run's seed reaches an LLM's requests too
             model_config = seeded(model_config, options.seed)
         snapshot = RunSnapshot(
@@ -245,7 +251,9 @@ class RunService:
             data_fingerprint=fingerprint,
             package_version=__version__,
             forward=forward,
+            mask_seed=mask_seed,
         )
+        snapshot.mask(calendar[-1].date())  # a masked period must end before 2100, shifted
         return info, calendar, snapshot
 
     @staticmethod
@@ -349,6 +357,7 @@ class RunService:
                 attempt=0,
                 experiment_id=experiment_id,
                 forward=snapshot.forward is not None,
+                masked=snapshot.masked,
             )
             session.add(run)
             session.flush()

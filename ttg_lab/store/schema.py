@@ -166,6 +166,8 @@ class TradingRun(Base):
     """The experiment the run is a repeat of (None: a run on its own)."""
     forward: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """A run that trades forward on the wall clock, bar by bar as the provider releases them."""
+    masked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A masked run: what its model saw was masked (see :mod:`ttg_lab.market.masking`)."""
 
     model: Mapped[TradingModel] = relationship()
 
