@@ -5,10 +5,16 @@ labelled a lower bound; its experiment kind (API, CLI, batch) and its leaderboar
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
+from sqlalchemy import func, select
 
+from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.lab import Lab
+from ttg_lab.memorisation import MemorisationGap
 from ttg_lab.metrics.gap import LOWER_BOUND, ArmRun, memorisation_gap
+from ttg_lab.store.schema import ExperimentRow, TradingRun
 
 
 def arms(
@@ -93,3 +99,81 @@ def test_a_run_without_a_sharpe_ratio_leaves_the_sharpe_gap_unpaired() -> None:
     assert result.total_return.verdict == "no gap detected"
     assert result.sharpe.paired and result.sharpe.n_pairs == 1
     assert result.sharpe.verdict == "too few runs"
+
+
+PERIOD = {"start": "2025-06-10", "end": "2025-06-24"}
+TICKERS = ["AAPL", "MSFT", "NVDA"]
+
+
+def counts(lab: Lab) -> tuple[int, int]:
+    with lab.store.session() as session:
+        return (
+            session.scalar(select(func.count()).select_from(TradingRun)) or 0,
+            session.scalar(select(func.count()).select_from(ExperimentRow)) or 0,
+        )
+
+
+def test_a_baselines_gap_on_the_chat_path_is_exactly_zero_and_no_gap_detected(lab: Lab) -> None:
+    """A baseline decides on the real context, so masking changes nothing it does: each
+    masked repeat must equal its unmasked partner of the same seed, a gap of exactly 0."""
+    model = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    found = lab.memorisation_gap(model, repeats=2, seed=1, name="rand gap", **PERIOD)
+    assert isinstance(found, MemorisationGap)
+    assert found.wait(timeout=300) == "completed"
+    unmasked, masked = found.unmasked, found.masked
+    assert (unmasked.info.options["masked"], masked.info.options["masked"]) == (False, True)
+    assert unmasked.info.options["gap"] == masked.info.options["gap"] == found.id
+    assert found.id == unmasked.id and unmasked.info.name == masked.info.name == "rand gap"
+    for arm in (unmasked, masked):
+        assert [run.info.snapshot.seed for run in arm.runs] == [1, 2]
+        assert {(run.info.start, run.info.end) for run in arm.runs} == {
+            (unmasked.runs[0].info.start, unmasked.runs[0].info.end)
+        }
+    assert [r.info.snapshot.masked for r in masked.runs] == [True, True]
+    assert [r.info.snapshot.masked for r in unmasked.runs] == [False, False]
+    returns = [run.info.final_return for run in unmasked.runs]
+    assert returns == [run.info.final_return for run in masked.runs]
+    assert len(set(returns)) == 2  # the seeds differ, so a wrong pairing would show a gap
+    result = lab.memorisation_gap_result(found.id)
+    for gap_of in (result.total_return, result.sharpe):
+        assert gap_of.paired and gap_of.n_pairs == 2, (returns, gap_of)
+        assert gap_of.difference == 0.0 and (gap_of.ci_low, gap_of.ci_high) == (0.0, 0.0)
+        assert gap_of.verdict == "no gap detected"
+    assert result.text() == "+0.0% [0.0, 0.0] no gap (lower bound)"
+    assert [g.id for g in lab.gaps()] == [found.id]
+    assert lab.gap(found.id).result() == result
+
+    hold = lab.models.create("hold", ai_model_id="baseline/buy_and_hold", tickers=TICKERS)
+    lab.start_run(hold, path="direct", background=False, **PERIOD)
+    board = lab.leaderboard()
+    assert list(board["masked"]) == [False, False, True]  # masked rows rank apart, after
+    rows = board.set_index(["model", "masked"])
+    assert rows.loc[("rand", True), "memorisation_gap"] == result.text()
+    assert rows.loc[("rand", False), "memorisation_gap"] == result.text()
+    assert pd.isna(rows.loc[("hold", False), "memorisation_gap"])
+    assert rows.loc[("rand", True), "runs"] == 2 and rows.loc[("rand", False), "runs"] == 2
+    assert rows.loc[("rand", True), "trials"] == 1 and rows.loc[("hold", False), "trials"] == 2
+    together = lab.leaderboard(masked_apart=False).set_index(["model", "masked"])
+    assert set(together["trials"]) == {3}  # one family: ranked, corrected and deflated together
+
+
+def test_a_gap_refused_writes_nothing(lab: Lab) -> None:
+    model = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    before = counts(lab)
+    with pytest.raises(ValidationError, match="masked run needs the chat path"):
+        lab.memorisation_gap(model, repeats=2, path="direct", **PERIOD)  # the masked arm
+    with pytest.raises(ValidationError, match="runs both arms"):
+        lab.memorisation_gap(model, repeats=2, masked=True, **PERIOD)
+    with pytest.raises(ValidationError, match="repeats must be a whole number"):
+        lab.memorisation_gap(model, repeats=0, **PERIOD)
+    assert counts(lab) == before
+
+
+def test_an_experiment_that_is_no_gap_is_not_found_as_one(lab: Lab) -> None:
+    model = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+    experiment = lab.start_run(model, path="direct", repeats=2, background=False, **PERIOD)
+    with pytest.raises(NotFoundError, match=f"no memorisation gap {experiment.id}"):
+        lab.gap(experiment.id)
+    with pytest.raises(NotFoundError):
+        lab.gap(9999)
+    assert lab.gaps() == []

@@ -31,13 +31,22 @@ from ttg_lab.market import loader
 from ttg_lab.market.bars import BarLabel
 from ttg_lab.market.fetch import FetchProgress, FetchReport
 from ttg_lab.mcp_services.manager import ServiceManager
+from ttg_lab.memorisation import MemorisationGap
+from ttg_lab.metrics.gap import GapResult
 from ttg_lab.metrics.stored import store_metrics
 from ttg_lab.model_rules import RuleService
 from ttg_lab.models import ModelInfo, ModelService
 from ttg_lab.news.store import import_news_file, load_shipped_news
 from ttg_lab.profiles import TradingProfile
 from ttg_lab.run import Experiment, Run, RunList
-from ttg_lab.runs.experiments import ExperimentInfo, list_experiments, read_experiment
+from ttg_lab.runs.experiments import (
+    ExperimentInfo,
+    GapInfo,
+    list_experiments,
+    list_gaps,
+    read_experiment,
+    read_gap,
+)
 from ttg_lab.runs.forward import BarSource
 from ttg_lab.runs.handle import RunHandle
 from ttg_lab.runs.options import RunOptions
@@ -418,6 +427,51 @@ class Lab:
         table = self._runs.frame(experiment=info.id)
         return Experiment(info, RunList(runs, table.iloc[::-1].reset_index(drop=True)))
 
+    def memorisation_gap(
+        self,
+        model: int | str | ModelInfo | type[Policy],
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        mode: str = "daily",
+        *,
+        repeats: int = 3,
+        name: str = "",
+        background: bool = True,
+        on_event: Subscriber | None = None,
+        **options: Any,
+    ) -> MemorisationGap:
+        """Start a memorisation gap: ``repeats`` runs of ``model`` over ``start``..``end``
+        unmasked and ``repeats`` masked (seeds ``seed + 0 .. seed + repeats - 1`` in both
+        arms, so run ``i`` of one differs from run ``i`` of the other only by masking),
+        two experiments linked as one gap; ``options`` as :meth:`start_run` takes them
+        (not ``masked``: the gap runs both). Both arms are checked before anything is
+        written. ``.result()`` of the returned gap is unmasked - masked in return and
+        Sharpe with an interval and a verdict, a lower bound (see
+        :mod:`ttg_lab.metrics.gap`)."""
+        run_options = RunOptions.from_kwargs(options)
+        if isinstance(model, type):
+            model = self.policy_model(model)
+        gap_id, _ = self._runs.start_gap(
+            model, mode, start, end, run_options, repeats, name, background, on_event
+        )
+        return self.gap(gap_id)
+
+    def gap(self, gap_id: int) -> MemorisationGap:
+        """One of the user's memorisation gaps (NotFoundError for any other id)."""
+        return self._gap(read_gap(self.store, self.user, gap_id))
+
+    def gaps(self) -> builtins.list[MemorisationGap]:
+        """The user's memorisation gaps, newest first."""
+        return [self._gap(info) for info in list_gaps(self.store, self.user)]
+
+    def memorisation_gap_result(self, gap_id: int) -> GapResult:
+        """The statistics of one of the user's memorisation gaps (a lower bound)."""
+        return self.gap(gap_id).result()
+
+    def _gap(self, info: GapInfo) -> MemorisationGap:
+        arms = (self._experiment(info.unmasked), self._experiment(info.masked))
+        return MemorisationGap(self.store, info, *arms)
+
     def estimate(
         self,
         model: int | str | ModelInfo,
@@ -471,10 +525,13 @@ class Lab:
         training_apart: bool = True,
         across: bool = False,
         snooping: bool = False,
+        masked_apart: bool = True,
     ) -> pd.DataFrame:
         """Models ranked by their runs' metrics, with intervals and the benchmark verdict;
         runs inside their model's training window (and of unknown cutoff) ranked apart
-        unless ``training_apart`` is False. Rows rank, and their p-values are corrected
+        unless ``training_apart`` is False, masked runs apart from unmasked ones unless
+        ``masked_apart`` is False (with the ``memorisation_gap`` of a model that has
+        one). Rows rank, and their p-values are corrected
         (Holm) and Sharpe ratios deflated, only within their market, mode and period unless
         ``across``; ``snooping`` adds each group's SPA and StepM against buy-and-hold (see
         :func:`ttg_lab.leaderboard.leaderboard`). An ordinary user's board ranks their own
@@ -493,6 +550,7 @@ class Lab:
             training_apart=training_apart,
             across=across,
             snooping=snooping,
+            masked_apart=masked_apart,
         )
 
     def analyst(

@@ -20,6 +20,13 @@ have none (empty). A model's runs of different windows never share a row, and by
 default the board ranks three groups apart, in this order: runs after the cutoff (with
 the baselines), runs of unknown cutoff, runs inside the training window
 (``training_apart=False`` ranks them all together).
+
+Masked runs (``masked``: the model saw pseudonyms, shifted dates and scaled prices) are
+another experiment condition: a model's masked and unmasked runs never share a row, and
+by default, within each training group, the masked rows rank apart after the unmasked
+ones (``masked_apart=False`` ranks them together). A row holding runs of a memorisation
+gap (:mod:`ttg_lab.metrics.gap`) shows the newest one in ``memorisation_gap``: the
+return difference unmasked - masked with its 95% interval and verdict, a lower bound.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ BOARD_COLUMNS: list[str] = [
     "market",
     "mode",
     "forward",
+    "masked",
     "training_window",
     "knowledge_cutoff",
     "runs",
@@ -107,6 +115,7 @@ BOARD_COLUMNS: list[str] = [
     "repriced_final_value",
     "repriced_return",
     "repriced_sharpe",
+    "memorisation_gap",
     *STATISTICS_COLUMNS,
 ]
 
@@ -115,7 +124,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "market",
     "mode",
     "forward",
+    "masked",
     "training_window",
+    "memorisation_gap",
     "runs",
     "total_return",
     "sharpe",
@@ -215,12 +226,15 @@ def leaderboard(
     training_apart: bool = True,
     across: bool = False,
     snooping: bool = False,
+    masked_apart: bool = True,
 ) -> pd.DataFrame:
     """One row per model with completed runs matching the filters (one more for its
-    forward runs, marked ``forward``, and one per training window its runs fall in),
-    best first by ``sort``: within each training group (after, unknown, inside) unless
-    ``training_apart`` is False. Within those, rows rank only against rows of the same
-    market, mode and period (their ``group``; ``across=True`` ranks all together), and
+    forward runs, marked ``forward``, one per training window its runs fall in, and one
+    for its masked runs, marked ``masked``), best first by ``sort``: within each training
+    group (after, unknown, inside) unless ``training_apart`` is False, and in each the
+    unmasked rows apart from the masked ones unless ``masked_apart`` is False. Within
+    those, rows rank only against rows of the same market, mode and period (their
+    ``group``; ``across=True`` ranks all together), and
     the p-values are Holm-corrected and the DSR deflated over the rows ranked together;
     ``snooping`` adds each group's SPA and StepM (1,000 bootstrap replications).
 
@@ -241,6 +255,7 @@ def leaderboard(
             TradingRun.metrics,
             TradingRun.experiment_id,
             TradingRun.forward,
+            TradingRun.masked,
             TradingRun.strategy_snapshot["costs"].label("costs"),
             TradingRun.strategy_snapshot["agent_path"].as_string().label("agent_path"),
             TradingRun.strategy_snapshot[("model", "ai_model_id")].as_string().label("run_ai"),
@@ -270,33 +285,37 @@ def leaderboard(
         query = query.where(or_(TradingModel.owner_id.in_(owners), TradingModel.shared.is_(True)))
     with store.session() as session:
         rows = session.execute(query.order_by(TradingRun.id)).all()
-    by_model: dict[tuple[int, bool, TrainingWindow | None], list[Any]] = {}
-    cutoffs: dict[tuple[int, bool, TrainingWindow | None], str | None] = {}
+    by_model: dict[tuple[int, bool, TrainingWindow | None, bool], list[Any]] = {}
+    cutoffs: dict[tuple[int, bool, TrainingWindow | None, bool], str | None] = {}
     for row in rows:
         if row.metrics and "error" not in row.metrics:
             flag = _training_flag(row)
-            key = (row.model_id, bool(row.forward), flag.window)
+            key = (row.model_id, bool(row.forward), flag.window, bool(row.masked))
             by_model.setdefault(key, []).append(row)
             cutoffs[key] = flag.cutoff.text if flag.cutoff else None
     board = [
         {**_model_row(runs), "training_window": key[2], "knowledge_cutoff": cutoffs[key]}
         for key, runs in by_model.items()
     ]
+    apart = [  # the groups ranked apart: training window, then unmasked before masked
+        2 * TRAINING_RANK[key[2]] * training_apart + (key[3] and masked_apart) for key in by_model
+    ]
     for entry in board:
         entry["group"] = _group(entry)
     families = [  # the rows ranked, corrected and deflated together
-        "all" if across else f"{TRAINING_RANK[key[2]] * training_apart} {entry['group']}"
-        for key, entry in zip(by_model, board, strict=True)
+        "all" if across else f"{rank} {entry['group']}"
+        for rank, entry in zip(apart, board, strict=True)
     ]
     _statistics(store, board, list(by_model.values()), families, snooping)
     _cost_honesty(store, board, list(by_model.values()), families)
+    _memorisation_gaps(store, board, list(by_model.values()))
     frame = pd.DataFrame(board, columns=BOARD_COLUMNS)
     if frame.empty:
         return frame
     frame["experiment"] = frame["experiment"].astype("Int64")  # an id, or none: never 1.0
     ascending = sort == "model" or sort == "llm_cost"
-    group = "_training_group"  # a sort key only: 0 for every row when ranked together
-    frame[group] = [TRAINING_RANK[key[2]] if training_apart else 0 for key in by_model]
+    group = "_apart"  # a sort key only: 0 for every row when ranked together
+    frame[group] = apart
     family = pd.Series(families, index=frame.index)
     frame["rank"] = (
         frame.groupby(family)[sort]
@@ -376,6 +395,24 @@ def _cost_honesty(
             row["repriced_sharpe"] = repriced.sharpe
 
 
+def _memorisation_gaps(store: Store, board: list[dict[str, Any]], groups: list[list[Any]]) -> None:
+    """Each row holding runs of a memorisation gap (its unmasked or its masked arm): the
+    newest such gap as one line, ``+4.1% [1.2, 7.0] suspected (lower bound)``."""
+    from ttg_lab.metrics.gap import stored_gap
+    from ttg_lab.runs.experiments import board_gaps
+
+    gaps = board_gaps(store, sorted({runs[0].model_id for runs in groups}))
+    found: dict[int, str] = {}
+    for row, runs in zip(board, groups, strict=True):
+        experiments = {r.experiment_id for r in runs}
+        for gap in gaps:  # newest first
+            if {gap.unmasked.id, gap.masked.id} & experiments:
+                if gap.id not in found:
+                    found[gap.id] = stored_gap(store, gap).text()
+                row["memorisation_gap"] = found[gap.id]
+                break
+
+
 def _group(row: dict[str, Any]) -> str:
     """A board row's group: its market, mode and period (and ``forward``), the rows it
     may be ranked against."""
@@ -432,6 +469,7 @@ def _model_row(runs: list[Any]) -> dict[str, Any]:
         "market": latest.market,
         "mode": latest.mode,
         "forward": bool(latest.forward),
+        "masked": bool(latest.masked),
         "runs": len(runs),
         "period_start": latest.period_start,
         "period_end": latest.period_end,

@@ -33,6 +33,12 @@ its parameter set as one experiment (``lab.start_run(..., repeats=N)``). The exp
 named after the batch and the parameter set, so an execution run again (a resumed batch)
 resumes the repeats that did not complete and runs none that did.
 
+Masking: ``masked: true`` among a run's parameters runs it masked (the model sees
+pseudonymous tickers, shifted dates and scaled prices; the chat path only), and
+``memorisation_gap: true`` makes the parameter set a memorisation gap: its ``repeats``
+runs unmasked and as many masked, seeds alike, linked as one gap
+(``lab.memorisation_gap``; run again, it resumes the runs that did not complete).
+
 Budgets: ``max_cost_usd`` / ``max_tokens`` among a run's parameters (in ``base``, a grid
 axis or a ``runs`` entry; 0, the default, means no cap) cap each run on its own. The
 top-level ``budget`` caps the batch's total (every recorded call of its runs, wasted ones
@@ -83,6 +89,8 @@ PARAMETERS: dict[str, Any] = {
     "max_cost_usd": 0.0,
     "max_tokens": 0,
     "repeats": 1,
+    "masked": False,
+    "memorisation_gap": False,
 }
 """The template's parameters and their defaults (the notebook's ``parameters`` cell);
 a cap of 0 is no cap."""
@@ -113,7 +121,23 @@ class RunSpec:
     def label(self) -> str:
         p = self.parameters
         repeats = f" x{p['repeats']}" if p["repeats"] > 1 else ""
-        return f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}{repeats}"
+        kind = (
+            " memorisation gap (unmasked and masked)"
+            if p["memorisation_gap"]
+            else " masked"
+            if p["masked"]
+            else ""
+        )
+        return (
+            f"{p['model']} {p['ai_model_id']} {p['start']}..{p['end']} seed {p['seed']}"
+            f"{repeats}{kind}"
+        )
+
+    @property
+    def runs(self) -> int:
+        """How many runs the set starts: its repeats, in both arms for a gap."""
+        p = self.parameters
+        return int(p["repeats"]) * (2 if p["memorisation_gap"] else 1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +174,13 @@ class ExperimentFile:
     data: tuple[DataFetch, ...] = ()  # fetched before the first run
 
 
-LATER_PARAMETERS: dict[str, Any] = {"max_cost_usd": 0.0, "max_tokens": 0, "repeats": 1}
+LATER_PARAMETERS: dict[str, Any] = {
+    "max_cost_usd": 0.0,
+    "max_tokens": 0,
+    "repeats": 1,
+    "masked": False,
+    "memorisation_gap": False,
+}
 """Parameters the template gained after batches were run, with their defaults: at its
 default such a parameter stays out of a set's key, so a batch started before it existed
 keeps its keys (run again, it skips what finished). Add each new parameter here."""
@@ -205,6 +235,7 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
             check(merged[key] or None, key)
         except ValidationError as exc:
             raise ExperimentError(f"{where}: {exc} (or 0: no cap)") from None
+    _check_masking(merged, where)
     if merged["mode"] not in ("daily", "intraday"):
         raise ExperimentError(f"{where}: mode must be daily or intraday, got {merged['mode']!r}")
     if merged["rules_preset"] not in RULE_PRESETS:
@@ -222,6 +253,24 @@ def _check_parameters(params: dict[str, Any], where: str) -> dict[str, Any]:
     except ValidationError as exc:
         raise ExperimentError(str(exc)) from None
     return merged
+
+
+def _check_masking(merged: dict[str, Any], where: str) -> None:
+    """``masked`` and ``memorisation_gap`` (whose second arm is masked) as a run checks
+    them: masking needs the chat path and cannot replay an unmasked run; a gap runs both
+    arms, so it takes no ``masked``."""
+    from ttg_lab.runs.options import RunOptions
+
+    if merged["memorisation_gap"] and merged["masked"]:
+        raise ExperimentError(
+            f"{where}: a memorisation gap runs both arms, unmasked and masked: give no masked: true"
+        )
+    if merged["memorisation_gap"] and merged["replay_from"]:
+        raise ExperimentError(f"{where}: a memorisation gap replays nothing: give no replay_from")
+    try:
+        RunOptions(path=merged["path"], masked=merged["masked"] or merged["memorisation_gap"])
+    except ValidationError as exc:
+        raise ExperimentError(f"{where}: {exc}") from None
 
 
 def expand(doc: dict[str, Any]) -> list[dict[str, Any]]:

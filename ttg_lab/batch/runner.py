@@ -231,9 +231,9 @@ class BatchRunner:
             "experiment": self.experiment.name,
             "repeat_group": f"{self.experiment.name}/{spec.key}",
         }
-        repeats = int(parameters["repeats"])
-        for key, share in (caps or {}).items():  # each of the spec's repeats gets its part
-            each = share / repeats if isinstance(share, float) else max(1, int(share) // repeats)
+        runs = spec.runs
+        for key, share in (caps or {}).items():  # each of the spec's runs gets its part
+            each = share / runs if isinstance(share, float) else max(1, int(share) // runs)
             own = parameters[key]
             parameters[key] = each if not own else min(own, each)
         return {

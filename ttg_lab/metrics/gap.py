@@ -25,9 +25,13 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
+from sqlalchemy import select
 
 from ttg_lab.metrics.bootstrap import CONFIDENCE
 from ttg_lab.metrics.significance import cohens_d
+from ttg_lab.runs.experiments import GapInfo
+from ttg_lab.store.database import Store
+from ttg_lab.store.schema import TradingRun
 
 GapVerdict = Literal["memorisation suspected", "no gap detected", "too few runs"]
 """What a gap says: its interval excludes 0 in the unmasked arm's favour (suspected), or
@@ -220,3 +224,23 @@ def _t_interval(
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     p_value = min(1.0, float(2.0 * stats.t.sf(abs(mean) / se, df)))
     return _Estimate(n, mean, mean - half, mean + half, p_value, effect)
+
+
+def stored_gap(store: Store, gap: GapInfo) -> GapResult:
+    """The gap of a stored memorisation gap: its arms' completed runs, each with the seed
+    of its snapshot and its stored total return and Sharpe ratio."""
+    arms = {run_id: "unmasked" for run_id in gap.unmasked.run_ids}
+    arms.update({run_id: "masked" for run_id in gap.masked.run_ids})
+    query = select(
+        TradingRun.id,
+        TradingRun.metrics,
+        TradingRun.strategy_snapshot["seed"].as_integer().label("seed"),
+    ).where(TradingRun.id.in_(list(arms)), TradingRun.status == "completed")
+    found: dict[str, list[ArmRun]] = {"unmasked": [], "masked": []}
+    with store.session() as session:
+        for run_id, metrics, seed in session.execute(query.order_by(TradingRun.id)):
+            figures = metrics or {}
+            found[arms[run_id]].append(
+                ArmRun(int(seed), figures.get("total_return"), figures.get("sharpe"))
+            )
+    return memorisation_gap(found["unmasked"], found["masked"])

@@ -9,10 +9,10 @@ wrote.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select, update
@@ -75,6 +75,19 @@ _LIVE: dict[tuple[str, int], RunHandle] = {}
 """Runs executing in this process, by (store URL, run id)."""
 
 
+@dataclass(frozen=True)
+class PlannedRepeats:
+    """An experiment's repeats, checked and prepared before anything is written."""
+
+    info: ModelInfo
+    mode: str
+    calendar: list[datetime]
+    options: RunOptions  # the first repeat's (its seed is the experiment's)
+    name: str
+    snapshots: list[RunSnapshot]
+    setups: list[RunSetup]
+
+
 class RunService:
     """Starts and resumes runs for a lab; remembers the ones this process executes.
     ``on_end`` is called when a run's end is recorded (the lab stores its metrics)."""
@@ -132,6 +145,59 @@ class RunService:
         seeds ``options.seed + i``, and execute them (each in its own thread unless told
         not to); returns the experiment's id and the runs' handles in repeat order. Every
         run is checked and prepared before anything is written."""
+        planned = self._plan_repeats(model, mode, start, end, options, repeats, name)
+        with self.store.session() as session:
+            experiment_id = self._record_experiment(session, planned, {})
+        return experiment_id, self._launch_repeats(planned, experiment_id, background, on_event)
+
+    def start_gap(
+        self,
+        model: int | str | ModelInfo,
+        mode: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        options: RunOptions,
+        repeats: int,
+        name: str = "",
+        background: bool = True,
+        on_event: Subscriber | None = None,
+    ) -> tuple[int, list[RunHandle]]:
+        """Record a memorisation gap: two experiments of ``repeats`` runs of ``model`` over
+        one period and mode, seeds ``options.seed + i`` in both, one unmasked and one
+        masked (so repeat ``i`` of the two differs only by masking), linked by the gap's
+        id (the unmasked arm's experiment id, ``gap`` in both experiments' options), and
+        execute them; returns the gap's id and the handles, unmasked arm first. Both arms
+        are checked and prepared before anything is written."""
+        if options.masked:
+            raise ValidationError(
+                "a memorisation gap runs both arms, unmasked and masked: give no masked=True"
+            )
+        arms = [
+            self._plan_repeats(
+                model, mode, start, end, replace(options, masked=masked), repeats, name
+            )
+            for masked in (False, True)
+        ]
+        with self.store.session() as session:
+            gap_id = self._record_experiment(session, arms[0], {"arm": "unmasked"})
+            masked_id = self._record_experiment(session, arms[1], {"gap": gap_id, "arm": "masked"})
+            unmasked = session.get(ExperimentRow, gap_id)
+            assert unmasked is not None  # written just now in this session
+            unmasked.options = {**unmasked.options, "gap": gap_id}
+        handles = self._launch_repeats(arms[0], gap_id, background, on_event)
+        return gap_id, handles + self._launch_repeats(arms[1], masked_id, background, on_event)
+
+    def _plan_repeats(
+        self,
+        model: int | str | ModelInfo,
+        mode: str,
+        start: datetime | str | None,
+        end: datetime | str | None,
+        options: RunOptions,
+        repeats: int,
+        name: str,
+    ) -> PlannedRepeats:
+        """An experiment's runs checked and prepared, with nothing written."""
         repeats = check_repeats(repeats)
         if not isinstance(name, str):
             raise ValidationError(f"an experiment's name must be text, got {name!r}")
@@ -148,34 +214,52 @@ class RunService:
         snapshots = [snapshot for _, _, snapshot in plans]
         period = (calendar[0], calendar[-1])
         setups = [self._prepare(snap, period, "the run") for snap in snapshots]
-        with self.store.session() as session:
-            row = ExperimentRow(
-                owner_id=self.models.user.id,
-                model_id=info.id,
-                name=name.strip(),
-                repeats=repeats,
-                mode=mode,
-                period_start=period[0],
-                period_end=period[1],
-                seed=options.seed,
-                options=json_safe(
-                    {
-                        "costs": asdict(options.cost_model),
-                        "fill": options.fill,
-                        "path": options.path,
-                    }
-                ),
-            )
-            session.add(row)
-            session.flush()
-            experiment_id = row.id
+        return PlannedRepeats(info, mode, calendar, options, name.strip(), snapshots, setups)
+
+    def _record_experiment(
+        self, session: Session, planned: PlannedRepeats, extra: dict[str, Any]
+    ) -> int:
+        """The experiment's row (its runs are recorded as they start); its id."""
+        options = planned.options
+        row = ExperimentRow(
+            owner_id=self.models.user.id,
+            model_id=planned.info.id,
+            name=planned.name,
+            repeats=len(planned.snapshots),
+            mode=planned.mode,
+            period_start=planned.calendar[0],
+            period_end=planned.calendar[-1],
+            seed=options.seed,
+            options=json_safe(
+                {
+                    "costs": asdict(options.cost_model),
+                    "fill": options.fill,
+                    "path": options.path,
+                    "masked": options.masked,
+                    **extra,
+                }
+            ),
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def _launch_repeats(
+        self,
+        planned: PlannedRepeats,
+        experiment_id: int,
+        background: bool,
+        on_event: Subscriber | None,
+    ) -> list[RunHandle]:
         handles = []
-        for setup, snap in zip(setups, snapshots, strict=True):
+        for setup, snap in zip(planned.setups, planned.snapshots, strict=True):
             # each repeat's row as it starts: one recorded long before it runs (the earlier
             # ones running in this thread) would look abandoned, its heartbeat not beating
-            lease = self._insert_run(info, mode, calendar, snap, experiment_id)
+            lease = self._insert_run(
+                planned.info, planned.mode, planned.calendar, snap, experiment_id
+            )
             handles.append(self._launch(setup, lease, background, on_event))
-        return experiment_id, handles
+        return handles
 
     def plan(
         self,
