@@ -177,3 +177,23 @@ def test_an_experiment_that_is_no_gap_is_not_found_as_one(lab: Lab) -> None:
     with pytest.raises(NotFoundError):
         lab.gap(9999)
     assert lab.gaps() == []
+
+
+def test_a_batch_gap_entry_is_one_set_of_both_arms_and_masked_is_a_run_key() -> None:
+    from ttg_lab.batch.experiment import ExperimentError, parse_experiment
+
+    doc = {
+        "name": "gap",
+        "base": {"ai_model_id": "baseline/random", "path": "chat", "repeats": 2},
+        "runs": [{"memorisation_gap": True}, {"masked": True}, {}],
+    }
+    gap, masked, plain = parse_experiment(doc).runs
+    assert gap.runs == 4 and "memorisation gap (unmasked and masked)" in gap.label
+    assert masked.runs == 2 and masked.label.endswith(" masked")
+    assert plain.parameters["masked"] is False and plain.parameters["memorisation_gap"] is False
+    with pytest.raises(ExperimentError, match="run 1: a masked run needs the chat path"):
+        parse_experiment({**doc, "base": {"path": "direct"}, "runs": [{"memorisation_gap": True}]})
+    with pytest.raises(ExperimentError, match="runs both arms"):
+        parse_experiment({**doc, "runs": [{"memorisation_gap": True, "masked": True}]})
+    with pytest.raises(ExperimentError, match="masked must be bool"):
+        parse_experiment({**doc, "runs": [{"masked": "yes"}]})
