@@ -21,7 +21,8 @@ What is looked for:
 - prices: a number with a decimal point and at least four significant digits, in a tool
   answer (about the symbol of its dict) or a prompt line (about the symbols the line
   names), that equals a real open, high, low or close of that symbol in the same window
-  to the precision printed, while it is not also a masked price of it.
+  (or a fill at one, after the run's slippage) to the precision printed, while it is not
+  also a masked price of it.
 
 A clean audit means none of these were found; it does not mean the model could not
 recognise the stocks or the period from what it saw (price paths, news content, sector
@@ -236,14 +237,17 @@ class LeakDetector:
     @classmethod
     def for_run(cls, store: Store, info: RunInfo, mask: Mask) -> LeakDetector:
         """The detector of run ``info``: its symbols (what it trades), their names, its window
-        and its symbols' stored bars in that window."""
+        and its symbols' stored bars in that window, with the fill prices its cost model's
+        slippage makes of them."""
         symbols = sorted(info.snapshot.tickers)
         first = info.start - timedelta(days=WINDOW_DAYS)
         frame = read_price_frame(store, info.market, info.interval, symbols, first, info.end)
-        prices: dict[str, list[float]] = {
-            str(symbol): sorted(set(group[list(PRICE_COLUMNS)].to_numpy().ravel().tolist()))
-            for symbol, group in frame.groupby("symbol")
-        }
+        slip = info.costs.slippage_bps / 1e4
+        prices: dict[str, list[float]] = {}
+        for symbol, group in frame.groupby("symbol"):
+            bars = set(group[list(PRICE_COLUMNS)].to_numpy().ravel().tolist())
+            fills = {p * (1 + sign * slip) for p in bars for sign in (1, -1)} if slip else set()
+            prices[str(symbol)] = sorted(bars | fills)
         return cls(
             symbols,
             {s: company_names(s) for s in symbols},

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ttg_lab import users
 from ttg_lab.agents.policy import Policy, register_policy
+from ttg_lab.audit import MaskingAudit, audit_masking
 from ttg_lab.clock import WALL_CLOCK, Clock
 from ttg_lab.config import Settings, resolve_settings
 from ttg_lab.dates import inclusive_end, parse_date
@@ -511,6 +512,12 @@ class Lab:
         by step, and the P&L difference their differing decisions explain, replayed
         counterfactually (see :mod:`ttg_lab.diff`)."""
         return diff(self.store, self.run(run_a).id, self.run(run_b).id)
+
+    def audit_masking(self, run_id: int) -> MaskingAudit:
+        """Every real ticker, company name, date and unscaled price found in what one of
+        the user's masked runs showed its model or the model wrote (its recorded calls;
+        see :mod:`ttg_lab.audit`); ``.clean`` when none."""
+        return audit_masking(self.store, self.user, run_id)
 
     def _run(self, handle: RunHandle) -> Run:
         return Run(self._runs, handle, self.config.reports_dir)

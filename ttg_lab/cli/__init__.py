@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from ttg_lab.cli import (
+    audit,
     batch,
     chat,
     dashboard,
@@ -65,6 +66,7 @@ for _command in (
     leaderboard.leaderboard_cmd,
     rules.rules,
     diff.diff_cmd,
+    audit.audit,
     gap.gap,
     settings.profile,
     settings.settings,
