@@ -172,7 +172,7 @@ class Analyst:
         run_ids = {self.run_id, *self.model_runs.values()}
         suggestions = [s for s in self.tools.suggestions.values() if s.id in text or s.name in text]
         self.last_answer = Answer(
-            text, resolve(self.reader, text, run_ids), suggestions, calls, source
+            text, resolve(self.reader, text, run_ids, self.tools.mask), suggestions, calls, source
         )
 
     def ask(self, question: str) -> Answer:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ttg_lab.dates import parse_date
 from ttg_lab.engine.reader import RunReader
 from ttg_lab.errors import NotFoundError, ValidationError
+from ttg_lab.market.masking import Mask
 
 PATTERN = re.compile(r"\[(trade|reasoning|date|run):([0-9][0-9-]*)\]")
 
@@ -22,9 +23,12 @@ class Citation:
     label: str
 
 
-def resolve(reader: RunReader, text: str, run_ids: set[int]) -> list[Citation]:
+def resolve(
+    reader: RunReader, text: str, run_ids: set[int], mask: Mask | None = None
+) -> list[Citation]:
     """Every citation in ``text``, in order, each marked valid when it exists and the
-    reader's user may see it (trades and reasoning must belong to one of ``run_ids``)."""
+    reader's user may see it (trades and reasoning must belong to one of ``run_ids``).
+    Ids resolve to the real rows; with a masked run's ``mask`` the labels are masked."""
     found: list[Citation] = []
     seen: set[tuple[str, str]] = set()
     for kind, ref in PATTERN.findall(text):
@@ -36,11 +40,16 @@ def resolve(reader: RunReader, text: str, run_ids: set[int]) -> list[Citation]:
             if kind == "trade" and ref.isdigit():
                 trade = reader.trade(int(ref))
                 if trade.run_id in run_ids:
-                    valid, label = True, f"{trade.action} {trade.symbol} {trade.ts:%Y-%m-%d}"
+                    symbol, ts = trade.symbol, trade.ts
+                    if mask is not None:
+                        symbol = mask.text(symbol) if symbol else symbol
+                        ts = mask.when(ts)
+                    valid, label = True, f"{trade.action} {symbol} {ts:%Y-%m-%d}"
             elif kind == "reasoning" and ref.isdigit():
                 entry = reader.reasoning_entry(int(ref))
                 if entry.run_id in run_ids:
-                    valid, label = True, f"{entry.type} {entry.ts:%Y-%m-%d}"
+                    ts = entry.ts if mask is None else mask.when(entry.ts)
+                    valid, label = True, f"{entry.type} {ts:%Y-%m-%d}"
             elif kind == "run" and ref.isdigit():
                 reader.run(int(ref))
                 valid = True

@@ -52,11 +52,9 @@ def analysis_tools(tools: AnalysisTools) -> list[StructuredTool]:
 
         def call(**kwargs: Any) -> str:
             try:
-                result = function(**kwargs)
+                result = tools.call(name, **kwargs)
             except TTGLabError as exc:
                 return json.dumps({"error": str(exc)})
-            if hasattr(result, "to_dict"):
-                result = result.to_dict()
             return json.dumps(result, default=str)
 
         return StructuredTool.from_function(
@@ -85,10 +83,12 @@ def _proposal_tool(tools: AnalysisTools) -> StructuredTool:
         stop_loss_pct, blocked_symbols). It is validated and the run is replayed with it;
         an invalid rule comes back with the reason. Nothing is saved."""
         try:
-            suggestion = tools.evaluate_rule(name, parameters, rationale=rationale)
+            suggestion = tools.call(
+                "evaluate_rule", name=name, parameters=parameters, rationale=rationale
+            )
         except TTGLabError as exc:
             return json.dumps({"refused": str(exc)})
-        return json.dumps(suggestion.to_dict(), default=str)
+        return json.dumps(suggestion, default=str)
 
     return StructuredTool.from_function(propose_rule)
 
@@ -124,7 +124,10 @@ class LLMAnalyst:
         self.graph = create_agent(
             model,
             analysis_tools(tools),
-            system_prompt=SYSTEM.format(run_id=tools.run_id, model=model_name),
+            system_prompt=SYSTEM.format(
+                run_id=tools.run_id,
+                model=model_name if tools.mask is None else tools.mask.text(model_name),
+            ),
             middleware=middleware,
         )
         self.tool_calls: list[dict[str, Any]] = []

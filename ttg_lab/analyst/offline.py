@@ -39,7 +39,7 @@ class OfflineAnalyst:
         self.calls: list[dict[str, Any]] = []
 
     def _call(self, name: str, **kwargs: Any) -> Any:
-        result = getattr(self.tools, name)(**kwargs)
+        result = self.tools.call(name, **kwargs)
         self.calls.append({"name": name, "args": kwargs})
         return result
 
@@ -120,7 +120,7 @@ class OfflineAnalyst:
             (
                 w.upper()
                 for w in re.findall(r"\b[a-z]{2,5}(?:-usdt)?\b", q)
-                if w.upper() in self._symbols()
+                if w.upper() in self.tools.symbols()
             ),
             None,
         )
@@ -138,10 +138,6 @@ class OfflineAnalyst:
                 [f"- {_trade_line(t)}" for t in result["losers"]] or ["- none lost money"]
             )
         return "\n".join(lines)
-
-    def _symbols(self) -> set[str]:
-        ledger = self.tools.ledger()
-        return {str(s) for s in ledger["symbol"].dropna().unique()}
 
     def rules(self) -> str:
         result = self._call("suggest_rules", max_suggestions=3)
@@ -198,7 +194,7 @@ class OfflineAnalyst:
 
     def reasoning(self, question: str) -> str:
         date = re.search(r"\d{4}-\d{2}-\d{2}", question)
-        symbols = self._symbols()
+        symbols = self.tools.symbols()
         symbol = next(
             (
                 w.upper()

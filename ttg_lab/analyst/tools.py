@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttg_lab.analyst.masking import masked_answer, real_arguments
 from ttg_lab.analyst.reader import AnalystReader
 from ttg_lab.dates import day_of, inclusive_end, parse_optional_date
 from ttg_lab.engine.stored_reasoning import REASONING_TYPES
@@ -68,7 +69,29 @@ class AnalysisTools:
         run = reader.run(run_id)  # another user's run is not found
         self.run_id = run.id
         self.model_id = run.model_id
+        self.mask = run.snapshot.mask()
+        """A masked run's mask: its analyst reads and writes in masked terms."""
         self.suggestions: dict[str, Suggestion] = {}
+
+    def call(self, tool: str, /, **arguments: Any) -> Any:
+        """``tool`` as an analyst calls it (one of :attr:`TOOLS` or ``evaluate_rule``), its
+        answer as plain data; in a masked run the arguments come in from masked terms and
+        the answer goes out in them (see :mod:`ttg_lab.analyst.masking`)."""
+        if tool not in (*self.TOOLS, "evaluate_rule"):
+            raise ValidationError(f"no analysis tool {tool!r}")
+        if self.mask is not None:
+            arguments = real_arguments(self.mask, tool, arguments)
+        result = getattr(self, tool)(**arguments)
+        if isinstance(result, Suggestion):
+            result = result.to_dict()
+        return result if self.mask is None else masked_answer(self.mask, result)
+
+    def symbols(self) -> set[str]:
+        """The symbols the run traded, as its analyst names them (pseudonyms when masked)."""
+        traded = {str(s) for s in self.ledger()["symbol"].dropna().unique()}
+        if self.mask is None:
+            return traded
+        return {self.mask.symbol(s) for s in traded if s in self.mask.pseudonyms}
 
     # -- data ---------------------------------------------------------------------------
     def _rid(self, run_id: int | None) -> int:
