@@ -4,6 +4,10 @@ labelled a lower bound; its experiment kind (API, CLI, batch) and its leaderboar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +201,79 @@ def test_a_batch_gap_entry_is_one_set_of_both_arms_and_masked_is_a_run_key() -> 
         parse_experiment({**doc, "runs": [{"memorisation_gap": True, "masked": True}]})
     with pytest.raises(ExperimentError, match="masked must be bool"):
         parse_experiment({**doc, "runs": [{"masked": "yes"}]})
+
+
+@pytest.mark.slow
+def test_a_batch_gap_entry_runs_both_arms_through_the_template_and_names_the_gap(
+    lab: Lab, db_url: str, tmp_path: Path
+) -> None:
+    """One parameter set of an experiment file, executed by papermill: both arms of two
+    repeats, one gap whose result is readable afterwards and named in the outputs."""
+    from ttg_lab.batch.executors import LocalExecutor
+    from ttg_lab.batch.experiment import parse_experiment
+    from ttg_lab.batch.runner import BatchRunner
+
+    spec = parse_experiment(
+        {
+            "name": "gaps",
+            "base": {"model": "rand", "ai_model_id": "baseline/random", "path": "chat", **PERIOD},
+            "runs": [{"memorisation_gap": True, "seed": 1}],
+            "repeats": 2,
+        }
+    )
+    summary = BatchRunner(spec, db_url, tmp_path / "reports", LocalExecutor()).run()
+    assert len(summary.done) == 1, summary.failed
+    (found,) = lab.gaps()
+    assert found.status == "completed" and found.unmasked.info.name == f"gaps/{spec.runs[0].key}"
+    result = summary.done[0]["result"]
+    assert result["gap_id"] == found.id and result["gap_verdict"] == "no gap detected"
+    assert result["memorisation_gap"] == found.result().text()
+    assert result["run_ids"] == [r.id for arm in found.arms for r in arm.runs]
+    assert len(result["run_ids"]) == 4
+    row = summary.frame().iloc[0]
+    assert (row["gap_id"], row["memorisation_gap"]) == (found.id, found.result().text())
+    assert "memorisation_gap" in (summary.folder / "summary.csv").read_text()
+    assert summary.report is not None and summary.report.name == "summary.html"
+
+
+class RecordingExecutor:
+    """Records the jobs it is given and runs nothing: the budget's split is what is read."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+
+    def run(self, fn: object, jobs: list[dict[str, Any]], concurrency: int) -> Iterator[Any]:
+        for job in jobs:
+            self.jobs.append(job)
+            yield {"key": job["key"], "parameters": job["parameters"], "status": "done"}
+
+
+def test_a_batch_budget_gives_every_run_of_a_gap_the_same_share_as_any_other_run(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Under a batch budget each run of a wave gets an equal share: a gap of 2 repeats is
+    4 runs, so next to a single run it gets 4 of 5 shares, and its two arms the same cap."""
+    from ttg_lab.batch.experiment import parse_experiment
+    from ttg_lab.batch.runner import BatchRunner
+
+    doc = {
+        "name": "gap-budget",
+        "concurrency": 2,
+        "base": {"ai_model_id": "baseline/random", "path": "chat", **PERIOD},
+        "runs": [{"memorisation_gap": True, "repeats": 2}, {"seed": 5}],
+        "budget": {"max_cost_usd": 1.0, "max_tokens": 10_000},
+    }
+    executor = RecordingExecutor()
+    BatchRunner(parse_experiment(doc), db_url, tmp_path, executor).run()  # type: ignore[arg-type]
+    gap, single = (job["parameters"] for job in executor.jobs)
+    assert gap["memorisation_gap"] and gap["repeats"] == 2
+    for parameters in (gap, single):  # the template gives each of its runs these caps
+        assert parameters["max_cost_usd"] == pytest.approx(1.0 / 5)
+        assert parameters["max_tokens"] == 10_000 // 5
+
+    alone = {**doc, "concurrency": 1, "runs": [{"memorisation_gap": True, "repeats": 2}]}
+    alone["base"] = {**doc["base"], "max_tokens": 1_000}  # a run's own cap, when lower, wins
+    executor = RecordingExecutor()
+    BatchRunner(parse_experiment(alone), db_url, tmp_path, executor).run()  # type: ignore[arg-type]
+    (only,) = (job["parameters"] for job in executor.jobs)
+    assert only["max_cost_usd"] == pytest.approx(1.0 / 4) and only["max_tokens"] == 1_000

@@ -1,13 +1,14 @@
 """Running an experiment: papermill executions of the template, one output notebook per
 run under ``reports/<experiment>/``, isolated failures, resumable, with a summary report.
 
-An experiment with a batch ``budget`` runs in waves of ``concurrency`` runs: before each
-wave the batch's total spend is read from the store (every recorded LLM call of its runs,
-those of earlier executions of the batch and wasted ones included); once it reaches a cap
-no new run starts (the rest are recorded ``budget``, to run on a later execution with a
-higher cap), and otherwise each run of the wave gets an equal share of what remains as its
-own cap (with ``concurrency`` 1: all of it), never more than the run's own cap. So the
-batch's total stays within its caps, like a run's within its own.
+An experiment with a batch ``budget`` runs in waves of ``concurrency`` parameter sets:
+before each wave the batch's total spend is read from the store (every recorded LLM call of
+its runs, those of earlier executions of the batch and wasted ones included); once it
+reaches a cap no new run starts (the rest are recorded ``budget``, to run on a later
+execution with a higher cap), and otherwise each run of the wave (every repeat of a set,
+both arms of a memorisation gap) gets an equal share of what remains as its own cap (one
+run alone: all of it), never more than the run's own cap. So the batch's total stays
+within its caps, like a run's within its own, and the arms of a gap get the same cap.
 
 An experiment with a ``data`` section fetches each entry, in order, before its first
 execution (:meth:`BatchRunner.fetch_data`, through ``lab.data.fetch`` as the batch's user);
@@ -186,6 +187,8 @@ class BatchSummary:
                     "final_value": result.get("final_value"),
                     "return": result.get("final_return"),
                     "error": r.get("error"),
+                    # a memorisation gap's: a column only when the batch ran one
+                    **{k: result[k] for k in ("gap_id", "memorisation_gap") if k in result},
                 }
             )
         return pd.DataFrame(rows)
@@ -224,18 +227,16 @@ class BatchRunner:
         partial.replace(self.state_path)
 
     def job(self, spec: RunSpec, caps: Mapping[str, float | int] | None = None) -> Job:
-        """The execution of ``spec``; ``caps`` (a batch budget's share) replace its own
-        caps where they are lower (a cap of 0 is none)."""
+        """The execution of ``spec``; ``caps`` (each run's share of a batch budget) replace
+        its runs' own caps where they are lower (a cap of 0 is none)."""
         parameters = {
             **spec.parameters,
             "experiment": self.experiment.name,
             "repeat_group": f"{self.experiment.name}/{spec.key}",
         }
-        runs = spec.runs
-        for key, share in (caps or {}).items():  # each of the spec's runs gets its part
-            each = share / runs if isinstance(share, float) else max(1, int(share) // runs)
+        for key, share in (caps or {}).items():
             own = parameters[key]
-            parameters[key] = each if not own else min(own, each)
+            parameters[key] = share if not own else min(own, share)
         return {
             "key": spec.key,
             "parameters": parameters,
@@ -321,12 +322,13 @@ class BatchRunner:
         state: dict[str, Result],
         on_result: Callable[[Result], None] | None,
     ) -> None:
-        """Under a batch budget: ``concurrency`` runs at a time, each with its share of
-        what remains, none once it is spent (see the module's docstring)."""
+        """Under a batch budget: ``concurrency`` parameter sets at a time, each of their
+        runs with an equal share of what remains, none once it is spent (see the module's
+        docstring)."""
         concurrency = self.experiment.concurrency
         for first in range(0, len(todo), concurrency):
             wave = todo[first : first + concurrency]
-            caps, note = self._shares(state, len(wave))
+            caps, note = self._shares(state, sum(spec.runs for spec in wave))
             if caps is None:
                 for spec in todo[first:]:
                     self._record(state, self._not_started(spec, note), on_result)
