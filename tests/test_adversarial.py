@@ -96,7 +96,7 @@ def test_every_attack_is_refused_and_the_ledger_stays_valid(
     assert first["quantity"] * first["fill_price"] <= 10_000  # cut to 10% of equity
     reasons = " | ".join(ledger["reason"])
     assert "NVDA is blocked" in reasons
-    assert "cannot sell 50 MSFT: 0 held" in reasons
+    assert "cannot sell 50 MSFT: 0 MSFT held" in reasons
     assert "short selling is not allowed" in reasons
     assert "quantity must be positive" in reasons
     assert "unknown symbol ZZZZ" in reasons

@@ -138,7 +138,7 @@ def test_orders_of_a_step_are_judged_with_the_ones_before_it() -> None:
     ctx.advance(0, DAY)
     ctx.start_step(6_700.0)
     assert trade.sell(ctx, "NVDA", 10)["status"] == "accepted"
-    assert "cannot sell 10 NVDA: 0 held" in trade.sell(ctx, "NVDA", 10)["reason"]
+    assert "cannot sell 10 NVDA: 0 NVDA held" in trade.sell(ctx, "NVDA", 10)["reason"]
     assert trade.buy(ctx, "AAPL", 20)["status"] == "accepted"
     assert "already 2 trades today" in trade.buy(ctx, "MSFT", 1)["reason"]
     ctx = context(index_with_close(1.0), cash=5_000.0)
@@ -170,8 +170,8 @@ def test_the_hard_gates_cut_or_refuse_at_the_close_on_record() -> None:
         ("sell", affordable, "filled"),
     ]
     assert ledger[0].fill_price == closed
-    assert f"cut to {affordable} at the close: cash" in ledger[0].reason
-    assert "cut to 18 at the close: 18 AAPL held" in ledger[1].reason
+    assert f"cut to {affordable} AAPL at the close: cash" in ledger[0].reason
+    assert "cut to 18 AAPL at the close: 18 AAPL held" in ledger[1].reason
     cuts = [d for d in ctx.record.decisions if d["origin"] == "close"]
     assert [(d["verdict"], d["requested"], d["quantity"]) for d in cuts] == [
         ("resize", 20, affordable),

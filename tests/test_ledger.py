@@ -100,7 +100,7 @@ def test_fill_books_cash_fees_and_holdings(index: PriceIndex) -> None:
         ("buy", "ZZZZ", 1, "unknown symbol"),
         ("buy", "AMD", 1, "not one of this model's tradable tickers"),
         ("buy", "", 1, "non-empty"),
-        ("sell", "AAPL", 1, "cannot sell 1 AAPL: 0 held"),
+        ("sell", "AAPL", 1, "cannot sell 1 AAPL: 0 AAPL held"),
         ("cover", "AAPL", 1, "cannot cover"),
         ("hodl", "AAPL", 1, "unknown action"),
     ],

@@ -187,7 +187,7 @@ def test_the_run_survives_every_llm_fault_and_nothing_doubles(
     # every day buys 2 AAPL once, except the bad-JSON day (no order) and the absurd day
     assert sorted(fills["ts"].dt.strftime("%m-%d")) == ["07-01", "07-02", "07-03", "07-09"]
     refused = ledger.query("status == 'rejected'")
-    assert list(refused["reason"]) == ["quantity 1e+12 is absurd (limit 1e+09)"]
+    assert list(refused["reason"]) == ["quantity 1e+12 AAPL is absurd (limit 1e+09 AAPL)"]
     assert (ledger.query("action == 'no_trade'")["ts"].dt.strftime("%m-%d")).tolist() == ["07-07"]
 
     with lab.store.session() as session:

@@ -219,18 +219,18 @@ MATRIX: dict[str, Row] = {
 }
 
 ABSURD: dict[str, tuple[dict[str, Any], str]] = {
-    "negative quantity": ({"quantity": -5}, r"quantity must be positive, got -5"),
-    "zero quantity": ({"quantity": 0}, r"quantity must be positive, got 0"),
+    "negative quantity": ({"quantity": -5}, r"quantity must be positive, got -5 AAPL"),
+    "zero quantity": ({"quantity": 0}, r"quantity must be positive, got 0 AAPL"),
     "NaN string": ({"quantity": "NaN"}, r"quantity must be a number, got nan"),
     "inf string": ({"quantity": "inf"}, r"quantity must be a number, got inf"),
     "-Infinity string": ({"quantity": "-Infinity"}, r"quantity must be a number, got -inf"),
-    "1e15 shares": ({"quantity": 1e15}, r"quantity 1e\+15 is absurd"),
+    "1e15 shares": ({"quantity": 1e15}, r"quantity 1e\+15 AAPL is absurd"),
     "1e8 shares, beyond the cash": ({"quantity": 1e8}, r"insufficient cash for buy 1e\+08"),
-    "fractional shares": ({"quantity": 2.5}, r"whole units only in the us market, got 2.5"),
+    "fractional shares": ({"quantity": 2.5}, r"whole units only in the us market, got 2.5 AAPL"),
     "unknown symbol": ({"symbol": "ZZZZ"}, r"unknown symbol ZZZZ in the us market"),
     "symbol outside the tickers": ({"symbol": "AMZN"}, r"AMZN is not one of this model's"),
     "sell what is not held": ({"action": "sell", "symbol": "NVDA"}, r"cannot sell 1 NVDA: 0"),
-    "cover what is not short": ({"action": "cover"}, r"cannot cover 1 AAPL: 0 short"),
+    "cover what is not short": ({"action": "cover"}, r"cannot cover 1 AAPL: 0 AAPL short"),
 }
 """Orders the gate must refuse: changes to ``buy 1 AAPL``, and the refusal's reason."""
 

@@ -6,22 +6,39 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from test_cli import ttg
 
 import ttg_lab
+from ttg_lab.broker.costs import COST_PRESETS
+from ttg_lab.broker.fills import CloseFill
+from ttg_lab.broker.portfolio import Portfolio
+from ttg_lab.config import resolve_settings
+from ttg_lab.engine.context import RunContext
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
+from ttg_lab.llm.prompt import step_message, system_prompt
+from ttg_lab.market.asof import PriceIndex
+from ttg_lab.market.markets import get_market
 from ttg_lab.market.masking import FACTORS, Mask, make_mask, shipped_symbols
 from ttg_lab.market.names import company_names
-from ttg_lab.run import Run
+from ttg_lab.market.shipped import read_shipped
+from ttg_lab.mcp_services.tool_functions import tool_function
+from ttg_lab.news.items import make_news
+from ttg_lab.news.search import NewsIndex
+from ttg_lab.run import Experiment, Run
 from ttg_lab.runs.options import RunOptions
-from ttg_lab.store.schema import TradingRun
+from ttg_lab.store.schema import LLMCall, TradingRun
+from ttg_lab.tools.price import get_price_local
+from ttg_lab.tools.registry import TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 US = ["AAPL", "MSFT", "NVDA", "QQQ"]
@@ -110,7 +127,8 @@ def test_text_masks_tickers_names_quantities_and_every_date_form() -> None:
     text = (
         "On June 10, 2025 Apple Inc. (AAPL) rose, APPLE too; CRYPTO:BTC and BTC-USDT fell; "
         "600519.SH (600519, 贵州茅台) 2025年6月10日; at 2025-06-10 10:30 and 10 June 2025; "
-        "cut to 300 AAPL; in 2024 a price of 2025.50; the 20250610 report."
+        "cut to 300 AAPL; in 2024 a price of 2025.50; the 20250610 report; "
+        "buy 1e+08 AAPL, got -5 AAPL, sold 1,000 AAPL."
     )
     masked = mask.text(text)
     for leak in (
@@ -140,6 +158,9 @@ def test_text_masks_tickers_names_quantities_and_every_date_form() -> None:
         moutai,
         f"{aapl} Corp",
         f"cut to {300 / k:.12g} {aapl}",
+        f"buy {1e8 / k:.12g} {aapl}",
+        f"got {-5 / k:.12g} {aapl}",
+        f"sold {1000 / k:.12g} {aapl}",
         "2025.50",  # a price is not a year
     ):
         assert kept in masked, (kept, masked)
@@ -252,3 +273,220 @@ def test_the_run_command_takes_masked_and_refuses_it_on_the_direct_path(db_url: 
         assert [r.masked for r in lab.runs()] == [True]
     finally:
         lab.close()
+
+
+# -- the outlets: tools, prompt, the baseline on the chat path ----------------------------
+
+TOOL_SYMBOLS = ["AAPL", "MSFT", "NVDA"]
+
+
+class ToolFailed(Exception):
+    """What the agent reads when a tool call fails."""
+
+
+@pytest.fixture(scope="module")
+def us_index() -> PriceIndex:
+    frame = read_shipped("us_daily", resolve_settings().data_dir)
+    return PriceIndex(frame[frame["symbol"].isin(TOOL_SYMBOLS)], "us", "1d")
+
+
+def masked_context(index: PriceIndex, news: NewsIndex | None = None) -> RunContext:
+    ctx = RunContext(
+        run_id=1,
+        market=get_market("us"),
+        index=index,
+        tickers=frozenset(TOOL_SYMBOLS),
+        portfolio=Portfolio(100_000.0),
+        costs=COST_PRESETS["zero"],
+        news=news,
+        mask=mask_of(TOOL_SYMBOLS),
+    )
+    ctx.advance(0, index.calendar[10])
+    return ctx
+
+
+def day(when: datetime, years: int = 0) -> str:
+    return f"{when.year + years}-{when:%m-%d}"
+
+
+def tool(name: str, ctx: RunContext) -> Any:
+    return tool_function(TOOLS.get(name), lambda: ctx, ToolFailed)
+
+
+def test_tools_take_masked_arguments_and_answer_in_masked_terms(us_index: PriceIndex) -> None:
+    ctx = masked_context(us_index)
+    mask = ctx.mask
+    assert mask is not None
+    aapl, k, y = mask.symbol("AAPL"), mask.factors["AAPL"], mask.years
+    before = us_index.calendar[9]
+    real_bar = get_price_local(replace(ctx, mask=None), "AAPL", day(before))
+    bar = tool("get_price_local", ctx)(symbol=aapl.lower(), date=day(before, y))
+    assert bar["symbol"] == aapl and bar["time"] == day(before, y)
+    assert bar["close"] == pytest.approx(real_bar["close"] * k)
+    assert bar["volume"] == pytest.approx(real_bar["volume"] / k)
+    history = tool("get_price_history", ctx)(symbol=aapl, bars=3)
+    assert [row["time"] for row in history["bars"]] == [day(t, y) for t in us_index.calendar[7:10]]
+    bought = tool("buy", ctx)(symbol=aapl, quantity=10)
+    assert (bought["status"], bought["symbol"], bought["quantity"]) == ("filled", aapl, 10.0)
+    assert bought["price"] == pytest.approx(ctx.view.open("AAPL") * k)
+    assert ctx.record.ledger[-1].symbol == "AAPL"  # stored real
+    assert ctx.record.ledger[-1].quantity == 10 * k
+    assert ctx.record.ledger[-1].fill_price == pytest.approx(ctx.view.open("AAPL"))
+    sold = tool("sell", ctx)(symbol=aapl, quantity=11)
+    assert sold["reason"] == f"cannot sell 11 {aapl}: 10 {aapl} held"
+    assert "AAPL" in ctx.record.ledger[-1].reason  # the stored reason stays real
+    portfolio = tool("get_portfolio", ctx)()
+    assert portfolio["positions"][0]["symbol"] == aapl
+    assert portfolio["positions"][0]["quantity"] == 10.0
+    assert portfolio["equity"] == pytest.approx(
+        ctx.portfolio.equity({"AAPL": ctx.view.open("AAPL")})
+    )
+    sent = json.dumps([bar, history, bought, sold, portfolio])
+    assert not re.search(r"\bAAPL\b|2025-", sent)
+
+
+def test_tool_errors_are_in_masked_terms(us_index: PriceIndex) -> None:
+    ctx = masked_context(us_index)
+    mask = ctx.mask
+    assert mask is not None
+    aapl, y = mask.symbol("AAPL"), mask.years
+    refusals = {
+        "a real ticker": (
+            lambda: tool("get_price_local", ctx)(symbol="AAPL"),
+            "unknown symbol AAPL",
+        ),
+        "look-ahead": (
+            lambda: tool("get_price_local", ctx)(symbol=aapl, date=day(us_index.calendar[11], y)),
+            day(us_index.calendar[11], y),
+        ),
+    }
+    for what, (call, expected) in refusals.items():
+        with pytest.raises(ToolFailed) as failed:
+            call()
+        text = str(failed.value)
+        assert expected.split(" got")[0] in text, (what, text)
+        assert "2025-" not in text and not re.search(r"\b(MSFT|NVDA)\b", text), (what, text)
+        if what != "a real ticker":
+            assert "AAPL" not in text, (what, text)
+    k = mask.factors["AAPL"]
+    refused = tool("buy", ctx)(symbol=aapl, quantity=1 / (2 * k))  # the gate's real 0.5
+    assert refused["reason"] == f"whole units only in the us market, got {0.5 / k:g} {aapl}"
+    assert refused["requested_quantity"] == pytest.approx(1 / (2 * k))
+
+
+def test_news_search_runs_on_real_terms_and_its_hits_are_masked(us_index: PriceIndex) -> None:
+    items = [
+        make_news(
+            source="test",
+            url="https://news.example/2025/06/09/apple",
+            title="Apple (AAPL) rallies on June 9, 2025",
+            summary="Apple Inc. shares rose on 2025-06-09.",
+            content="",
+            published_at=datetime(2025, 6, 9, 12),
+            symbols=("AAPL",),
+        ),
+        make_news(
+            source="test",
+            url="https://news.example/tesla",
+            title="Tesla deliveries",
+            summary="electric cars",
+            content="",
+            published_at=datetime(2025, 6, 9, 12),
+            symbols=("TSLA",),
+        ),
+    ]
+    ctx = masked_context(us_index, NewsIndex(items))
+    mask = ctx.mask
+    assert mask is not None
+    aapl = mask.symbol("AAPL")
+    answer = tool("get_information", ctx)(query=f"{aapl} Corp rally")
+    assert [hit["url"] for hit in answer["results"]] == [  # Tesla's does not match
+        f"https://news.example/{2025 + mask.years}/06/09/{aapl} Corp"  # names in any case
+    ]
+    assert (
+        answer["results"][0]["title"]
+        == f"{aapl} Corp ({aapl}) rallies on June 9, {2025 + mask.years}"
+    )
+    sent = json.dumps(answer)
+    assert aapl in sent and not re.search(r"\bAAPL\b|Apple|2025", sent), sent
+
+
+def test_the_prompt_of_a_masked_run_is_in_masked_terms(us_index: PriceIndex) -> None:
+    ctx = masked_context(us_index)
+    mask = ctx.mask
+    assert mask is not None
+    ctx.portfolio.apply_fill("buy", "NVDA", 40.0, 100.0, 0.0)
+    ctx.risk.close_fills = [
+        CloseFill("o1", "buy", "MSFT", 80.0, 40.0, 400.0, 1.0, "resized", "cut to 40 MSFT")
+    ]
+    model = {"name": "AAPL swing", "custom_rules": "Never hold more than 500 MSFT."}
+    prompt = system_prompt(ctx, model) + "\n" + step_message(ctx)
+    nvda, msft, y = mask.symbol("NVDA"), mask.symbol("MSFT"), mask.years
+    today = day(us_index.calendar[10], y)
+    assert f"The time is {today}" in prompt and f"{today} 00:00" in prompt
+    assert f"Positions: {nvda} {40 / mask.factors['NVDA']:g}" in prompt
+    close = ctx.view.last_close("AAPL")
+    assert f"{mask.symbol('AAPL')}: {prompt_number(close * mask.factors['AAPL'])} / " in prompt
+    assert f"buy {80 / mask.factors['MSFT']:g} {msft}: filled" in prompt
+    assert f"at {400 * mask.factors['MSFT']:.4f}" in prompt
+    assert f"more than {500 / mask.factors['MSFT']:g} {msft}" in prompt
+    assert not re.search(r"\b(AAPL|MSFT|NVDA)\b|2025", prompt), prompt
+
+
+def prompt_number(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def test_a_masked_baseline_books_what_an_unmasked_one_books_and_sends_no_real_ticker(
+    lab: Lab,
+) -> None:
+    tickers = ["AAPL", "MSFT", "NVDA"]
+    lab.models.create("mom", ai_model_id="baseline/momentum", tickers=tickers)
+    period = {"start": "2025-06-10", "end": "2025-08-15", "seed": 3}
+    masked = lab.start_run("mom", background=False, masked=True, **period)
+    plain = lab.start_run("mom", background=False, **period)
+    assert isinstance(masked, Run) and isinstance(plain, Run)
+    assert masked.status == plain.status == "completed"
+    columns = ["step_index", "ts", "action", "symbol", "quantity", "fill_price", "fees", "status"]
+    ledger = masked.ledger()[columns]
+    assert len(ledger[ledger["status"] == "filled"]) >= 4  # it traded
+    pd.testing.assert_frame_equal(ledger, plain.ledger()[columns])
+    assert masked.info.final_value == pytest.approx(plain.info.final_value, abs=1e-6)
+    pd.testing.assert_frame_equal(masked.equity(), plain.equity())
+
+    def sent(run: Run) -> str:
+        with lab.store.session() as session:
+            calls = session.execute(
+                select(LLMCall.request, LLMCall.response).where(LLMCall.run_id == run.id)
+            ).all()
+        assert calls
+        return json.dumps([tuple(c) for c in calls], ensure_ascii=False)
+
+    leaks = r"\b(AAPL|MSFT|NVDA)\b|Apple|Microsoft|Nvidia|NVIDIA|2025-\d\d"
+    assert re.search(leaks, sent(plain))  # the check can fail
+    text = sent(masked)
+    assert not re.search(leaks, text), re.search(leaks, text)
+    mask = masked.info.snapshot.mask()
+    assert mask is not None and all(mask.symbol(s) in text for s in tickers)
+
+
+def test_masked_repeats_of_an_a_share_model_trade_whole_lots_as_unmasked_ones_do(lab: Lab) -> None:
+    """Lots of 100 in masked units stay whole (factors divide the lot); every repeat is
+    masked with its own seed; the ledger equals the unmasked repeats'."""
+    tickers = ["600519.SH", "601318.SH"]
+    lab.models.create("cnbh", ai_model_id="baseline/buy_and_hold", market="cn", tickers=tickers)
+    period = {"start": "2025-06-11", "end": "2025-06-30", "repeats": 2}
+    masked = lab.start_run("cnbh", background=False, masked=True, **period)
+    plain = lab.start_run("cnbh", background=False, **period)
+    assert isinstance(masked, Experiment) and isinstance(plain, Experiment)
+    columns = ["ts", "action", "symbol", "quantity", "fill_price", "status"]
+    for run, twin in zip(masked.runs, plain.runs, strict=True):
+        assert run.masked and not twin.masked
+        mask = run.info.snapshot.mask()
+        assert mask is not None and mask.seed == run.info.snapshot.seed
+        assert all(100 % k == 0 for k in mask.factors.values())
+        ledger = run.ledger()[columns]
+        assert (ledger["status"] == "filled").any()
+        pd.testing.assert_frame_equal(ledger, twin.ledger()[columns])
+    seeds = [run.info.snapshot.mask_seed for run in masked.runs]
+    assert seeds[1] == seeds[0] + 1

@@ -120,7 +120,7 @@ def test_external_client_lists_and_calls_the_four_services(services: ServiceMana
     error, sold = asyncio.run(call(trade, "sell", {"symbol": "AAPL", "quantity": 4}, session))
     assert sold["status"] == "filled" and sold["position"] == 6
     error, oversold = asyncio.run(call(trade, "sell", {"symbol": "AAPL", "quantity": 100}, session))
-    assert oversold["status"] == "rejected" and "6 held" in oversold["reason"]
+    assert oversold["status"] == "rejected" and "6 AAPL held" in oversold["reason"]
 
     # A second session in parallel has its own cash, positions and clock.
     other = signed(

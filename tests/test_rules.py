@@ -255,7 +255,7 @@ def test_hard_gates_hold_whatever_the_rules_say(daily: PriceIndex) -> None:
         cash=1000.0,
         positions={"AAPL": 2},
     )
-    assert "cannot sell 3 AAPL: 2 held" in trade.sell(ctx, "AAPL", 3)["reason"]
+    assert "cannot sell 3 AAPL: 2 AAPL held" in trade.sell(ctx, "AAPL", 3)["reason"]
     assert "insufficient cash" in trade.buy(ctx, "MSFT", 100)["reason"]
     assert "cannot short AAPL while long" in trade.short(ctx, "AAPL", 1)["reason"]
     assert "absurd" in trade.buy(ctx, "MSFT", 1e10)["reason"]

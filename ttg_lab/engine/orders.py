@@ -185,7 +185,7 @@ def _fill_pending(ctx: RunContext, order: PendingOrder) -> CloseFill:
             firing.reason,
         )
     else:
-        cut = f"cut to {quantity:g} at the close: {firing.reason}" if firing else ""
+        cut = f"cut to {quantity:g} {order.symbol} at the close: {firing.reason}" if firing else ""
         reason = "; ".join(r for r in (order.notes, cut) if r)
         fill, row = _book_fill(
             ctx, order.order_id, order.action, order.symbol, quantity, reference, reason

@@ -22,6 +22,7 @@ Shapes read (``version`` absent before version 1):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, Literal
@@ -158,13 +159,16 @@ class RunSnapshot:
 
     def mask(self, last_day: date | None = None) -> Mask | None:
         """The run's mask (None when not masked), the same each time it is built: from the
-        mask seed, the tickers, their company names and the market's lot. ``last_day``:
-        the run's last day, refused when its shifted date would cross 2100."""
+        mask seed, the tickers, their company names and the lots (the market's and the
+        rules'), so a lot is a whole number of masked units. ``last_day``: the run's last
+        day, refused when its shifted date would cross 2100."""
         if self.mask_seed is None:
             return None
         names = {symbol: company_names(symbol) for symbol in self.tickers}
+        rule_lots = (int(c.params["lot_size"]) for c in self.rules.with_param("lot_size"))
+        lots = [lot for lot in (self.market.lot_size, *rule_lots) if lot > 1]
         return make_mask(
-            self.mask_seed, self.tickers, names, lot_size=self.market.lot_size, last_day=last_day
+            self.mask_seed, self.tickers, names, lot_size=math.gcd(*lots) or 1, last_day=last_day
         )
 
     @property

@@ -5,6 +5,10 @@ on the step's opening message it asks the policy for orders and returns them as 
 tool calls, and once the tools have answered it closes the step with its decision and
 the finish signal. Deterministic for a given seed, so the whole LLM path (prompt, tool
 calls over MCP, gate, ledger, reasoning) runs with no network and no key.
+
+In a masked run the policy still decides on the real context (so a masked run books what
+an unmasked one does), but what it sends is in masked terms, as a model's would be: its
+tool calls' symbols and quantities and its text go through the run's mask.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from ttg_lab.agents.policy import Decision, Policy
+from ttg_lab.agents.policy import Decision, Order, Policy
 from ttg_lab.engine.context import RunContext
 from ttg_lab.jsonsafe import json_safe
 from ttg_lab.llm.local import LocalChatModel
@@ -65,13 +69,31 @@ class BaselineChatModel(LocalChatModel):
         calls = [
             {
                 "name": str(order.action)[:100],
-                "args": json_safe({"symbol": order.symbol, "quantity": order.quantity}),
+                "args": json_safe(self._arguments(order)),
                 "id": f"c{i + 1}",
                 "type": "tool_call",
             }
             for i, order in enumerate(decision.orders)
         ]
-        return AIMessage(content="\n".join(text), tool_calls=calls, usage_metadata=ZERO_USAGE)
+        return AIMessage(
+            content=self._text("\n".join(text)), tool_calls=calls, usage_metadata=ZERO_USAGE
+        )
+
+    def _arguments(self, order: Order) -> dict[str, Any]:
+        """An order's tool arguments, in masked terms in a masked run."""
+        mask = self.context.mask
+        if mask is None:
+            return {"symbol": order.symbol, "quantity": order.quantity}
+        if order.symbol not in mask.pseudonyms:  # not the run's: refused, named as masked
+            return {"symbol": mask.text(order.symbol), "quantity": order.quantity}
+        return {
+            "symbol": mask.symbol(order.symbol),
+            "quantity": mask.quantity(order.symbol, float(order.quantity)),
+        }
+
+    def _text(self, text: str) -> str:
+        """What the policy writes, in masked terms in a masked run."""
+        return text if self.context.mask is None else self.context.mask.text(text)
 
     def _close_step(self, step: int, answers: list[ToolMessage]) -> AIMessage:
         decision = self._decisions.get(step) or Decision()
@@ -85,5 +107,6 @@ class BaselineChatModel(LocalChatModel):
             except (json.JSONDecodeError, AttributeError):
                 outcome = f"{answer.name}: {text_of(answer.content)}"
             outcomes.append(outcome)
-        text = f"DECISION: {decision.rationale} Outcome: {'; '.join(outcomes)}\n{FINISH_SIGNAL}"
+        rationale = self._text(decision.rationale)  # the outcomes come masked from the tools
+        text = f"DECISION: {rationale} Outcome: {'; '.join(outcomes)}\n{FINISH_SIGNAL}"
         return AIMessage(content=text, usage_metadata=ZERO_USAGE)

@@ -4,6 +4,9 @@ Everything in it is known at the simulated clock: cash and positions, the previo
 close and today's open of each ticker, and how the last step's market-on-close orders
 filled. The prompt carries no wall-clock time, so a replayed run sends exactly the same
 requests.
+
+A masked run's prompt is in masked terms (see :mod:`ttg_lab.market.masking`): its time,
+tickers, prices, positions, fills and the model's own texts go through the run's mask.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 import hashlib
 import string
 from bisect import bisect_left
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+from ttg_lab.broker.fills import CloseFill
 from ttg_lab.engine.context import RunContext
 from ttg_lab.errors import ValidationError
 from ttg_lab.market.asof import AsOfView
+from ttg_lab.market.masking import Mask
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 """What an agent writes to end its decision step."""
@@ -122,9 +129,17 @@ def prompt_values(
 ) -> dict[str, str]:
     """Every placeholder's text at this step (what the default prompt is made of) for
     prompts of ``version``."""
-    view = ctx.view
+    view, shown = ctx.view, _Shown(ctx.mask)
     listed, left_out = price_table(ctx, is_lean(version))
-    prices = [f"{s}: {_fmt(view.last_close(s))} / {_fmt(view.open(s))}" for s in listed]
+    prices = [  # in the order of the names shown, so a mask does not tell the real order
+        f"{shown.symbol(s)}: {_fmt(shown.price(s, view.last_close(s)))} / "
+        f"{_fmt(shown.price(s, view.open(s)))}"
+        for s in sorted(listed, key=shown.symbol)
+    ]
+    held = ctx.portfolio.positions
+    positions = [
+        f"{shown.symbol(s)} {shown.quantity(s, held[s]):g}" for s in sorted(held, key=shown.symbol)
+    ]
     if left_out:
         prices.append(
             f"({left_out} more tickers of your universe are tradable: look up their prices "
@@ -132,22 +147,23 @@ def prompt_values(
         )
     daily = ctx.index.interval == "1d"
     return {
-        "name": str(model["name"]),
+        "name": shown.text(str(model["name"])),
         "market": ctx.market.name,
         "currency": ctx.market.currency,
-        "time": ctx.clock.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"),
+        "time": shown.when(ctx.clock).strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"),
         "bars": "daily" if daily else "hourly",
         "fills": "Orders are market-on-close: they are accepted now and fill at the current "
         "bar's close plus costs once you have decided; you learn their fills at the next step"
         if ctx.fills_later
         else "Orders fill at the current bar's open plus costs",
         "cash": f"{ctx.portfolio.cash:.2f}",
-        "positions": ", ".join(f"{s} {q:g}" for s, q in sorted(ctx.portfolio.positions.items()))
-        or "none",
-        "close_fills": "\n".join(f"- {fill.describe()}" for fill in ctx.risk.close_fills),
+        "positions": ", ".join(positions) or "none",
+        "close_fills": "\n".join(
+            f"- {shown.fill(fill).describe()}" for fill in ctx.risk.close_fills
+        ),
         "prices": "\n".join(prices),
-        "rules": str(model.get("custom_rules") or ""),
-        "instructions": str(model.get("custom_instructions") or ""),
+        "rules": shown.text(str(model.get("custom_rules") or "")),
+        "instructions": shown.text(str(model.get("custom_instructions") or "")),
         "finish_signal": FINISH_SIGNAL,
     }
 
@@ -160,7 +176,7 @@ def system_prompt(
     values = prompt_values(ctx, model, version)
     template = (model.get("parameters") or {}).get("prompt_template")
     if template:
-        return str(template).format(**values)
+        return _Shown(ctx.mask).text(str(template)).format(**values)
     lines = [
         f"You are {values['name']}, a trading agent in the {values['market']} market "
         f"(prices in {values['currency']}).",
@@ -193,4 +209,41 @@ def system_prompt(
 
 def step_message(ctx: RunContext) -> str:
     """The user message that opens a decision step."""
-    return f"Analyse the market and update the portfolio for {ctx.clock:%Y-%m-%d %H:%M}."
+    clock = _Shown(ctx.mask).when(ctx.clock)
+    return f"Analyse the market and update the portfolio for {clock:%Y-%m-%d %H:%M}."
+
+
+class _Shown:
+    """What a prompt shows of the run: real, or through a masked run's mask."""
+
+    def __init__(self, mask: Mask | None) -> None:
+        self.mask = mask
+
+    def symbol(self, symbol: str) -> str:
+        return symbol if self.mask is None else self.mask.symbol(symbol)
+
+    def price(self, symbol: str, price: float | None) -> float | None:
+        return price if self.mask is None or price is None else self.mask.price(symbol, price)
+
+    def quantity(self, symbol: str, quantity: float) -> float:
+        return quantity if self.mask is None else self.mask.quantity(symbol, quantity)
+
+    def when(self, clock: datetime) -> datetime:
+        return clock if self.mask is None else self.mask.when(clock)
+
+    def text(self, text: str) -> str:
+        return text if self.mask is None else self.mask.text(text)
+
+    def fill(self, fill: CloseFill) -> CloseFill:
+        """A market-on-close fill as the model learns it."""
+        if self.mask is None:
+            return fill
+        sym = fill.symbol
+        return replace(
+            fill,
+            symbol=self.symbol(sym),
+            requested=self.quantity(sym, fill.requested),
+            quantity=self.quantity(sym, fill.quantity),
+            price=self.price(sym, fill.price),
+            reason=self.text(fill.reason),
+        )

@@ -54,12 +54,12 @@ QUANTITY_KEYS: frozenset[str] = frozenset(
 )
 """Keys of a tool answer whose number is a quantity of the dict's symbol (divided by k)."""
 
-TIME_KEYS: frozenset[str] = frozenset({"time", "as_of", "published_at", "date", "ts"})
-"""Keys of a tool answer whose value is a time (shifted)."""
-
 _NOT_BEFORE = r"(?<![A-Za-z0-9_])"
 _NOT_AFTER = r"(?![A-Za-z0-9_])"
 _NUMBER_BEFORE = r"(?<![\d.,$])"
+_QUANTITY = r"-?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?"
+"""A quantity as messages write it: ``300``, ``1,000``, ``2.5``, ``-5``, ``1e+08``."""
+_QUANTITY_BEFORE = r"(?<![\w.,$+\-])"
 _NUMBER_AFTER = r"(?!\d|[.,]\d)"
 _YEAR = r"(?:199\d|20\d\d)"
 _MONTH_DAY = r"(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
@@ -106,14 +106,14 @@ class Mask:
         except KeyError:
             raise ValidationError(f"{shown(real)} is not a symbol of this run") from None
 
-    def real_symbol(self, pseudo: str) -> str:
+    def real_symbol(self, pseudo: object) -> str:
         """The real symbol of pseudonym ``pseudo`` (any case, spaces stripped); anything
         else is refused in masked terms, naming what was given."""
         key = pseudo.strip().upper() if isinstance(pseudo, str) else ""
         real = self._real_of.get(key)
         if real is None:
             known = ", ".join(sorted(self._real_of))
-            raise ValidationError(f"unknown symbol {pseudo!s}; this run's symbols: {known}")
+            raise ValidationError(f"unknown symbol {pseudo}; this run's symbols: {known}")
         return real
 
     @cached_property
@@ -182,7 +182,7 @@ class Mask:
         if words:
             tickers = f"{_NOT_BEFORE}(?:{words}){_NOT_AFTER}"
             parts.append(
-                rf"{_NUMBER_BEFORE}(?P<qty>\d[\d,]*(?:\.\d+)?)(?P<gap>\s+)(?P<qsym>{words}){_NOT_AFTER}"
+                rf"{_QUANTITY_BEFORE}(?P<qty>{_QUANTITY})(?P<gap>\s+)(?P<qsym>{words}){_NOT_AFTER}"
             )
             parts.append(f"(?P<sym>{tickers})")
         names = _words(list(self._names_out))
@@ -249,8 +249,9 @@ class Mask:
 
     def answer(self, value: Any, sym: str | None = None) -> Any:
         """A tool's JSON answer as the model sees it: ``symbol`` values pseudonymised,
-        prices and quantities of the dict's symbol (or the enclosing dict's) scaled, times
-        shifted, every other text masked."""
+        prices and quantities of the dict's symbol (or the enclosing dict's) scaled, and
+        every other text masked (times in it shifted: ``time``, ``as_of``,
+        ``published_at`` are ISO text once the answer is JSON)."""
         if isinstance(value, dict):
             own = value.get("symbol")
             if isinstance(own, str) and own in self.pseudonyms:

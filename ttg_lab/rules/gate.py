@@ -118,6 +118,19 @@ def symbol_problem(symbol: Any) -> str:
     return ""
 
 
+def quantity_problem(market: Market, qty: float, sym: str) -> str:
+    """Why ``qty`` units of ``sym`` cannot be ordered in ``market`` ('' when they can):
+    not positive, absurd, or a fraction where whole units are traded. Every quantity is
+    written before its symbol, so a masked run's translation scales it."""
+    if qty <= 0:
+        return f"quantity must be positive, got {qty:g} {sym}"
+    if qty > MAX_QUANTITY:
+        return f"quantity {qty:g} {sym} is absurd (limit {MAX_QUANTITY:g} {sym})"
+    if not market.fractional and qty != math.floor(qty):
+        return f"whole units only in the {market.code} market, got {qty:g} {sym}"
+    return ""
+
+
 def parse_quantity(quantity: Any) -> float | None:
     """A float from a number (int, float, numpy, Decimal) or numeric text; None when it is
     not a number. A bool is not a number: ``true`` is not one share."""
@@ -162,14 +175,9 @@ def check_order(
         return decision.reject("quantity", f"quantity must be a number, not a bool ({quantity})")
     if qty is None or not math.isfinite(qty):
         return decision.reject("quantity", f"quantity must be a number, got {shown(quantity)}")
-    if qty <= 0:
-        return decision.reject("quantity", f"quantity must be positive, got {qty:g}")
-    if qty > MAX_QUANTITY:
-        return decision.reject("quantity", f"quantity {qty:g} is absurd (limit {MAX_QUANTITY:g})")
-    if not ctx.market.fractional and qty != math.floor(qty):
-        return decision.reject(
-            "quantity", f"whole units only in the {ctx.market.code} market, got {qty:g}"
-        )
+    problem = quantity_problem(ctx.market, qty, sym)
+    if problem:
+        return decision.reject("quantity", problem)
     decision.quantity = qty
 
     reference = ctx.decision_price(sym)
@@ -178,13 +186,21 @@ def check_order(
 
     held = ctx.book.quantity(sym)  # max(0.0, -held) below: 0 held reads "0", not "-0"
     if action == "sell" and qty > held + QTY_EPSILON:
-        return decision.reject("holdings", f"cannot sell {qty:g} {sym}: {max(0.0, held):g} held")
+        return decision.reject(
+            "holdings", f"cannot sell {qty:g} {sym}: {max(0.0, held):g} {sym} held"
+        )
     if action == "cover" and qty > -held + QTY_EPSILON:
-        return decision.reject("holdings", f"cannot cover {qty:g} {sym}: {max(0.0, -held):g} short")
+        return decision.reject(
+            "holdings", f"cannot cover {qty:g} {sym}: {max(0.0, -held):g} {sym} short"
+        )
     if action == "short" and held > QTY_EPSILON:
-        return decision.reject("holdings", f"cannot short {sym} while long {held:g}; sell first")
+        return decision.reject(
+            "holdings", f"cannot short {sym} while long {held:g} {sym}; sell first"
+        )
     if action == "buy" and held < -QTY_EPSILON:
-        return decision.reject("holdings", f"cannot buy {sym} while short {-held:g}; cover first")
+        return decision.reject(
+            "holdings", f"cannot buy {sym} while short {-held:g} {sym}; cover first"
+        )
 
     if forced_by is None and ctx.rules.constraints:
         apply_rules(ctx, decision, reference)
@@ -276,13 +292,15 @@ def apply_rules(ctx: GateInputs, decision: GateDecision, reference: float) -> No
     for name, cap, why in caps:
         allowed = _round_down(max(cap, 0.0), fractional)
         if allowed < requested - QTY_EPSILON:
-            decision.firings.append(Firing(name, f"{why}: at most {allowed:g}"))
+            decision.firings.append(Firing(name, f"{why}: at most {allowed:g} {sym}"))
             quantity = min(quantity, allowed)
     for name, lot in lots:
         closing_all = action in ("sell", "cover") and abs(quantity - abs(held)) < QTY_EPSILON
         if not closing_all and quantity % lot:
             quantity = float(math.floor(quantity / lot) * lot)
-            decision.firings.append(Firing(name, f"orders in lots of {lot}: cut to {quantity:g}"))
+            decision.firings.append(
+                Firing(name, f"orders in lots of {lot:g} {sym}: cut to {quantity:g} {sym}")
+            )
     if quantity <= QTY_EPSILON:
         decision.verdict = "reject"
         decision.quantity = 0.0
@@ -354,7 +372,7 @@ def limit_at_close(
         if limit * price + ctx.costs.fees(limit, price) > cash + 1e-9:
             affordable = max_affordable(cash, reference, ctx.costs, ctx.market.fractional)
             limit = min(limit, affordable)
-            firing = Firing("cash", f"cash {cash:,.2f} pays for {affordable:g} at the close")
+            firing = Firing("cash", f"cash {cash:,.2f} pays for {affordable:g} {sym} at the close")
     if firing is not None and order.forced_by is None:
         closing_all = action in ("sell", "cover") and abs(limit - abs(held)) < QTY_EPSILON
         for rule in ctx.rules.with_param("lot_size"):
