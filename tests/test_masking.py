@@ -22,6 +22,7 @@ from ttg_lab.broker.fills import CloseFill
 from ttg_lab.broker.portfolio import Portfolio
 from ttg_lab.config import resolve_settings
 from ttg_lab.engine.context import RunContext
+from ttg_lab.engine.events import RunEvent
 from ttg_lab.engine.snapshot import RunSnapshot
 from ttg_lab.errors import ValidationError
 from ttg_lab.lab import Lab
@@ -220,7 +221,7 @@ def test_answer_masks_symbols_prices_quantities_and_times() -> None:
 
 # -- a masked run: options, snapshot, store, CLI -------------------------------------------
 
-PERIOD = {"start": "2025-06-10", "end": "2025-06-20"}
+PERIOD: dict[str, Any] = {"start": "2025-06-10", "end": "2025-06-20"}
 
 
 def test_masked_is_refused_on_the_direct_path_and_when_not_a_bool() -> None:
@@ -442,7 +443,7 @@ def test_a_masked_baseline_books_what_an_unmasked_one_books_and_sends_no_real_ti
 ) -> None:
     tickers = ["AAPL", "MSFT", "NVDA"]
     lab.models.create("mom", ai_model_id="baseline/momentum", tickers=tickers)
-    period = {"start": "2025-06-10", "end": "2025-08-15", "seed": 3}
+    period: dict[str, Any] = {"start": "2025-06-10", "end": "2025-08-15", "seed": 3}
     masked = lab.start_run("mom", background=False, masked=True, **period)
     plain = lab.start_run("mom", background=False, **period)
     assert isinstance(masked, Run) and isinstance(plain, Run)
@@ -475,7 +476,7 @@ def test_masked_repeats_of_an_a_share_model_trade_whole_lots_as_unmasked_ones_do
     masked with its own seed; the ledger equals the unmasked repeats'."""
     tickers = ["600519.SH", "601318.SH"]
     lab.models.create("cnbh", ai_model_id="baseline/buy_and_hold", market="cn", tickers=tickers)
-    period = {"start": "2025-06-11", "end": "2025-06-30", "repeats": 2}
+    period: dict[str, Any] = {"start": "2025-06-11", "end": "2025-06-30", "repeats": 2}
     masked = lab.start_run("cnbh", background=False, masked=True, **period)
     plain = lab.start_run("cnbh", background=False, **period)
     assert isinstance(masked, Experiment) and isinstance(plain, Experiment)
@@ -490,3 +491,45 @@ def test_masked_repeats_of_an_a_share_model_trade_whole_lots_as_unmasked_ones_do
         pd.testing.assert_frame_equal(ledger, twin.ledger()[columns])
     seeds = [run.info.snapshot.mask_seed for run in masked.runs]
     assert seeds[1] == seeds[0] + 1
+
+
+def test_a_resumed_masked_run_keeps_its_mask_and_a_replay_is_masked_too(lab: Lab) -> None:
+    lab.models.create("mom", ai_model_id="baseline/momentum", tickers=["AAPL", "MSFT"])
+    period: dict[str, Any] = {"start": "2025-06-10", "end": "2025-08-15", "masked": True, "seed": 4}
+    whole = lab.start_run("mom", background=False, **period)
+
+    def stop_at_third_step(event: RunEvent) -> None:
+        if event.kind == "step" and event.data["done"] == 3:
+            lab.run(event.run_id).stop()
+
+    stopped = lab.start_run("mom", background=False, on_event=stop_at_third_step, **period)
+    assert isinstance(whole, Run) and isinstance(stopped, Run)
+    assert stopped.status == "stopped" and stopped.info.steps_done == 3
+    stopped.resume(background=False)
+    assert stopped.status == "completed"
+    with lab.store.session() as session:
+        prompts = {
+            step: json.dumps(request)
+            for step, request in session.execute(
+                select(LLMCall.step_index, LLMCall.request).where(LLMCall.run_id == stopped.id)
+            ).all()
+        }
+    mask = stopped.info.snapshot.mask()
+    assert mask is not None and max(prompts) > 3
+    for step, text in prompts.items():  # before and after the resume: the same pseudonyms
+        assert all(f"{mask.symbol(s)}: " in text for s in ("AAPL", "MSFT")), step
+        assert not re.search(r"\b(AAPL|MSFT)\b|2025-", text), step
+    columns = ["step_index", "ts", "action", "symbol", "quantity", "fill_price", "status"]
+    pd.testing.assert_frame_equal(stopped.ledger()[columns], whole.ledger()[columns])
+    days = {"start": period["start"], "end": period["end"]}
+    replay = lab.start_run("mom", background=False, replay_from=whole.id, **days)
+    assert isinstance(replay, Run) and replay.masked
+    pd.testing.assert_frame_equal(replay.ledger()[columns], whole.ledger()[columns])
+    unmasked = lab.start_run("mom", background=False, **PERIOD)
+    with pytest.raises(ValidationError, match=f"run {unmasked.id} was not masked"):
+        lab.start_run("mom", background=False, replay_from=unmasked.id, masked=True, **PERIOD)
+
+
+def test_a_forward_run_may_be_masked() -> None:
+    options = RunOptions(forward=True, masked=True)
+    assert options.masked and options.forward
