@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 from sqlalchemy import func, select
 
+import ttg_lab
 from ttg_lab.errors import NotFoundError, ValidationError
 from ttg_lab.lab import Lab
 from ttg_lab.memorisation import MemorisationGap
@@ -277,3 +278,93 @@ def test_a_batch_budget_gives_every_run_of_a_gap_the_same_share_as_any_other_run
     BatchRunner(parse_experiment(alone), db_url, tmp_path, executor).run()  # type: ignore[arg-type]
     (only,) = (job["parameters"] for job in executor.jobs)
     assert only["max_cost_usd"] == pytest.approx(1.0 / 4) and only["max_tokens"] == 1_000
+
+
+GAP_PERIOD = ["--start", PERIOD["start"], "--end", PERIOD["end"]]
+
+
+@pytest.mark.slow
+def test_the_gap_command_runs_shows_and_lists_a_gap(db_url: str) -> None:
+    """``ttg-lab gap MODEL`` (options before or after MODEL) runs both arms and prints the
+    gap, exit 0; ``gap show ID`` prints it again and ``gap list`` lists it."""
+    from test_cli import ttg
+
+    lab = ttg_lab.open(db_url)
+    try:
+        lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+        out = ttg(db_url, "gap", "--repeats", "2", "rand", "--seed", "1", *GAP_PERIOD).stdout
+        (found,) = lab.gaps()
+        unmasked, masked = found.arms
+        assert (
+            f"memorisation gap {found.id}: rand x2 unmasked (experiment {unmasked.id}) and "
+            f"masked (experiment {masked.id}), daily, 2025-06-10 .. 2025-06-24, seeds 1..2"
+        ) in out
+        for label, arm in (("unmasked", unmasked), ("masked", masked)):
+            for run in arm.runs:
+                assert f"{label} run {run.id}: completed" in out
+        text = found.result().text()
+        verdict = f"verdict: no gap detected - {text}"
+        assert verdict in out and f"note: {LOWER_BOUND}" in out.replace("\n", " ")
+        assert f"memorisation gap {found.id} (unmasked - masked, 95% interval)" in out
+
+        shown = ttg(db_url, "gap", "show", str(found.id)).stdout
+        assert verdict in shown and "2 pairs" in shown and "total_return" in shown
+        listed = ttg(db_url, "gap", "list").stdout
+        (row,) = [line for line in listed.splitlines() if " rand " in line]
+        assert f" {found.id} " in row and "completed" in row and text in row
+    finally:
+        lab.close()
+
+
+@pytest.mark.slow
+def test_the_gap_command_refuses_bad_input_in_one_line_and_writes_nothing(db_url: str) -> None:
+    """Each refusal is one ``error:`` line (a usage error: click's line naming the option)
+    with an exit code other than 0, and no run or experiment is written; a gap whose runs
+    fail exits 1."""
+    from test_cli import ttg
+
+    lab = ttg_lab.open(db_url)
+    try:
+        model = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
+        lab.models.create(
+            "unreachable",
+            ai_model_id="openai/gpt-5",
+            parameters={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "TTG_DEAD_KEY"}
+            | {"max_retries": 0, "retry_delay": 0, "timeout": 1},
+        )
+        found = lab.memorisation_gap(model, repeats=1, background=False, **PERIOD)
+        plain = lab.start_run(model, path="direct", repeats=2, background=False, **PERIOD)
+        lab.users.sign_up("bob@elsewhere.org", "Bob")
+        lab.users.approve("bob")
+        bob = {"TTG_LAB_USER": "bob"}
+        before = counts(lab)
+        refusals: list[tuple[list[str], dict[str, str], str]] = [
+            (["gap", "nobody", *GAP_PERIOD], {}, "error: no model 'nobody'"),
+            (["gap", "run", "nobody"], {}, "error: no model 'nobody'"),
+            (["gap", "rand", "--repeats", "0"], {}, "error: repeats must be a whole number"),
+            (["gap", "rand", "--repeats", "101"], {}, "from 1 to 100, got 101"),
+            (["gap", "rand", "--start", "2025-06-24", "--end", "2025-06-10"], {}, "before"),
+            (["gap", "show", "9999"], {}, "error: no memorisation gap 9999"),
+            (["gap", "show", str(plain.id)], {}, f"experiment {plain.id} is not one"),
+            (["gap", "show", str(found.masked.id)], {}, f"is the masked arm of gap {found.id}"),
+            (["gap", "show", str(found.id)], bob, f"error: no memorisation gap {found.id}"),
+            (["gap", "rand", "--repeats", "1"], bob, "error: no model 'rand'"),
+        ]
+        for args, env, message in refusals:
+            refused = ttg(db_url, *args, check=False, env=env)
+            assert refused.returncode == 1 and message in refused.stdout, (args, refused)
+            assert len(refused.stdout.strip().splitlines()) == 1, refused.stdout
+            assert "Traceback" not in refused.stdout + refused.stderr
+        for option in ("--masked", "--path"):  # a gap runs both arms, on the chat path
+            refused = ttg(db_url, "gap", "rand", option, check=False)
+            assert refused.returncode == 2 and f"No such option '{option}'" in refused.stderr
+        assert "no memorisation gaps" in ttg(db_url, "gap", "list", env=bob).stdout
+        assert counts(lab) == before
+
+        keyed = {"TTG_DEAD_KEY": "sk-dead-0000"}
+        failed = ttg(db_url, "gap", "unreachable", "--repeats", "1", check=False, env=keyed)
+        assert failed.returncode == 1 and "masked run" in failed.stdout, failed.stdout
+        assert "failed" in failed.stdout and "too few runs" in failed.stdout
+        assert "sk-dead-0000" not in failed.stdout + failed.stderr
+    finally:
+        lab.close()

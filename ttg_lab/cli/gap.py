@@ -26,14 +26,13 @@ if TYPE_CHECKING:
 
 
 class _RunByDefault(click.Group):
-    """A group whose first word, when it names no command, is ``run``'s MODEL."""
+    """A group whose arguments, unless they start with a command's name (or ask for the
+    group's help), are ``run``'s: its MODEL and options in any order."""
 
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
-        return super().resolve_command(ctx, args)
+        return super().parse_args(ctx, args)
 
 
 @click.group("gap", cls=_RunByDefault)

@@ -73,12 +73,19 @@ class GapInfo:
 
 
 def read_gap(store: Store, user: User, gap_id: int) -> GapInfo:
-    """One of ``user``'s memorisation gaps (NotFoundError for any other id)."""
-    check_experiment(store, user, gap_id)
-    found = [gap for gap in list_gaps(store, user) if gap.id == gap_id]
-    if not found:
-        raise NotFoundError(f"no memorisation gap {gap_id} (experiment {gap_id} is not one)")
-    return found[0]
+    """One of ``user``'s memorisation gaps (NotFoundError for any other id, naming the gap
+    an experiment that is a gap's masked arm belongs to)."""
+    try:
+        check_experiment(store, user, gap_id)
+    except NotFoundError:
+        raise NotFoundError(f"no memorisation gap {gap_id!r}") from None
+    gaps = list_gaps(store, user)
+    for gap in gaps:
+        if gap.id == gap_id:
+            return gap
+    arm_of = [gap.id for gap in gaps if gap.masked.id == gap_id]
+    what = f"the masked arm of gap {arm_of[0]}" if arm_of else "not one"
+    raise NotFoundError(f"no memorisation gap {gap_id} (experiment {gap_id} is {what})")
 
 
 def list_gaps(store: Store, user: User) -> list[GapInfo]:
