@@ -129,7 +129,7 @@ def test_text_masks_tickers_names_quantities_and_every_date_form() -> None:
         "On June 10, 2025 Apple Inc. (AAPL) rose, APPLE too; CRYPTO:BTC and BTC-USDT fell; "
         "600519.SH (600519, 贵州茅台) 2025年6月10日; at 2025-06-10 10:30 and 10 June 2025; "
         "cut to 300 AAPL; in 2024 a price of 2025.50; the 20250610 report; "
-        "buy 1e+08 AAPL, got -5 AAPL, sold 1,000 AAPL."
+        "buy 1e+08 AAPL, got -5 AAPL, sold 1,000 AAPL; allocation: AAPL x40, AAPL x2y."
     )
     masked = mask.text(text)
     for leak in (
@@ -162,6 +162,7 @@ def test_text_masks_tickers_names_quantities_and_every_date_form() -> None:
         f"buy {1e8 / k:.12g} {aapl}",
         f"got {-5 / k:.12g} {aapl}",
         f"sold {1000 / k:.12g} {aapl}",
+        f"allocation: {aapl} x{40 / k:.12g}, {aapl} x2y",
         "2025.50",  # a price is not a year
     ):
         assert kept in masked, (kept, masked)

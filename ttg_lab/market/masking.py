@@ -57,7 +57,7 @@ QUANTITY_KEYS: frozenset[str] = frozenset(
 _NOT_BEFORE = r"(?<![A-Za-z0-9_])"
 _NOT_AFTER = r"(?![A-Za-z0-9_])"
 _NUMBER_BEFORE = r"(?<![\d.,$])"
-_QUANTITY = r"-?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?"
+_QUANTITY = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?"
 """A quantity as messages write it: ``300``, ``1,000``, ``2.5``, ``-5``, ``1e+08``."""
 _QUANTITY_BEFORE = r"(?<![\w.,$+\-])"
 _NUMBER_AFTER = r"(?!\d|[.,]\d)"
@@ -184,6 +184,9 @@ class Mask:
             parts.append(
                 rf"{_QUANTITY_BEFORE}(?P<qty>{_QUANTITY})(?P<gap>\s+)(?P<qsym>{words}){_NOT_AFTER}"
             )
+            parts.append(  # "AAPL x37", as the baselines write their orders
+                rf"{_NOT_BEFORE}(?P<xsym>{words})(?P<times> x)(?P<xqty>{_QUANTITY}){_NOT_AFTER}"
+            )
             parts.append(f"(?P<sym>{tickers})")
         names = _words(list(self._names_out))
         if names:
@@ -194,7 +197,8 @@ class Mask:
 
     def text(self, value: str) -> str:
         """``value`` as the model may read it: tickers (a pair's base, a CN code's digits)
-        and company names replaced, a quantity written before its symbol scaled, and every
+        and company names replaced, a quantity written before its symbol (or after it as
+        ``AAPL x37``) scaled, and every
         year 1990-2099 (in ISO, written, compact and Chinese dates) shifted."""
         return self._text_pattern.sub(self._mask_match, value)
 
@@ -203,6 +207,10 @@ class Mask:
             pseudo, real = self._words_out[match["qsym"]]
             qty = self.quantity(real, float(match["qty"].replace(",", "")))
             return f"{_number_text(qty)}{match['gap']}{pseudo}"
+        if match["xqty"] is not None:
+            pseudo, real = self._words_out[match["xsym"]]
+            qty = self.quantity(real, float(match["xqty"].replace(",", "")))
+            return f"{pseudo}{match['times']}{_number_text(qty)}"
         if match["sym"] is not None:
             return self._words_out[match["sym"]][0]
         if match["name"] is not None:
