@@ -8,15 +8,28 @@ deliberately leaky, the real local model) and the command line follow.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, select
+from support.local_llm import require_local_llm, serve_smollm2
 
-from ttg_lab.audit import Leak, LeakDetector, recorded_texts
+from ttg_lab.analyst.masking import masked_answer, real_arguments
+from ttg_lab.audit import Leak, LeakDetector, RecordedText, audit_run, recorded_texts
+from ttg_lab.cli import main
+from ttg_lab.cli.audit import LEAKS_SHOWN
+from ttg_lab.engine.reader import RunInfo
+from ttg_lab.errors import ValidationError
+from ttg_lab.lab import Lab
 from ttg_lab.market.masking import Mask, make_mask
 from ttg_lab.market.names import company_names
-from ttg_lab.store.schema import LLMCall
+from ttg_lab.run import Run
+from ttg_lab.store.schema import LedgerEntry, LLMCall
 
 SYMBOLS = ["AAPL", "MSFT", "BTC-USDT", "600519.SH"]
 WINDOW = (date(2024, 6, 10), date(2025, 6, 20))
@@ -76,7 +89,7 @@ def test_every_real_ticker_name_and_date_is_found_and_located(detector: LeakDete
         {"role": "system", "content": "You trade AAPL, Microsoft and 贵州茅台 (600519)."},
         {"role": "human", "content": "On June 10, 2025 (also 10 Jun 2025, 2025年6月10日)"},
         {"role": "tool", "content": '{"symbol": "BTC", "time": "2025-06-11 10:30"}'},
-        answer="apple inc. looks strong into 2025/06/12",
+        answer="apple inc. looks strong into 2025/06/12, 20250613 and the 16th of June 2025",
     )
     leaks = leaks_of(detector, recorded)
     assert kinds_and_values(leaks) == {
@@ -91,6 +104,8 @@ def test_every_real_ticker_name_and_date_is_found_and_located(detector: LeakDete
         ("date", "2025-06-11"),
         ("name", "apple inc."),
         ("date", "2025/06/12"),
+        ("date", "20250613"),
+        ("date", "16th of June 2025"),
     }
     where = {leak.value: leak.where for leak in leaks}
     assert where["AAPL"] == "call 5 (step 2) request message 1 (system)"
@@ -154,3 +169,253 @@ def test_a_number_that_is_also_a_masked_price_is_not_a_leak(mask: Mask) -> None:
 def test_prices_the_model_wrote_itself_are_not_judged(detector: LeakDetector, mask: Mask) -> None:
     recorded = call(answer=f"{mask.symbol('AAPL')} might go back to 203.50")
     assert leaks_of(detector, recorded) == []
+
+
+# -- whole runs ------------------------------------------------------------------------
+
+TICKERS = ["AAPL", "MSFT", "NVDA"]
+PERIOD = {"start": "2025-07-01", "end": "2025-07-08"}  # 5 trading days
+LONG = {"start": "2025-06-10", "end": "2025-08-29"}  # long enough for round trips
+ANALYSED = ["AAPL", "MSFT", "NVDA", "TSLA", "AMD", "PLTR"]  # a loser among their trips
+
+
+def chat_run(lab: Lab, masked: bool, name: str = "bh") -> Run:
+    """A buy-and-hold baseline on the chat path (its orders go through the trade tools),
+    named after a company so the prompt holds a company name to mask."""
+    model = lab.models.create(
+        f"{name} Apple watcher", ai_model_id="baseline/buy_and_hold", tickers=TICKERS
+    )
+    run = lab.start_run(model, path="chat", background=False, masked=masked, **PERIOD)
+    assert run.status == "completed", run.info.error
+    return run
+
+
+def mask_for(info: RunInfo) -> Mask:
+    """The mask the run would have had (an unmasked run's too)."""
+    names = {s: company_names(s) for s in info.snapshot.tickers}
+    return make_mask(info.snapshot.seed, info.snapshot.tickers, names)
+
+
+def test_the_audit_finds_every_kind_of_leak_in_an_unmasked_runs_records(lab: Lab) -> None:
+    run = chat_run(lab, masked=False)
+    found = audit_run(lab.store, run.info, mask_for(run.info))
+    kinds = {leak.kind for leak in found.leaks}
+    assert kinds == {"ticker", "name", "date", "price"}
+    assert found.calls_checked == run.info.llm_calls > 0 and not found.clean
+    assert Leak("ticker", "AAPL", "call 1 (step 0) request message 1 (system)") in [
+        replace(leak, where=leak.where.replace(f"call {first_call(lab, run.id)} ", "call 1 "))
+        for leak in found.leaks
+    ]
+    tool_prices = [leak for leak in found.leaks if leak.kind == "price" and "(tool)" in leak.where]
+    assert tool_prices, "the trade tools' fill prices are real in an unmasked run"
+    with pytest.raises(ValidationError, match=f"run {run.id} is not masked"):
+        lab.audit_masking(run.id)
+
+
+def first_call(lab: Lab, run_id: int) -> int:
+    with lab.store.session() as session:
+        found = session.scalar(select(func.min(LLMCall.id)).where(LLMCall.run_id == run_id))
+    assert found is not None
+    return found
+
+
+def test_a_masked_chat_run_of_a_baseline_passes_the_audit(lab: Lab) -> None:
+    run = chat_run(lab, masked=True)
+    found = lab.audit_masking(run.id)
+    assert found.leaks == ()
+    assert found.clean and found.calls_checked == run.info.llm_calls > 0
+    assert found.texts_checked > found.calls_checked
+
+
+LEAKY_MASKS: dict[str, tuple[str, Any, set[str]]] = {
+    "prices unscaled": ("price", lambda self, sym, value: value, {"price"}),
+    "text untranslated": ("text", lambda self, value: value, {"ticker", "name"}),
+    "dates unshifted": ("when", lambda self, value: value, {"date"}),
+    "symbols kept": ("symbol", lambda self, real: real, {"ticker"}),
+}
+"""Ways a mask can fail, each by one of its translations doing nothing, and what the audit
+must then find (at least)."""
+LEAKY_MASKS_BY_METHOD = {method: identity for method, identity, _ in LEAKY_MASKS.values()}
+
+
+@pytest.mark.parametrize("leak", list(LEAKY_MASKS))
+def test_a_deliberately_leaky_mask_fails_the_audit_with_the_leaks_it_lets_through(
+    leak: str, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    method, identity, kinds = LEAKY_MASKS[leak]
+    monkeypatch.setattr(Mask, method, identity)
+    run = chat_run(lab, masked=True)
+    found = lab.audit_masking(run.id)
+    assert not found.clean
+    assert kinds <= {leak.kind for leak in found.leaks}
+    assert all(leak.where.startswith("call ") for leak in found.leaks)
+
+
+def test_unscaled_prices_are_found_in_the_prompt_and_the_tool_answers(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Mask, "price", lambda self, sym, value: value)
+    found = lab.audit_masking(chat_run(lab, masked=True).id)
+    assert {leak.kind for leak in found.leaks} == {"price"}
+    wheres = {leak.where.split(") ", 1)[1] for leak in found.leaks}
+    assert "request message 1 (system)" in wheres  # the prompt's price lines
+    assert any(where.endswith("(tool)") for where in wheres)  # the trade tools' fills
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def audit_cli(db_url: str, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--db", db_url, *args], catch_exceptions=False)
+
+
+def test_the_command_exits_0_on_a_clean_run_and_1_listing_the_leaks(
+    lab: Lab, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = chat_run(lab, masked=True)
+    result = audit_cli(db_url, "audit", "masking", str(clean.id))
+    assert result.exit_code == 0, result.output
+    assert f"run {clean.id}: " in result.output and "clean" in result.output
+
+    with monkeypatch.context() as patched:
+        for method in ("text", "price", "symbol"):
+            patched.setattr(Mask, method, LEAKY_MASKS_BY_METHOD[method])
+        leaky = chat_run(lab, masked=True, name="leaky")
+    found = lab.audit_masking(leaky.id)
+    assert len(found.leaks) > LEAKS_SHOWN
+    result = audit_cli(db_url, "audit", "masking", str(leaky.id))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == found.summary()
+    first = found.leaks[0]
+    assert lines[1] == f"  {first.kind} {first.value!r} in {first.where}"
+    assert len(lines) == 1 + LEAKS_SHOWN + 1
+    assert lines[-1].startswith(f"  ... and {len(found.leaks) - LEAKS_SHOWN} more")
+
+
+def test_the_command_refuses_unmasked_unknown_and_other_users_runs_in_one_line(
+    lab: Lab, db_url: str
+) -> None:
+    plain = chat_run(lab, masked=False)
+    lab.users.allow("@team.org")
+    lab.users.sign_up("alice@team.org", "Alice")
+    for args, message in (
+        ((str(plain.id),), f"error: run {plain.id} is not masked"),
+        (("999999",), "error: no run 999999"),
+    ):
+        result = audit_cli(db_url, "audit", "masking", *args)
+        assert result.exit_code == 1 and result.output.startswith(message), result.output
+        assert len(result.output.strip().splitlines()) == 1
+    theirs = audit_cli(db_url, "--user", "alice", "audit", "masking", str(plain.id))
+    assert theirs.exit_code == 1 and theirs.output.startswith(f"error: no run {plain.id}")
+
+
+# -- the analyst -----------------------------------------------------------------------
+
+
+def test_an_analysis_answer_goes_out_masked_and_its_arguments_come_back_real(mask: Mask) -> None:
+    aapl, k = mask.symbol("AAPL"), mask.factors["AAPL"]
+    answer = {
+        "winners": [
+            {"symbol": "AAPL", "quantity": 16.0, "entry": "2025-07-01", "entry_price": 200.0}
+        ],
+        "pnl_by_symbol": {"AAPL": 12.5},
+        "open_positions_at_end": {"AAPL": 32.0},
+        "entries": [{"date": "2025-07-01", "content": f"bought {aapl} on 2053-07-01"}],
+        "rationale": "AAPL lost 3.00 over all its round trips",
+    }
+    out = masked_answer(mask, answer)
+    trip = out["winners"][0]
+    assert (trip["symbol"], trip["entry_price"], trip["quantity"]) == (aapl, 200.0 * k, 16 / k)
+    assert trip["entry"] == mask.text("2025-07-01") != "2025-07-01"
+    assert out["pnl_by_symbol"] == {aapl: 12.5}  # money is unchanged
+    assert out["open_positions_at_end"] == {aapl: 32 / k}
+    assert out["entries"][0]["content"] == answer["entries"][0]["content"]  # stored masked
+    assert out["rationale"].startswith(aapl)
+
+    back = real_arguments(mask, "analyze_trades", {"symbol": aapl, "start": trip["entry"]})
+    assert back == {"symbol": "AAPL", "start": "2025-07-01"}
+    rule = real_arguments(
+        mask, "evaluate_rule", {"name": f"avoid {aapl}", "parameters": {"blocked_symbols": [aapl]}}
+    )
+    assert rule == {"name": "avoid AAPL", "parameters": {"blocked_symbols": ["AAPL"]}}
+    with pytest.raises(ValidationError, match="unknown symbol AAPL"):
+        real_arguments(mask, "analyze_trades", {"symbol": "AAPL"})  # refused in masked terms
+
+
+def test_the_offline_analyst_of_a_masked_run_speaks_in_masked_terms(lab: Lab) -> None:
+    model = lab.models.create(
+        "mom", ai_model_id="baseline/momentum", tickers=ANALYSED, initial_cash=100_000.0
+    )
+    runs = [
+        lab.start_run(model, path="chat", background=False, masked=True, seed=seed, **LONG)
+        for seed in (1, 2)
+    ]
+    info = runs[0].info
+    mask = info.snapshot.mask()
+    assert mask is not None and all(r.status == "completed" for r in runs)
+    detector = LeakDetector.for_run(lab.store, info, mask)
+    pseudonyms = set(mask.pseudonyms.values())
+    traded = runs[0].ledger()["symbol"].dropna().iloc[0]
+    worst_day = mask.when(runs[0].ledger()["ts"].iloc[-1]).strftime("%Y-%m-%d")
+    analyst = lab.analyst(info.id)
+    with lab.store.session() as session:
+        ledger_ids = set(
+            session.scalars(select(LedgerEntry.id).where(LedgerEntry.run_id == info.id))
+        )
+    for question in (
+        "How did the run do?",
+        "What were its worst and best trades?",
+        f"Worst trades in {mask.symbol(traded)}?",
+        "Which rules would have helped?",
+        f"What did the agent think on {worst_day}?",
+        f"Compare with run {runs[1].info.run_number}",
+    ):
+        answer = analyst.ask(question)
+        spoken = RecordedText(answer.text, question, given=True)
+        assert list(detector.find(spoken)) == [], (question, answer.text)
+        assert all(c.valid for c in answer.citations), answer.citations
+        for citation in answer.citations:
+            assert not list(detector.find(RecordedText(citation.label, question, given=True)))
+            if citation.kind == "trade":
+                assert int(citation.ref) in ledger_ids  # the real row
+    summary = analyst.ask("How did it do?")
+    assert pseudonyms & set(re.findall(r"[A-Z]{4}", summary.text)) and summary.citations
+
+
+# -- the real local model --------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])  # the store is covered above; this is the model
+def test_a_masked_run_of_the_real_local_model_passes_the_audit(
+    backend: str, lab: Lab, tmp_path: Path
+) -> None:
+    """SmolLM2 served by ``ttg-lab llm serve`` trades 3 masked tickers for 3 daily steps
+    (2 model calls a step, 48-token answers): whatever it says, it was shown nothing real."""
+    require_local_llm()
+    served = serve_smollm2(tmp_path / "llm-state")
+    try:
+        model = lab.models.create(
+            "smollm2 masked",
+            ai_model_id="local/smollm2",
+            tickers=TICKERS,
+            parameters={
+                "base_url": served.url,
+                "max_tokens": 48,
+                "max_steps": 2,
+                "max_retries": 0,
+                "temperature": 0.0,
+                "seed": 7,
+                "timeout": 60.0,
+                "step_timeout": 90.0,
+            },
+        )
+        run = lab.start_run(model, start="2025-07-01", end="2025-07-03", masked=True)
+        assert run.wait(400) in ("completed", "failed"), run.info.error
+    finally:
+        served.stop()
+    found = lab.audit_masking(run.id)
+    print(f"\n{found.summary()}")
+    assert found.calls_checked > 0 and found.texts_checked > found.calls_checked
+    assert found.leaks == ()

@@ -15,9 +15,9 @@ What is looked for:
   A-share's six digits, as whole words, case-sensitive;
 - names: every company name of those symbols, as words, case-insensitive (a name in
   Chinese anywhere in the text);
-- dates: ISO (``2025-06-10``, ``2025/06/10``), written English (``June 10, 2025``,
-  ``10 Jun 2025``) and Chinese (``2025年6月10日``) dates of any day from 365 days before
-  the run's start to its end;
+- dates: ISO (``2025-06-10``, ``2025/06/10``, ``20250610``), written English
+  (``June 10, 2025``, ``10 Jun 2025``, ``10th of June 2025``) and Chinese (``2025年6月10日``)
+  dates of any day from 365 days before the run's start to its end;
 - prices: a number with a decimal point and at least four significant digits, in a tool
   answer (about the symbol of its dict) or a prompt line (about the symbols the line
   names), that equals a real open, high, low or close of that symbol in the same window
@@ -94,8 +94,11 @@ _DATE_PATTERNS = (
         re.IGNORECASE,
     ),
     re.compile(
-        rf"(?<!\d){_DAY.format('d')}\s+(?P<mn>{_MONTH})\.?,?\s+(?P<y>\d{{4}})(?!\d)",
+        rf"(?<!\d){_DAY.format('d')}\s+(?:of\s+)?(?P<mn>{_MONTH})\.?,?\s+(?P<y>\d{{4}})(?!\d)",
         re.IGNORECASE,
+    ),
+    re.compile(
+        r"(?<![\d.])(?P<y>(?:19|20)\d\d)(?P<m>0[1-9]|1[0-2])(?P<d>0[1-9]|[12]\d|3[01])(?![\d.])"
     ),
     re.compile(r"(?P<y>\d{4})\s*年\s*(?P<m>[01]?\d)\s*月\s*(?P<d>[0-3]?\d)\s*[日号]"),
 )
