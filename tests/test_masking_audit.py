@@ -89,6 +89,7 @@ def test_every_real_ticker_name_and_date_is_found_and_located(detector: LeakDete
         {"role": "system", "content": "You trade AAPL, Microsoft and 贵州茅台 (600519)."},
         {"role": "human", "content": "On June 10, 2025 (also 10 Jun 2025, 2025年6月10日)"},
         {"role": "tool", "content": '{"symbol": "BTC", "time": "2025-06-11 10:30"}'},
+        {"role": "tool", "content": '{"symbol": "BTC-USDT", "note": "Bitcoin"}'},
         answer="apple inc. looks strong into 2025/06/12, 20250613 and the 16th of June 2025",
     )
     leaks = leaks_of(detector, recorded)
@@ -102,6 +103,8 @@ def test_every_real_ticker_name_and_date_is_found_and_located(detector: LeakDete
         ("date", "2025年6月10日"),
         ("ticker", "BTC"),
         ("date", "2025-06-11"),
+        ("ticker", "BTC-USDT"),
+        ("name", "Bitcoin"),
         ("name", "apple inc."),
         ("date", "2025/06/12"),
         ("date", "20250613"),
@@ -116,6 +119,18 @@ def test_every_real_ticker_name_and_date_is_found_and_located(detector: LeakDete
 def test_tickers_are_whole_case_sensitive_words(detector: LeakDetector) -> None:
     recorded = call({"role": "human", "content": "AAPLX, aapl, MSFTs, 16005190 and 6005191"})
     assert leaks_of(detector, recorded) == []
+
+
+def test_a_name_spelled_like_a_ticker_is_found_once_as_the_ticker() -> None:
+    names = {"XRP-USDT": company_names("XRP-USDT")}  # "Ripple" and "XRP"
+    detector = LeakDetector(["XRP-USDT"], names, WINDOW, {}, make_mask(3, ["XRP-USDT"], names))
+    recorded = call({"role": "human", "content": "XRP-USDT, XRP and Ripple; xrp"})
+    assert sorted((leak.kind, leak.value) for leak in leaks_of(detector, recorded)) == [
+        ("name", "Ripple"),
+        ("name", "xrp"),
+        ("ticker", "XRP"),
+        ("ticker", "XRP-USDT"),
+    ]
 
 
 def test_dates_outside_the_window_are_not_leaks(detector: LeakDetector) -> None:

@@ -261,14 +261,14 @@ class LeakDetector:
 
     def find(self, text: RecordedText) -> Iterator[Leak]:
         """Every leak in ``text``."""
-        tickers = set()
+        tickers: list[tuple[int, int]] = []
         if self._tickers is not None:
             for match in self._tickers.finditer(text.text):
-                tickers.add(match.span())
+                tickers.append(match.span())
                 yield Leak("ticker", match.group(), text.where)
-        if self._names is not None:
+        if self._names is not None:  # a name inside a ticker (XRP of XRP-USDT) is that ticker
             for match in self._names.finditer(text.text):
-                if match.span() not in tickers:
+                if not any(a < match.end() and match.start() < b for a, b in tickers):
                     yield Leak("name", match.group(), text.where)
         for found in _dates(text.text):
             if self.window[0] <= found[1] <= self.window[1]:
