@@ -229,16 +229,21 @@ def test_runs_are_flagged_and_ranked_apart_unless_asked_together(
     panel.refresh()
     assert panel.rows[0]["training_window"] == "inside"
 
-    # the command line shows the flag and takes --training-together
+    # the command line shows the flag (a column, or a table's title when its rows share
+    # one window) and takes --training-together
     monkeypatch.setattr(output.console, "width", 400)  # every column unsqueezed
-    orders = []
+    printed = []
     for extra in ([], ["--training-together"]):
         shown = CliRunner().invoke(main, ["--db", db_url, "leaderboard", *extra])
         assert shown.exit_code == 0, shown.output
-        assert "training_window" in shown.output
-        rows = [line.split("│") for line in shown.output.splitlines() if line.count("│") > 3]
-        orders.append([(cells[1].strip(), cells[5].strip()) for cells in rows[1:]])
-    assert orders[0][-1] == ("after", "inside") and orders[1][-1] != ("after", "inside")
+        printed.append(shown.output)
+    apart, together = printed
+    titles = [line.strip() for line in apart.splitlines() if " - " in line and "│" not in line]
+    assert titles[-1].endswith("- inside the training window, ranked apart")
+    rows = [line.split("│") for line in apart.splitlines() if line.count("│") > 3]
+    assert rows[-1][1].strip() == "after"  # its run inside the window: last, apart
+    assert "training_window" in apart  # the first table's rows: a baseline and LLM runs
+    assert "ranked apart" not in together and "training_window" in together
 
 
 def test_imported_aitrader_runs_take_their_models_cutoffs_from_the_catalog(lab: Lab) -> None:

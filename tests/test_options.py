@@ -93,5 +93,5 @@ def test_the_leaderboard_summary_and_rule_attribution_each_have_one_home() -> No
     from ttg_lab.leaderboard import BOARD_COLUMNS
 
     assert set(options.LEADERBOARD_SUMMARY) <= set(BOARD_COLUMNS)
-    assert options.LEADERBOARD_SUMMARY[:3] == ("model", "market", "mode")
+    assert options.LEADERBOARD_SUMMARY[:2] == ("model", "group")
     assert hasattr(ttg_lab.Run, "attribution") and not hasattr(ttg_lab.Lab, "attribution")

@@ -42,6 +42,41 @@ def ratio(value: Any, missing: str = "") -> str:
     return missing if is_missing(value) else f"{float(value):,.2f}"
 
 
+def probability(value: Any, missing: str = "") -> str:
+    """A probability or p-value with three decimals: 0.0432 -> 0.043."""
+    return missing if is_missing(value) else f"{float(value):.3f}"
+
+
+def bars(value: Any, missing: str = "") -> str:
+    """A number of bars, whole: 1234.5 -> 1,235 (a track record is counted in bars)."""
+    return missing if is_missing(value) else f"{math.ceil(float(value)):,}"
+
+
+def whole(value: Any, missing: str = "") -> str:
+    """A count or an id: 12 (an id column with gaps is never 12.0)."""
+    return missing if is_missing(value) else f"{int(value)}"
+
+
+def flag(value: Any, missing: str = "") -> str:
+    """A yes/no column as ``yes`` or ``no``."""
+    return missing if is_missing(value) else ("yes" if value else "no")
+
+
+SHORT_HOLM_VERDICTS = {
+    "beats the benchmark (Holm-corrected)": "beats benchmark",
+    "trails the benchmark (Holm-corrected)": "trails benchmark",
+    "no significant difference (Holm-corrected)": "not significant",
+    "too few bars to tell": "too few bars",
+    "no benchmark for these bars": "no benchmark",
+}
+"""A board's Holm verdicts as a narrow column says them (its name says Holm-corrected)."""
+
+
+def holm_verdict(value: Any) -> str:
+    """A Holm verdict, short: ``beats benchmark``, ``not significant``..."""
+    return "" if is_missing(value) else SHORT_HOLM_VERDICTS.get(str(value), str(value))
+
+
 def when(value: Any, missing: str = "") -> str:
     """A time: the date alone at midnight, else date and minutes."""
     if is_missing(value) or value == "":
@@ -59,7 +94,7 @@ def by_unit(unit: str, value: Any, currency: str = "", missing: str = "") -> str
     if unit == "time":
         return when(value, missing)
     if unit == "flag" or isinstance(value, bool):
-        return "yes" if value else "no"
+        return flag(value)
     if isinstance(value, str) or unit == "symbol":
         return str(value)
     number = float(value)
@@ -76,15 +111,26 @@ BOARD_FORMATS: dict[str, Callable[[Any], str]] = {
     **dict.fromkeys(
         (
             "total_return",
+            "annual_return",
             "max_drawdown",
+            "best_return",
             "benchmark_return",
+            "excess_return",
+            "excess_ci_low",
+            "excess_ci_high",
             "mean_return",
             "mean_ci_low",
             "mean_ci_high",
         ),
         percent,
     ),
-    "sharpe": ratio,
+    **dict.fromkeys(("sharpe", "sortino", "cohens_d", "sharpe_diff"), ratio),
+    **dict.fromkeys(("p_value", "p_holm", "psr", "dsr", "spa_p_value"), probability),
+    **dict.fromkeys(("forward", "masked", "costs_differ", "stepm_beats"), flag),
+    **dict.fromkeys(("latest_run", "best_run", "experiment"), whole),
+    "volatility": lambda value: percent(value, signed=False),
+    "min_trl": bars,
+    "holm_verdict": holm_verdict,
     "llm_cost": llm_cost_text,
     "return_per_llm_dollar": money,
     "repriced_final_value": money,

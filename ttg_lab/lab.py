@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -530,7 +530,7 @@ class Lab:
         end: datetime | str | None = None,
         sort: str = "sharpe",
         training_apart: bool = True,
-        across: bool = False,
+        across: bool | str | Iterable[str] = False,
         snooping: bool = False,
         masked_apart: bool = True,
     ) -> pd.DataFrame:
@@ -540,7 +540,8 @@ class Lab:
         ``masked_apart`` is False (with the ``memorisation_gap`` of a model that has
         one). Rows rank, and their p-values are corrected
         (Holm) and Sharpe ratios deflated, only within their market, mode and period unless
-        ``across``; ``snooping`` adds each group's SPA and StepM against buy-and-hold (see
+        ``across`` names what to rank across (``"markets,modes"``; True: all); ``snooping``
+        adds each group's SPA and StepM against buy-and-hold (see
         :func:`ttg_lab.leaderboard.leaderboard`). An ordinary user's board ranks their own
         models, or every model (read-only) when the global setting ``leaderboard.public``
         is true."""

@@ -31,6 +31,7 @@ return difference unmasked - masked with its 95% interval and verdict, a lower b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -121,28 +122,31 @@ BOARD_COLUMNS: list[str] = [
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "model",
-    "market",
-    "mode",
+    "group",
+    "benchmark",
     "forward",
     "masked",
     "training_window",
     "memorisation_gap",
-    "runs",
+    "n_runs",
+    "n_steps",
     "total_return",
     "sharpe",
-    "max_drawdown",
-    "benchmark",
-    "benchmark_return",
-    "vs_benchmark",
-    "repeats",
-    "mean_return",
+    "p_holm",
+    "holm_verdict",
+    "psr",
+    "dsr",
     "mean_ci_low",
     "mean_ci_high",
     "llm_cost",
-    "cost_model",
+    "costs_differ",
     "repriced_return",
 )
-"""The board's columns a summary shows (the command line's table, the dashboard's panel)."""
+"""The board's columns a summary shows by default (the command line's table, which must
+fit 160 characters, and the dashboard's panel): what ranks the row and how far to trust
+it (the runs and bars behind it, the benchmark and the Holm-corrected verdict against it,
+PSR and DSR), its training window and its cost flags; every other column is a choice
+away."""
 SORTABLE = {
     "total_return",
     "annual_return",
@@ -173,6 +177,10 @@ BoardVerdict = Literal[
 
 VERDICTS: tuple[BoardVerdict, ...] = get_args(BoardVerdict)
 """Every leaderboard verdict, in the order of :data:`BoardVerdict`."""
+
+ACROSS: tuple[str, ...] = ("markets", "modes", "periods")
+"""What the board keeps apart by default and ``across=`` may rank across: rows of other
+markets, other modes, other periods (a forward run's open period among them)."""
 
 TRAINING_RANK: dict[TrainingWindow | None, int] = {None: 0, "after": 0, "unknown": 1, "inside": 2}
 """The board's groups ranked apart, in order: runs after the cutoff with the baselines
@@ -224,7 +232,7 @@ def leaderboard(
     sort: str = "sharpe",
     owners: list[int] | None = None,
     training_apart: bool = True,
-    across: bool = False,
+    across: bool | str | Iterable[str] = False,
     snooping: bool = False,
     masked_apart: bool = True,
 ) -> pd.DataFrame:
@@ -234,9 +242,11 @@ def leaderboard(
     group (after, unknown, inside) unless ``training_apart`` is False, and in each the
     unmasked rows apart from the masked ones unless ``masked_apart`` is False. Within
     those, rows rank only against rows of the same market, mode and period (their
-    ``group``; ``across=True`` ranks all together), and
-    the p-values are Holm-corrected and the DSR deflated over the rows ranked together;
-    ``snooping`` adds each group's SPA and StepM (1,000 bootstrap replications).
+    ``group``); ``across`` names what to rank across
+    (some of :data:`ACROSS`, as names or one comma-separated text; True: all of them),
+    and the group then reads ``any market`` and so on. The p-values are Holm-corrected
+    and the DSR deflated over the rows ranked together; ``snooping`` adds each group's
+    SPA and StepM (1,000 bootstrap replications).
 
     ``start`` and ``end`` are days: runs whose period starts on or after ``start``'s day and
     ends on or before ``end``'s day (a time with a UTC offset needs ``market``).
@@ -245,6 +255,7 @@ def leaderboard(
         raise ValidationError(
             f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORTABLE))}"
         )
+    mixed = across_dimensions(across)
     query = (
         select(
             TradingRun.id,
@@ -301,10 +312,9 @@ def leaderboard(
         2 * TRAINING_RANK[key[2]] * training_apart + (key[3] and masked_apart) for key in by_model
     ]
     for entry in board:
-        entry["group"] = _group(entry)
+        entry["group"] = _group(entry, mixed)
     families = [  # the rows ranked, corrected and deflated together
-        "all" if across else f"{rank} {entry['group']}"
-        for rank, entry in zip(apart, board, strict=True)
+        f"{rank} {entry['group']}" for rank, entry in zip(apart, board, strict=True)
     ]
     _statistics(store, board, list(by_model.values()), families, snooping)
     _cost_honesty(store, board, list(by_model.values()), families)
@@ -395,6 +405,20 @@ def _cost_honesty(
             row["repriced_sharpe"] = repriced.sharpe
 
 
+def across_dimensions(across: bool | str | Iterable[str]) -> frozenset[str]:
+    """What ``across`` ranks across, checked: True is all of :data:`ACROSS`, False none,
+    a text is comma-separated names; an unknown name is refused by name."""
+    if isinstance(across, bool):
+        return frozenset(ACROSS if across else ())
+    names = across.split(",") if isinstance(across, str) else list(across)
+    chosen = frozenset(str(n).strip() for n in names if str(n).strip())
+    unknown = sorted(chosen - set(ACROSS))
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        raise ValidationError(f"cannot rank across {named}; choose from {', '.join(ACROSS)}")
+    return chosen
+
+
 def _memorisation_gaps(store: Store, board: list[dict[str, Any]], groups: list[list[Any]]) -> None:
     """Each row holding runs of a memorisation gap (its unmasked or its masked arm): the
     newest such gap as one line, ``+4.1% [1.2, 7.0] suspected (lower bound)``."""
@@ -413,12 +437,17 @@ def _memorisation_gaps(store: Store, board: list[dict[str, Any]], groups: list[l
                 break
 
 
-def _group(row: dict[str, Any]) -> str:
+def _group(row: dict[str, Any], across: frozenset[str]) -> str:
     """A board row's group: its market, mode and period (and ``forward``), the rows it
-    may be ranked against."""
+    is ranked against; what is ranked across reads ``any market`` (and so on)."""
     start, end = row["period_start"], row["period_end"]
     forward = " forward" if row["forward"] else ""
-    return f"{row['market']} {row['mode']} {start:%Y-%m-%d}..{end:%Y-%m-%d}{forward}"
+    parts = {
+        "markets": ("any market", str(row["market"])),
+        "modes": ("any mode", str(row["mode"])),
+        "periods": ("any period", f"{start:%Y-%m-%d}..{end:%Y-%m-%d}{forward}"),
+    }
+    return " ".join(any_ if name in across else own for name, (any_, own) in parts.items())
 
 
 def _statistics(

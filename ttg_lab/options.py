@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on fi
     RISK_TOLERANCE: tuple[str, ...]
     LEADERBOARD_SORTS: tuple[str, ...]
     LEADERBOARD_SUMMARY: tuple[str, ...]
+    LEADERBOARD_COLUMNS: tuple[str, ...]
+    LEADERBOARD_ACROSS: tuple[str, ...]
     VERDICTS: tuple[BoardVerdict, ...]
     GATE_VERDICTS: tuple[Verdict, ...]
     INTERVALS: tuple[str, ...]
@@ -91,6 +93,8 @@ _CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "RISK_TOLERANCE": ("ttg_lab.profiles", "RISK_TOLERANCE", _listed),
     "LEADERBOARD_SORTS": ("ttg_lab.leaderboard", "SORTABLE", _sorted),  # leaderboard(sort=)
     "LEADERBOARD_SUMMARY": ("ttg_lab.leaderboard", "SUMMARY_COLUMNS", _listed),
+    "LEADERBOARD_COLUMNS": ("ttg_lab.leaderboard", "BOARD_COLUMNS", _listed),
+    "LEADERBOARD_ACROSS": ("ttg_lab.leaderboard", "ACROSS", _listed),  # leaderboard(across=)
     "VERDICTS": ("ttg_lab.leaderboard", "VERDICTS", _listed),
     "BoardVerdict": ("ttg_lab.leaderboard", "BoardVerdict", _as_is),
     "GATE_VERDICTS": ("ttg_lab.rules.gate", "VERDICTS", _listed),
@@ -187,6 +191,8 @@ __all__ = [
     "FILL_POLICIES",
     "GATE_VERDICTS",
     "INTERVALS",
+    "LEADERBOARD_ACROSS",
+    "LEADERBOARD_COLUMNS",
     "LEADERBOARD_SORTS",
     "LEADERBOARD_SUMMARY",
     "MARKETS",

@@ -1,4 +1,5 @@
-"""``ttg-lab leaderboard``: models ranked by their runs."""
+"""``ttg-lab leaderboard``: models ranked by their runs, one table per group of rows ranked
+together, the columns chosen, and the data-snooping tests against buy-and-hold under it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ttg_lab import options
 from ttg_lab.cli.context import LabContext, LazyChoice, LazyHelp, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, print_frame
 from ttg_lab.dates import FORMATS
-from ttg_lab.formatting import BOARD_FORMATS
+from ttg_lab.errors import ValidationError
+from ttg_lab.formatting import BOARD_FORMATS, is_missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,17 +21,165 @@ if TYPE_CHECKING:
 SHOWN_EMPTY = frozenset({"model", "llm_cost"})
 """Columns kept even when empty: an unknown LLM cost reads "unknown", never nothing."""
 
+TITLED = "group"
+"""The column each table names in its title rather than repeats in every row."""
+
+SHARED = ("benchmark", "training_window")
+"""Columns a table's title says instead when every row of it shares one value."""
+
+KEY = "model"
+"""The column every table of a board cut to the terminal's width starts with."""
+
+ALL_COLUMNS = "all"
+"""``--columns all``: every column of the board."""
+
+SNOOPING_NAMES = {"spa": "SPA (Hansen)", "stepm": "StepM (Romano-Wolf)"}
+"""``--snooping``: Hansen's SPA (is any model better than buy-and-hold?) and Romano and
+Wolf's StepM (which models are?)."""
+
+WINDOW_TITLES = {
+    "after": "after the knowledge cutoff",
+    "unknown": "unknown knowledge cutoff",
+    "inside": "inside the training window",
+}
+"""What a table's title says of a training window all its rows share."""
+
+
+def chosen_columns(text: str | None) -> list[str] | None:
+    """The columns ``--columns`` names (comma-separated; ``all``: every one), checked
+    against the board's; None for the default summary."""
+    if text is None:
+        return None
+    if text.strip() == ALL_COLUMNS:
+        return list(options.LEADERBOARD_COLUMNS)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in options.LEADERBOARD_COLUMNS]
+    if unknown or not names:
+        raise ValidationError(
+            f"unknown leaderboard column {', '.join(map(repr, unknown)) or repr(text)}; "
+            f"choose from {', '.join(options.LEADERBOARD_COLUMNS)} or {ALL_COLUMNS}"
+        )
+    return [KEY, *(name for name in names if name != KEY)]
+
 
 def _telling(board: pd.DataFrame) -> list[str]:
-    """The summary columns that tell something on this board: a terminal is narrow, so a
+    """The summary columns that tell something in these rows: a terminal is narrow, so a
     column empty in every row (no repeats, nothing re-priced) or a flag no row has (no
     forward run) is left out."""
     return [
         c
         for c in options.LEADERBOARD_SUMMARY
-        if c in SHOWN_EMPTY
-        or not (board[c].isna().all() or (board[c].dtype == bool and not board[c].any()))
+        if c in board.columns
+        and (
+            c in SHOWN_EMPTY
+            or not (board[c].isna().all() or (board[c].dtype == bool and not board[c].any()))
+        )
     ]
+
+
+def _titled(rows: pd.DataFrame, apart: bool, masked: bool) -> tuple[str, pd.DataFrame]:
+    """A table's title and rows: the group, and the benchmark and training window when
+    every row shares one, are said in the title instead of in a column of each row, as
+    are masked runs ranked apart."""
+    parts = [str(rows[TITLED].iloc[0])]
+    shown = rows.drop(columns=TITLED)
+    for column in SHARED:
+        values = rows[column]
+        if values.notna().all() and values.nunique() == 1:
+            value = str(values.iloc[0])
+            parts.append(f"benchmark {value}" if column == "benchmark" else WINDOW_TITLES[value])
+            shown = shown.drop(columns=column)
+    if masked:
+        parts.append("masked runs")
+        shown = shown.drop(columns="masked")
+    return " - ".join(parts) + (", ranked apart" if apart else ""), shown
+
+
+def _blocks(
+    board: pd.DataFrame, training_apart: bool, masked_apart: bool = True
+) -> list[tuple[str, pd.DataFrame]]:
+    """The board's rows ranked together, each under its title: consecutive rows of one
+    group (and, ranked apart, one training window's rank and masked or not)."""
+    from ttg_lab.leaderboard import TRAINING_RANK
+
+    by_window = {str(k): v for k, v in TRAINING_RANK.items() if k is not None}
+    windows = [by_window.get(str(w), 0) * training_apart for w in board["training_window"]]
+    masked = [bool(m) and masked_apart for m in board["masked"]]
+    keys = list(zip(windows, masked, board[TITLED], strict=True))
+    blocks: list[tuple[str, pd.DataFrame]] = []
+    start = 0
+    for end in range(1, len(keys) + 1):
+        if end == len(keys) or keys[end] != keys[start]:
+            window, masked_rows, _ = keys[start]
+            rows = board.iloc[start:end]
+            blocks.append(_titled(rows, bool(window) or masked_rows, masked_rows))
+            start = end
+    return blocks
+
+
+def _fitting(frame: pd.DataFrame, width: int) -> list[list[str]]:
+    """The frame's columns cut into tables no wider than ``width`` (each starts with the
+    key column), so no cell is wrapped or cut and every column is shown."""
+    needs = {}
+    for column in frame.columns:
+        fmt = BOARD_FORMATS.get(column)
+        cells = [fmt(v) if fmt else "" if is_missing(v) else str(v) for v in frame[column]]
+        needs[column] = max([len(column), *map(len, cells)]) + 3  # padding, border
+    chunks: list[list[str]] = []
+    for column in frame.columns:
+        if column == KEY:
+            continue
+        if chunks and sum(needs[c] for c in chunks[-1]) + needs[column] + 1 <= width:
+            chunks[-1].append(column)
+        else:
+            chunks.append([KEY, column])
+    return chunks or [[KEY]]
+
+
+def print_board(
+    board: pd.DataFrame,
+    columns: list[str] | None,
+    training_apart: bool,
+    masked_apart: bool,
+    width: int,
+) -> None:
+    """The board as one table per group of rows ranked together, titled with the group;
+    a table too wide for ``width`` goes on in a continued table."""
+    for title, rows in _blocks(board, training_apart, masked_apart):
+        shown = _telling(rows) if columns is None else columns
+        table = rows[[c for c in shown if c in rows.columns]]
+        for i, chunk in enumerate(_fitting(table, width)):
+            print_frame(rows[chunk], title + (" (continued)" if i else ""), BOARD_FORMATS)
+
+
+def snooping_table(
+    board: pd.DataFrame, tests: tuple[str, ...], training_apart: bool, masked_apart: bool
+) -> pd.DataFrame:
+    """Each group's data-snooping tests against buy-and-hold: SPA's p-value of "no model
+    beats it" and the models StepM finds better, at 5% family-wise error."""
+    import pandas as pd
+
+    from ttg_lab.metrics.comparisons import ALPHA
+
+    none = f"none shown at {ALPHA:.0%}"
+    rows = []
+    for title, block in _blocks(board, training_apart, masked_apart):
+        tested = block[block["spa_p_value"].notna()]
+        for test in tests:
+            row = {"group": title, "test": SNOOPING_NAMES[test], "models": len(tested)}
+            if tested.empty:
+                beats = "not tested: under 10 shared bars, or no benchmark"
+                rows.append(row | {"models": len(block), "p_value": None, "beats": beats})
+            elif test == "spa":
+                p = float(tested["spa_p_value"].iloc[0])
+                beats = "at least one (SPA does not say which)" if p < ALPHA else none
+                rows.append(row | {"p_value": p, "beats": beats})
+            else:
+                better = [
+                    str(m) for m, b in zip(tested[KEY], tested["stepm_beats"], strict=True) if b
+                ]
+                rows.append(row | {"p_value": None, "beats": ", ".join(better) or none})
+    return pd.DataFrame(rows).rename(columns={"beats": "beats buy-and-hold"})
 
 
 @click.command("leaderboard")
@@ -50,6 +200,39 @@ def _telling(board: pd.DataFrame) -> list[str]:
     help="rank runs inside their model's training window (or of unknown cutoff) together "
     "with the runs after it (default: apart)",
 )
+@click.option(
+    "--masked-together",
+    is_flag=True,
+    help="rank masked runs together with unmasked ones (default: apart)",
+)
+@click.option(
+    "--across",
+    default=None,
+    cls=LazyHelp,
+    lazy_help=lambda: (
+        "rank rows across what is kept apart by default, comma-separated: "
+        + ", ".join(options.LEADERBOARD_ACROSS)
+    ),
+)
+@click.option(
+    "--snooping",
+    type=click.Choice(list(SNOOPING_NAMES)),
+    multiple=True,
+    help="the data-snooping test against buy-and-hold of each group's models, printed "
+    "under the board (spa: is any better? stepm: which are?); may be repeated",
+)
+@click.option(
+    "--columns",
+    default=None,
+    cls=LazyHelp,
+    lazy_help=lambda: (
+        f"comma-separated columns, or {ALL_COLUMNS}: "
+        + ", ".join(options.LEADERBOARD_COLUMNS)
+        + " (default: "
+        + ", ".join(options.LEADERBOARD_SUMMARY)
+        + ", left out when they say nothing)"
+    ),
+)
 @pass_ctx
 def leaderboard_cmd(
     obj: LabContext,
@@ -59,10 +242,16 @@ def leaderboard_cmd(
     end: str | None,
     sort: str,
     training_together: bool,
+    masked_together: bool,
+    across: str | None,
+    snooping: tuple[str, ...],
+    columns: str | None,
 ) -> None:
-    """Models ranked by their runs, against buy-and-hold of the benchmark; runs inside
-    their model's training window are flagged and, by default, ranked apart."""
+    """Models ranked by their runs against buy-and-hold of the benchmark, one table per
+    group (market, mode, period) of rows ranked together; runs inside their model's
+    training window are flagged and, by default, ranked apart, as are masked runs."""
     with clear_errors():
+        chosen = chosen_columns(columns)  # checked before the board is ranked
         board = obj.lab().leaderboard(
             market=market,
             mode=mode,
@@ -70,11 +259,19 @@ def leaderboard_cmd(
             end=end,
             sort=sort,
             training_apart=not training_together,
+            masked_apart=not masked_together,
+            across=across or False,
+            snooping=bool(snooping),
         )
         if board.empty:
             console.print("no completed runs match")
             return
-        print_frame(board[_telling(board)], "leaderboard", BOARD_FORMATS)
+        apart = (not training_together, not masked_together)
+        print_board(board, chosen, *apart, console.width)
+        tests = tuple(t for t in SNOOPING_NAMES if t in snooping)
+        if tests:
+            found = snooping_table(board, tests, *apart)
+            print_frame(found, "data snooping against buy-and-hold", BOARD_FORMATS)
         from ttg_lab.leaderboard import mixed_costs_note
 
         note = mixed_costs_note(board)
