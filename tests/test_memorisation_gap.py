@@ -4,6 +4,10 @@ labelled a lower bound; its experiment kind (API, CLI, batch) and its leaderboar
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from sqlalchemy import func, select
+from support.openai_server import OpenAIStubServer
 
 import ttg_lab
 from ttg_lab.errors import NotFoundError, ValidationError
@@ -368,3 +373,40 @@ def test_the_gap_command_refuses_bad_input_in_one_line_and_writes_nothing(db_url
         assert "sk-dead-0000" not in failed.stdout + failed.stderr
     finally:
         lab.close()
+
+
+LONG_PERIOD = ["--start", "2025-06-10", "--end", "2025-07-31"]
+"""Long enough for a stop to come while the runs trade."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_gap_command_stops_every_run_of_both_arms(
+    lab: Lab, db_url: str, openai_stub: OpenAIStubServer, stop: signal.Signals
+) -> None:
+    from support.openai_server import Quirks
+    from test_cli import TTG_LAB
+    from test_llm_quirks import make_model, native_trader
+
+    openai_stub.reset(native_trader(), Quirks(answer_delay=0.3))
+    model = make_model(lab, openai_stub, "openai-compatible/any", tool_mode="native")
+    process = subprocess.Popen(
+        [str(TTG_LAB), "gap", model.name, "--repeats", "1", *LONG_PERIOD],
+        env={**os.environ, "TTG_LAB_DB_URL": db_url, "COLUMNS": "200"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(runs := lab.runs(model.name)) < 2 or any(r.info.steps_done < 1 for r in runs):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 1  # not every run completed
+        (found,) = lab.gaps()
+        for arm in found.arms:
+            (run,) = arm.runs
+            assert run.status == "stopped" and run.info.steps_done < run.info.steps_total
+    finally:
+        process.kill()
+        process.wait()
