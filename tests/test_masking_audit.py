@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from support.local_llm import require_local_llm, serve_smollm2
+from support.openai_server import ChatRequest, OpenAIStubServer, Reply, Text, ToolCalls
 
 from ttg_lab.analyst.masking import masked_answer, real_arguments
 from ttg_lab.audit import Leak, LeakDetector, RecordedText, audit_run, recorded_texts
@@ -396,6 +397,54 @@ def test_the_offline_analyst_of_a_masked_run_speaks_in_masked_terms(lab: Lab) ->
                 assert int(citation.ref) in ledger_ids  # the real row
     summary = analyst.ask("How did it do?")
     assert pseudonyms & set(re.findall(r"[A-Z]{4}", summary.text)) and summary.citations
+
+
+def test_the_llm_analyst_of_a_masked_run_reads_and_is_recorded_in_masked_terms(
+    lab: Lab, openai_stub: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = lab.models.create(
+        "mom", ai_model_id="baseline/momentum", tickers=ANALYSED, initial_cash=100_000.0
+    )
+    run = lab.start_run(model, path="chat", background=False, masked=True, **LONG)
+    mask = run.info.snapshot.mask()
+    assert mask is not None
+    traded = run.ledger()["symbol"].dropna().iloc[0]
+    pseudo, day = mask.symbol(traded), mask.when(run.ledger()["ts"].iloc[0]).strftime("%Y-%m-%d")
+    calls: list[tuple[str, dict[str, Any] | str]] = [
+        ("analyze_trades", {"symbol": pseudo, "top": 1}),
+        ("get_reasoning", {"date": day, "limit": 1}),
+        ("calculate_metrics", {}),
+        ("propose_rule", {"name": f"avoid {pseudo}", "parameters": {"blocked_symbols": [pseudo]}}),
+    ]
+
+    def respond(request: ChatRequest) -> Reply:
+        since = request.messages[
+            max(i for i, m in enumerate(request.messages) if m["role"] == "user") :
+        ]
+        done = sum(1 for m in since if m["role"] == "tool")
+        if done < len(calls):
+            return ToolCalls([calls[done]])
+        return Text(f"{pseudo} carried the run [date:{day}].")
+
+    openai_stub.reset(respond)
+    monkeypatch.setenv("TTG_TEST_LLM_KEY", "sk-analyst-test")
+    analyst = lab.analyst(
+        run.id,
+        model="openai/gpt-5",
+        parameters={"base_url": openai_stub.base_url, "api_key_env": "TTG_TEST_LLM_KEY"},
+    )
+    answer = analyst.ask(f"Why did {pseudo} do well?")
+    results = {c["name"]: json.loads(c["result"]) for c in answer.tool_calls}
+    assert results["analyze_trades"]["round_trips"] > 0  # the pseudonym read the real trades
+    assert results["get_reasoning"]["entries"]  # the masked day read the real day
+    assert set(results["analyze_trades"]["pnl_by_symbol"]) == {pseudo}
+    suggestion = next(iter(analyst.tools.suggestions.values()))
+    assert suggestion.parameters["blocked_symbols"] == [traded]  # a real rule, if accepted
+    assert results["propose_rule"]["parameters"]["blocked_symbols"] == [pseudo]
+    found = lab.audit_masking(run.id)  # the analyst's calls are the run's recorded calls
+    analyst_calls = sum(1 for r in openai_stub.requests if r.messages)
+    assert found.calls_checked == run.info.llm_calls + analyst_calls
+    assert found.leaks == ()
 
 
 # -- the real local model --------------------------------------------------------------
