@@ -4,6 +4,7 @@ labelled a lower bound; its experiment kind (API, CLI, batch) and its leaderboar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from support.openai_server import OpenAIStubServer
 
 import ttg_lab
@@ -214,7 +215,8 @@ def test_a_batch_gap_entry_runs_both_arms_through_the_template_and_names_the_gap
     lab: Lab, db_url: str, tmp_path: Path
 ) -> None:
     """One parameter set of an experiment file, executed by papermill: both arms of two
-    repeats, one gap whose result is readable afterwards and named in the outputs."""
+    repeats, one gap whose result is readable afterwards and named in the outputs; the
+    batch run again after a failure resumes that gap's unfinished run, and no other."""
     from ttg_lab.batch.executors import LocalExecutor
     from ttg_lab.batch.experiment import parse_experiment
     from ttg_lab.batch.runner import BatchRunner
@@ -227,7 +229,8 @@ def test_a_batch_gap_entry_runs_both_arms_through_the_template_and_names_the_gap
             "repeats": 2,
         }
     )
-    summary = BatchRunner(spec, db_url, tmp_path / "reports", LocalExecutor()).run()
+    runner = BatchRunner(spec, db_url, tmp_path / "reports", LocalExecutor())
+    summary = runner.run()
     assert len(summary.done) == 1, summary.failed
     (found,) = lab.gaps()
     assert found.status == "completed" and found.unmasked.info.name == f"gaps/{spec.runs[0].key}"
@@ -240,6 +243,23 @@ def test_a_batch_gap_entry_runs_both_arms_through_the_template_and_names_the_gap
     assert (row["gap_id"], row["memorisation_gap"]) == (found.id, found.result().text())
     assert "memorisation_gap" in (summary.folder / "summary.csv").read_text()
     assert summary.report is not None and summary.report.name == "summary.html"
+
+    broken = found.masked.runs[1].id  # its execution failed: the batch runs the set again
+    with lab.store.session() as session:
+        session.execute(
+            update(TradingRun)
+            .where(TradingRun.id == broken)
+            .values(status="failed", worker=None, heartbeat_at=None)
+        )
+    state = json.loads(runner.state_path.read_text())
+    state[spec.runs[0].key]["status"] = "failed"
+    runner.state_path.write_text(json.dumps(state))
+    again = runner.run()
+    assert len(again.done) == 1, again.failed
+    assert [g.id for g in lab.gaps()] == [found.id] and lab.gap(found.id).status == "completed"
+    with lab.store.session() as session:
+        attempts = dict(session.execute(select(TradingRun.id, TradingRun.attempt)).all())
+    assert attempts == {i: 1 if i == broken else 0 for i in result["run_ids"]}
 
 
 class RecordingExecutor:
