@@ -356,6 +356,25 @@ def _training_flag(row: Any) -> TrainingFlag:
     )
 
 
+SHOWN_EMPTY = frozenset({"model", "llm_cost"})
+"""Columns a summary keeps even when empty: an unknown LLM cost reads "unknown"."""
+
+
+def telling_columns(board: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """Those of ``columns`` that tell something in these rows, for a summary (a terminal
+    or a panel has little room): a column empty in every row (no repeats, nothing
+    re-priced) or a flag no row has (no forward or masked run) is left out."""
+    return [
+        c
+        for c in columns
+        if c in board.columns
+        and (
+            c in SHOWN_EMPTY
+            or not (board[c].isna().all() or (board[c].dtype == bool and not board[c].any()))
+        )
+    ]
+
+
 def mixed_costs_note(board: pd.DataFrame) -> str:
     """Why a board's rows are not like for like when they were priced under more than one
     cost model, naming each model's rows (``model (run N)``); empty when they share one."""

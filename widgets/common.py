@@ -81,6 +81,12 @@ class TableState(traitlets.HasTraits):
             self.sort_by, self.ascending = column, False
         self.page = 0
 
+    def restart_on(self, owner: traitlets.HasTraits, filters: list[str]) -> None:
+        """Go back to the first page whenever one of ``owner``'s ``filters`` changes, from
+        a control or from code: a later page of the rows before may hold nothing of the
+        rows after."""
+        owner.observe(lambda _: setattr(self, "page", 0), names=filters)
+
     def pages(self, rows: int) -> int:
         return max(1, math.ceil(rows / self.page_size))
 

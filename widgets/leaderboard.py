@@ -1,6 +1,8 @@
-"""Leaderboard panel: models ranked by their runs, filterable and sortable, with the
-benchmark verdict, intervals of repeated runs, cost-aware columns and each row's training
-window (runs inside it ranked apart unless "rank together" is ticked)."""
+"""Leaderboard panel: models ranked by their runs, filterable and sortable, with each
+row's group (market, mode, period: the rows it ranks against), the runs and bars behind
+it, the Holm-corrected verdict against buy-and-hold with its effect size, PSR, DSR and
+MinTRL, its training window (runs inside it ranked apart unless "rank together" is
+ticked) and cost flags; a column chooser shows any other column of the board."""
 
 from __future__ import annotations
 
@@ -10,9 +12,27 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 
-from ttg_lab import options
+from ttg_lab import ValidationError, options
 from ttg_lab.formatting import BOARD_FORMATS
 from widgets.common import Controller, TableState, show_figure, status_html, table_html
+
+FILTERS = ["market", "mode", "sort", "training_together"]
+"""The controller's traits that choose the rows: a change starts over at the first page."""
+
+PANEL_EXTRA = {"group": "rank", "holm_verdict": "cohens_d", "dsr": "min_trl"}
+"""Columns the panel shows beyond the summary (it is wider than a terminal), each after
+the summary column it follows."""
+
+
+def panel_columns() -> list[str]:
+    """The panel's default columns: the board's summary with the rank in its group, the
+    effect size beside the Holm verdict and MinTRL beside DSR."""
+    columns = []
+    for column in options.LEADERBOARD_SUMMARY:
+        columns.append(column)
+        if column in PANEL_EXTRA:
+            columns.append(PANEL_EXTRA[column])
+    return columns
 
 
 class LeaderboardController(Controller):
@@ -20,11 +40,14 @@ class LeaderboardController(Controller):
     mode = traitlets.Unicode("")
     sort = traitlets.Unicode("sharpe")
     training_together = traitlets.Bool(False)
+    columns = traitlets.List(traitlets.Unicode())
+    """The columns chosen (the board's order); empty: the default, those that tell."""
     rows: traitlets.List[Any] = traitlets.List()
 
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self.table = TableState(page_size=25)
+        self.table.restart_on(self, FILTERS)
         self.refresh()
 
     def refresh(self) -> None:
@@ -41,9 +64,30 @@ class LeaderboardController(Controller):
             self.message = f"{len(board)} models"
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            self.rows, columns=None if self.rows else list(options.LEADERBOARD_SUMMARY)
-        )
+        return pd.DataFrame(self.rows, columns=None if self.rows else panel_columns())
+
+    @traitlets.validate("columns")
+    def _known_columns(self, proposal: Any) -> list[str]:
+        """Only the board's columns, in its order; an unknown one is refused by name."""
+        chosen = list(proposal["value"])
+        unknown = [c for c in chosen if c not in options.LEADERBOARD_COLUMNS]
+        if unknown:
+            raise ValidationError(
+                f"unknown leaderboard column {', '.join(map(repr, unknown))}; choose from "
+                f"{', '.join(options.LEADERBOARD_COLUMNS)}"
+            )
+        return [c for c in options.LEADERBOARD_COLUMNS if c in chosen]
+
+    def shown(self) -> pd.DataFrame:
+        """The board in the chosen columns; by default those of the panel's that tell
+        something in these rows."""
+        from ttg_lab.leaderboard import telling_columns
+
+        frame = self.frame()
+        if frame.empty:
+            return frame
+        chosen = list(self.columns) or telling_columns(frame, panel_columns())
+        return frame[[c for c in chosen if c in frame.columns]]
 
 
 def view(ctl: LeaderboardController) -> w.Widget:
@@ -63,18 +107,18 @@ def view(ctl: LeaderboardController) -> w.Widget:
     controls = ((market, "market"), (mode, "mode"), (sort, "sort"), (together, "training_together"))
     for widget, trait in controls:
         w.link((ctl, trait), (widget, "value"))
+    chooser = w.SelectMultiple(
+        description="Columns", options=list(options.LEADERBOARD_COLUMNS), rows=10
+    )
+    default = w.Button(description="Default columns")
+    w.link((ctl, "columns"), (chooser, "value"), transform=(tuple, list))
+    default.on_click(lambda _: setattr(ctl, "columns", []))
     refresh = w.Button(description="Refresh", button_style="primary")
     prev_page, next_page = w.Button(description="◀"), w.Button(description="▶")
     table, status, chart = w.HTML(), w.HTML(), w.Output()
 
     def redraw(*_: Any) -> None:
-        frame = ctl.frame()
-        shown = (
-            frame[[c for c in options.LEADERBOARD_SUMMARY if c in frame.columns]]
-            if not frame.empty
-            else frame
-        )
-        table.value = table_html(ctl.table.view(shown), BOARD_FORMATS)
+        table.value = table_html(ctl.table.view(ctl.shown()), BOARD_FORMATS)
         status.value = status_html(ctl)
 
     def draw(*_: Any) -> None:  # an empty board clears the chart of an earlier filter
@@ -85,7 +129,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
             show_figure(chart, None)
             ctl.error = str(exc)
 
-    ctl.observe(redraw, names=["rows", "error", "message"])
+    ctl.observe(redraw, names=["rows", "columns", "error", "message"])
     ctl.observe(draw, names="rows")
     for widget in (market, mode, sort, together):
         widget.observe(lambda _: ctl.refresh(), names="value")
@@ -106,6 +150,7 @@ def view(ctl: LeaderboardController) -> w.Widget:
         [
             w.HTML('<div class="ttg-title">Leaderboard</div>'),
             w.HBox([market, mode, sort, together, refresh]),
+            w.Accordion([w.HBox([chooser, default])], titles=("Columns",), selected_index=None),
             status,
             table,
             w.HBox([prev_page, next_page]),

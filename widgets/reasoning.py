@@ -54,6 +54,7 @@ class ReasoningController(Controller):
     def __init__(self, lab: Any) -> None:
         super().__init__(lab)
         self.table = TableState(page_size=PAGE)
+        self.table.restart_on(self, ["types", "start", "end", "text"])
         self._steps: list[tuple[int, Any]] = []
         self.refresh()
 

@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-SHOWN_EMPTY = frozenset({"model", "llm_cost"})
-"""Columns kept even when empty: an unknown LLM cost reads "unknown", never nothing."""
-
 TITLED = "group"
 """The column each table names in its title rather than repeats in every row."""
 
@@ -60,21 +57,6 @@ def chosen_columns(text: str | None) -> list[str] | None:
             f"choose from {', '.join(options.LEADERBOARD_COLUMNS)} or {ALL_COLUMNS}"
         )
     return [KEY, *(name for name in names if name != KEY)]
-
-
-def _telling(board: pd.DataFrame) -> list[str]:
-    """The summary columns that tell something in these rows: a terminal is narrow, so a
-    column empty in every row (no repeats, nothing re-priced) or a flag no row has (no
-    forward run) is left out."""
-    return [
-        c
-        for c in options.LEADERBOARD_SUMMARY
-        if c in board.columns
-        and (
-            c in SHOWN_EMPTY
-            or not (board[c].isna().all() or (board[c].dtype == bool and not board[c].any()))
-        )
-    ]
 
 
 def _titled(rows: pd.DataFrame, apart: bool, masked: bool) -> tuple[str, pd.DataFrame]:
@@ -146,7 +128,9 @@ def print_board(
     """The board as one table per group of rows ranked together, titled with the group;
     a table too wide for ``width`` goes on in a continued table."""
     for title, rows in _blocks(board, training_apart, masked_apart):
-        shown = _telling(rows) if columns is None else columns
+        from ttg_lab.leaderboard import telling_columns
+
+        shown = telling_columns(rows, options.LEADERBOARD_SUMMARY) if columns is None else columns
         table = rows[[c for c in shown if c in rows.columns]]
         for i, chunk in enumerate(_fitting(table, width)):
             print_frame(rows[chunk], title + (" (continued)" if i else ""), BOARD_FORMATS)

@@ -1,0 +1,120 @@
+"""The dashboard's leaderboard and run panels for Step 5: the board's statistics columns
+with a column chooser, groups, paging that starts over when a filter changes; the Run
+panel's masked checkbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ttg_lab.lab import Lab
+from widgets import leaderboard
+from widgets.leaderboard import LeaderboardController
+
+
+def html_of(widget: Any) -> str:
+    """The HTML a view shows, from all its HTML widgets."""
+    own = str(widget.value) if hasattr(widget, "value") and isinstance(widget.value, str) else ""
+    return own + "".join(html_of(child) for child in getattr(widget, "children", ()))
+
+
+def find(widget: Any, kind: type, description: str) -> Any:
+    """The first control of ``kind`` in a view with this description."""
+    if isinstance(widget, kind) and getattr(widget, "description", None) == description:
+        return widget
+    for child in getattr(widget, "children", ()):
+        found = find(child, kind, description)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.fixture()
+def shipped(lab: Lab) -> Lab:
+    """AI-Trader's 26 imported rows and a baseline: more than one page of 25."""
+    lab.data.load_shipped()
+    model = lab.models.create("mom", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    lab.start_run(model, path="direct", background=False)
+    return lab
+
+
+def test_a_filter_change_starts_the_board_over_at_its_first_page(shipped: Lab) -> None:
+    import ipywidgets as w
+
+    panel = LeaderboardController(shipped)
+    view = leaderboard.view(panel)
+    assert len(panel.rows) > panel.table.page_size
+    find(view, w.Button, "▶").click()
+    assert panel.table.page == 1 and "nothing to show" not in html_of(view)
+    find(view, w.Dropdown, "Market").value = "crypto"  # fewer rows than a page
+    assert panel.rows and all(r["market"] == "crypto" for r in panel.rows)
+    assert panel.table.page == 0 and "nothing to show" not in html_of(view)
+    # a filter set by code (a notebook driving the panel) starts over as well
+    panel.market = ""
+    panel.refresh()
+    panel.table.next_page(len(panel.rows))
+    panel.mode = "daily"
+    panel.refresh()
+    assert panel.table.page == 0
+
+
+def test_the_board_shows_its_statistics_by_group_and_any_column_chosen(shipped: Lab) -> None:
+    import ipywidgets as w
+
+    from ttg_lab import ValidationError, options
+
+    panel = LeaderboardController(shipped)
+    view = leaderboard.view(panel)
+    shown = html_of(view)
+    for column in (
+        "group",
+        "rank",
+        "n_runs",
+        "n_steps",
+        "p_holm",
+        "holm_verdict",
+        "cohens_d",
+        "psr",
+        "dsr",
+        "min_trl",
+        "training_window",
+        "llm_cost",
+        "repriced_return",  # imported runs re-priced: a cost flag
+    ):
+        assert f"<th>{column}</th>" in shown, column
+    assert "<th>vs_benchmark</th>" not in shown  # a choice away
+    assert "<th>masked</th>" not in shown  # no masked run: a flag no row has
+    apart = {"unknown": 1, "inside": 2}  # training windows ranked apart
+    groups = [(apart.get(r["training_window"], 0), r["group"]) for r in panel.rows]
+    assert groups == sorted(groups, key=groups.index)  # rows ranked together sit together
+    assert "us daily 2025-06-10..2025-10-30" in shown
+
+    chooser = find(view, w.SelectMultiple, "Columns")
+    chooser.value = ("vs_benchmark", "model", "sharpe")
+    assert panel.columns == ["model", "sharpe", "vs_benchmark"]  # in the board's order
+    assert "<th>vs_benchmark</th>" in html_of(view) and "<th>psr</th>" not in html_of(view)
+    find(view, w.Button, "Default columns").click()
+    assert panel.columns == [] and "<th>psr</th>" in html_of(view)
+    with pytest.raises(ValidationError, match="unknown leaderboard column 'vibes'"):
+        panel.columns = ["model", "vibes"]
+    assert panel.columns == [] and set(chooser.options) == set(options.LEADERBOARD_COLUMNS)
+
+
+def test_the_reasoning_browser_starts_over_at_its_first_page_when_a_filter_changes(
+    lab: Lab,
+) -> None:
+    """The sibling of the board's paging: filters set by code, then a search."""
+    from widgets.reasoning import ReasoningController
+
+    model = lab.models.create("talky", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    lab.start_run(model, path="direct", background=False)
+    browser = ReasoningController(lab)
+    browser.choose("talky")
+    assert browser.total > 2 * browser.table.page_size, browser.error
+    browser.next_page()
+    assert browser.table.page == 1 and browser.results
+    first = browser.results[0]
+    browser.text = str(first["content"]).split()[0]  # a word of an entry on page 2
+    browser.search()
+    assert browser.table.page == 0 and browser.results, browser.message
