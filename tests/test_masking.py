@@ -3,6 +3,7 @@ masked run."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
@@ -13,8 +14,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import test_mcp_http
 from sqlalchemy import select
 from test_cli import ttg
+from test_mcp_http import call, signed, url_of
 
 import ttg_lab
 from ttg_lab.broker.costs import COST_PRESETS
@@ -32,6 +35,7 @@ from ttg_lab.market.markets import get_market
 from ttg_lab.market.masking import FACTORS, Mask, make_mask, shipped_symbols
 from ttg_lab.market.names import company_names
 from ttg_lab.market.shipped import read_shipped
+from ttg_lab.mcp_services.manager import ServiceManager
 from ttg_lab.mcp_services.tool_functions import tool_function
 from ttg_lab.news.items import make_news
 from ttg_lab.news.search import NewsIndex
@@ -362,9 +366,9 @@ def test_tool_errors_are_in_masked_terms(us_index: PriceIndex) -> None:
             day(us_index.calendar[11], y),
         ),
     }
-    for what, (call, expected) in refusals.items():
+    for what, (attempt, expected) in refusals.items():
         with pytest.raises(ToolFailed) as failed:
-            call()
+            attempt()
         text = str(failed.value)
         assert expected.split(" got")[0] in text, (what, text)
         assert "2025-" not in text and not re.search(r"\b(MSFT|NVDA)\b", text), (what, text)
@@ -534,3 +538,36 @@ def test_a_resumed_masked_run_keeps_its_mask_and_a_replay_is_masked_too(lab: Lab
 def test_a_forward_run_may_be_masked() -> None:
     options = RunOptions(forward=True, masked=True)
     assert options.masked and options.forward
+
+
+services = test_mcp_http.services  # the fixture: the four HTTP services of the lab
+
+
+@pytest.mark.slow
+def test_a_masked_runs_view_over_http_answers_in_masked_terms(
+    services: ServiceManager, lab: Lab
+) -> None:
+    """The HTTP services serve the same tool functions: a masked run's view is masked."""
+    lab.models.create("viewed", ai_model_id="baseline/buy_and_hold", tickers=["AAPL", "MSFT"])
+    run = lab.start_run("viewed", background=False, masked=True, **PERIOD)
+    assert isinstance(run, Run)
+    mask = run.info.snapshot.mask()
+    assert mask is not None
+    headers = signed(services, {"X-TTG-Run": str(run.id)})
+    error, portfolio = asyncio.run(call(url_of(services, "trade"), "get_portfolio", {}, headers))
+    assert not error
+    assert {p["symbol"] for p in portfolio["positions"]} == {
+        mask.symbol("AAPL"),
+        mask.symbol("MSFT"),
+    }
+    error, bar = asyncio.run(
+        call(
+            url_of(services, "price"), "get_price_history", {"symbol": mask.symbol("AAPL")}, headers
+        )
+    )
+    assert not error and bar["symbol"] == mask.symbol("AAPL")
+    error, refused = asyncio.run(
+        call(url_of(services, "price"), "get_price_local", {"symbol": "AAPL"}, headers)
+    )
+    assert error and "unknown symbol AAPL" in refused
+    assert not re.search(r"\b(AAPL|MSFT)\b|2025-", json.dumps([portfolio, bar]))
