@@ -26,6 +26,7 @@ from ttg_lab.reports.comparison import comparison_report
 from ttg_lab.store.schema import TradingRun
 from widgets import leaderboard
 from widgets.leaderboard import LeaderboardController
+from widgets.performance import PerformanceController
 
 START, END = "2025-07-01", "2025-07-03"  # three trading days: DDOG rose, AXON fell
 FINISH = "DECISION: done.\nREFLECTION: fine.\n<FINISH_SIGNAL>"
@@ -211,6 +212,11 @@ def test_runs_are_flagged_and_ranked_apart_unless_asked_together(
     # the reports say it
     inside_report = runs["inside"].report()
     assert "inside the training window" in inside_report
+    assert "· training window: inside (cutoff 2025-07) ·" in inside_report  # its first line
+    perf = PerformanceController(lab)  # the dashboard's run summary
+    perf.run_ids = [runs["inside"].id, runs["baseline"].id]
+    assert perf.show(), perf.error
+    assert [r["training_window"] for r in perf.summary] == ["inside (cutoff 2025-07)", "not an LLM"]
     assert "knowledge cutoff 2025-07 (the model&#x27;s parameters)" in inside_report
     after_report = runs["after"].report()
     assert "after the knowledge cutoff 2024-09-30 (catalog: OpenAI" in after_report

@@ -118,3 +118,61 @@ def test_the_reasoning_browser_starts_over_at_its_first_page_when_a_filter_chang
     browser.text = str(first["content"]).split()[0]  # a word of an entry on page 2
     browser.search()
     assert browser.table.page == 0 and browser.results, browser.message
+
+
+def test_the_run_panels_masked_box_starts_a_masked_run_and_the_direct_path_refuses_it(
+    lab: Lab,
+) -> None:
+    import ipywidgets as w
+
+    from ttg_lab.errors import ValidationError
+    from ttg_lab.runs.options import RunOptions
+    from widgets import run_control
+    from widgets.run_control import RunControlController
+
+    lab.models.create("hidden", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    panel = RunControlController(lab)
+    view = run_control.view(panel)
+    box = find(view, w.Checkbox, "masked (pseudonyms, scaled prices, shifted dates)")
+    panel.model, panel.start, panel.end = "hidden", "2025-06-10", "2025-06-20"
+    box.value = True
+    assert panel.masked
+
+    panel.path = "direct"  # the option's own refusal, and nothing started
+    assert not panel.start_run()
+    with pytest.raises(ValidationError) as refused:
+        RunOptions(path="direct", masked=True)
+    assert panel.error == str(refused.value) and lab.runs().table().empty
+
+    panel.path = "chat"  # a baseline on the chat path: its model sees masked answers
+    assert panel.start_run(), panel.error
+    assert panel.wait(120) == "completed"
+    run = lab.run(panel.run_id)
+    assert run.masked and "masked" in panel.message
+    box.value = False
+    assert panel.start_run(), panel.error
+    assert panel.wait(120) == "completed" and not lab.run(panel.run_id).masked
+
+
+def test_the_run_report_and_the_dashboards_run_summary_say_whether_a_run_was_masked(
+    lab: Lab,
+) -> None:
+    from widgets.performance import PerformanceController
+
+    model = lab.models.create("veiled", ai_model_id="baseline/momentum", initial_cash=100_000.0)
+    period = {"start": "2025-06-10", "end": "2025-06-20", "background": False}
+    masked = lab.start_run(model, path="chat", masked=True, **period)
+    plain = lab.start_run(model, path="chat", **period)
+    shown = masked.report()
+    assert "· masked ·" in shown and "training window: not an LLM" in shown
+    assert "<th>masked</th><td><span class='verdict'>yes: the model saw pseudonyms" in shown
+    other = plain.report()
+    assert "· masked ·" not in other and "no: the model saw real tickers" in other
+
+    perf = PerformanceController(lab)
+    perf.run_ids = [masked.id, plain.id]
+    assert perf.show(), perf.error
+    assert [(r["masked"], r["training_window"]) for r in perf.summary] == [
+        ("yes", "not an LLM"),
+        ("no", "not an LLM"),
+    ]

@@ -9,7 +9,7 @@ import ipywidgets as w
 import traitlets
 
 from ttg_lab import ValidationError
-from ttg_lab.formatting import by_unit
+from ttg_lab.formatting import by_unit, flag
 from ttg_lab.metrics.reference import METRICS
 from widgets.common import Controller, set_options, show_figure, status_html
 
@@ -79,8 +79,13 @@ class PerformanceController(Controller):
             units = {m.key: m.unit for m in METRICS}
             rows = []
             for run_id in self.run_ids:
-                metrics = self.lab.run(run_id).metrics()
-                row: dict[str, Any] = {"run": run_id}
+                run = self.lab.run(run_id)
+                metrics = run.metrics()
+                row: dict[str, Any] = {  # what the model saw, beside what it made
+                    "run": run_id,
+                    "masked": flag(run.masked),
+                    "training_window": run.training_flag.label,
+                }
                 for key in HEADLINE:
                     if key == "vs_benchmark":
                         from ttg_lab.leaderboard import verdict

@@ -1,5 +1,6 @@
-"""Run control panel: start a run (daily or intraday, any period), stop it, watch its
-progress and a live terminal of its events (tool calls, fills, refusals, errors)."""
+"""Run control panel: start a run (daily or intraday, any period, masked or not), stop
+it, watch its progress and a live terminal of its events (tool calls, fills, refusals,
+errors)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class RunControlController(Controller):
     end = traitlets.Unicode("")
     costs = traitlets.Unicode("default")
     path = traitlets.Unicode("chat")
+    masked = traitlets.Bool(False)
+    """What the model sees is masked (chat path only; the run's option refuses others)."""
     run_id = traitlets.Int(0)
     status = traitlets.Unicode("")
     done = traitlets.Int(0)
@@ -65,12 +68,14 @@ class RunControlController(Controller):
                 end=field_value(self.end),
                 costs=self.costs,
                 path=self.path,
+                masked=self.masked,
                 on_event=self._on_event,
             )
             info = self.handle.info
             self.run_id, self.total, self.done = info.id, info.steps_total, 0
             self.status = "running"
-            self.message = f"run {info.id} of {info.model} (#{info.run_number}) started"
+            masked = ", masked" if info.masked else ""
+            self.message = f"run {info.id} of {info.model} (#{info.run_number}{masked}) started"
         return self.ok
 
     def stop_run(self) -> None:
@@ -109,6 +114,9 @@ def view(ctl: RunControlController) -> w.Widget:
     end = w.Text(description="End", placeholder="YYYY-MM-DD (default: data end)")
     costs = w.Dropdown(description="Costs", options=list(options.COST_PRESETS))
     path = w.Dropdown(description="Path", options=list(options.AGENT_PATHS))
+    masked = w.Checkbox(
+        description="masked (pseudonyms, scaled prices, shifted dates)", indent=False
+    )
     for widget, trait in (
         (model, "model"),
         (mode, "mode"),
@@ -116,6 +124,7 @@ def view(ctl: RunControlController) -> w.Widget:
         (end, "end"),
         (costs, "costs"),
         (path, "path"),
+        (masked, "masked"),
     ):
         w.link((ctl, trait), (widget, "value"))
     go, stop, refresh = (
@@ -151,7 +160,7 @@ def view(ctl: RunControlController) -> w.Widget:
             w.HBox([model, refresh]),
             mode,
             w.HBox([start, end]),
-            w.HBox([costs, path]),
+            w.HBox([costs, path, masked]),
             w.HBox([go, stop]),
             bar,
             label,

@@ -123,6 +123,16 @@ def repriced_text(repriced: Repriced, metrics: dict[str, Any], currency: str) ->
     )
 
 
+def masked_text(masked: bool) -> str:
+    """What a run's masking means for its reader: the model's view, not the figures."""
+    if not masked:
+        return "no: the model saw real tickers, prices and dates"
+    return (
+        "yes: the model saw pseudonyms, prices scaled per symbol and shifted dates; "
+        "every figure here is real (see the masking audit for what may have leaked)"
+    )
+
+
 def _header_rows(
     info: RunInfo, metrics: dict[str, Any], repriced: Repriced | None = None
 ) -> list[tuple[str, str]]:
@@ -145,6 +155,7 @@ def _header_rows(
             "training window",
             f"<span class='verdict'>{esc(run_training_flag(info).describe())}</span>",
         ),
+        ("masked", f"<span class='verdict'>{esc(masked_text(info.masked))}</span>"),
         ("parameters", esc(params) or "—"),
         ("initial cash", esc(money(model.initial_cash, currency))),
         ("tickers", esc(shown) or "whole market"),
@@ -403,7 +414,8 @@ def render_run_report(run: ReportedRun) -> str:
     )
     intro = (
         f"<h1>{esc(label)}</h1><p class='muted'>{esc(when(info.start))} .. "
-        f"{esc(when(info.end))} · {esc(info.mode)} · {esc(info.status)} · total return "
+        f"{esc(when(info.end))} · {esc(info.mode)} · {esc(info.status)}"
+        f"{' · masked' if info.masked else ''} · training window: {esc(flag.label)} · total return "
         f"<span class='{signed_class(metrics.get('total_return'))}'>"
         f"{esc(format_metric('total_return', metrics.get('total_return')))}</span></p>"
         + warning
