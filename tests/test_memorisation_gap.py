@@ -73,6 +73,15 @@ def test_equal_arms_give_no_gap_detected() -> None:
     assert result.text() == "+0.0% [0.0, 0.0] no gap (lower bound)"
 
 
+def test_float_noise_between_arms_that_booked_the_same_trades_is_no_gap() -> None:
+    returns = [0.02, -0.01, 0.035, 0.0]
+    noisy = [r + 3e-14 for r in returns]  # the same trades, summed in another order
+    result = memorisation_gap(*arms(noisy, returns))
+    assert result.total_return.ci_low is not None and result.total_return.ci_low > 0
+    assert result.verdict == "no gap detected"
+    assert result.sharpe.verdict == "no gap detected"
+
+
 def test_a_gap_in_the_masked_arms_favour_is_no_gap_detected() -> None:
     rng = np.random.default_rng(3)
     unmasked = list(rng.normal(0.0, 0.01, 6))

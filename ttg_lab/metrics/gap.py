@@ -121,12 +121,17 @@ class GapResult:
         return f"{value} {SHORT_VERDICTS[gap.verdict]} (lower bound)"
 
 
+NOISE = 1e-9
+"""A gap smaller than this (in return or Sharpe) is the float noise of bookkeeping, not
+an effect: two arms that booked the same trades may differ by ~1e-14."""
+
+
 def gap_verdict(n: int, ci_low: float | None) -> GapVerdict:
-    """Suspected when the interval's lower end is above 0 (the unmasked arm better);
-    too few runs under 2 (pairs, or runs in an arm)."""
+    """Suspected when the interval's lower end is above 0 (the unmasked arm better) by more
+    than :data:`NOISE`; too few runs under 2 (pairs, or runs in an arm)."""
     if n < 2 or ci_low is None:
         return "too few runs"
-    return "memorisation suspected" if ci_low > 0.0 else "no gap detected"
+    return "memorisation suspected" if ci_low > NOISE else "no gap detected"
 
 
 def memorisation_gap(
