@@ -236,8 +236,14 @@ def test_a_researcher_session(page: Any) -> None:
 
     # the leaderboard lists imported LLM runs and the baselines
     open_tab(page, "Leaderboard")
-    board = page.locator(".ttg-table").filter(visible=True).first.inner_text()
+    tables = page.locator(".ttg-table").filter(visible=True)
+    tables.first.wait_for(timeout=30_000)
+    board = "\n".join(tables.all_inner_texts())
     assert "aitrader-gpt-5-us-hourly" in board and "baseline-momentum" in board
+    for column in ("n_runs", "n_steps", "holm_verdict", "psr", "dsr"):  # Step 5
+        assert column in board, column
+    groups = page.locator(".ttg-subtitle").filter(visible=True).all_inner_texts()
+    assert "us daily 2025-06-10..2025-10-30 - benchmark QQQ" in groups  # a table per group
     shot(page, "panel-leaderboard")
 
     # an admin changes a user's role

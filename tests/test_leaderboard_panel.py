@@ -68,7 +68,6 @@ def test_the_board_shows_its_statistics_by_group_and_any_column_chosen(shipped: 
     view = leaderboard.view(panel)
     shown = html_of(view)
     for column in (
-        "group",
         "rank",
         "n_runs",
         "n_steps",
@@ -78,7 +77,6 @@ def test_the_board_shows_its_statistics_by_group_and_any_column_chosen(shipped: 
         "psr",
         "dsr",
         "min_trl",
-        "training_window",
         "llm_cost",
         "repriced_return",  # imported runs re-priced: a cost flag
     ):
@@ -88,7 +86,14 @@ def test_the_board_shows_its_statistics_by_group_and_any_column_chosen(shipped: 
     apart = {"unknown": 1, "inside": 2}  # training windows ranked apart
     groups = [(apart.get(r["training_window"], 0), r["group"]) for r in panel.rows]
     assert groups == sorted(groups, key=groups.index)  # rows ranked together sit together
-    assert "us daily 2025-06-10..2025-10-30" in shown
+    # a table per group of rows ranked together, what they share in its title
+    assert '<div class="ttg-subtitle">us daily 2025-06-10..2025-10-30 - benchmark QQQ</div>' in (
+        shown
+    )
+    assert "- benchmark QQQ - after the knowledge cutoff</div>" in shown  # the window
+    assert "<th>group</th>" not in shown and "<th>benchmark</th>" not in shown
+    titles = [title for title, _ in panel.tables()]
+    assert len(titles) == len(set(titles)) > 1
 
     chooser = find(view, w.SelectMultiple, "Columns")
     chooser.value = ("vs_benchmark", "model", "sharpe")

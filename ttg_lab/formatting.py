@@ -127,7 +127,7 @@ BOARD_FORMATS: dict[str, Callable[[Any], str]] = {
     **dict.fromkeys(("sharpe", "sortino", "cohens_d", "sharpe_diff"), ratio),
     **dict.fromkeys(("p_value", "p_holm", "psr", "dsr", "spa_p_value"), probability),
     **dict.fromkeys(("forward", "masked", "costs_differ", "stepm_beats"), flag),
-    **dict.fromkeys(("latest_run", "best_run", "experiment"), whole),
+    **dict.fromkeys(("latest_run", "best_run", "experiment", "rank", "trials"), whole),
     "volatility": lambda value: percent(value, signed=False),
     "min_trl": bars,
     "holm_verdict": holm_verdict,

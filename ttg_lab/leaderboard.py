@@ -356,6 +356,59 @@ def _training_flag(row: Any) -> TrainingFlag:
     )
 
 
+TITLED = "group"
+"""The column each table names in its title rather than repeats in every row."""
+
+SHARED = ("benchmark", "training_window")
+"""Columns a table's title says instead when every row of it shares one value."""
+
+WINDOW_TITLES = {
+    "after": "after the knowledge cutoff",
+    "unknown": "unknown knowledge cutoff",
+    "inside": "inside the training window",
+}
+"""What a table's title says of a training window all its rows share."""
+
+
+def _titled(rows: pd.DataFrame, apart: bool, masked: bool) -> tuple[str, pd.DataFrame]:
+    """A table's title and rows: the group, and the benchmark and training window when
+    every row shares one, are said in the title instead of in a column of each row, as
+    are masked runs ranked apart."""
+    parts = [str(rows[TITLED].iloc[0])]
+    shown = rows.drop(columns=TITLED)
+    for column in SHARED:
+        values = rows[column]
+        if values.notna().all() and values.nunique() == 1:
+            value = str(values.iloc[0])
+            parts.append(f"benchmark {value}" if column == "benchmark" else WINDOW_TITLES[value])
+            shown = shown.drop(columns=column)
+    if masked:
+        parts.append("masked runs")
+        shown = shown.drop(columns="masked")
+    return " - ".join(parts) + (", ranked apart" if apart else ""), shown
+
+
+def ranked_tables(
+    board: pd.DataFrame, training_apart: bool = True, masked_apart: bool = True
+) -> list[tuple[str, pd.DataFrame]]:
+    """The board's rows ranked together, each under its title, for a face that shows a
+    table per group: consecutive rows of one group (and, ranked apart, of one training
+    window's rank, masked or not)."""
+    by_window = {str(k): v for k, v in TRAINING_RANK.items() if k is not None}
+    windows = [by_window.get(str(w), 0) * training_apart for w in board["training_window"]]
+    masked = [bool(m) and masked_apart for m in board["masked"]]
+    keys = list(zip(windows, masked, board[TITLED], strict=True))
+    blocks: list[tuple[str, pd.DataFrame]] = []
+    start = 0
+    for end in range(1, len(keys) + 1):
+        if end == len(keys) or keys[end] != keys[start]:
+            window, masked_rows, _ = keys[start]
+            rows = board.iloc[start:end]
+            blocks.append(_titled(rows, bool(window) or masked_rows, masked_rows))
+            start = end
+    return blocks
+
+
 SHOWN_EMPTY = frozenset({"model", "llm_cost"})
 """Columns a summary keeps even when empty: an unknown LLM cost reads "unknown"."""
 

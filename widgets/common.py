@@ -148,6 +148,7 @@ body, .jp-Notebook, .voila-body, .jp-OutputArea {
 .widget-label, .widget-html-content, .widget-inline-hbox .widget-label {
         color: var(--ttg-text) !important; }
 .ttg-title { font-size: 1.4em; font-weight: 600; margin: 4px 0 8px 0; }
+.ttg-subtitle { font-weight: 600; margin: 12px 0 4px 0; color: var(--ttg-muted); }
 .ttg-table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .ttg-table th { text-align: left; color: var(--ttg-muted); border-bottom: 1px solid #2b333d;
                 padding: 4px 8px; position: sticky; top: 0; background: var(--ttg-panel); }

@@ -6,6 +6,7 @@ ticked) and cost flags; a column chooser shows any other column of the board."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as w
@@ -78,16 +79,20 @@ class LeaderboardController(Controller):
             )
         return [c for c in options.LEADERBOARD_COLUMNS if c in chosen]
 
-    def shown(self) -> pd.DataFrame:
-        """The board in the chosen columns; by default those of the panel's that tell
-        something in these rows."""
-        from ttg_lab.leaderboard import telling_columns
+    def tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """The current page as a table per group of rows ranked together, titled with what
+        they share (group, benchmark, training window), in the chosen columns: by default
+        those of the panel's that tell something in the table's rows."""
+        from ttg_lab.leaderboard import ranked_tables, telling_columns
 
-        frame = self.frame()
-        if frame.empty:
-            return frame
-        chosen = list(self.columns) or telling_columns(frame, panel_columns())
-        return frame[[c for c in chosen if c in frame.columns]]
+        page = self.table.view(self.frame())
+        if page.empty:
+            return []
+        tables = []
+        for title, rows in ranked_tables(page, not self.training_together):
+            chosen = list(self.columns) or telling_columns(rows, panel_columns())
+            tables.append((title, rows[[c for c in chosen if c in rows.columns]]))
+        return tables
 
 
 def view(ctl: LeaderboardController) -> w.Widget:
@@ -118,7 +123,12 @@ def view(ctl: LeaderboardController) -> w.Widget:
     table, status, chart = w.HTML(), w.HTML(), w.Output()
 
     def redraw(*_: Any) -> None:
-        table.value = table_html(ctl.table.view(ctl.shown()), BOARD_FORMATS)
+        tables = ctl.tables()
+        table.value = "".join(
+            f'<div class="ttg-subtitle">{html.escape(title)}</div>'
+            + table_html(rows, BOARD_FORMATS)
+            for title, rows in tables
+        ) or table_html(pd.DataFrame())
         status.value = status_html(ctl)
 
     def draw(*_: Any) -> None:  # an empty board clears the chart of an earlier filter

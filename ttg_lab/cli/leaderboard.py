@@ -18,12 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-TITLED = "group"
-"""The column each table names in its title rather than repeats in every row."""
-
-SHARED = ("benchmark", "training_window")
-"""Columns a table's title says instead when every row of it shares one value."""
-
 KEY = "model"
 """The column every table of a board cut to the terminal's width starts with."""
 
@@ -33,13 +27,6 @@ ALL_COLUMNS = "all"
 SNOOPING_NAMES = {"spa": "SPA (Hansen)", "stepm": "StepM (Romano-Wolf)"}
 """``--snooping``: Hansen's SPA (is any model better than buy-and-hold?) and Romano and
 Wolf's StepM (which models are?)."""
-
-WINDOW_TITLES = {
-    "after": "after the knowledge cutoff",
-    "unknown": "unknown knowledge cutoff",
-    "inside": "inside the training window",
-}
-"""What a table's title says of a training window all its rows share."""
 
 
 def chosen_columns(text: str | None) -> list[str] | None:
@@ -57,46 +44,6 @@ def chosen_columns(text: str | None) -> list[str] | None:
             f"choose from {', '.join(options.LEADERBOARD_COLUMNS)} or {ALL_COLUMNS}"
         )
     return [KEY, *(name for name in names if name != KEY)]
-
-
-def _titled(rows: pd.DataFrame, apart: bool, masked: bool) -> tuple[str, pd.DataFrame]:
-    """A table's title and rows: the group, and the benchmark and training window when
-    every row shares one, are said in the title instead of in a column of each row, as
-    are masked runs ranked apart."""
-    parts = [str(rows[TITLED].iloc[0])]
-    shown = rows.drop(columns=TITLED)
-    for column in SHARED:
-        values = rows[column]
-        if values.notna().all() and values.nunique() == 1:
-            value = str(values.iloc[0])
-            parts.append(f"benchmark {value}" if column == "benchmark" else WINDOW_TITLES[value])
-            shown = shown.drop(columns=column)
-    if masked:
-        parts.append("masked runs")
-        shown = shown.drop(columns="masked")
-    return " - ".join(parts) + (", ranked apart" if apart else ""), shown
-
-
-def _blocks(
-    board: pd.DataFrame, training_apart: bool, masked_apart: bool = True
-) -> list[tuple[str, pd.DataFrame]]:
-    """The board's rows ranked together, each under its title: consecutive rows of one
-    group (and, ranked apart, one training window's rank and masked or not)."""
-    from ttg_lab.leaderboard import TRAINING_RANK
-
-    by_window = {str(k): v for k, v in TRAINING_RANK.items() if k is not None}
-    windows = [by_window.get(str(w), 0) * training_apart for w in board["training_window"]]
-    masked = [bool(m) and masked_apart for m in board["masked"]]
-    keys = list(zip(windows, masked, board[TITLED], strict=True))
-    blocks: list[tuple[str, pd.DataFrame]] = []
-    start = 0
-    for end in range(1, len(keys) + 1):
-        if end == len(keys) or keys[end] != keys[start]:
-            window, masked_rows, _ = keys[start]
-            rows = board.iloc[start:end]
-            blocks.append(_titled(rows, bool(window) or masked_rows, masked_rows))
-            start = end
-    return blocks
 
 
 def _fitting(frame: pd.DataFrame, width: int) -> list[list[str]]:
@@ -127,9 +74,9 @@ def print_board(
 ) -> None:
     """The board as one table per group of rows ranked together, titled with the group;
     a table too wide for ``width`` goes on in a continued table."""
-    for title, rows in _blocks(board, training_apart, masked_apart):
-        from ttg_lab.leaderboard import telling_columns
+    from ttg_lab.leaderboard import ranked_tables, telling_columns
 
+    for title, rows in ranked_tables(board, training_apart, masked_apart):
         shown = telling_columns(rows, options.LEADERBOARD_SUMMARY) if columns is None else columns
         table = rows[[c for c in shown if c in rows.columns]]
         for i, chunk in enumerate(_fitting(table, width)):
@@ -143,11 +90,12 @@ def snooping_table(
     beats it" and the models StepM finds better, at 5% family-wise error."""
     import pandas as pd
 
+    from ttg_lab.leaderboard import ranked_tables
     from ttg_lab.metrics.comparisons import ALPHA
 
     none = f"none shown at {ALPHA:.0%}"
     rows = []
-    for title, block in _blocks(board, training_apart, masked_apart):
+    for title, block in ranked_tables(board, training_apart, masked_apart):
         tested = block[block["spa_p_value"].notna()]
         for test in tests:
             row = {"group": title, "test": SNOOPING_NAMES[test], "models": len(tested)}
