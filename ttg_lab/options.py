@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what __getattr__ gives, typed; at run time each loads on fi
     from ttg_lab.clock import Clock
     from ttg_lab.dates import parse_date
     from ttg_lab.engine.ledger import LedgerStatus
-    from ttg_lab.leaderboard import BoardVerdict
+    from ttg_lab.leaderboard import BoardVerdict, ranked_tables, telling_columns
     from ttg_lab.market.bars import BarLabel
     from ttg_lab.market.fetch import FetchProgress, FetchReport
     from ttg_lab.market.loader import BarConflictError
@@ -95,6 +95,9 @@ _CHOICES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "LEADERBOARD_SUMMARY": ("ttg_lab.leaderboard", "SUMMARY_COLUMNS", _listed),
     "LEADERBOARD_COLUMNS": ("ttg_lab.leaderboard", "BOARD_COLUMNS", _listed),
     "LEADERBOARD_ACROSS": ("ttg_lab.leaderboard", "ACROSS", _listed),  # leaderboard(across=)
+    # how a face shows a board: a table per group, the summary columns that tell something
+    "ranked_tables": ("ttg_lab.leaderboard", "ranked_tables", _as_is),
+    "telling_columns": ("ttg_lab.leaderboard", "telling_columns", _as_is),
     "VERDICTS": ("ttg_lab.leaderboard", "VERDICTS", _listed),
     "BoardVerdict": ("ttg_lab.leaderboard", "BoardVerdict", _as_is),
     "GATE_VERDICTS": ("ttg_lab.rules.gate", "VERDICTS", _listed),
@@ -225,5 +228,7 @@ __all__ = [
     "news_formats",
     "parse_date",
     "policies",
+    "ranked_tables",
+    "telling_columns",
     "tool_modes",
 ]

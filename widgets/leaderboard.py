@@ -83,14 +83,12 @@ class LeaderboardController(Controller):
         """The current page as a table per group of rows ranked together, titled with what
         they share (group, benchmark, training window), in the chosen columns: by default
         those of the panel's that tell something in the table's rows."""
-        from ttg_lab.leaderboard import ranked_tables, telling_columns
-
         page = self.table.view(self.frame())
         if page.empty:
             return []
         tables = []
-        for title, rows in ranked_tables(page, not self.training_together):
-            chosen = list(self.columns) or telling_columns(rows, panel_columns())
+        for title, rows in options.ranked_tables(page, not self.training_together):
+            chosen = list(self.columns) or options.telling_columns(rows, panel_columns())
             tables.append((title, rows[[c for c in chosen if c in rows.columns]]))
         return tables
 
