@@ -14,7 +14,7 @@ from ttg_lab.secrets import redact
 
 class TTGLabError(Exception):
     """Base class of all deliberate TTG Lab errors. A message never shows a secret: what
-    it quotes of the input (a typed key, a provider's echo) is masked as it is made."""
+    it quotes of the input (a typed key, a provider's echo) is redacted as it is made."""
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))

@@ -1,7 +1,7 @@
 """The ``ttg-lab`` command line: every command is a call into the lab.
 
 One module per command group; :mod:`~ttg_lab.cli.context` opens the lab and reads typed
-input, :mod:`~ttg_lab.cli.output` prints (masked), turns errors into one line and sets
+input, :mod:`~ttg_lab.cli.output` prints (redacted), turns errors into one line and sets
 exit codes. ``ttg_lab.cli:main`` is the entry point.
 """
 

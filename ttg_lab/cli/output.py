@@ -1,4 +1,4 @@
-"""What every command shares on the way out: masked output, tables, one-line errors and
+"""What every command shares on the way out: redacted output (secrets), tables, one-line errors and
 exit codes."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pandas loads when a command prints a table, so start-up is 
     import pandas as pd
 
 
-class MaskedStdout(io.StringIO):
+class RedactedStdout(io.StringIO):
     """Standard output with every secret masked (see :func:`ttg_lab.secrets.redact`):
     nothing the command line echoes, stored text included, shows a key."""
 
@@ -41,7 +41,7 @@ class MaskedStdout(io.StringIO):
 
 
 console = Console(
-    file=MaskedStdout(),
+    file=RedactedStdout(),
     width=None if sys.stdout.isatty() else 160,
     soft_wrap=not sys.stdout.isatty(),
 )
@@ -64,7 +64,7 @@ def print_frame(
         cells = []
         for column, value in zip(frame.columns, row, strict=True):
             fmt = formats.get(str(column))
-            if fmt is not None:  # masked before wrapping
+            if fmt is not None:  # redacted before wrapping
                 cells.append(Text(redact(fmt(value))))
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append(Text(""))
@@ -84,7 +84,7 @@ def clear_errors() -> Iterator[None]:
     except TTGLabError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
-    except Exception as exc:  # a provider or driver error: one masked line, no traceback
+    except Exception as exc:  # a provider or driver error: one redacted line, no traceback
         console.print(
             f"[red]error:[/red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False
         )
