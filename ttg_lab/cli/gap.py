@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ttg_lab import options
-from ttg_lab.cli.context import DATE_HELP, LabContext, LazyChoice, LazyHelp, pass_ctx
+from ttg_lab.cli.context import LabContext, pass_ctx
 from ttg_lab.cli.output import clear_errors, console, exit_unless, print_frame
-from ttg_lab.cli.runs import SUMMARY_FORMATS, budget_options, follow, run_summary
+from ttg_lab.cli.runs import SUMMARY_FORMATS, budget_options, follow, period_options, run_summary
 from ttg_lab.formatting import percent
 from ttg_lab.processes import stop_signals
 
@@ -43,20 +42,8 @@ def gap() -> None:
 
 @gap.command("run")
 @click.argument("model")
-@click.option("--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)")
-@click.option("--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)")
+@period_options
 @click.option("--repeats", type=int, default=3, show_default=True, help="runs in each arm")
-@click.option("--mode", type=LazyChoice(lambda: options.MODES), default="daily", show_default=True)
-@click.option(
-    "--costs",
-    default="default",
-    show_default=True,
-    cls=LazyHelp,
-    lazy_help=lambda: f"a cost preset: {', '.join(options.COST_PRESETS)}",
-)
-@click.option(
-    "--fill", type=LazyChoice(lambda: options.FILL_POLICIES), default="open", show_default=True
-)
 @click.option("--seed", type=int, default=0, show_default=True, help="the first repeat's seed")
 @budget_options
 @click.option("--name", default="", help="the gap's name")

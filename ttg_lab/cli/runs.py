@@ -122,21 +122,42 @@ def budget_options(command: Callable[..., None]) -> Callable[..., None]:
     )(command)
 
 
+def period_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What a run (or a gap's runs) trades over and how: ``--mode``, ``--start``,
+    ``--end``, ``--costs`` and ``--fill``."""
+    for option in reversed(
+        (
+            click.option(
+                "--mode", type=LazyChoice(lambda: options.MODES), default="daily", show_default=True
+            ),
+            click.option(
+                "--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)"
+            ),
+            click.option(
+                "--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)"
+            ),
+            click.option(
+                "--costs",
+                default="default",
+                show_default=True,
+                cls=LazyHelp,
+                lazy_help=lambda: f"a cost preset: {', '.join(options.COST_PRESETS)}",
+            ),
+            click.option(
+                "--fill",
+                type=LazyChoice(lambda: options.FILL_POLICIES),
+                default="open",
+                show_default=True,
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("model")
-@click.option("--mode", type=LazyChoice(lambda: options.MODES), default="daily", show_default=True)
-@click.option("--start", default=None, help=f"first day, {DATE_HELP} (default: start of the data)")
-@click.option("--end", default=None, help=f"last day, {DATE_HELP} (default: end of the data)")
-@click.option(
-    "--costs",
-    default="default",
-    show_default=True,
-    cls=LazyHelp,
-    lazy_help=lambda: f"a cost preset: {', '.join(options.COST_PRESETS)}",
-)
-@click.option(
-    "--fill", type=LazyChoice(lambda: options.FILL_POLICIES), default="open", show_default=True
-)
+@period_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--path",
