@@ -177,7 +177,9 @@ def test_the_dashboard_board_shows_the_repeats_and_their_interval(lab: Lab) -> N
     rand = lab.models.create("rand", ai_model_id="baseline/random", tickers=TICKERS)
     lab.start_run(rand, path="direct", repeats=2, background=False, **PERIOD)
     shown = html_of(leaderboard.view(leaderboard.LeaderboardController(lab)))
-    assert "<th>repeats</th>" in shown and "<th>mean_ci_low</th>" in shown
+    # the runs behind the row (n_runs: the repeats) and the interval their spread gives
+    assert "<th>n_runs</th>" in shown and "<th>mean_ci_low</th>" in shown
+    assert lab.leaderboard().set_index("model").loc["rand", "n_runs"] == 2
 
 
 def test_repeats_run_here_are_recorded_as_each_starts_never_left_waiting_as_running(
